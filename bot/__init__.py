@@ -1,0 +1,1 @@
+"""complaintbot bot package."""

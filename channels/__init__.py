@@ -1,0 +1,1 @@
+"""complaintbot channels package."""

@@ -1,0 +1,1 @@
+"""complaintbot core package."""
