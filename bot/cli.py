@@ -1,0 +1,204 @@
+"""The `complaintbot` command line. Bad input: one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.app import Application, build
+from bot.config import ConfigError, Settings, load_settings
+from core.db import upgrade
+from core.numbers import InvalidTicketNumber
+from core.policy import DEFAULT_POLICY_TEXT, PolicyError
+from core.privacy import PrivacyKeyError, generate_key
+from core.tickets import LIST_FILTERS, TicketNotFound, get_ticket, list_tickets, summary_view, ticket_view
+
+T = TypeVar("T")
+app = typer.Typer(help="complaintbot: learners' complaints from every channel, on one SLA engine.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tickets_app, name="tickets")
+out = Console()
+err = Console(stderr=True)
+# Errors a user can cause; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ConfigError, PolicyError, PrivacyKeyError, InvalidTicketNumber, TicketNotFound, ValueError,
+               FileNotFoundError, FileExistsError)
+
+
+class State:
+    config: Path | None = None
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"error: {message}", markup=False, highlight=False)
+    return typer.Exit(code=2)
+
+
+def guarded(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+
+
+def settings() -> Settings:
+    return guarded(lambda: load_settings(State.config))
+
+
+def with_app(action: Callable[[Application], Awaitable[T]], *, create_key: bool = False) -> T:
+    async def main() -> T:
+        application = build(settings(), create_key=create_key)
+        try:
+            return await action(application)
+        finally:
+            await application.close()
+
+    return guarded(lambda: asyncio.run(main()))
+
+
+@app.callback()
+def main_options(
+    config: Annotated[Path | None, typer.Option("--config", help="config file (default: $COMPLAINTBOT_CONFIG "
+                                                "or ./complaintbot.toml)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug details")] = False,
+) -> None:
+    State.config = config
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Option("--dir", help="where to write the files")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="overwrite existing files")] = False,
+) -> None:
+    """Write a commented example config and policy file, and create the database."""
+    config_file, policy_file = directory / "complaintbot.toml", directory / "policy.toml"
+    for path in (config_file, policy_file):
+        if path.exists() and not force:
+            raise fail(f"{path} exists; use --force to overwrite it")
+    directory.mkdir(parents=True, exist_ok=True)
+    example = resources.files("bot").joinpath("example_config.toml").read_text(encoding="utf-8")
+    config_file.write_text(example.replace("@PRIVACY_KEY@", generate_key()), encoding="utf-8")
+    config_file.chmod(0o600)  # it holds the privacy key
+    policy_file.write_text(DEFAULT_POLICY_TEXT, encoding="utf-8")
+    State.config = config_file
+    loaded = settings()
+    # Relative paths in the config are relative to where the service runs; init writes for `directory`.
+    loaded.service.var_dir = directory / loaded.service.var_dir
+    if loaded.policy.file is not None:
+        loaded.policy.file = directory / loaded.policy.file
+
+    async def main() -> None:
+        application = build(loaded, create_key=False)
+        try:
+            await upgrade(application.engine)
+        finally:
+            await application.close()
+
+    guarded(lambda: asyncio.run(main()))
+    out.print(f"wrote {config_file} and {policy_file}; database ready at {loaded.database_url()}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending database migrations."""
+
+    async def action(application: Application) -> None:
+        await upgrade(application.engine)
+
+    with_app(action, create_key=True)
+    out.print("database is up to date")
+
+
+@app.command()
+def run() -> None:
+    """Run the service: web routes, channels, outbox and scheduler."""
+    from bot.service import serve
+
+    guarded(lambda: asyncio.run(serve(settings())))
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@tickets_app.command("list")
+def tickets_list(
+    status: Annotated[str, typer.Option(help=f"one of {', '.join(LIST_FILTERS)}")] = "open",
+    as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+) -> None:
+    """List tickets."""
+    if status not in LIST_FILTERS:
+        raise fail(f"unknown --status {status!r}: use {', '.join(LIST_FILTERS)}")
+    now = datetime.now(UTC)
+
+    async def action(application: Application) -> list[dict[str, Any]]:
+        async with application.core.sessions() as session:
+            rows = await list_tickets(session, status, now)
+            return [await summary_view(application.core, session, t, now) for t in rows]
+
+    views = with_app(action)
+    if as_json:
+        _print_json(views)
+        return
+    table = Table("number", "status", "category", "severity", "department", "owner", "due", "summary")
+    for v in views:
+        due = f"{v['due_stage']} {v['due_at'][:16]}" if v["due_at"] else ""
+        table.add_row(v["number"], v["status"], v["category"], v["severity"], v["department"], v["owner"] or "",
+                      ("[red]" + due + " OVERDUE[/red]") if v["overdue"] else due, v["summary"][:40])
+    out.print(table)
+
+
+@tickets_app.command("show")
+def tickets_show(
+    number: str,
+    as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+) -> None:
+    """One ticket with its messages, clocks and events."""
+    now = datetime.now(UTC)
+
+    async def action(application: Application) -> dict[str, Any]:
+        async with application.core.sessions() as session:
+            ticket = await get_ticket(session, number, application.core.prefix)
+            return await ticket_view(application.core, session, ticket, now)
+
+    view = with_app(action)
+    if as_json:
+        _print_json(view)
+        return
+    out.print(f"[bold]{view['number']}[/bold]  {view['status']}  {view['category']}/{view['severity']}  "
+              f"{view['department']}  via {view['channel']}  owner: {view['owner'] or '-'}")
+    out.print(f"first contact: {view['first_contact']}  course: {view['course'] or '-'}  created {view['created_at']}")
+    out.print("[bold]clocks[/bold]")
+    for c in view["clocks"]:
+        state = f"met {c['met_at'][:16]}" if c["met_at"] else ("waits on learner" if c["waits_on_learner"] else "open")
+        out.print(f"  {c['stage']:<12} due {c['due_at'][:16]}  {state}  level {c['escalation_level']}")
+    out.print("[bold]messages[/bold]")
+    for m in view["messages"]:
+        out.print(f"  {m['at'][:16]} {m['direction']:>3} {m['channel']}: {m['text'][:200]}", markup=False)
+    out.print("[bold]events[/bold]")
+    for e in view["events"]:
+        out.print(f"  {e['at'][:16]} {e['actor']}: {e['action']} {e['detail'] or ''}", markup=False)
+    undelivered = [o for o in view["outbox"] if o["status"] != "sent"]
+    if undelivered:
+        out.print("[bold]not delivered[/bold]")
+        for o in undelivered:
+            out.print(f"  {o['kind']} via {o['channel']}: {o['status']} after {o['attempts']} attempt(s) "
+                      f"{o['last_error'] or ''}", markup=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,205 @@
+"""Configuration: one TOML file, every key overridable by `COMPLAINTBOT_<SECTION>__<KEY>`.
+
+The file is `--config PATH`, else `$COMPLAINTBOT_CONFIG`, else `./complaintbot.toml`; no file at
+all is valid and runs on the defaults. Settings are validated once, at start-up, and a wrong key
+or value becomes one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG = Path("complaintbot.toml")
+DEFAULT_DEPARTMENTS = {
+    "service": "学员服务部",
+    "teaching": "教学部",
+    "finance": "财务部",
+    "academic": "教务管理部",
+    "compliance": "合规审核部",
+}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseConfig(_Section):
+    url: str | None = None  # default: SQLite under [service] var_dir
+
+
+class ServiceConfig(_Section):
+    var_dir: Path = Path("var")
+
+
+class WebConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class TelegramConfig(_Section):
+    token: str | None = None
+    base_url: str | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_secret: str | None = None
+    staff_chat_id: int | None = None
+    manager_chat_id: int | None = None
+
+    def missing(self) -> str | None:
+        return None if self.token else "no [channels.telegram] token"
+
+
+class WechatConfig(_Section):
+    token: str | None = None
+    app_id: str | None = None
+    app_secret: str | None = None
+    encoding_aes_key: str | None = None
+    api_base_url: str | None = None
+
+    def missing(self) -> str | None:
+        absent = [k for k in ("token", "app_id", "app_secret") if not getattr(self, k)]
+        return f"no [channels.wechat] {', '.join(absent)}" if absent else None
+
+
+class EmailConfig(_Section):
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_user: str | None = None
+    imap_password: str | None = None
+    imap_folder: str = "INBOX"
+    imap_tls: bool = True
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    from_address: str | None = None
+    maildir: Path | None = None
+
+    def missing(self) -> str | None:
+        if not (self.imap_host or self.maildir):
+            return "no [channels.email] imap_host or maildir"
+        if not (self.smtp_host and self.from_address):
+            return "no [channels.email] smtp_host and from_address"
+        return None
+
+
+class VoicemailConfig(_Section):
+    spool_dir: Path | None = None
+    secret: str | None = None
+
+    def missing(self) -> str | None:
+        return None if (self.spool_dir or self.secret) else "no [channels.voicemail] spool_dir or secret"
+
+
+class ChannelsConfig(_Section):
+    telegram: TelegramConfig = TelegramConfig()
+    wechat: WechatConfig = WechatConfig()
+    email: EmailConfig = EmailConfig()
+    voicemail: VoicemailConfig = VoicemailConfig()
+
+
+class PolicyConfig(_Section):
+    file: Path | None = None
+
+
+class PrivacyConfig(_Section):
+    # One or more Fernet keys, comma-separated: the first encrypts, all decrypt (key rotation).
+    key: str | None = None
+
+    def keys(self) -> list[str]:
+        return [k.strip() for k in (self.key or "").split(",") if k.strip()]
+
+
+class DepartmentConfig(_Section):
+    name: str | None = None
+    telegram_chat_id: int | None = None
+    email: str | None = None
+    wecom_robot_key: str | None = None
+
+
+class TicketsConfig(_Section):
+    prefix: str = Field("TS", pattern=r"^[A-Za-z]{1,8}$")
+
+
+class TemplatesConfig(_Section):
+    dir: Path | None = None  # an operator's templates, <dir>/<locale>/<name>.j2, override the packaged ones
+
+
+class StaffConfig(_Section):
+    locale: Literal["zh", "en"] = "zh"  # language of cards and alerts in staff chats
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COMPLAINTBOT_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+    )
+
+    service: ServiceConfig = ServiceConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    web: WebConfig = WebConfig()
+    channels: ChannelsConfig = ChannelsConfig()
+    policy: PolicyConfig = PolicyConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    departments: dict[str, DepartmentConfig] = Field(default_factory=dict)
+    tickets: TicketsConfig = TicketsConfig()
+    templates: TemplatesConfig = TemplatesConfig()
+    staff: StaffConfig = StaffConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's content arrives as init arguments; the environment wins over it (secrets live there).
+        return (env_settings, init_settings)
+
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.service.var_dir / 'complaintbot.db'}"
+
+    def department_names(self) -> dict[str, str]:
+        names = dict(DEFAULT_DEPARTMENTS)
+        for key, department in self.departments.items():
+            names[key] = department.name or names.get(key, key)
+        return names
+
+
+def config_path(explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("COMPLAINTBOT_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def load_settings(explicit: Path | None = None) -> Settings:
+    """Read and validate the configuration; a missing default file means the defaults."""
+    path = config_path(explicit)
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    elif explicit is not None or os.environ.get("COMPLAINTBOT_CONFIG"):
+        raise ConfigError(f"config file {path} does not exist (run `complaintbot init` to write one)")
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None

@@ -1,0 +1,48 @@
+"""`complaintbot run`: the web app, the outbox dispatcher and the scheduler in one process."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from rich.console import Console
+
+from bot.app import build, channel_report
+from bot.config import Settings
+from bot.web import create_app
+from core.db import upgrade
+from scheduler.runner import Schedule, Scheduler
+
+log = logging.getLogger(__name__)
+OUTBOX_EVERY_SECONDS = 5.0
+
+
+async def serve(settings: Settings) -> None:
+    console = Console(stderr=True)
+    application = build(settings, create_key=True)
+    for notice in application.notices:
+        console.print(f"[yellow]{notice}[/yellow]")
+    try:
+        await upgrade(application.engine)
+        console.print(f"database: {settings.database_url()} (migrated)", markup=False)
+        for name, missing in channel_report(settings):
+            if missing:
+                console.print(f"channel {name}: skipped ({missing})", markup=False)
+            else:
+                console.print(f"channel {name}: configured, but this build has no {name} adapter yet", markup=False)
+        if "staff" not in application.senders:
+            console.print("staff chats: none configured; staff cards and alerts wait in the outbox", markup=False)
+        scheduler = Scheduler([Schedule("outbox", application.dispatcher.run_once, OUTBOX_EVERY_SECONDS)])
+        # A committed complaint brings the outbox forward: acknowledgements leave within seconds.
+        application.intake.on_commit = lambda: scheduler.run_soon("outbox")
+        scheduler.start()
+        try:
+            web = create_app(application.core)
+            server = uvicorn.Server(uvicorn.Config(web, host=settings.web.host, port=settings.web.port,
+                                                   log_level="info", lifespan="off"))
+            console.print(f"web: http://{settings.web.host}:{settings.web.port} (/healthz, /metrics)", markup=False)
+            await server.serve()
+        finally:
+            scheduler.shutdown()
+    finally:
+        await application.close()

@@ -1,0 +1,135 @@
+"""Money amounts mentioned in a complaint, in yuan.
+
+A number counts only when something ties it to money: a currency sign or word next to it
+(¥, RMB, CNY, 人民币 before; 元, 块, yuan, RMB, ... after), or a Chinese magnitude (万, 千) that
+learners use for money without saying 元 ("交了两万"). Phone numbers, dates, durations and
+course codes carry no such marker, so they are never mistaken for amounts.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal
+
+__all__ = ["chinese_number", "parse_amounts"]
+
+_DIGITS = {
+    "零": 0, "〇": 0, "一": 1, "壹": 1, "二": 2, "贰": 2, "貳": 2, "两": 2, "兩": 2, "俩": 2,
+    "三": 3, "叁": 3, "參": 3, "四": 4, "肆": 4, "五": 5, "伍": 5, "六": 6, "陆": 6, "陸": 6,
+    "七": 7, "柒": 7, "八": 8, "捌": 8, "九": 9, "玖": 9,
+}  # fmt: skip
+_SMALL_UNITS = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}
+_BIG_UNITS = {"万": 10**4, "萬": 10**4, "亿": 10**8, "億": 10**8}
+_ZERO = frozenset("零〇")
+_CN_CHARS = "".join([*_DIGITS, *_SMALL_UNITS, *_BIG_UNITS])
+# Chinese magnitudes that make a bare number an amount: nobody says "两万" of anything
+# but money in a complaint, unless a measure word follows (see _NOT_MONEY_AFTER).
+_MONEY_MAGNITUDES = frozenset("千仟万萬亿億")
+
+_ARABIC = r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]+)?"
+_NUMERAL = re.compile(rf"(?:{_ARABIC}|[{_CN_CHARS}])+")
+_ARABIC_ONLY = re.compile(_ARABIC)
+_PIECE = re.compile(r"[0-9]+(?:\.[0-9]+)?|.", re.S)
+_PREFIX = re.compile(r"(?:¥|(?<![A-Za-z])(?:RMB|CNY)|人民币)\s*$", re.I)
+# "2k" or "3 thousand" is money only next to a currency word: "2k words" is not.
+_MULTIPLIER = re.compile(r"\s*(?P<mult>[kw]|thousand)(?![A-Za-z])", re.I)
+_MULTIPLIERS = {"k": 1000, "w": 10**4, "thousand": 1000}
+_SUFFIX = re.compile(
+    r"\s*(?:多|余|来)?\s*(?:元|块|圆|人民币|(?:RMB|CNY|yuan|kuai)(?![A-Za-z]))", re.I
+)
+_APPROX = re.compile(r"多|余|来")
+_NOT_MONEY_AFTER = frozenset("字个人名位次遍步米里公克斤本页题道词句行条张天年月日周小分秒倍份件所家户号级期节课届批")
+
+
+def parse_amounts(text: str) -> list[Decimal]:
+    """Every money amount in `text`, in yuan, in the order they appear."""
+    # NFKC turns full-width digits, letters and ￥ into their ASCII forms.
+    text = unicodedata.normalize("NFKC", text)
+    amounts: list[Decimal] = []
+    for match in _NUMERAL.finditer(text):
+        numeral, start, end = match.group(), match.start(), match.end()
+        value = chinese_number(numeral)
+        if value is None or value <= 0:
+            continue
+        has_prefix = _PREFIX.search(text, max(0, start - 8), start) is not None
+        pure_arabic = _ARABIC_ONLY.fullmatch(numeral) is not None
+        if not has_prefix and start > 0 and text[start - 1].isascii() and text[start - 1].isalpha():
+            continue  # part of a code such as HSK5 or C2000
+        multiplier = _MULTIPLIER.match(text, end) if pure_arabic else None
+        after = multiplier.end() if multiplier else end
+        has_suffix = _SUFFIX.match(text, after) is not None
+        if has_prefix or has_suffix:
+            if multiplier:
+                value *= _MULTIPLIERS[multiplier.group("mult").lower()]
+        elif not _is_bare_money(numeral, text, end):
+            continue
+        amounts.append(_whole(value))
+    return amounts
+
+
+def _is_bare_money(numeral: str, text: str, end: int) -> bool:
+    if not _MONEY_MAGNITUDES.intersection(numeral):
+        return False
+    first = numeral[0]
+    # "千万别报" (by all means don't), "万一" (in case), "十万火急": a magnitude with no digit before it.
+    if not (first.isdigit() or (first in _DIGITS and first not in _ZERO)):
+        return False
+    following = text[end : end + 2]
+    following = following[1:] if _APPROX.match(following) else following
+    if not following:
+        return True
+    return following[0] not in _NOT_MONEY_AFTER and not (following[0].isascii() and following[0].isalpha())
+
+
+def chinese_number(numeral: str) -> Decimal | None:
+    """The value of a numeral written with Arabic digits, Chinese digits and units, or both.
+
+    "一千五百" = 1500, "一千五" = 1500, "两万五" = 25000, "1.5万" = 15000, "三四千" = 4000 (a range:
+    the upper end), "二零二六" = 2026. None if it is not a number at all.
+    """
+    pieces = _PIECE.findall(numeral.replace(",", ""))
+    if not pieces:
+        return None
+    if not any(piece in _SMALL_UNITS or piece in _BIG_UNITS for piece in pieces):
+        digits = [str(_DIGITS[p]) if p in _DIGITS else p for p in pieces]
+        return Decimal("".join(digits)) if all(_is_arabic(d) for d in digits) else None
+    total = section = Decimal(0)
+    pending: Decimal | None = None
+    last_unit: int | None = None
+    right_after_unit = False
+    abbreviated = False
+    for piece in pieces:
+        if piece in _ZERO:
+            right_after_unit = False
+        elif piece in _DIGITS or _is_arabic(piece):
+            digit = Decimal(_DIGITS[piece]) if piece in _DIGITS else Decimal(piece)
+            # Two digits in a row before a unit ("三四千") name a range.
+            pending = digit if pending is None else max(pending, digit)
+            abbreviated = right_after_unit
+            right_after_unit = False
+        elif piece in _SMALL_UNITS:
+            section += (pending if pending is not None else 1) * _SMALL_UNITS[piece]
+            pending, last_unit, right_after_unit = None, _SMALL_UNITS[piece], True
+        elif piece in _BIG_UNITS:
+            unit = _BIG_UNITS[piece]
+            amount = section + (pending if pending is not None else (0 if section or total else 1))
+            total = (total + amount) * unit if unit > 10**4 else total + amount * unit
+            section, pending, last_unit, right_after_unit = Decimal(0), None, unit, True
+        else:
+            return None
+    if pending is not None:
+        # "一千五" means 1500 and "两万五" 25000: a last digit right after a unit of 100 or more
+        # counts in the next unit down.
+        if abbreviated and last_unit is not None and last_unit >= 100:
+            pending *= Decimal(last_unit) / 10
+        section += pending
+    return total + section
+
+
+def _is_arabic(piece: str) -> bool:
+    return piece[:1].isdigit() and piece[:1].isascii()
+
+
+def _whole(value: Decimal) -> Decimal:
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value

@@ -1,0 +1,75 @@
+"""Stage clocks: when each one is due, opening them and closing them on the database."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.calendar import BusinessCalendar
+from core.models import Clock, Ticket
+from core.policy import Policy
+
+
+class ClockKeeper:
+    """Computes deadlines from the policy and the business calendar; holds no state of its own."""
+
+    def __init__(self, policy: Policy, calendar: BusinessCalendar) -> None:
+        self.policy = policy
+        self.calendar = calendar
+
+    def due(self, stage: str, started_at: datetime, *, major: bool = False) -> datetime:
+        rule = self.policy.stage(stage)
+        if stage == "callback":
+            # The hotline keeps its own hours: due a fixed time after it next opens.
+            hotline = self.policy.hotline
+            opening = self.calendar.next_opening(
+                started_at, hotline.open, hotline.close, working_days_only=hotline.follow_working_days
+            )
+            hours = rule.hours if rule.hours is not None else hotline.callback_hours
+            return self.calendar.add_hours(opening, hours)
+        if rule.working_days is not None:
+            days = rule.major_working_days if major and rule.major_working_days is not None else rule.working_days
+            return self.calendar.add_working_days(started_at, days)
+        assert rule.hours is not None  # the policy model guarantees one of the two
+        hours = rule.major_hours if major and rule.major_hours is not None else rule.hours
+        if rule.round_the_clock:
+            return self.calendar.add_hours(started_at, hours)
+        return self.calendar.add_working_hours(started_at, hours)
+
+    def duration(self, clock: Clock) -> timedelta:
+        return clock.due_at - clock.started_at
+
+    def open(self, session: AsyncSession, ticket: Ticket, stage: str, now: datetime, *, major: bool) -> Clock:
+        rule = self.policy.stage(stage)
+        clock = Clock(
+            ticket=ticket,
+            stage=stage,
+            started_at=now,
+            due_at=self.due(stage, now, major=major),
+            paused=rule.waits_on_learner,
+            escalation_level=0,
+        )
+        session.add(clock)
+        return clock
+
+
+async def close_clocks(session: AsyncSession, ticket_id: int, stages: tuple[str, ...], now: datetime) -> int:
+    """Mark the ticket's open clocks of these stages met; returns how many were open."""
+    if not stages:
+        return 0
+    result = await session.execute(
+        update(Clock)
+        .where(Clock.ticket_id == ticket_id, Clock.stage.in_(stages), Clock.met_at.is_(None))
+        .values(met_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def open_clocks(session: AsyncSession, ticket_id: int) -> list[Clock]:
+    rows = await session.scalars(
+        select(Clock).where(Clock.ticket_id == ticket_id, Clock.met_at.is_(None)).order_by(Clock.id)
+    )
+    return list(rows)

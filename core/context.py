@@ -1,0 +1,52 @@
+"""Everything the core's services need, wired once by the application (the composition root)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.calendar import BusinessCalendar
+from core.classify import ClassificationRules
+from core.clocks import ClockKeeper
+from core.policy import Policy
+from core.privacy import Vault
+from core.templates import Templates
+
+
+@dataclass
+class CoreContext:
+    sessions: async_sessionmaker[AsyncSession]
+    policy: Policy
+    vault: Vault
+    templates: Templates
+    prefix: str = "TS"
+    department_names: Mapping[str, str] = field(default_factory=dict)
+    staff_locale: str = "zh"
+    calendar: BusinessCalendar = field(init=False)
+    clocks: ClockKeeper = field(init=False)
+    rules: ClassificationRules = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.calendar = BusinessCalendar(self.policy.calendar.settings())
+        self.clocks = ClockKeeper(self.policy, self.calendar)
+        self.rules = self.policy.classification_rules()
+
+    def department_name(self, key: str) -> str:
+        return self.department_names.get(key, key)
+
+    def local_text(self, at: datetime) -> str:
+        """A time as learners and staff read it: local, to the minute."""
+        return at.astimezone(self.calendar.tz).strftime("%Y-%m-%d %H:%M")
+
+    def limits(self, *, major: bool) -> dict[str, dict[str, Any]]:
+        """Each stage's effective duration, for the texts that promise them."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, rule in self.policy.stages.items():
+            hours = rule.major_hours if major and rule.major_hours is not None else rule.hours
+            days = rule.major_working_days if major and rule.major_working_days is not None else rule.working_days
+            out[name] = {"hours": hours, "working_days": days, "round_the_clock": rule.round_the_clock}
+        return out

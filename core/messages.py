@@ -1,0 +1,87 @@
+"""What crosses the boundary between a channel adapter and the core.
+
+Adapters turn a platform's raw input into an `InboundMessage` and each `OutboundMessage` into a
+platform call. Both are frozen and keep what the platform sent (`raw`) so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+CHANNELS = ("wechat", "telegram", "email", "voicemail", "staff")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    kind: str  # photo | voice | document | image | file | audio
+    ref: str  # the platform's file id, media id or a storage path
+    name: str | None = None
+    mime: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message from a learner, as the core sees it.
+
+    `external_id` is the platform's idempotency key (WeChat MsgId, Telegram message id,
+    e-mail Message-ID, voicemail id): a redelivery with the same `(channel, external_id)` changes nothing.
+    `sender_id` is the learner's address on that channel (chat id, OpenID, e-mail address, phone).
+    `reply_to` is the platform id of the message this one answers, if the platform says so.
+    """
+
+    channel: str
+    external_id: str
+    sender_id: str
+    text: str
+    received_at: datetime
+    sender_name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    reply_to: str | None = None
+    subject: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    new_ticket: bool = False  # the learner asked for a separate complaint (/new)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.received_at.tzinfo is None:
+            raise ValueError("InboundMessage.received_at must be timezone-aware")
+        if not self.external_id:
+            raise ValueError("InboundMessage.external_id is required: it is the idempotency key")
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: str  # e.g. "claim:TS-261122-00071"
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message the outbox hands to a channel's sender.
+
+    `key` is the idempotency key of the row: a retry after a crash carries the same key, so a
+    platform that deduplicates (or our own sender) can refuse the second copy.
+    """
+
+    key: str
+    channel: str
+    recipient: str
+    kind: str  # ack | ask | card | reply | alert | notice
+    text: str
+    ticket_number: str | None = None
+    subject: str | None = None
+    reply_to: str | None = None
+    buttons: tuple[Button, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a channel reports after a send: the platform's id for the message, if any."""
+
+    external_ref: str | None = None

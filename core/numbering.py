@@ -1,0 +1,31 @@
+"""Allocating ticket numbers: a per-day counter incremented inside the intake's transaction.
+
+The counter row is upserted with `ON CONFLICT DO UPDATE … RETURNING`: on PostgreSQL the row lock
+serialises concurrent intakes of one day across processes, on SQLite the write lock does. Since the
+increment commits or rolls back with the ticket, a failed intake leaves no gap in the sequence.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import TicketCounter
+from core.numbers import TicketNumber
+
+
+async def allocate_number(session: AsyncSession, prefix: str, day: date) -> TicketNumber:
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(TicketCounter)
+        .values(prefix=prefix, day=day, value=1)
+        .on_conflict_do_update(
+            index_elements=[TicketCounter.prefix, TicketCounter.day],
+            set_={"value": TicketCounter.value + 1},
+        )
+        .returning(TicketCounter.value)
+    )
+    sequence = (await session.execute(statement)).scalar_one()
+    return TicketNumber(prefix=prefix, day=day, sequence=int(sequence))

@@ -1,0 +1,257 @@
+"""The outbox: every outbound message is a row written with the change that caused it, then sent.
+
+A dispatcher claims due rows (a lease, `FOR UPDATE SKIP LOCKED` on PostgreSQL), sends each through
+the channel's `Sender`, and marks it sent. A crash after the send and before the mark leaves a
+lease that runs out: the row is claimed again and sent once more with the same idempotency key,
+so a message is never lost and is at most repeated once per crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.messages import Button, OutboundMessage, SendResult
+from core.models import Clock, Message, OutboxRow, Ticket
+from core.privacy import Vault
+
+log = logging.getLogger(__name__)
+
+PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+# Kinds that go to the learner and so belong in the ticket's conversation.
+LEARNER_KINDS = frozenset({"ack", "ask", "reply", "notice"})
+
+
+class Sender(Protocol):
+    """A channel's way out. Raise `TemporarySendError` to retry later, `PermanentSendError` to give up."""
+
+    async def send(self, message: OutboundMessage) -> SendResult: ...
+
+
+class TemporarySendError(Exception):
+    """Worth trying again later (network down, rate limit, 5xx)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(Exception):
+    """Trying again cannot help (blocked by the user, bad address, window closed)."""
+
+
+def enqueue(
+    session: AsyncSession,
+    vault: Vault,
+    *,
+    key: str,
+    channel: str,
+    recipient: str,
+    kind: str,
+    text: str,
+    now: datetime,
+    ticket: Ticket | None = None,
+    subject: str | None = None,
+    reply_to: str | None = None,
+    buttons: tuple[Button, ...] = (),
+    meta: Mapping[str, Any] | None = None,
+    meets_clock: Clock | None = None,
+) -> OutboxRow:
+    """Add a message to the outbox in the caller's transaction (it is sent only if that commits)."""
+    row = OutboxRow(
+        key=key,
+        ticket=ticket,
+        channel=channel,
+        recipient_enc=vault.encrypt(recipient),
+        kind=kind,
+        payload={
+            "text": text,
+            "subject": subject,
+            "reply_to": reply_to,
+            "buttons": [[b.label, b.action] for b in buttons],
+            "meta": dict(meta or {}),
+        },
+        status=PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        meets_clock=meets_clock,
+    )
+    session.add(row)
+    if ticket is not None and kind in LEARNER_KINDS:
+        session.add(Message(ticket=ticket, direction="out", channel=channel, text=text, attachments=[],
+                            at=now, outbox=row))
+    return row
+
+
+def to_message(row: OutboxRow, vault: Vault) -> OutboundMessage:
+    payload = row.payload
+    return OutboundMessage(
+        key=row.key,
+        channel=row.channel,
+        recipient=vault.decrypt(row.recipient_enc),
+        kind=row.kind,
+        text=str(payload.get("text", "")),
+        ticket_number=payload.get("meta", {}).get("ticket_number"),
+        subject=payload.get("subject"),
+        reply_to=payload.get("reply_to"),
+        buttons=tuple(Button(label, action) for label, action in payload.get("buttons", [])),
+        meta=payload.get("meta", {}),
+    )
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.dead
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: timedelta = timedelta(seconds=5)
+    max_delay: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(seconds=120)
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        """Exponential backoff with full jitter, so many failed rows do not retry in lockstep."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** max(attempts - 1, 0)))
+        return ceiling * (0.5 + rng.random() / 2)
+
+
+async def mark_sent(session: AsyncSession, row: OutboxRow, now: datetime, external_ref: str | None) -> None:
+    row.status = SENT
+    row.sent_at = now
+    row.lease_until = None
+    row.last_error = None
+    row.external_ref = external_ref
+    if row.meets_clock_id is not None:
+        clock = await session.get(Clock, row.meets_clock_id)
+        if clock is not None and clock.met_at is None:
+            clock.met_at = now
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        vault: Vault,
+        senders: Mapping[str, Sender],
+        *,
+        retry: RetryPolicy | None = None,
+        batch: int = 100,
+        concurrency: int = 8,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.vault = vault
+        self.senders = dict(senders)
+        self.retry = retry or RetryPolicy()
+        self.batch = batch
+        self.concurrency = concurrency
+        self.rng = rng or random.Random()
+
+    async def claim(self, now: datetime) -> list[OutboxRow]:
+        """Take due rows (and rows whose sender died holding them) under a lease, in one transaction."""
+        async with self.sessions() as session, session.begin():
+            # Rows of a channel with no sender wait, untouched, until one is configured.
+            query = (
+                select(OutboxRow)
+                .where(
+                    OutboxRow.channel.in_(list(self.senders)),
+                    or_(
+                        (OutboxRow.status == PENDING) & (OutboxRow.next_attempt_at <= now),
+                        (OutboxRow.status == SENDING) & (OutboxRow.lease_until <= now),
+                    )
+                )
+                .order_by(OutboxRow.id)
+                .limit(self.batch)
+                .with_for_update(skip_locked=True)
+            )
+            rows = list(await session.scalars(query))
+            for row in rows:
+                row.status = SENDING
+                row.attempts += 1
+                row.lease_until = now + self.retry.lease
+            return rows
+
+    async def run_once(self, now: datetime) -> DispatchReport:
+        report = DispatchReport()
+        rows = await self.claim(now)
+        if not rows:
+            return report
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one(row: OutboxRow) -> None:
+            async with limit:
+                await self._send(row, now, report)
+
+        await asyncio.gather(*(one(row) for row in rows))
+        return report
+
+    async def drain(self, now: datetime, rounds: int = 100) -> DispatchReport:
+        """Dispatch until nothing is due (tests and `sweep` use it with a fixed `now`)."""
+        total = DispatchReport()
+        for _ in range(rounds):
+            report = await self.run_once(now)
+            if not report.handled:
+                break
+            total.sent += report.sent
+            total.retried += report.retried
+            total.dead += report.dead
+        return total
+
+    async def _send(self, row: OutboxRow, now: datetime, report: DispatchReport) -> None:
+        sender = self.senders.get(row.channel)
+        external_ref: str | None = None
+        error: str | None = None
+        permanent = False
+        retry_after: float | None = None
+        if sender is None:
+            error = f"no sender for channel {row.channel!r} is configured"
+        else:
+            try:
+                result = await sender.send(to_message(row, self.vault))
+                external_ref = result.external_ref
+            except TemporarySendError as exc:
+                error, retry_after = str(exc) or type(exc).__name__, exc.retry_after
+            except PermanentSendError as exc:
+                error, permanent = str(exc) or type(exc).__name__, True
+            except Exception as exc:  # a sender bug must not stop the other rows; it is kept on the row
+                log.exception("outbox %s: sender for %s failed", row.key, row.channel)
+                error = f"{type(exc).__name__}: {exc}"
+        async with self.sessions() as session, session.begin():
+            fresh = await session.get(OutboxRow, row.id)
+            if fresh is None:
+                return
+            if error is None:
+                await mark_sent(session, fresh, now, external_ref)
+                report.sent += 1
+                return
+            fresh.last_error = error[:2000]
+            fresh.lease_until = None
+            if permanent or fresh.attempts >= self.retry.max_attempts:
+                fresh.status = DEAD
+                report.dead += 1
+                log.warning("outbox %s: gave up after %d attempt(s): %s", row.key, fresh.attempts, error)
+            else:
+                delay = self.retry.delay(fresh.attempts, self.rng)
+                if retry_after is not None:
+                    delay = max(delay, timedelta(seconds=retry_after))
+                fresh.status = PENDING
+                fresh.next_attempt_at = now + delay
+                report.retried += 1
+                log.info("outbox %s: attempt %d failed (%s); retry in %s", row.key, fresh.attempts, error, delay)

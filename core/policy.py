@@ -1,0 +1,182 @@
+"""The school's policy: every number of POLICY.md, read from a TOML file.
+
+The packaged `policy_default.toml` holds the defaults; an operator's file overrides any part of it
+(tables are merged key by key), so a file that changes one deadline need not repeat the rest.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date, time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.calendar import CalendarSettings
+from core.classify import ClassificationRules, rules_from_policy
+
+DEFAULT_POLICY_TEXT = resources.files("core").joinpath("policy_default.toml").read_text(encoding="utf-8")
+
+
+class PolicyError(ValueError):
+    """The policy file cannot be used; the message says which key and why."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CalendarPolicy(_Model):
+    timezone: str = "Asia/Shanghai"
+    workday_start: time = time(9, 0)
+    workday_end: time = time(18, 0)
+    holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+
+    def settings(self) -> CalendarSettings:
+        return CalendarSettings(
+            timezone=self.timezone,
+            workday_start=self.workday_start,
+            workday_end=self.workday_end,
+            holidays=frozenset(self.holidays),
+            workdays=frozenset(self.workdays),
+        )
+
+
+class HotlinePolicy(_Model):
+    open: time = time(9, 0)
+    close: time = time(21, 0)
+    follow_working_days: bool = False
+    callback_hours: float = 1
+
+
+class IntakePolicy(_Model):
+    ask_fields: list[str] = Field(default_factory=lambda: ["course", "expected_resolution", "contact"])
+    handoff_minutes: int = 30
+
+    @field_validator("ask_fields")
+    @classmethod
+    def _known_fields(cls, value: list[str]) -> list[str]:
+        unknown = set(value) - {"course", "expected_resolution", "contact"}
+        if unknown:
+            raise ValueError(f"unknown intake field(s) {sorted(unknown)}: use course, expected_resolution, contact")
+        return value
+
+
+class StageRule(_Model):
+    """One clock. `hours` count working hours unless round_the_clock; `working_days` end at close of business."""
+
+    hours: float | None = None
+    working_days: int | None = None
+    major_hours: float | None = None
+    major_working_days: int | None = None
+    round_the_clock: bool = False
+    waits_on_learner: bool = False
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> StageRule:
+        if (self.hours is None) == (self.working_days is None):
+            raise ValueError("give exactly one of `hours` or `working_days`")
+        return self
+
+
+class EscalationPolicy(_Model):
+    reminder_at: float = Field(0.75, gt=0, lt=1)
+    level2_after: float = Field(0.5, gt=0)
+    major_alerts_managers: bool = True
+
+
+class FollowUpPolicy(_Model):
+    score_min: int = 1
+    score_max: int = 5
+    reopen_at_or_below: int = 2
+    call_task_after_working_days: int = 2
+    completion_target: float = 1.0
+    quality_target: float = 0.95
+    warning_below: float = 0.90
+
+
+class RetentionPolicy(_Model):
+    days_after_close: int = Field(730, ge=1)
+
+
+class SecondInstancePolicy(_Model):
+    department: str = "compliance"
+    contact_zh: str = ""
+    contact_en: str = ""
+
+
+class DepartmentPolicy(_Model):
+    first_contact: str = "service"
+    data_leak_alerts: str = "compliance"
+
+
+class Policy(_Model):
+    calendar: CalendarPolicy = CalendarPolicy()
+    hotline: HotlinePolicy = HotlinePolicy()
+    intake: IntakePolicy = IntakePolicy()
+    stages: dict[str, StageRule]
+    escalation: EscalationPolicy = EscalationPolicy()
+    follow_up: FollowUpPolicy = FollowUpPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
+    second_instance: SecondInstancePolicy = SecondInstancePolicy()
+    departments: DepartmentPolicy = DepartmentPolicy()
+    # Validated by core.classify (its own shapes); kept raw here.
+    classification: dict[str, Any]
+    severity: dict[str, Any]
+
+    def stage(self, name: str) -> StageRule:
+        try:
+            return self.stages[name]
+        except KeyError:
+            raise PolicyError(f"the policy file has no [stages.{name}]") from None
+
+    def department_for(self, category: str) -> str:
+        categories = self.classification.get("categories", {})
+        return str(categories.get(category, {}).get("department", self.departments.first_contact))
+
+    def classification_rules(self) -> ClassificationRules:
+        return rules_from_policy({"classification": self.classification, "severity": self.severity})
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_policy(text: str | None = None, *, source: str = "policy file") -> Policy:
+    """The default policy, overridden by `text` (the content of an operator's policy file)."""
+    data = tomllib.loads(DEFAULT_POLICY_TEXT)
+    if text is not None:
+        try:
+            data = _merge(data, tomllib.loads(text))
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        policy = Policy.model_validate(data)
+        policy.classification_rules()  # fail at start-up, not at the first complaint
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise PolicyError(f"{source}: {where}: {first['msg']}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PolicyError(f"{source}: classification rules: {exc}") from None
+    return policy
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Read the operator's policy file; no file given means the defaults."""
+    if path is None:
+        return parse_policy()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    return parse_policy(text, source=str(path))

@@ -1,0 +1,170 @@
+"""Test fixtures: every database test runs on SQLite and, when a server answers, on PostgreSQL.
+
+PostgreSQL is used when COMPLAINTBOT_TEST_POSTGRES_URL is set or a server answers on 127.0.0.1:5432;
+the session gets a database of its own, migrated once, and each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from channels.fake import FakeChannel
+from core.context import CoreContext
+from core.db import create_engine, session_factory, upgrade
+from core.intake import Intake
+from core.models import Base
+from core.outbox import Dispatcher, RetryPolicy
+from core.policy import parse_policy
+from core.privacy import Vault, generate_key
+from core.templates import Templates
+
+DEPARTMENTS = {"service": "学员服务部", "teaching": "教学部", "finance": "财务部", "academic": "教务管理部",
+               "compliance": "合规审核部"}
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("COMPLAINTBOT_TEST_POSTGRES_URL")
+    if url:
+        return url
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    except OSError:
+        return None
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str | None]:
+    """A fresh, migrated PostgreSQL database for this test session (None: no server here)."""
+    admin = postgres_url()
+    if admin is None:
+        yield None
+        return
+    name = f"complaintbot_test_{uuid.uuid4().hex[:10]}"
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+    async def create() -> None:
+        conn = await asyncpg.connect(_asyncpg_dsn(admin))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        engine = create_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(_asyncpg_dsn(admin))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    yield url
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for each test (migrating per test would be slow)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+
+    async def create() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        await upgrade(engine)
+        await engine.dispose()  # closing the last connection checkpoints the WAL into the file
+
+    asyncio.run(create())
+    return path
+
+
+@dataclass
+class Database:
+    backend: str
+    url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, postgres_database: str | None
+) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        path = tmp_path / "complaintbot.db"
+        shutil.copy(sqlite_template, path)
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        if postgres_database is None:
+            pytest.skip("no PostgreSQL server (set COMPLAINTBOT_TEST_POSTGRES_URL or run one on 127.0.0.1:5432)")
+        url = postgres_database
+    engine = create_engine(url)
+    if request.param == "postgres":
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield Database(request.param, url, engine, session_factory(engine))
+    await engine.dispose()
+
+
+@pytest.fixture
+def vault() -> Vault:
+    return Vault([generate_key()])
+
+
+@pytest.fixture
+def core(db: Database, vault: Vault) -> CoreContext:
+    return CoreContext(
+        sessions=db.sessions,
+        policy=parse_policy(),
+        vault=vault,
+        templates=Templates(),
+        department_names=DEPARTMENTS,
+    )
+
+
+@pytest.fixture
+def intake(core: CoreContext) -> Intake:
+    return Intake(core)
+
+
+@pytest.fixture
+def learner_channel() -> FakeChannel:
+    return FakeChannel("telegram")
+
+
+@pytest.fixture
+def staff_channel() -> FakeChannel:
+    return FakeChannel("staff")
+
+
+@pytest.fixture
+def dispatcher(core: CoreContext, learner_channel: FakeChannel, staff_channel: FakeChannel) -> Dispatcher:
+    senders = {"telegram": learner_channel, "staff": staff_channel}
+    return Dispatcher(core.sessions, core.vault, senders, retry=RetryPolicy(), batch=50)
+
+
+def at(text: str) -> datetime:
+    """A Shanghai wall-clock time, as the policy speaks of them: at("2026-09-30 17:30")."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Asia/Shanghai"))

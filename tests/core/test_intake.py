@@ -1,0 +1,132 @@
+"""Intake: a complaint in, a ticket with number, routing, clocks, acknowledgement and staff card out."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from channels.fake import FakeChannel
+from core.context import CoreContext
+from core.intake import Intake
+from core.models import Learner, Message, OutboxRow, Ticket
+from core.numbers import TicketNumber
+from core.outbox import Dispatcher
+from core.tickets import get_ticket, ticket_view
+from tests.conftest import at
+
+
+async def test_complaint_opens_routed_ticket_with_ack_and_card(
+    intake: Intake, core: CoreContext, dispatcher: Dispatcher, learner_channel: FakeChannel,
+    staff_channel: FakeChannel,
+) -> None:
+    now = at("2026-11-23 10:00")
+    msg = learner_channel.message("chat-1", "我要退费！交了3000元，机构一直拖着不退。", now, sender_name="李明")
+    result = await intake.receive(msg, now)
+
+    assert result.created and not result.duplicate
+    number = TicketNumber.parse(result.ticket_number)
+    assert str(number) == "TS-261123-00016"  # first of the day; Damm digit of 2611230001 is 6
+    async with core.sessions() as session:
+        ticket = await get_ticket(session, result.ticket_number)
+        view = await ticket_view(core, session, ticket, now)
+    assert (view["category"], view["severity"], view["department"]) == ("fees", "major", "finance")
+    assert view["status"] == "routed" and view["first_contact"] == "service"
+    stages = {c["stage"]: c for c in view["clocks"]}
+    assert stages["claim"]["met_at"] is None
+    assert stages["claim"]["due_at"] == "2026-11-23T10:30:00+08:00"  # major: half an hour to claim
+    assert stages["route"]["met_at"] is not None
+    assert [e["action"] for e in view["events"]][:3] == ["received", "classified", "routed"]
+
+    await dispatcher.drain(now)
+    ack, ask = learner_channel.texts_to("chat-1")
+    assert result.ticket_number in ack and "隐私" in ack and "上级" in ack
+    assert "课程" in ask
+    cards = [m for m in staff_channel.sent if m.kind == "card"]
+    assert [c.recipient for c in cards] == ["finance"]
+    assert result.ticket_number in cards[0].text and "李*" in cards[0].text and "李明" not in cards[0].text
+    alerts = [m for m in staff_channel.sent if m.kind == "alert"]
+    assert [a.recipient for a in alerts] == ["managers"]
+    async with core.sessions() as session:
+        view = await ticket_view(core, session, await get_ticket(session, result.ticket_number), now)
+    assert {c["stage"]: c["met_at"] for c in view["clocks"]}["acknowledge"] is not None
+
+
+async def test_english_complaint_gets_english_ack(intake: Intake, dispatcher: Dispatcher,
+                                                   learner_channel: FakeChannel) -> None:
+    now = at("2026-11-23 10:00")
+    msg = learner_channel.message("chat-2", "The teacher keeps skipping chapters and the materials are outdated.", now)
+    result = await intake.receive(msg, now)
+    await dispatcher.drain(now)
+    ack = learner_channel.texts_to("chat-2")[0]
+    assert ack.startswith("Complaint received") and result.ticket_number in ack
+    assert "3 working days" in ack and "Privacy" in ack
+
+
+async def test_redelivery_returns_same_ticket_and_creates_nothing(
+    intake: Intake, core: CoreContext, learner_channel: FakeChannel
+) -> None:
+    now = at("2026-11-23 10:00")
+    msg = learner_channel.message("chat-1", "老师上课总是迟到", now, external_id="upd-77")
+    first = await intake.receive(msg, now)
+    again = await intake.receive(msg, now)
+    assert again.duplicate and again.ticket_number == first.ticket_number
+    assert again.replies == first.replies and again.reply_keys == first.reply_keys
+    async with core.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Ticket)) == 1
+        assert await session.scalar(select(func.count()).select_from(Message).where(Message.direction == "in")) == 1
+        assert await session.scalar(select(func.count()).select_from(OutboxRow)) == len(
+            (await session.scalars(select(OutboxRow))).all()
+        )
+        keys = (await session.scalars(select(OutboxRow.key))).all()
+    assert len(keys) == len(set(keys))
+
+
+async def test_missing_details_are_asked_and_recorded(
+    intake: Intake, core: CoreContext, dispatcher: Dispatcher, learner_channel: FakeChannel
+) -> None:
+    now = at("2026-11-23 10:00")
+    first = await intake.receive(learner_channel.message("chat-9", "班主任态度很差，问什么都不回", now), now)
+    for answer in ("Python 全栈班", "希望更换班主任", "138 1234 8000"):
+        result = await intake.receive(learner_channel.message("chat-9", answer, now), now)
+        assert result.ticket_number == first.ticket_number and not result.created
+    await dispatcher.drain(now)
+    texts = learner_channel.texts_to("chat-9")
+    assert "课程" in texts[1] and "处理" in texts[2] and "电话" in texts[3] and "已记录" in texts[4]
+    async with core.sessions() as session:
+        ticket = await get_ticket(session, first.ticket_number)
+        learner = await session.get_one(Learner, ticket.learner_id)
+        assert (ticket.course, ticket.expected_resolution) == ("Python 全栈班", "希望更换班主任")
+        assert ticket.awaiting_field is None
+        assert learner.phone_enc is not None and "13812348000" not in learner.phone_enc
+        assert core.vault.decrypt(learner.phone_enc) == "138 1234 8000"
+    # Once the details are complete, a new message is a new complaint.
+    later = await intake.receive(learner_channel.message("chat-9", "另外，教室空调坏了", now), now)
+    assert later.created and later.ticket_number != first.ticket_number
+
+
+async def test_explicit_number_continues_only_the_learners_own_ticket(
+    intake: Intake, core: CoreContext, learner_channel: FakeChannel
+) -> None:
+    now = at("2026-11-23 10:00")
+    mine = await intake.receive(learner_channel.message("chat-1", "退费申请被拒", now, new_ticket=True), now)
+    await intake.receive(learner_channel.message("chat-1", "skip", now), now)
+    await intake.receive(learner_channel.message("chat-1", "skip", now), now)
+    await intake.receive(learner_channel.message("chat-1", "skip", now), now)
+    follow = await intake.receive(learner_channel.message("chat-1", f"关于 {mine.ticket_number} 补充一下", now), now)
+    assert follow.ticket_number == mine.ticket_number and not follow.created
+    # Someone else quoting that number gets a ticket of their own, not a view of this one.
+    stranger = await intake.receive(learner_channel.message("chat-2", f"{mine.ticket_number} 我也是", now), now)
+    assert stranger.created and stranger.ticket_number != mine.ticket_number
+
+
+async def test_reply_to_our_message_continues_the_ticket(
+    intake: Intake, dispatcher: Dispatcher, learner_channel: FakeChannel
+) -> None:
+    now = at("2026-11-23 10:00")
+    first = await intake.receive(learner_channel.message("chat-5", "老师讲课太快听不懂", now), now)
+    second = await intake.receive(learner_channel.message("chat-5", "新的投诉：前台态度恶劣", now, new_ticket=True), now)
+    assert second.created
+    await dispatcher.drain(now)
+    ack_ref = "telegram-out-1"  # the platform id of the first acknowledgement the fake channel sent
+    reply = learner_channel.message("chat-5", "补充：第三章完全没讲", now, reply_to=ack_ref)
+    result = await intake.receive(reply, now)
+    assert result.ticket_number == first.ticket_number
