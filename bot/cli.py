@@ -13,11 +13,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from bot.app import Application, build
 from bot.config import ConfigError, Settings, load_settings
-from core.db import upgrade
+from core.db import current_revision, upgrade
 from core.numbers import InvalidTicketNumber
 from core.policy import DEFAULT_POLICY_TEXT, PolicyError
 from core.privacy import PrivacyKeyError, generate_key
@@ -31,7 +31,6 @@ tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tickets_app, name="tickets")
 out = Console()
-err = Console(stderr=True)
 # Errors a user can cause; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ConfigError, PolicyError, PrivacyKeyError, InvalidTicketNumber, TicketNotFound, ValueError,
                FileNotFoundError, FileExistsError)
@@ -42,7 +41,7 @@ class State:
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=2)
 
 
@@ -57,10 +56,15 @@ def settings() -> Settings:
     return guarded(lambda: load_settings(State.config))
 
 
-def with_app(action: Callable[[Application], Awaitable[T]], *, create_key: bool = False) -> T:
+def with_app(action: Callable[[Application], Awaitable[T]], *, create_key: bool = False,
+             migrated: bool = True) -> T:
     async def main() -> T:
         application = build(settings(), create_key=create_key)
+        for notice in application.notices:  # e.g. a privacy key was just generated: the operator must know
+            typer.echo(notice, err=True)
         try:
+            if migrated and await current_revision(application.engine) is None:
+                raise ConfigError("the database has no tables yet: run `complaintbot db upgrade` first")
             return await action(application)
         finally:
             await application.close()
@@ -77,6 +81,8 @@ def main_options(
     State.config = config
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -109,7 +115,8 @@ def init(
             await application.close()
 
     guarded(lambda: asyncio.run(main()))
-    out.print(f"wrote {config_file} and {policy_file}; database ready at {loaded.database_url()}")
+    out.print(f"wrote {config_file} and {policy_file}; database ready at {loaded.database_url()}",
+              soft_wrap=True)
 
 
 @db_app.command("upgrade")
@@ -119,7 +126,7 @@ def db_upgrade() -> None:
     async def action(application: Application) -> None:
         await upgrade(application.engine)
 
-    with_app(action, create_key=True)
+    with_app(action, create_key=True, migrated=False)
     out.print("database is up to date")
 
 
@@ -154,7 +161,9 @@ def tickets_list(
     if as_json:
         _print_json(views)
         return
-    table = Table("number", "status", "category", "severity", "department", "owner", "due", "summary")
+    # The number is what staff copy into the next command: never cut it short, however narrow the terminal.
+    number = Column("number", no_wrap=True, min_width=max((len(v["number"]) for v in views), default=6))
+    table = Table(number, "status", "category", "severity", "department", "owner", "due", "summary")
     for v in views:
         due = f"{v['due_stage']} {v['due_at'][:16]}" if v["due_at"] else ""
         table.add_row(v["number"], v["status"], v["category"], v["severity"], v["department"], v["owner"] or "",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 DEFAULT_CONFIG = Path("complaintbot.toml")
 DEFAULT_DEPARTMENTS = {
@@ -199,7 +199,12 @@ def load_settings(explicit: Path | None = None) -> Settings:
         raise ConfigError(f"config file {path} does not exist (run `complaintbot init` to write one)")
     try:
         return Settings(**data)
+    except SettingsError as exc:  # e.g. COMPLAINTBOT_WEB set to something that is not JSON
+        raise ConfigError(f"COMPLAINTBOT_* environment: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        # Name the environment variable when the bad value came from there, not a file that may not exist.
+        variable = "COMPLAINTBOT_" + "__".join(str(part) for part in first["loc"]).upper()
+        source = variable if variable in {name.upper() for name in os.environ} else str(path)
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 
 import uvicorn
 from rich.console import Console
@@ -17,11 +21,20 @@ log = logging.getLogger(__name__)
 OUTBOX_EVERY_SECONDS = 5.0
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM after its own shutdown, which cancels our clean-up mid-way (SIGINT)
+    or kills the process before it runs (SIGTERM); `serve` handles the signals itself instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(settings: Settings) -> None:
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # one line per notice, whatever the width
     application = build(settings, create_key=True)
     for notice in application.notices:
-        console.print(f"[yellow]{notice}[/yellow]")
+        console.print(notice, style="yellow", markup=False)
     try:
         await upgrade(application.engine)
         console.print(f"database: {settings.database_url()} (migrated)", markup=False)
@@ -38,10 +51,17 @@ async def serve(settings: Settings) -> None:
         scheduler.start()
         try:
             web = create_app(application.core)
-            server = uvicorn.Server(uvicorn.Config(web, host=settings.web.host, port=settings.web.port,
-                                                   log_level="info", lifespan="off"))
+            server = _Server(uvicorn.Config(web, host=settings.web.host, port=settings.web.port,
+                                            log_level="info", lifespan="off"))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, server.handle_exit, sig, None)
             console.print(f"web: http://{settings.web.host}:{settings.web.port} (/healthz, /metrics)", markup=False)
-            await server.serve()
+            try:
+                await server.serve()
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
         finally:
             scheduler.shutdown()
     finally:

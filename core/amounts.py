@@ -1,9 +1,10 @@
 """Money amounts mentioned in a complaint, in yuan.
 
 A number counts only when something ties it to money: a currency sign or word next to it
-(¥, RMB, CNY, 人民币 before; 元, 块, yuan, RMB, ... after), or a Chinese magnitude (万, 千) that
-learners use for money without saying 元 ("交了两万"). Phone numbers, dates, durations and
-course codes carry no such marker, so they are never mistaken for amounts.
+(¥, RMB, CNY, 人民币 before; 元, 块, yuan, RMB, ... after), a Chinese magnitude (万, 千) that
+learners use for money without saying 元 ("两万"), or paying right before it ("交了5800",
+"paid 5000"). Phone numbers, dates, durations and course codes carry no such marker, so they
+are never mistaken for amounts.
 """
 
 from __future__ import annotations
@@ -35,11 +36,27 @@ _PREFIX = re.compile(r"(?:¥|(?<![A-Za-z])(?:RMB|CNY)|人民币)\s*$", re.I)
 # "2k" or "3 thousand" is money only next to a currency word: "2k words" is not.
 _MULTIPLIER = re.compile(r"\s*(?P<mult>[kw]|thousand)(?![A-Za-z])", re.I)
 _MULTIPLIERS = {"k": 1000, "w": 10**4, "thousand": 1000}
-_SUFFIX = re.compile(
-    r"\s*(?:多|余|来)?\s*(?:元|块|圆|人民币|(?:RMB|CNY|yuan|kuai)(?![A-Za-z]))", re.I
-)
+_SUFFIX = re.compile(r"\s*(?:多|余|来)?\s*(?:元|块|圆|人民币|(?:RMB|CNY|yuan|kuai)(?![A-Za-z]))", re.I)
 _APPROX = re.compile(r"多|余|来")
-_NOT_MONEY_AFTER = frozenset("字个人名位次遍步米里公克斤本页题道词句行条张天年月日周小分秒倍份件所家户号级期节课届批")
+_NOT_MONEY_AFTER = frozenset(
+    "字个人名位次遍步米里公克斤本页题道词句行条张天年月日周小分秒倍份件所家户号级期节课届批"
+)
+# A number right after paying, or right before "学费", is money even without 元: learners write
+# "交了5800" and "19800的学费". Only from 100 up, so "一共3" of anything stays out, and not when a
+# unit, another currency or the rest of a date follows.
+_PAID_BEFORE = re.compile(
+    r"(?:交了|付了|花了|交的|付的|学费|费用|花费|一共|总共|共计|(?<![A-Za-z])paid)\s*(?:是|为|了)?\s*$", re.I
+)
+_FEE_AFTER = re.compile(r"\s*的?(?:学费|培训费|报名费|费用)")
+_NOT_MONEY_WORDS = re.compile(
+    r"\s*(?:\$|(?:usd|us|dollars?|euros?|eur|pounds?|gbp|hkd|times?|days?|weeks?|months?|years?|hours?"
+    r"|minutes?|lessons?|classes|students?|people|words?|pages?|km|kg)(?![A-Za-z])|[-/:][0-9])",
+    re.I,
+)
+_MIN_CONTEXT_AMOUNT = 100
+# Nobody pays a school this much: such a "sum" is an ID or a slip of the keyboard, and keeping
+# it would overflow the ticket's money column.
+_MAX_AMOUNT = Decimal(10**10)
 
 
 def parse_amounts(text: str) -> list[Decimal]:
@@ -62,10 +79,19 @@ def parse_amounts(text: str) -> list[Decimal]:
         if has_prefix or has_suffix:
             if multiplier:
                 value *= _MULTIPLIERS[multiplier.group("mult").lower()]
-        elif not _is_bare_money(numeral, text, end):
+        elif not (_is_paid(text, start, end, value) or _is_bare_money(numeral, text, end)):
             continue
-        amounts.append(_whole(value))
+        if value < _MAX_AMOUNT:
+            amounts.append(_whole(value))
     return amounts
+
+
+def _is_paid(text: str, start: int, end: int, value: Decimal) -> bool:
+    if value < _MIN_CONTEXT_AMOUNT or _measure_follows(text, end):
+        return False
+    return _PAID_BEFORE.search(text, max(0, start - 8), start) is not None or bool(
+        _FEE_AFTER.match(text, end)
+    )
 
 
 def _is_bare_money(numeral: str, text: str, end: int) -> bool:
@@ -75,11 +101,15 @@ def _is_bare_money(numeral: str, text: str, end: int) -> bool:
     # "千万别报" (by all means don't), "万一" (in case), "十万火急": a magnitude with no digit before it.
     if not (first.isdigit() or (first in _DIGITS and first not in _ZERO)):
         return False
+    following = text[end : end + 1]
+    return not _measure_follows(text, end) and not (following.isascii() and following.isalpha())
+
+
+def _measure_follows(text: str, end: int) -> bool:
     following = text[end : end + 2]
-    following = following[1:] if _APPROX.match(following) else following
-    if not following:
-        return True
-    return following[0] not in _NOT_MONEY_AFTER and not (following[0].isascii() and following[0].isalpha())
+    if _APPROX.match(following):
+        following = following[1:]
+    return following[:1] in _NOT_MONEY_AFTER or _NOT_MONEY_WORDS.match(text, end) is not None
 
 
 def chinese_number(numeral: str) -> Decimal | None:

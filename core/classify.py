@@ -23,6 +23,7 @@ import jieba  # type: ignore[import-untyped, unused-ignore]
 from core.amounts import parse_amounts
 
 __all__ = [
+    "DATA_LEAK_CATEGORY",
     "GENERAL",
     "MAJOR",
     "Classification",
@@ -76,7 +77,7 @@ class Classification:
 
 
 def detect_language(text: str) -> str:
-    """"zh" when CJK characters make up a meaningful share of the letters, else "en"."""
+    """The text's language: "zh" when CJK characters are a meaningful share of its letters, else "en"."""
     cjk = len(_CJK.findall(text))
     latin = len(_LATIN_LETTER.findall(unicodedata.normalize("NFKC", text)))
     if cjk + latin == 0:
@@ -143,11 +144,10 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
     categories_table = classification["categories"]
     if not isinstance(categories_table, Mapping) or not categories_table:
         raise TypeError("classification.categories must be a non-empty table of categories")
-    categories = tuple(
-        (str(name), _keywords(table.get("keywords") if isinstance(table, Mapping) else None,
-                              f"classification.categories.{name}.keywords"))
-        for name, table in categories_table.items()
-    )
+    categories: list[tuple[str, tuple[str, ...]]] = []
+    for name, table in categories_table.items():
+        keywords = table.get("keywords") if isinstance(table, Mapping) else None
+        categories.append((str(name), _keywords(keywords, f"classification.categories.{name}.keywords")))
     default_category = classification["default_category"]
     if default_category not in categories_table:
         raise ValueError(f"classification.default_category {default_category!r} is not a category")
@@ -155,7 +155,7 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
     if isinstance(amount, bool) or not isinstance(amount, int | float):
         raise TypeError(f"severity.major_amount_yuan must be a number, got {amount!r}")
     return ClassificationRules(
-        categories=categories,
+        categories=tuple(categories),
         default_category=str(default_category),
         # str() first: Decimal(0.1) would carry the float's binary error.
         major_amount_yuan=Decimal(str(amount)),
@@ -222,27 +222,40 @@ def _matcher(rules: ClassificationRules) -> _Matcher:
     return _Matcher(categories, threats, data_leaks, chinese_words)
 
 
-# jieba's dictionary takes about a second to load, so it is loaded on the first Chinese
-# complaint, not at import. A tokenizer of our own keeps the keywords added to its
-# dictionary out of any other use of jieba in the process.
+# jieba's dictionary takes about a second to load, so it is loaded once, on the first Chinese
+# complaint, not at import.
 _jieba_lock = threading.Lock()
-_tokenizer: Any = None
-_known_words: set[str] = set()
+_base_tokenizer: Any = None
 
 
 def _segment(text: str, words: frozenset[str]) -> list[str]:
-    global _tokenizer
-    with _jieba_lock:
-        if _tokenizer is None:
-            jieba.setLogLevel(logging.WARNING)
-            tokenizer = jieba.Tokenizer()
-            tokenizer.initialize()
-            _tokenizer = tokenizer
-        for word in words - _known_words:
-            # Without this, jieba may cut a multi-character keyword ("乱收费") into pieces.
-            _tokenizer.add_word(word)
-            _known_words.add(word)
-        # HMM off: it glues unknown neighbours into new words ("李老师"), hiding keywords; it
-        # never finds a keyword the dictionary would miss, as every keyword is in the dictionary.
-        tokens: list[str] = _tokenizer.lcut(text, HMM=False)
+    # HMM off: it glues unknown neighbours into new words ("李老师"), hiding keywords; it never
+    # finds a keyword the dictionary would miss, as every keyword is in the dictionary.
+    tokens: list[str] = _tokenizer_for(words).lcut(text, HMM=False)
     return tokens
+
+
+@lru_cache(maxsize=4)
+def _tokenizer_for(words: frozenset[str]) -> Any:
+    """A tokenizer whose dictionary also holds `words`.
+
+    One per keyword set, because a word added to jieba's dictionary changes how the text around
+    it is cut: the keywords of one set of rules (an old policy, a test's) must not hide those of
+    another.
+    """
+    global _base_tokenizer
+    with _jieba_lock:
+        if _base_tokenizer is None:
+            jieba.setLogLevel(logging.WARNING)
+            base = jieba.Tokenizer()
+            base.initialize()
+            _base_tokenizer = base
+        tokenizer = jieba.Tokenizer()
+        # Copying the loaded dictionary takes milliseconds where loading it again takes a second.
+        # FREQ / total / initialized are jieba's own (0.42) fields: initialize() sets exactly these.
+        tokenizer.FREQ, tokenizer.total = dict(_base_tokenizer.FREQ), _base_tokenizer.total
+        tokenizer.initialized = True
+    for word in sorted(words):  # sorted: the same cut whatever order the set iterates in
+        # Without this, jieba may cut a multi-character keyword ("乱收费") into pieces.
+        tokenizer.add_word(word)
+    return tokenizer

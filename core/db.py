@@ -42,7 +42,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, **kwargs)
+    # SQLite has one writer at a time. Waiting for it in SQLite's busy handler means sleeping and
+    # polling (milliseconds per try); one pooled connection makes tasks queue on the pool instead.
+    # Other processes on the same file still wait through busy_timeout.
+    options: dict[str, Any] = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 120}
+    options.update(kwargs)
+    engine = create_async_engine(url, **options)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

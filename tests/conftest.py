@@ -127,8 +127,13 @@ async def db(
 
 
 @pytest.fixture
-def vault() -> Vault:
-    return Vault([generate_key()])
+def privacy_key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def vault(privacy_key: str) -> Vault:
+    return Vault([privacy_key])
 
 
 @pytest.fixture

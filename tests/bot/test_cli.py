@@ -1,0 +1,296 @@
+"""`complaintbot init`, `db upgrade` and `tickets`, run as the installed script in a directory of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from cryptography.fernet import Fernet
+
+import core.db
+from bot.app import build
+from bot.config import load_settings
+from core.messages import InboundMessage
+from core.policy import DEFAULT_POLICY_TEXT
+from core.privacy import generate_key
+from tests.bot.cli_helpers import Call, complaintbot, complaintbot_many, migrated, one_error_line
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+REFUND = "我要退费！交了3000元，机构一直拖着不退。"
+TEACHING = "The teacher keeps skipping chapters and the materials are outdated."
+ROW_KEYS = {"number", "status", "category", "severity", "department", "channel", "created_at", "owner", "due_at",
+            "overdue", "summary"}
+
+
+@dataclass(frozen=True)
+class InitRuns:
+    directory: Path
+    first: subprocess.CompletedProcess[str]
+    first_config: str
+    first_mode: int
+    again: subprocess.CompletedProcess[str]
+    after_again: str
+    forced: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def init_runs(tmp_path_factory: pytest.TempPathFactory) -> InitRuns:
+    """One directory, three `init`s: the first writes, the second refuses, `--force` overwrites."""
+    directory = tmp_path_factory.mktemp("site")
+    first = complaintbot(directory, "init")
+    config = directory / "complaintbot.toml"
+    first_config, first_mode = config.read_text(encoding="utf-8"), stat.S_IMODE(config.stat().st_mode)
+    again = complaintbot(directory, "init")
+    after_again = config.read_text(encoding="utf-8")
+    forced = complaintbot(directory, "init", "--force")
+    return InitRuns(directory, first, first_config, first_mode, again, after_again, forced)
+
+
+def privacy_key(config_text: str) -> str:
+    key = tomllib.loads(config_text)["privacy"]["key"]
+    assert isinstance(key, str)
+    Fernet(key)  # raises if it is not a usable Fernet key
+    return key
+
+
+def test_init_writes_config_policy_and_database(init_runs: InitRuns) -> None:
+    assert init_runs.first.returncode == 0, init_runs.first.stderr
+    assert len(init_runs.first.stdout.strip().splitlines()) == 1, init_runs.first.stdout
+    assert "complaintbot.toml" in init_runs.first.stdout
+    assert init_runs.first_mode == 0o600  # it holds the privacy key
+    privacy_key(init_runs.first_config)
+    assert "@PRIVACY_KEY@" not in init_runs.first_config
+    assert (init_runs.directory / "policy.toml").read_text(encoding="utf-8") == DEFAULT_POLICY_TEXT
+    assert migrated(init_runs.directory / "var" / "complaintbot.db")
+
+
+def test_second_init_refuses_and_keeps_the_key(init_runs: InitRuns) -> None:
+    line = one_error_line(init_runs.again)
+    assert "--force" in line
+    assert init_runs.after_again == init_runs.first_config  # the key that encrypts the data is not lost
+
+
+def test_init_force_overwrites(init_runs: InitRuns) -> None:
+    assert init_runs.forced.returncode == 0, init_runs.forced.stderr
+    config = init_runs.directory / "complaintbot.toml"
+    text = config.read_text(encoding="utf-8")
+    assert privacy_key(text) != privacy_key(init_runs.first_config)
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+
+
+@dataclass(frozen=True)
+class Seeded:
+    directory: Path
+    overdue: str  # a refund complaint from January, its claim clock long past due
+    fresh: str  # an English complaint received now
+
+
+@pytest.fixture(scope="module")
+def seeded(init_runs: InitRuns) -> Iterator[Seeded]:
+    """Complaints written through the core API into the database `init` made, with its config."""
+    directory = init_runs.directory
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [n for n in __import__("os").environ if n.upper().startswith("COMPLAINTBOT_")]:
+            mp.delenv(name)
+        settings = load_settings(directory / "complaintbot.toml")
+    # Relative paths in the config are relative to where the service runs: the site directory.
+    settings.service.var_dir = directory / settings.service.var_dir
+    assert settings.policy.file is not None
+    settings.policy.file = directory / settings.policy.file
+
+    async def seed() -> tuple[str, str]:
+        app = build(settings)
+        try:
+            await core.db.upgrade(app.engine)
+            january = datetime(2026, 1, 5, 10, 0, tzinfo=SHANGHAI)
+            refund = InboundMessage(channel="wechat", external_id="wx-1", sender_id="oLearnerOpenId1", text=REFUND,
+                                    received_at=january, sender_name="李明")
+            now = datetime.now(UTC)
+            teaching = InboundMessage(channel="email", external_id="<m1@example.com>", sender_id="ann@example.com",
+                                      text=TEACHING, received_at=now, subject="Skipped chapters")
+            first = await app.intake.receive(refund, january)
+            second = await app.intake.receive(teaching, now)
+            return first.ticket_number, second.ticket_number
+        finally:
+            await app.close()
+
+    overdue, fresh = asyncio.run(seed())
+    yield Seeded(directory, overdue, fresh)
+
+
+@pytest.fixture(scope="module")
+def bad_config_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    dirs = {name: tmp_path_factory.mktemp(name) for name in ("typo", "broken", "policy", "env")}
+    (dirs["typo"] / "complaintbot.toml").write_text('[databse]\nurl = "sqlite:///x.db"\n', encoding="utf-8")
+    (dirs["broken"] / "complaintbot.toml").write_text("[web\nport = 8080\n", encoding="utf-8")
+    (dirs["policy"] / "complaintbot.toml").write_text(
+        f'[policy]\nfile = "policy.toml"\n[privacy]\nkey = "{generate_key()}"\n', encoding="utf-8")
+    (dirs["policy"] / "policy.toml").write_text('[stages.claim]\nhours = "soon"\n', encoding="utf-8")
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def runs(seeded: Seeded, bad_config_dirs: dict[str, Path],
+         tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every other command of this module, started side by side (they share nothing they write)."""
+    site = seeded.directory
+    fresh = tmp_path_factory.mktemp("fresh")
+    override = tmp_path_factory.mktemp("override")
+    (override / "complaintbot.toml").write_text(f'[database]\nurl = "sqlite:///{override}/file.db"\n',
+                                                encoding="utf-8")
+    calls = {
+        "list": Call(site, ("tickets", "list", "--json")),
+        "list_closed": Call(site, ("tickets", "list", "--status", "closed", "--json")),
+        "list_overdue": Call(site, ("tickets", "list", "--status", "overdue", "--json")),
+        "list_human": Call(site, ("tickets", "list")),
+        "show_json": Call(site, ("tickets", "show", seeded.overdue, "--json")),
+        "show_human": Call(site, ("tickets", "show", seeded.overdue)),
+        "db_upgrade_fresh": Call(fresh, ("db", "upgrade")),
+        "db_upgrade_env": Call(override, ("db", "upgrade"),
+                               {"COMPLAINTBOT_DATABASE__URL": f"sqlite:///{override}/other.db"}),
+        "bad_check_digit": Call(site, ("tickets", "show", "TS-261122-00072")),
+        "no_such_ticket": Call(site, ("tickets", "show", "TS-261122-00071")),
+        "bad_status": Call(site, ("tickets", "list", "--status", "bogus")),
+        "missing_config": Call(site, ("--config", "missing.toml", "tickets", "list")),
+        "unknown_key": Call(bad_config_dirs["typo"], ("tickets", "list")),
+        "invalid_toml": Call(bad_config_dirs["broken"], ("tickets", "list")),
+        "bad_policy": Call(bad_config_dirs["policy"], ("tickets", "list")),
+        "bad_env_port": Call(bad_config_dirs["env"], ("tickets", "list"), {"COMPLAINTBOT_WEB__PORT": "notaport"}),
+    }
+    return complaintbot_many(calls)
+
+
+def json_out(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def has_offset(text: str) -> bool:
+    return datetime.fromisoformat(text).utcoffset() is not None
+
+
+def test_db_upgrade_without_any_config_creates_the_default_database(
+    runs: dict[str, subprocess.CompletedProcess[str]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    result = runs["db_upgrade_fresh"]
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines() == ["database is up to date"]
+    fresh = Path(tmp_path_factory.getbasetemp()) / "fresh0"
+    assert migrated(fresh / "var" / "complaintbot.db")
+    # It needed a privacy key and made one: the operator is told where, since losing it loses the data.
+    assert (fresh / "var" / "privacy.key").is_file()
+    assert "privacy.key" in result.stderr
+
+
+def test_environment_overrides_the_config_file(
+    runs: dict[str, subprocess.CompletedProcess[str]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    result = runs["db_upgrade_env"]
+    assert result.returncode == 0, result.stderr
+    override = Path(tmp_path_factory.getbasetemp()) / "override0"
+    assert migrated(override / "other.db")
+    assert not (override / "file.db").exists()
+    assert not (override / "var" / "complaintbot.db").exists()
+
+
+def test_tickets_list_json_lists_the_open_tickets(runs: dict[str, subprocess.CompletedProcess[str]],
+                                                  seeded: Seeded) -> None:
+    rows = json_out(runs["list"])
+    by_number = {row["number"]: row for row in rows}
+    assert set(by_number) == {seeded.overdue, seeded.fresh}
+    for row in rows:
+        assert ROW_KEYS <= set(row), set(row)
+        assert row["category"] in ("teaching", "service", "fees", "other")
+        assert row["severity"] in ("general", "major")
+        assert has_offset(row["created_at"]) and has_offset(row["due_at"])
+    refund = by_number[seeded.overdue]
+    assert (refund["category"], refund["department"], refund["channel"]) == ("fees", "finance", "wechat")
+    assert refund["created_at"] == "2026-01-05T10:00:00+08:00"
+    assert refund["overdue"] is True
+    assert by_number[seeded.fresh]["channel"] == "email" and by_number[seeded.fresh]["overdue"] is False
+
+
+def test_tickets_list_by_status(runs: dict[str, subprocess.CompletedProcess[str]], seeded: Seeded) -> None:
+    assert json_out(runs["list_closed"]) == []
+    assert [row["number"] for row in json_out(runs["list_overdue"])] == [seeded.overdue]
+
+
+def test_tickets_list_human_shows_a_table(runs: dict[str, subprocess.CompletedProcess[str]], seeded: Seeded) -> None:
+    result = runs["list_human"]
+    assert result.returncode == 0, result.stderr
+    assert seeded.overdue in result.stdout and seeded.fresh in result.stdout
+    assert "OVERDUE" in result.stdout
+
+
+def test_tickets_show_json_carries_what_interfaces_promise(runs: dict[str, subprocess.CompletedProcess[str]],
+                                                           seeded: Seeded) -> None:
+    view = json_out(runs["show_json"])
+    for key in ("number", "status", "category", "severity", "department", "channel", "created_at",
+                "first_contact", "owner", "clocks", "messages", "events"):
+        assert key in view, key
+    assert view["number"] == seeded.overdue
+    assert (view["category"], view["severity"], view["department"]) == ("fees", "major", "finance")
+    assert view["channel"] == "wechat" and view["owner"] is None
+    assert view["first_contact"] == "service"
+    assert datetime.fromisoformat(view["created_at"]).utcoffset() == timedelta(hours=8)
+
+    assert view["clocks"], "a new ticket runs clocks"
+    for clock in view["clocks"]:
+        assert {"stage", "due_at", "met_at", "escalation_level"} <= set(clock)
+        assert has_offset(clock["due_at"])
+        assert clock["met_at"] is None or has_offset(clock["met_at"])
+    claim = {c["stage"]: c for c in view["clocks"]}["claim"]
+    assert claim["met_at"] is None and datetime.fromisoformat(claim["due_at"]) < datetime.now(UTC)
+
+    # The learner's words come back decrypted with the configured key.
+    inbound = view["messages"][0]
+    assert {k: inbound[k] for k in ("direction", "channel", "text")} == {"direction": "in", "channel": "wechat",
+                                                                         "text": REFUND}
+    assert has_offset(inbound["at"])
+    assert view["events"], "intake leaves an audit trail"
+    for event in view["events"]:
+        assert {"at", "actor", "action"} <= set(event) and has_offset(event["at"])
+    assert view["events"][0]["action"] == "received"
+
+
+def test_tickets_show_human_prints_the_number_and_clocks(runs: dict[str, subprocess.CompletedProcess[str]],
+                                                        seeded: Seeded) -> None:
+    result = runs["show_human"]
+    assert result.returncode == 0, result.stderr
+    assert seeded.overdue in result.stdout
+    assert "clocks" in result.stdout and "claim" in result.stdout
+    assert REFUND in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "mentions"),
+    [
+        ("bad_check_digit", "TS-261122-00072"),
+        ("no_such_ticket", "TS-261122-00071"),
+        ("bad_status", "bogus"),
+        ("missing_config", "missing.toml"),
+        ("unknown_key", "databse"),
+        ("invalid_toml", "TOML"),
+        ("bad_policy", "stages.claim.hours"),
+        ("bad_env_port", "COMPLAINTBOT_WEB__PORT"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr(runs: dict[str, subprocess.CompletedProcess[str]], case: str,
+                                        mentions: str) -> None:
+    line = one_error_line(runs[case])
+    assert mentions in line, line
+
+
+def test_tickets_on_a_database_never_migrated_says_what_to_do(tmp_path: Path) -> None:
+    result = complaintbot(tmp_path, "tickets", "list", env={"COMPLAINTBOT_PRIVACY__KEY": generate_key()})
+    assert "db upgrade" in one_error_line(result)

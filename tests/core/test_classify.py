@@ -1,0 +1,352 @@
+"""Classification and severity: money parsing, language, keyword matching, and the corpus."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.classify import (
+    Classification,
+    ClassificationRules,
+    classify,
+    detect_language,
+    parse_amounts,
+    rules_from_policy,
+)
+
+POLICY_FILE = Path(__file__).resolve().parents[2] / "core" / "policy_default.toml"
+CORPUS = Path(__file__).parent / "data" / "complaints.jsonl"
+CATEGORIES = ("teaching", "service", "fees", "other")
+MIN_ACCURACY = 0.90
+
+
+@pytest.fixture(scope="module")
+def default_policy() -> dict[str, Any]:
+    with POLICY_FILE.open("rb") as f:
+        return tomllib.load(f)
+
+
+@pytest.fixture(scope="module")
+def default_rules(default_policy: dict[str, Any]) -> ClassificationRules:
+    return rules_from_policy(default_policy)
+
+
+def small_rules(**overrides: Any) -> ClassificationRules:
+    fields: dict[str, Any] = {
+        "categories": (
+            ("teaching", ("老师", "teacher")),
+            ("service", ("态度", "rude")),
+            ("fees", ("退费", "refund", "refund refused")),
+            ("other", ("平台",)),
+        ),
+        "default_category": "other",
+        "major_amount_yuan": Decimal(1000),
+        "threat_keywords": ("12315", "媒体曝光", "lawsuit"),
+        "data_leak_keywords": ("个人信息", "phone number was given"),
+    }
+    fields.update(overrides)
+    return ClassificationRules(**fields)
+
+
+# ---- parse_amounts ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("要求退1000元", [1000]),
+        ("才1000块", [1000]),
+        ("一共1000块钱", [1000]),
+        ("交了1,200元的教材费", [1200]),
+        ("charged ¥1,200 twice", [1200]),
+        ("收了我￥800", [800]),
+        ("I paid RMB 1500 for it", [1500]),
+        ("paid rmb1500", [1500]),
+        ("a 1500 yuan deposit", [1500]),
+        ("1500 RMB was taken", [1500]),
+        ("CNY 2,000 per month", [2000]),
+        ("8,800.00元", [8800]),
+        ("12.5元", [Decimal("12.5")]),
+        ("三千元", [3000]),
+        ("一千五百元", [1500]),
+        ("一千零五元", [1005]),
+        ("交了两万", [20000]),
+        ("学费1.5万", [15000]),
+        ("3万元", [30000]),
+        ("又让交5千", [5000]),
+        ("两万五", [25000]),
+        ("一千五", [1500]),
+        ("2万8", [28000]),
+        ("三四千块", [4000]),
+        ("损失上万元", [10000]),
+        ("1000多元", [1000]),
+        ("2k RMB", [2000]),
+        ("2K yuan", [2000]),
+        ("RMB 2k", [2000]),
+        ("¥2k", [2000]),
+        ("2k元", [2000]),
+        ("3 thousand yuan", [3000]),
+        ("壹仟元", [1000]),
+        ("壹万贰仟伍佰元整", [12500]),
+        ("１２００元", [1200]),  # full-width digits from a phone keyboard
+        ("她交了5800，我交了7200", [5800, 7200]),
+        ("19800的学费一分没退", [19800]),
+        ("退300块，又扣了50元", [300, 50]),
+    ],
+)
+def test_parse_amounts_forms(text: str, expected: list[int | Decimal]) -> None:
+    assert parse_amounts(text) == [Decimal(v) for v in expected]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我的电话是13812348000，请回电",
+        "my number is 138 1234 8000",
+        "开课日期是2026-10-10",
+        "2026年10月10日开班",
+        "it has been 3 weeks",
+        "course code HSK5-2026, room 302",
+        "C2000 class",
+        "2k",  # "k" without a currency word
+        "a 2k word essay",
+        "打12315投诉",
+        "千万别报这个班",
+        "万一出事谁负责",
+        "十万火急",
+        "跑了5千米",
+        "写了3万字",
+        "一万个不满意",
+        "交了3次作业",
+        "花了三个月",
+        "I paid 500 dollars",
+        "I paid $500",
+        "学费2026-10-10到期",
+        "",
+    ],
+)
+def test_parse_amounts_ignores_numbers_that_are_not_money(text: str) -> None:
+    assert parse_amounts(text) == []
+
+
+def test_parse_amounts_keeps_order_and_repeats() -> None:
+    assert parse_amounts("先交了¥500，后来又交了500元，合计1,000元") == [
+        Decimal(500),
+        Decimal(500),
+        Decimal(1000),
+    ]
+
+
+# ---- detect_language --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("老师上课太敷衍了", "zh"),
+        ("APP一直闪退，HSK课程的回放看不了", "zh"),
+        ("Hi，我要投诉", "zh"),
+        ("The teacher is always late.", "en"),
+        ("My 口语 teacher never teaches new vocabulary, the lessons feel pointless.", "en"),
+        ("", "zh"),
+        ("12315!!!", "zh"),
+    ],
+)
+def test_detect_language(text: str, expected: str) -> None:
+    assert detect_language(text) == expected
+
+
+# ---- classify ---------------------------------------------------------------------------
+
+
+def test_no_keyword_gives_default_category_and_general() -> None:
+    result = classify("你好", small_rules())
+    assert result == Classification("other", "general", "zh", None, False, ("no category keyword -> other",))
+
+
+def test_most_hits_wins() -> None:
+    result = classify("老师态度差，态度真的很差", small_rules())
+    assert result.category == "service"
+    assert "keyword 态度 x2 -> service" in result.reasons
+
+
+def test_tie_goes_to_earlier_category_in_priority_order() -> None:
+    assert classify("老师的态度", small_rules()).category == "teaching"
+    reversed_priority = small_rules(
+        categories=(("service", ("态度",)), ("teaching", ("老师",)), ("other", ("平台",)))
+    )
+    result = classify("老师的态度", reversed_priority)
+    assert result.category == "service"
+    assert any(reason.startswith("tie (1 hits) with teaching") for reason in result.reasons)
+
+
+def test_chinese_keywords_match_whole_tokens_only() -> None:
+    rules = small_rules(categories=(("fees", ("退费",)), ("other", ("费用",))))
+    # The multi-character keyword survives segmentation as one token...
+    assert classify("我申请退费两个月了", rules).category == "fees"
+    # ...and a keyword is not found inside a longer word the segmenter keeps whole.
+    rules = small_rules(categories=(("teaching", ("师",)), ("other", ())))
+    assert classify("我们的老师很好", rules).category == "other"
+
+
+def test_english_keywords_are_case_insensitive_on_word_boundaries() -> None:
+    rules = small_rules()
+    assert classify("My TEACHER is never prepared", rules).category == "teaching"
+    assert classify("the teachers' room is closed", rules).category == "other"  # no wildcard: no plural
+    assert classify("She was rude", rules).category == "service"
+    assert classify("a prudent reply", rules).category == "other"  # "rude" inside a word
+
+
+def test_trailing_star_matches_word_endings() -> None:
+    rules = small_rules(categories=(("fees", ("refund*",)), ("other", ())))
+    assert classify("They refused to refund. Still no refunds, nothing refunded.", rules).reasons[0] == (
+        "keyword refund* x3 -> fees"
+    )
+    assert classify("a prefunded account", rules).category == "other"
+
+
+def test_english_phrase_matches_across_any_spacing() -> None:
+    result = classify("My REFUND\n  refused again!", small_rules())
+    assert result.category == "fees"
+    assert "keyword refund refused -> fees" in result.reasons
+
+
+def test_keywords_with_regex_metacharacters_are_literal() -> None:
+    rules = small_rules(categories=(("teaching", ("c++", "c#", ".net", "(beta)")), ("other", ())))
+    assert classify("The C++ teacher skipped templates", rules).category == "teaching"
+    assert classify("our c# and .net lessons", rules).reasons[:2] == (
+        "keyword c# -> teaching",
+        "keyword .net -> teaching",
+    )
+    assert classify("ccc or cxx, anet", rules).category == "other"
+
+
+def test_amount_at_threshold_is_major_below_is_general() -> None:
+    rules = small_rules()
+    at_threshold = classify("要求退费1000元", rules)
+    assert (at_threshold.severity, at_threshold.amount_yuan) == ("major", Decimal(1000))
+    assert "amount 1000 yuan >= 1000" in at_threshold.reasons
+    below = classify("要求退费999元", rules)
+    assert (below.severity, below.amount_yuan) == ("general", Decimal(999))
+
+
+def test_largest_amount_is_reported() -> None:
+    assert classify("扣了50元，学费一共1.5万，退了300块", small_rules()).amount_yuan == Decimal(15000)
+
+
+@pytest.mark.parametrize("text", ["再不退费我就打12315", "我要找媒体曝光", "We are preparing a lawsuit."])
+def test_threat_makes_major(text: str) -> None:
+    result = classify(text, small_rules())
+    assert result.severity == "major"
+    assert any(reason.startswith("threat: ") for reason in result.reasons)
+
+
+def test_data_leak_forces_other_and_major() -> None:
+    result = classify("老师把我的个人信息给了别人，老师老师老师", small_rules())
+    assert (result.category, result.severity, result.data_leak) == ("other", "major", True)
+    assert "data leak: 个人信息 -> other, major" in result.reasons
+    english = classify(
+        "Someone at the front desk was rude: my phone number was given to a sales company", small_rules()
+    )
+    assert (english.category, english.severity, english.data_leak) == ("other", "major", True)
+
+
+def test_language_and_full_width_text() -> None:
+    result = classify("ＴＥＡＣＨＥＲ is rude and my ｒｅｆｕｎｄ was refused: ￥１，５００", small_rules())
+    assert result.language == "en"
+    assert result.amount_yuan == Decimal(1500)
+    assert result.severity == "major"
+
+
+def test_blank_keyword_is_rejected() -> None:
+    with pytest.raises(ValueError, match="blank keyword"):
+        small_rules(threat_keywords=("12315", " "))
+
+
+# ---- rules_from_policy ------------------------------------------------------------------
+
+
+def test_rules_from_default_policy(default_rules: ClassificationRules) -> None:
+    assert [name for name, _ in default_rules.categories] == list(CATEGORIES)
+    assert default_rules.default_category == "other"
+    assert default_rules.major_amount_yuan == Decimal(1000)
+    assert "12315" in default_rules.threat_keywords
+    assert "泄露" in default_rules.data_leak_keywords
+    assert all(keywords for _, keywords in default_rules.categories)
+
+
+def test_rules_from_policy_reads_operator_values(default_policy: dict[str, Any]) -> None:
+    policy = json.loads(json.dumps(default_policy))
+    policy["severity"]["major_amount_yuan"] = 500.5
+    policy["classification"]["default_category"] = "service"
+    rules = rules_from_policy(policy)
+    assert rules.major_amount_yuan == Decimal("500.5")
+    assert classify("你好", rules).category == "service"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error"),
+    [
+        (lambda p: p["severity"].pop("threat_keywords"), KeyError),
+        (lambda p: p["severity"].update(major_amount_yuan="1000"), TypeError),
+        (lambda p: p["severity"].update(major_amount_yuan=True), TypeError),
+        (lambda p: p["severity"].update(major_amount_yuan=-1), ValueError),
+        (lambda p: p["severity"].update(data_leak_keywords="泄露"), TypeError),
+        (lambda p: p["classification"]["categories"]["fees"].update(keywords=["退费", 3]), TypeError),
+        (lambda p: p["classification"].update(default_category="misc"), ValueError),
+        (lambda p: p["classification"].update(categories={}), TypeError),
+    ],
+)
+def test_rules_from_policy_rejects_wrong_shapes(
+    default_policy: dict[str, Any], mutate: Any, error: type[Exception]
+) -> None:
+    policy = json.loads(json.dumps(default_policy))
+    mutate(policy)
+    with pytest.raises(error):
+        rules_from_policy(policy)
+
+
+# ---- the corpus -------------------------------------------------------------------------
+
+
+def test_corpus_accuracy_with_default_policy(default_rules: ClassificationRules) -> None:
+    complaints = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
+    assert len(complaints) >= 70
+    covered = {(c["category"], c["severity"]) for c in complaints}
+    assert covered == {(cat, sev) for cat in CATEGORIES for sev in ("general", "major")}
+
+    right_category = right_severity = 0
+    misses = []
+    for complaint in complaints:
+        result = classify(complaint["text"], default_rules)
+        right_category += result.category == complaint["category"]
+        right_severity += result.severity == complaint["severity"]
+        if (result.category, result.severity) != (complaint["category"], complaint["severity"]):
+            misses.append(
+                f"  expected {complaint['category']}/{complaint['severity']}, "
+                f"got {result.category}/{result.severity}: {complaint['text'][:60]}"
+            )
+    n = len(complaints)
+    category_accuracy, severity_accuracy = right_category / n, right_severity / n
+    print(
+        f"\nclassification accuracy: category {category_accuracy:.1%}, "
+        f"severity {severity_accuracy:.1%} over {n} complaints"
+    )
+    print("\n".join(misses))
+    assert category_accuracy >= MIN_ACCURACY
+    assert severity_accuracy >= MIN_ACCURACY
+
+
+def test_keywords_of_one_rule_set_do_not_change_how_another_cuts_text(
+    default_rules: ClassificationRules,
+) -> None:
+    # small_rules() adds "媒体曝光" to its dictionary; the default rules list "媒体" and "曝光".
+    assert "threat: 媒体曝光" in classify("我要找媒体曝光", small_rules()).reasons
+    reasons = classify("我要找媒体曝光", default_rules).reasons
+    assert "threat: 媒体" in reasons
+    assert "threat: 曝光" in reasons
