@@ -33,13 +33,17 @@ def privacy_keys(settings: Settings, *, create: bool) -> tuple[list[str], str | 
     if path.exists():
         return [k.strip() for k in path.read_text(encoding="ascii").split(",") if k.strip()], None
     if not create:
-        raise FileNotFoundError(f"no [privacy] key and no {path}: run `complaintbot init` or `complaintbot run`")
+        raise FileNotFoundError(
+            f"no [privacy] key and no {path}: run `complaintbot init` or `complaintbot run`"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     key = generate_key()
     # Written before any personal data is, and readable by the owner only: losing it loses the data.
     path.touch(mode=0o600)
     path.write_text(key + "\n", encoding="ascii")
-    return [key], f"no [privacy] key configured: generated one in {path} (back it up; losing it loses the data)"
+    return [
+        key
+    ], f"no [privacy] key configured: generated one in {path} (back it up; losing it loses the data)"
 
 
 @dataclass
@@ -56,7 +60,9 @@ class Application:
         await self.engine.dispose()
 
 
-def build(settings: Settings, *, senders: Mapping[str, Sender] | None = None, create_key: bool = True) -> Application:
+def build(
+    settings: Settings, *, senders: Mapping[str, Sender] | None = None, create_key: bool = True
+) -> Application:
     notices: list[str] = []
     keys, notice = privacy_keys(settings, create=create_key)
     if notice:

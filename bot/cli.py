@@ -24,16 +24,27 @@ from core.privacy import PrivacyKeyError, generate_key
 from core.tickets import LIST_FILTERS, TicketNotFound, get_ticket, list_tickets, summary_view, ticket_view
 
 T = TypeVar("T")
-app = typer.Typer(help="complaintbot: learners' complaints from every channel, on one SLA engine.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="complaintbot: learners' complaints from every channel, on one SLA engine.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tickets_app, name="tickets")
 out = Console()
 # Errors a user can cause; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, PolicyError, PrivacyKeyError, InvalidTicketNumber, TicketNotFound, ValueError,
-               FileNotFoundError, FileExistsError)
+USER_ERRORS = (
+    ConfigError,
+    PolicyError,
+    PrivacyKeyError,
+    InvalidTicketNumber,
+    TicketNotFound,
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+)
 
 
 class State:
@@ -56,8 +67,9 @@ def settings() -> Settings:
     return guarded(lambda: load_settings(State.config))
 
 
-def with_app(action: Callable[[Application], Awaitable[T]], *, create_key: bool = False,
-             migrated: bool = True) -> T:
+def with_app(
+    action: Callable[[Application], Awaitable[T]], *, create_key: bool = False, migrated: bool = True
+) -> T:
     async def main() -> T:
         application = build(settings(), create_key=create_key)
         for notice in application.notices:  # e.g. a privacy key was just generated: the operator must know
@@ -74,13 +86,17 @@ def with_app(action: Callable[[Application], Awaitable[T]], *, create_key: bool 
 
 @app.callback()
 def main_options(
-    config: Annotated[Path | None, typer.Option("--config", help="config file (default: $COMPLAINTBOT_CONFIG "
-                                                "or ./complaintbot.toml)")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="config file (default: $COMPLAINTBOT_CONFIG or ./complaintbot.toml)"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug details")] = False,
 ) -> None:
     State.config = config
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -115,8 +131,9 @@ def init(
             await application.close()
 
     guarded(lambda: asyncio.run(main()))
-    out.print(f"wrote {config_file} and {policy_file}; database ready at {loaded.database_url()}",
-              soft_wrap=True)
+    out.print(
+        f"wrote {config_file} and {policy_file}; database ready at {loaded.database_url()}", soft_wrap=True
+    )
 
 
 @db_app.command("upgrade")
@@ -166,8 +183,16 @@ def tickets_list(
     table = Table(number, "status", "category", "severity", "department", "owner", "due", "summary")
     for v in views:
         due = f"{v['due_stage']} {v['due_at'][:16]}" if v["due_at"] else ""
-        table.add_row(v["number"], v["status"], v["category"], v["severity"], v["department"], v["owner"] or "",
-                      ("[red]" + due + " OVERDUE[/red]") if v["overdue"] else due, v["summary"][:40])
+        table.add_row(
+            v["number"],
+            v["status"],
+            v["category"],
+            v["severity"],
+            v["department"],
+            v["owner"] or "",
+            ("[red]" + due + " OVERDUE[/red]") if v["overdue"] else due,
+            v["summary"][:40],
+        )
     out.print(table)
 
 
@@ -188,12 +213,21 @@ def tickets_show(
     if as_json:
         _print_json(view)
         return
-    out.print(f"[bold]{view['number']}[/bold]  {view['status']}  {view['category']}/{view['severity']}  "
-              f"{view['department']}  via {view['channel']}  owner: {view['owner'] or '-'}")
-    out.print(f"first contact: {view['first_contact']}  course: {view['course'] or '-'}  created {view['created_at']}")
+    out.print(
+        f"[bold]{view['number']}[/bold]  {view['status']}  {view['category']}/{view['severity']}  "
+        f"{view['department']}  via {view['channel']}  owner: {view['owner'] or '-'}"
+    )
+    out.print(
+        f"first contact: {view['first_contact']}  course: {view['course'] or '-'}  "
+        f"created {view['created_at']}"
+    )
     out.print("[bold]clocks[/bold]")
     for c in view["clocks"]:
-        state = f"met {c['met_at'][:16]}" if c["met_at"] else ("waits on learner" if c["waits_on_learner"] else "open")
+        state = (
+            f"met {c['met_at'][:16]}"
+            if c["met_at"]
+            else ("waits on learner" if c["waits_on_learner"] else "open")
+        )
         out.print(f"  {c['stage']:<12} due {c['due_at'][:16]}  {state}  level {c['escalation_level']}")
     out.print("[bold]messages[/bold]")
     for m in view["messages"]:
@@ -205,8 +239,11 @@ def tickets_show(
     if undelivered:
         out.print("[bold]not delivered[/bold]")
         for o in undelivered:
-            out.print(f"  {o['kind']} via {o['channel']}: {o['status']} after {o['attempts']} attempt(s) "
-                      f"{o['last_error'] or ''}", markup=False)
+            out.print(
+                f"  {o['kind']} via {o['channel']}: {o['status']} after {o['attempts']} attempt(s) "
+                f"{o['last_error'] or ''}",
+                markup=False,
+            )
 
 
 def main() -> None:

@@ -141,7 +141,10 @@ class StaffConfig(_Section):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="COMPLAINTBOT_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+        env_prefix="COMPLAINTBOT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        nested_model_default_partial_update=True,
     )
 
     service: ServiceConfig = ServiceConfig()

@@ -42,21 +42,30 @@ async def serve(settings: Settings) -> None:
             if missing:
                 console.print(f"channel {name}: skipped ({missing})", markup=False)
             else:
-                console.print(f"channel {name}: configured, but this build has no {name} adapter yet", markup=False)
+                console.print(
+                    f"channel {name}: configured, but this build has no {name} adapter yet", markup=False
+                )
         if "staff" not in application.senders:
-            console.print("staff chats: none configured; staff cards and alerts wait in the outbox", markup=False)
+            console.print(
+                "staff chats: none configured; staff cards and alerts wait in the outbox", markup=False
+            )
         scheduler = Scheduler([Schedule("outbox", application.dispatcher.run_once, OUTBOX_EVERY_SECONDS)])
         # A committed complaint brings the outbox forward: acknowledgements leave within seconds.
         application.intake.on_commit = lambda: scheduler.run_soon("outbox")
         scheduler.start()
         try:
             web = create_app(application.core)
-            server = _Server(uvicorn.Config(web, host=settings.web.host, port=settings.web.port,
-                                            log_level="info", lifespan="off"))
+            server = _Server(
+                uvicorn.Config(
+                    web, host=settings.web.host, port=settings.web.port, log_level="info", lifespan="off"
+                )
+            )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, server.handle_exit, sig, None)
-            console.print(f"web: http://{settings.web.host}:{settings.web.port} (/healthz, /metrics)", markup=False)
+            console.print(
+                f"web: http://{settings.web.host}:{settings.web.port} (/healthz, /metrics)", markup=False
+            )
             try:
                 await server.serve()
             finally:

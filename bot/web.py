@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import func, select, text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -10,7 +11,6 @@ from starlette.routing import BaseRoute, Route
 
 from core.context import CoreContext
 from core.models import OutboxRow, Ticket
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 
 class Metrics:
@@ -19,8 +19,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.tickets = Gauge("complaintbot_tickets", "Tickets by status", ["status"], registry=self.registry)
-        self.outbox = Gauge("complaintbot_outbox_messages", "Outbox rows by status", ["status"],
-                            registry=self.registry)
+        self.outbox = Gauge(
+            "complaintbot_outbox_messages", "Outbox rows by status", ["status"], registry=self.registry
+        )
 
     async def refresh(self, core: CoreContext) -> None:
         async with core.sessions() as session:
@@ -40,7 +41,9 @@ def create_app(core: CoreContext, extra_routes: list[BaseRoute] | None = None) -
             async with core.sessions() as session:
                 await session.execute(text("SELECT 1"))
         except Exception as exc:  # reported to the prober, not raised: this is the readiness check
-            return JSONResponse({"status": "error", "database": f"{type(exc).__name__}: {exc}"}, status_code=503)
+            return JSONResponse(
+                {"status": "error", "database": f"{type(exc).__name__}: {exc}"}, status_code=503
+            )
         return JSONResponse({"status": "ok", "database": "ok"})
 
     async def metrics_route(request: Request) -> Response:

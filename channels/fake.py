@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from datetime import datetime
+from typing import Any
 
 from core.messages import InboundMessage, OutboundMessage, SendResult
 
@@ -22,11 +23,17 @@ class FakeChannel:
         self.fail_next: list[Exception] = []
         self._ids = itertools.count(1)
 
-    def message(self, sender_id: str, text: str, at: datetime, **fields: object) -> InboundMessage:
+    def message(self, sender_id: str, text: str, at: datetime, **fields: Any) -> InboundMessage:
         """A learner's message as this channel would deliver it, with a fresh platform id."""
         external_id = str(fields.pop("external_id", f"{self.name}-{next(self._ids)}"))
-        return InboundMessage(channel=self.name, external_id=external_id, sender_id=sender_id, text=text,
-                              received_at=at, **fields)  # type: ignore[arg-type]
+        return InboundMessage(
+            channel=self.name,
+            external_id=external_id,
+            sender_id=sender_id,
+            text=text,
+            received_at=at,
+            **fields,
+        )
 
     async def send(self, message: OutboundMessage) -> SendResult:
         if self.fail_next:

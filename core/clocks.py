@@ -30,7 +30,11 @@ class ClockKeeper:
             hours = rule.hours if rule.hours is not None else hotline.callback_hours
             return self.calendar.add_hours(opening, hours)
         if rule.working_days is not None:
-            days = rule.major_working_days if major and rule.major_working_days is not None else rule.working_days
+            days = (
+                rule.major_working_days
+                if major and rule.major_working_days is not None
+                else rule.working_days
+            )
             return self.calendar.add_working_days(started_at, days)
         assert rule.hours is not None  # the policy model guarantees one of the two
         hours = rule.major_hours if major and rule.major_hours is not None else rule.hours

@@ -47,6 +47,10 @@ class CoreContext:
         out: dict[str, dict[str, Any]] = {}
         for name, rule in self.policy.stages.items():
             hours = rule.major_hours if major and rule.major_hours is not None else rule.hours
-            days = rule.major_working_days if major and rule.major_working_days is not None else rule.working_days
+            days = (
+                rule.major_working_days
+                if major and rule.major_working_days is not None
+                else rule.working_days
+            )
             out[name] = {"hours": hours, "working_days": days, "round_the_clock": rule.round_the_clock}
         return out

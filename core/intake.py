@@ -67,7 +67,12 @@ class Intake:
                 # race; the next try sees its committed rows.
                 if attempt == _MAX_TRIES:
                     raise
-                log.info("intake %s:%s: conflict on try %d, retrying", message.channel, message.external_id, attempt)
+                log.info(
+                    "intake %s:%s: conflict on try %d, retrying",
+                    message.channel,
+                    message.external_id,
+                    attempt,
+                )
         if self.on_commit is not None and not result.duplicate:
             self.on_commit()
         return result
@@ -94,7 +99,9 @@ class Intake:
     async def _duplicate(self, session: AsyncSession, existing: Message) -> IntakeResult:
         ticket = await session.get_one(Ticket, existing.ticket_id)
         keys = [_key(existing.id, what) for what in ("ack", "ask", "thanks")]
-        rows = list(await session.scalars(select(OutboxRow).where(OutboxRow.key.in_(keys)).order_by(OutboxRow.id)))
+        rows = list(
+            await session.scalars(select(OutboxRow).where(OutboxRow.key.in_(keys)).order_by(OutboxRow.id))
+        )
         return IntakeResult(
             ticket_number=ticket.number,
             ticket_id=ticket.id,
@@ -200,8 +207,13 @@ class Intake:
         session.add_all(
             [
                 Event(ticket=ticket, at=now, actor=actor, action="received", detail=f"via {message.channel}"),
-                Event(ticket=ticket, at=now, actor="complaintbot", action="classified",
-                      detail=f"{classification.category}/{classification.severity}: {reasons}"),
+                Event(
+                    ticket=ticket,
+                    at=now,
+                    actor="complaintbot",
+                    action="classified",
+                    detail=f"{classification.category}/{classification.severity}: {reasons}",
+                ),
                 Event(ticket=ticket, at=now, actor="complaintbot", action="routed", detail=department),
             ]
         )
@@ -214,17 +226,29 @@ class Intake:
             "limits": core.limits(major=major),
             "claim_due": core.local_text(claim.due_at),
             "second_instance": (
-                core.policy.second_instance.contact_zh if ticket.locale == "zh"
+                core.policy.second_instance.contact_zh
+                if ticket.locale == "zh"
                 else core.policy.second_instance.contact_en
             ),
         }
         ack = core.templates.render(ticket.locale, "ack.txt", **context)
         address = core.vault.decrypt(identity.address_enc)
         replies = [
-            enqueue(session, core.vault, key=_key(inbound.id, "ack"), channel=message.channel, recipient=address,
-                    kind="ack", text=ack, now=now, ticket=ticket, reply_to=message.external_id,
-                    subject=f"[{ticket.number}] {message.subject or ''}".strip(),
-                    meta={"ticket_number": ticket.number}, meets_clock=acknowledge)
+            enqueue(
+                session,
+                core.vault,
+                key=_key(inbound.id, "ack"),
+                channel=message.channel,
+                recipient=address,
+                kind="ack",
+                text=ack,
+                now=now,
+                ticket=ticket,
+                reply_to=message.external_id,
+                subject=f"[{ticket.number}] {message.subject or ''}".strip(),
+                meta={"ticket_number": ticket.number},
+                meets_clock=acknowledge,
+            )
         ]
         ask = self._next_question(session, ticket, learner, message.channel, address, inbound.id, now)
         if ask is not None:
@@ -253,29 +277,77 @@ class Intake:
             "summary": ticket.summary,
         }
         card = core.templates.render(
-            locale, "card.txt", **common, status=ticket.status, owner=None, channel=ticket.channel,
-            learner=learners.masked_label(core.vault, learner, identity), course=ticket.course,
-            stage="claim", due=core.local_text(due_at),
+            locale,
+            "card.txt",
+            **common,
+            status=ticket.status,
+            owner=None,
+            channel=ticket.channel,
+            learner=learners.masked_label(core.vault, learner, identity),
+            course=ticket.course,
+            stage="claim",
+            due=core.local_text(due_at),
         )
         buttons = tuple(
             Button(label, f"{action}:{ticket.number}")
-            for label, action in (("Claim", "claim"), ("Reply", "reply"), ("Resolve", "resolve"),
-                                  ("Escalate", "escalate"))
+            for label, action in (
+                ("Claim", "claim"),
+                ("Reply", "reply"),
+                ("Resolve", "resolve"),
+                ("Escalate", "escalate"),
+            )
         )
         meta = {"ticket_number": ticket.number, "department": ticket.department}
-        enqueue(session, core.vault, key=f"ticket:{ticket.id}:card", channel="staff", recipient=ticket.department,
-                kind="card", text=card, now=now, ticket=ticket, buttons=buttons, meta=meta)
+        enqueue(
+            session,
+            core.vault,
+            key=f"ticket:{ticket.id}:card",
+            channel="staff",
+            recipient=ticket.department,
+            kind="card",
+            text=card,
+            now=now,
+            ticket=ticket,
+            buttons=buttons,
+            meta=meta,
+        )
         if ticket.severity == "major" and core.policy.escalation.major_alerts_managers:
             alert = core.templates.render(locale, "alert_major.txt", **common, reasons=classification.reasons)
-            enqueue(session, core.vault, key=f"ticket:{ticket.id}:alert:major", channel="staff",
-                    recipient="managers", kind="alert", text=alert, now=now, ticket=ticket, meta=meta)
-            session.add(Event(ticket=ticket, at=now, actor="complaintbot", action="alerted", detail="managers: major"))
+            enqueue(
+                session,
+                core.vault,
+                key=f"ticket:{ticket.id}:alert:major",
+                channel="staff",
+                recipient="managers",
+                kind="alert",
+                text=alert,
+                now=now,
+                ticket=ticket,
+                meta=meta,
+            )
+            session.add(
+                Event(ticket=ticket, at=now, actor="complaintbot", action="alerted", detail="managers: major")
+            )
         if ticket.data_leak:
             to = core.policy.departments.data_leak_alerts
             alert = core.templates.render(locale, "alert_data_leak.txt", **common)
-            enqueue(session, core.vault, key=f"ticket:{ticket.id}:alert:data-leak", channel="staff", recipient=to,
-                    kind="alert", text=alert, now=now, ticket=ticket, meta=meta)
-            session.add(Event(ticket=ticket, at=now, actor="complaintbot", action="alerted", detail=f"{to}: data leak"))
+            enqueue(
+                session,
+                core.vault,
+                key=f"ticket:{ticket.id}:alert:data-leak",
+                channel="staff",
+                recipient=to,
+                kind="alert",
+                text=alert,
+                now=now,
+                ticket=ticket,
+                meta=meta,
+            )
+            session.add(
+                Event(
+                    ticket=ticket, at=now, actor="complaintbot", action="alerted", detail=f"{to}: data leak"
+                )
+            )
 
     async def _continue(
         self,
@@ -296,23 +368,51 @@ class Intake:
         answered = ticket.awaiting_field
         if answered is not None:
             self._record_answer(ticket, learner, answered, message.text.strip())
-            session.add(Event(ticket=ticket, at=now, actor=f"learner:{message.channel}", action="details",
-                              detail=answered))
+            session.add(
+                Event(
+                    ticket=ticket,
+                    at=now,
+                    actor=f"learner:{message.channel}",
+                    action="details",
+                    detail=answered,
+                )
+            )
             ask = self._next_question(session, ticket, learner, message.channel, address, inbound.id, now)
             if ask is not None:
                 replies.append(ask)
             else:
                 thanks = core.templates.render(ticket.locale, "details_complete.txt", number=ticket.number)
-                replies.append(enqueue(session, core.vault, key=_key(inbound.id, "thanks"), channel=message.channel,
-                                       recipient=address, kind="notice", text=thanks, now=now, ticket=ticket,
-                                       meta={"ticket_number": ticket.number}))
+                replies.append(
+                    enqueue(
+                        session,
+                        core.vault,
+                        key=_key(inbound.id, "thanks"),
+                        channel=message.channel,
+                        recipient=address,
+                        kind="notice",
+                        text=thanks,
+                        now=now,
+                        ticket=ticket,
+                        meta={"ticket_number": ticket.number},
+                    )
+                )
         else:
             session.add(Event(ticket=ticket, at=now, actor=f"learner:{message.channel}", action="message"))
-        notice = core.templates.render(core.staff_locale, "notice_learner_message.txt", number=ticket.number,
-                                       text=_summary(message, 500))
-        enqueue(session, core.vault, key=_key(inbound.id, "staff-notice"), channel="staff",
-                recipient=ticket.department, kind="notice-staff", text=notice, now=now, ticket=ticket,
-                meta={"ticket_number": ticket.number, "department": ticket.department})
+        notice = core.templates.render(
+            core.staff_locale, "notice_learner_message.txt", number=ticket.number, text=_summary(message, 500)
+        )
+        enqueue(
+            session,
+            core.vault,
+            key=_key(inbound.id, "staff-notice"),
+            channel="staff",
+            recipient=ticket.department,
+            kind="notice-staff",
+            text=notice,
+            now=now,
+            ticket=ticket,
+            meta={"ticket_number": ticket.number, "department": ticket.department},
+        )
         return self._result(ticket, inbound, created=False, replies=replies)
 
     def _record_answer(self, ticket: Ticket, learner: Learner, field: str, answer: str) -> None:
@@ -348,11 +448,22 @@ class Intake:
         if field is None:
             return None
         text = self.core.templates.render(ticket.locale, f"ask_{field}.txt", number=ticket.number)
-        return enqueue(session, self.core.vault, key=_key(message_id, "ask"), channel=channel,
-                       recipient=address, kind="ask", text=text, now=now, ticket=ticket,
-                       meta={"ticket_number": ticket.number, "field": field})
+        return enqueue(
+            session,
+            self.core.vault,
+            key=_key(message_id, "ask"),
+            channel=channel,
+            recipient=address,
+            kind="ask",
+            text=text,
+            now=now,
+            ticket=ticket,
+            meta={"ticket_number": ticket.number, "field": field},
+        )
 
-    def _result(self, ticket: Ticket, inbound: Message, *, created: bool, replies: list[OutboxRow]) -> IntakeResult:
+    def _result(
+        self, ticket: Ticket, inbound: Message, *, created: bool, replies: list[OutboxRow]
+    ) -> IntakeResult:
         learner_rows = [row for row in replies if row.kind in LEARNER_KINDS]
         return IntakeResult(
             ticket_number=ticket.number,

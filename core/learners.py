@@ -37,10 +37,9 @@ async def find_or_create(
     if identity is not None:
         learner = await session.get_one(Learner, identity.learner_id)
     else:
-        learner = await _known_learner(session, phone_index, email_index)
-        if learner is None:
-            learner = Learner(locale=locale, created_at=now)
-            session.add(learner)
+        known = await _known_learner(session, phone_index, email_index)
+        learner = known if known is not None else Learner(locale=locale, created_at=now)
+        session.add(learner)
         identity = LearnerIdentity(
             learner=learner,
             channel=message.channel,
@@ -59,10 +58,14 @@ async def find_or_create(
     return learner, identity
 
 
-async def _known_learner(session: AsyncSession, phone_index: str | None, email_index: str | None) -> Learner | None:
+async def _known_learner(
+    session: AsyncSession, phone_index: str | None, email_index: str | None
+) -> Learner | None:
     for column, value in ((Learner.phone_index, phone_index), (Learner.email_index, email_index)):
         if value is not None:
-            learner = await session.scalar(select(Learner).where(column == value).order_by(Learner.id).limit(1))
+            learner = await session.scalar(
+                select(Learner).where(column == value).order_by(Learner.id).limit(1)
+            )
             if learner is not None:
                 return learner
     return None
@@ -76,10 +79,16 @@ def record_phone(vault: Vault, learner: Learner, phone: str) -> None:
 
 def masked_label(vault: Vault, learner: Learner, identity: LearnerIdentity | None) -> str:
     """How staff see a learner: name, else phone, else e-mail, else the channel address, always masked."""
-    for kind, token in (("name", learner.name_enc), ("phone", learner.phone_enc), ("email", learner.email_enc)):
+    for kind, token in (
+        ("name", learner.name_enc),
+        ("phone", learner.phone_enc),
+        ("email", learner.email_enc),
+    ):
         if token:
             return mask(kind, vault.decrypt(token))
     if identity is not None:
-        kind = "email" if identity.channel == "email" else "phone" if identity.channel == "voicemail" else "id"
+        kind = (
+            "email" if identity.channel == "email" else "phone" if identity.channel == "voicemail" else "id"
+        )
         return mask(kind, vault.decrypt(identity.address_enc))
     return "—"

@@ -107,7 +107,7 @@ class LearnerIdentity(Base):
 
 
 class TicketCounter(Base):
-    """The last sequence number given out per prefix and local day; incremented inside intake's transaction."""
+    """The last sequence number given out per prefix and local day, incremented in intake's transaction."""
 
     __tablename__ = "ticket_counters"
     prefix: Mapped[str] = mapped_column(String(16), primary_key=True)

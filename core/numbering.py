@@ -17,7 +17,7 @@ from core.numbers import TicketNumber
 
 
 async def allocate_number(session: AsyncSession, prefix: str, day: date) -> TicketNumber:
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(TicketCounter)
         .values(prefix=prefix, day=day, value=1)

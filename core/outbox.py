@@ -87,8 +87,11 @@ def enqueue(
     )
     session.add(row)
     if ticket is not None and kind in LEARNER_KINDS:
-        session.add(Message(ticket=ticket, direction="out", channel=channel, text=text, attachments=[],
-                            at=now, outbox=row))
+        session.add(
+            Message(
+                ticket=ticket, direction="out", channel=channel, text=text, attachments=[], at=now, outbox=row
+            )
+        )
     return row
 
 
@@ -128,7 +131,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int, rng: random.Random) -> timedelta:
         """Exponential backoff with full jitter, so many failed rows do not retry in lockstep."""
-        ceiling = min(self.max_delay, self.base_delay * (2 ** max(attempts - 1, 0)))
+        ceiling: timedelta = min(self.max_delay, self.base_delay * (2 ** max(attempts - 1, 0)))
         return ceiling * (0.5 + rng.random() / 2)
 
 
@@ -175,7 +178,7 @@ class Dispatcher:
                     or_(
                         (OutboxRow.status == PENDING) & (OutboxRow.next_attempt_at <= now),
                         (OutboxRow.status == SENDING) & (OutboxRow.lease_until <= now),
-                    )
+                    ),
                 )
                 .order_by(OutboxRow.id)
                 .limit(self.batch)
@@ -254,4 +257,6 @@ class Dispatcher:
                 fresh.status = PENDING
                 fresh.next_attempt_at = now + delay
                 report.retried += 1
-                log.info("outbox %s: attempt %d failed (%s); retry in %s", row.key, fresh.attempts, error, delay)
+                log.info(
+                    "outbox %s: attempt %d failed (%s); retry in %s", row.key, fresh.attempts, error, delay
+                )

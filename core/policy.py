@@ -61,12 +61,14 @@ class IntakePolicy(_Model):
     def _known_fields(cls, value: list[str]) -> list[str]:
         unknown = set(value) - {"course", "expected_resolution", "contact"}
         if unknown:
-            raise ValueError(f"unknown intake field(s) {sorted(unknown)}: use course, expected_resolution, contact")
+            raise ValueError(
+                f"unknown intake field(s) {sorted(unknown)}: use course, expected_resolution, contact"
+            )
         return value
 
 
 class StageRule(_Model):
-    """One clock. `hours` count working hours unless round_the_clock; `working_days` end at close of business."""
+    """One clock: `hours` count working hours unless round_the_clock; `working_days` end at closing time."""
 
     hours: float | None = None
     working_days: int | None = None

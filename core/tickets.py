@@ -22,7 +22,9 @@ class TicketNotFound(LookupError):
 
 
 def staff_actor(staff: Staff) -> Actor:
-    return Actor(kind="staff", name=staff.name, role=staff.role, department=staff.department, staff_id=staff.id)
+    return Actor(
+        kind="staff", name=staff.name, role=staff.role, department=staff.department, staff_id=staff.id
+    )
 
 
 async def get_ticket(session: AsyncSession, number: str, prefix: str = "TS") -> Ticket:
@@ -117,7 +119,9 @@ async def current_due(session: AsyncSession, ticket_id: int) -> Clock | None:
     )
 
 
-async def summary_view(core: CoreContext, session: AsyncSession, ticket: Ticket, now: datetime) -> dict[str, Any]:
+async def summary_view(
+    core: CoreContext, session: AsyncSession, ticket: Ticket, now: datetime
+) -> dict[str, Any]:
     due = await current_due(session, ticket.id)
     return {
         "number": ticket.number,
@@ -135,13 +139,21 @@ async def summary_view(core: CoreContext, session: AsyncSession, ticket: Ticket,
     }
 
 
-async def ticket_view(core: CoreContext, session: AsyncSession, ticket: Ticket, now: datetime) -> dict[str, Any]:
+async def ticket_view(
+    core: CoreContext, session: AsyncSession, ticket: Ticket, now: datetime
+) -> dict[str, Any]:
     """Everything `tickets show --json` promises (INTERFACES.md), times ISO-8601 with offset."""
     clocks = await session.scalars(select(Clock).where(Clock.ticket_id == ticket.id).order_by(Clock.id))
-    messages = await session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id))
+    messages = await session.scalars(
+        select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
+    )
     events = await session.scalars(select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id))
-    outbox = await session.scalars(select(OutboxRow).where(OutboxRow.ticket_id == ticket.id).order_by(OutboxRow.id))
-    first_contact = await _staff_name(session, ticket.first_contact_staff_id) or ticket.first_contact_department
+    outbox = await session.scalars(
+        select(OutboxRow).where(OutboxRow.ticket_id == ticket.id).order_by(OutboxRow.id)
+    )
+    first_contact = (
+        await _staff_name(session, ticket.first_contact_staff_id) or ticket.first_contact_department
+    )
     view = await summary_view(core, session, ticket, now)
     view.update(
         {
@@ -173,8 +185,10 @@ async def ticket_view(core: CoreContext, session: AsyncSession, ticket: Ticket, 
                 }
                 for m in messages
             ],
-            "events": [{"at": _iso(core, e.at), "actor": e.actor, "action": e.action, "detail": e.detail}
-                       for e in events],
+            "events": [
+                {"at": _iso(core, e.at), "actor": e.actor, "action": e.action, "detail": e.detail}
+                for e in events
+            ],
             "outbox": [
                 {
                     "kind": o.kind,

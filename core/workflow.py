@@ -85,38 +85,117 @@ _WORK_CLOCKS = ("claim", "investigate", "plan", "communicate", "revise", "execut
 MOVES: dict[str, Move] = {
     m.action: m
     for m in (
-        Move("claim", frozenset({ROUTED}), INVESTIGATING, ALL_STAFF, ("claim",), ("investigate",),
-             describe="take the ticket and start the investigation"),
+        Move(
+            "claim",
+            frozenset({ROUTED}),
+            INVESTIGATING,
+            ALL_STAFF,
+            ("claim",),
+            ("investigate",),
+            describe="take the ticket and start the investigation",
+        ),
         Move("assign", OPEN_STATES, None, frozenset({HEAD, MANAGER}), describe="give the ticket an owner"),
-        Move("transfer", frozenset({ROUTED, INVESTIGATING, PLANNING}), ROUTED, ALL_STAFF,
-             ("claim", "investigate", "plan"), ("claim",), describe="hand it to another department"),
-        Move("investigated", frozenset({INVESTIGATING}), PLANNING, ALL_STAFF, ("investigate",), ("plan",),
-             describe="finish the investigation"),
-        Move("plan", frozenset({INVESTIGATING, PLANNING}), AWAITING_AGREEMENT, ALL_STAFF,
-             ("investigate", "plan", "revise"), ("communicate",), describe="propose a solution plan"),
-        Move("agree", frozenset({AWAITING_AGREEMENT}), EXECUTING, frozenset({LEARNER}) | ALL_STAFF,
-             ("communicate",), ("execute",), describe="accept the plan"),
-        Move("object", frozenset({AWAITING_AGREEMENT}), PLANNING, frozenset({LEARNER}) | ALL_STAFF,
-             ("communicate",), ("revise",), describe="object to the plan"),
-        Move("done", frozenset({EXECUTING}), REPORTING, ALL_STAFF, ("execute",), ("report",),
-             describe="finish carrying out the plan"),
-        Move("resolve", frozenset({ROUTED, INVESTIGATING, PLANNING, EXECUTING, REPORTING}), AWAITING_CONFIRMATION,
-             ALL_STAFF, _WORK_CLOCKS, ("confirm",), describe="report the result to the learner"),
-        Move("confirm", frozenset({AWAITING_CONFIRMATION}), FOLLOW_UP, frozenset({LEARNER, SYSTEM}) | ALL_STAFF,
-             ("confirm",), ("follow_up",), describe="confirm the result"),
-        Move("close", frozenset({FOLLOW_UP}), CLOSED, frozenset({SYSTEM}) | ALL_STAFF, ("follow_up",),
-             describe="close after the follow-up"),
-        Move("reopen", frozenset({AWAITING_CONFIRMATION, FOLLOW_UP, CLOSED}), INVESTIGATING,
-             frozenset({LEARNER, SYSTEM, HEAD, MANAGER}), ("confirm", "follow_up"), ("investigate",),
-             describe="reopen"),
+        Move(
+            "transfer",
+            frozenset({ROUTED, INVESTIGATING, PLANNING}),
+            ROUTED,
+            ALL_STAFF,
+            ("claim", "investigate", "plan"),
+            ("claim",),
+            describe="hand it to another department",
+        ),
+        Move(
+            "investigated",
+            frozenset({INVESTIGATING}),
+            PLANNING,
+            ALL_STAFF,
+            ("investigate",),
+            ("plan",),
+            describe="finish the investigation",
+        ),
+        Move(
+            "plan",
+            frozenset({INVESTIGATING, PLANNING}),
+            AWAITING_AGREEMENT,
+            ALL_STAFF,
+            ("investigate", "plan", "revise"),
+            ("communicate",),
+            describe="propose a solution plan",
+        ),
+        Move(
+            "agree",
+            frozenset({AWAITING_AGREEMENT}),
+            EXECUTING,
+            frozenset({LEARNER}) | ALL_STAFF,
+            ("communicate",),
+            ("execute",),
+            describe="accept the plan",
+        ),
+        Move(
+            "object",
+            frozenset({AWAITING_AGREEMENT}),
+            PLANNING,
+            frozenset({LEARNER}) | ALL_STAFF,
+            ("communicate",),
+            ("revise",),
+            describe="object to the plan",
+        ),
+        Move(
+            "done",
+            frozenset({EXECUTING}),
+            REPORTING,
+            ALL_STAFF,
+            ("execute",),
+            ("report",),
+            describe="finish carrying out the plan",
+        ),
+        Move(
+            "resolve",
+            frozenset({ROUTED, INVESTIGATING, PLANNING, EXECUTING, REPORTING}),
+            AWAITING_CONFIRMATION,
+            ALL_STAFF,
+            _WORK_CLOCKS,
+            ("confirm",),
+            describe="report the result to the learner",
+        ),
+        Move(
+            "confirm",
+            frozenset({AWAITING_CONFIRMATION}),
+            FOLLOW_UP,
+            frozenset({LEARNER, SYSTEM}) | ALL_STAFF,
+            ("confirm",),
+            ("follow_up",),
+            describe="confirm the result",
+        ),
+        Move(
+            "close",
+            frozenset({FOLLOW_UP}),
+            CLOSED,
+            frozenset({SYSTEM}) | ALL_STAFF,
+            ("follow_up",),
+            describe="close after the follow-up",
+        ),
+        Move(
+            "reopen",
+            frozenset({AWAITING_CONFIRMATION, FOLLOW_UP, CLOSED}),
+            INVESTIGATING,
+            frozenset({LEARNER, SYSTEM, HEAD, MANAGER}),
+            ("confirm", "follow_up"),
+            ("investigate",),
+            describe="reopen",
+        ),
         Move("escalate", OPEN_STATES, None, ALL_STAFF, own_department=False, describe="escalate to managers"),
-        Move("note", frozenset(STATES), None, ALL_STAFF, own_department=False, describe="add an internal note"),
+        Move(
+            "note", frozenset(STATES), None, ALL_STAFF, own_department=False, describe="add an internal note"
+        ),
         Move("reply", OPEN_STATES, None, ALL_STAFF, describe="reply to the learner"),
     )
 }
 
 
-def check(action: str, status: str, department: str, actor: Actor, *, owner_learner_id: int | None = None) -> Move:
+def check(
+    action: str, status: str, department: str, actor: Actor, *, owner_learner_id: int | None = None
+) -> Move:
     """The move `actor` wants to make on a ticket in `status` of `department`, or a clear refusal."""
     move = MOVES.get(action)
     if move is None:
@@ -129,5 +208,7 @@ def check(action: str, status: str, department: str, actor: Actor, *, owner_lear
         raise NotAllowed(f"this ticket belongs to the {department} department, not {actor.department}")
     if status not in move.sources:
         allowed = ", ".join(sorted(move.sources))
-        raise WorkflowError(f"cannot {move.describe or action} while the ticket is {status} (only when {allowed})")
+        raise WorkflowError(
+            f"cannot {move.describe or action} while the ticket is {status} (only when {allowed})"
+        )
     return move

@@ -32,8 +32,13 @@ from core.policy import parse_policy
 from core.privacy import Vault, generate_key
 from core.templates import Templates
 
-DEPARTMENTS = {"service": "学员服务部", "teaching": "教学部", "finance": "财务部", "academic": "教务管理部",
-               "compliance": "合规审核部"}
+DEPARTMENTS = {
+    "service": "学员服务部",
+    "teaching": "教学部",
+    "finance": "财务部",
+    "academic": "教务管理部",
+    "compliance": "合规审核部",
+}
 
 
 def postgres_url() -> str | None:
@@ -115,7 +120,9 @@ async def db(
         url = f"sqlite+aiosqlite:///{path}"
     else:
         if postgres_database is None:
-            pytest.skip("no PostgreSQL server (set COMPLAINTBOT_TEST_POSTGRES_URL or run one on 127.0.0.1:5432)")
+            pytest.skip(
+                "no PostgreSQL server (set COMPLAINTBOT_TEST_POSTGRES_URL or run one on 127.0.0.1:5432)"
+            )
         url = postgres_database
     engine = create_engine(url)
     if request.param == "postgres":

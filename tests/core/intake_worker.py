@@ -24,16 +24,22 @@ async def writer(intake: Intake, tag: str, writer_id: int, count: int) -> None:
     for i in range(count):
         sender = f"{tag}-{writer_id}-{i}"
         await intake.receive(
-            InboundMessage(channel="telegram", external_id=sender, sender_id=sender,
-                           text=f"老师上课迟到 {i}", received_at=now),
+            InboundMessage(
+                channel="telegram",
+                external_id=sender,
+                sender_id=sender,
+                text=f"老师上课迟到 {i}",
+                received_at=now,
+            ),
             now,
         )
 
 
 async def main(url: str, key: str, writers: int, count: int, tag: str) -> None:
     engine = create_engine(url)
-    core = CoreContext(sessions=session_factory(engine), policy=parse_policy(), vault=Vault([key]),
-                       templates=Templates())
+    core = CoreContext(
+        sessions=session_factory(engine), policy=parse_policy(), vault=Vault([key]), templates=Templates()
+    )
     intake = Intake(core)
     await asyncio.gather(*(writer(intake, tag, w, count) for w in range(writers)))
     await engine.dispose()

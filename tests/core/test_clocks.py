@@ -23,7 +23,9 @@ async def _clocks(core: CoreContext, number: str) -> dict[str, Clock]:
         return {c.stage: c for c in await session.scalars(select(Clock).where(Clock.ticket_id == ticket.id))}
 
 
-async def _complain(intake: Intake, channel: FakeChannel, when: str, text: str = "班主任态度敷衍，问题推来推去") -> str:
+async def _complain(
+    intake: Intake, channel: FakeChannel, when: str, text: str = "班主任态度敷衍，问题推来推去"
+) -> str:
     now = at(when)
     return (await intake.receive(channel.message("chat-1", text, now), now)).ticket_number
 
@@ -41,8 +43,9 @@ async def test_eve_of_national_day_claim_is_due_on_the_first_working_morning_aft
     assert core.clocks.due("investigate", at("2026-09-30 17:30")) == at("2026-10-10 18:00")
 
 
-async def test_make_up_saturday_is_a_working_day(core: CoreContext, intake: Intake,
-                                                 learner_channel: FakeChannel) -> None:
+async def test_make_up_saturday_is_a_working_day(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
     number = await _complain(intake, learner_channel, "2026-10-10 10:00")  # 调休: Saturday worked
     clocks = await _clocks(core, number)
     assert clocks["claim"].due_at == at("2026-10-10 11:00")
@@ -50,8 +53,9 @@ async def test_make_up_saturday_is_a_working_day(core: CoreContext, intake: Inta
     assert core.clocks.due("investigate", at("2026-10-10 10:00")) == at("2026-10-14 18:00")
 
 
-async def test_complaint_at_2059_counts_from_next_morning(core: CoreContext, intake: Intake,
-                                                         learner_channel: FakeChannel) -> None:
+async def test_complaint_at_2059_counts_from_next_morning(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
     number = await _complain(intake, learner_channel, "2026-11-24 20:59")
     clocks = await _clocks(core, number)
     assert clocks["claim"].due_at == at("2026-11-25 10:00")
@@ -61,8 +65,9 @@ async def test_complaint_at_2059_counts_from_next_morning(core: CoreContext, int
     assert core.clocks.due("callback", at("2026-11-25 03:00")) == at("2026-11-25 10:00")
 
 
-async def test_major_complaints_run_on_tighter_clocks(core: CoreContext, intake: Intake,
-                                                     learner_channel: FakeChannel) -> None:
+async def test_major_complaints_run_on_tighter_clocks(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
     number = await _complain(intake, learner_channel, "2026-11-23 10:00", "再不退我8000元学费我就去12315投诉")
     clocks = await _clocks(core, number)
     assert clocks["claim"].due_at == at("2026-11-23 10:30")

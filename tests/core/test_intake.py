@@ -15,11 +15,16 @@ from tests.conftest import at
 
 
 async def test_complaint_opens_routed_ticket_with_ack_and_card(
-    intake: Intake, core: CoreContext, dispatcher: Dispatcher, learner_channel: FakeChannel,
+    intake: Intake,
+    core: CoreContext,
+    dispatcher: Dispatcher,
+    learner_channel: FakeChannel,
     staff_channel: FakeChannel,
 ) -> None:
     now = at("2026-11-23 10:00")
-    msg = learner_channel.message("chat-1", "我要退费！交了3000元，机构一直拖着不退。", now, sender_name="李明")
+    msg = learner_channel.message(
+        "chat-1", "我要退费！交了3000元，机构一直拖着不退。", now, sender_name="李明"
+    )
     result = await intake.receive(msg, now)
 
     assert result.created and not result.duplicate
@@ -50,10 +55,13 @@ async def test_complaint_opens_routed_ticket_with_ack_and_card(
     assert {c["stage"]: c["met_at"] for c in view["clocks"]}["acknowledge"] is not None
 
 
-async def test_english_complaint_gets_english_ack(intake: Intake, dispatcher: Dispatcher,
-                                                   learner_channel: FakeChannel) -> None:
+async def test_english_complaint_gets_english_ack(
+    intake: Intake, dispatcher: Dispatcher, learner_channel: FakeChannel
+) -> None:
     now = at("2026-11-23 10:00")
-    msg = learner_channel.message("chat-2", "The teacher keeps skipping chapters and the materials are outdated.", now)
+    msg = learner_channel.message(
+        "chat-2", "The teacher keeps skipping chapters and the materials are outdated.", now
+    )
     result = await intake.receive(msg, now)
     await dispatcher.drain(now)
     ack = learner_channel.texts_to("chat-2")[0]
@@ -72,7 +80,10 @@ async def test_redelivery_returns_same_ticket_and_creates_nothing(
     assert again.replies == first.replies and again.reply_keys == first.reply_keys
     async with core.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Ticket)) == 1
-        assert await session.scalar(select(func.count()).select_from(Message).where(Message.direction == "in")) == 1
+        assert (
+            await session.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
+            == 1
+        )
         assert await session.scalar(select(func.count()).select_from(OutboxRow)) == len(
             (await session.scalars(select(OutboxRow))).all()
         )
@@ -111,10 +122,14 @@ async def test_explicit_number_continues_only_the_learners_own_ticket(
     await intake.receive(learner_channel.message("chat-1", "skip", now), now)
     await intake.receive(learner_channel.message("chat-1", "skip", now), now)
     await intake.receive(learner_channel.message("chat-1", "skip", now), now)
-    follow = await intake.receive(learner_channel.message("chat-1", f"关于 {mine.ticket_number} 补充一下", now), now)
+    follow = await intake.receive(
+        learner_channel.message("chat-1", f"关于 {mine.ticket_number} 补充一下", now), now
+    )
     assert follow.ticket_number == mine.ticket_number and not follow.created
     # Someone else quoting that number gets a ticket of their own, not a view of this one.
-    stranger = await intake.receive(learner_channel.message("chat-2", f"{mine.ticket_number} 我也是", now), now)
+    stranger = await intake.receive(
+        learner_channel.message("chat-2", f"{mine.ticket_number} 我也是", now), now
+    )
     assert stranger.created and stranger.ticket_number != mine.ticket_number
 
 
@@ -123,7 +138,9 @@ async def test_reply_to_our_message_continues_the_ticket(
 ) -> None:
     now = at("2026-11-23 10:00")
     first = await intake.receive(learner_channel.message("chat-5", "老师讲课太快听不懂", now), now)
-    second = await intake.receive(learner_channel.message("chat-5", "新的投诉：前台态度恶劣", now, new_ticket=True), now)
+    second = await intake.receive(
+        learner_channel.message("chat-5", "新的投诉：前台态度恶劣", now, new_ticket=True), now
+    )
     assert second.created
     await dispatcher.drain(now)
     ack_ref = "telegram-out-1"  # the platform id of the first acknowledgement the fake channel sent

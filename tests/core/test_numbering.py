@@ -41,7 +41,16 @@ async def test_eight_concurrent_writers_get_2000_distinct_gapless_numbers(
         # Half the writers in another process with its own engine and pool.
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         other = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.core.intake_worker", db.url, privacy_key, "4", "250", "p2", cwd=ROOT, env=env,
+            sys.executable,
+            "-m",
+            "tests.core.intake_worker",
+            db.url,
+            privacy_key,
+            "4",
+            "250",
+            "p2",
+            cwd=ROOT,
+            env=env,
             stderr=subprocess.PIPE,
         )
         await asyncio.gather(*(writer(intake, "p1", w, 250) for w in range(4)))
@@ -50,7 +59,9 @@ async def test_eight_concurrent_writers_get_2000_distinct_gapless_numbers(
     _assert_gapless(await _numbers(core), 2000)
 
 
-async def test_failed_intake_leaves_no_gap(core: CoreContext, intake: Intake, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_failed_intake_leaves_no_gap(
+    core: CoreContext, intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await writer(intake, "a", 0, 3)
 
     def broken(locale: str, name: str, **context: object) -> str:

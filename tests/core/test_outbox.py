@@ -27,7 +27,10 @@ async def _rows(core: CoreContext) -> list[OutboxRow]:
 
 
 async def test_nothing_is_sent_unless_the_intake_commits(
-    core: CoreContext, intake: Intake, dispatcher: Dispatcher, learner_channel: FakeChannel,
+    core: CoreContext,
+    intake: Intake,
+    dispatcher: Dispatcher,
+    learner_channel: FakeChannel,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(core.templates, "render", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
@@ -54,8 +57,13 @@ async def test_temporary_failures_retry_with_growing_backoff_then_succeed(
     core: CoreContext, intake: Intake, learner_channel: FakeChannel
 ) -> None:
     flaky = FlakySender(learner_channel, failures=3)
-    dispatcher = Dispatcher(core.sessions, core.vault, {"telegram": flaky},
-                            retry=RetryPolicy(max_attempts=5), rng=random.Random(7))
+    dispatcher = Dispatcher(
+        core.sessions,
+        core.vault,
+        {"telegram": flaky},
+        retry=RetryPolicy(max_attempts=5),
+        rng=random.Random(7),
+    )
     await intake.receive(learner_channel.message("chat-1", "老师迟到", NOW), NOW)
     when, delays = NOW, []
     for _ in range(3):
@@ -104,12 +112,19 @@ class ScriptedSender:
 async def test_dead_after_max_attempts_and_permanent_errors_are_shown_on_the_ticket(
     core: CoreContext, intake: Intake, learner_channel: FakeChannel
 ) -> None:
-    sender = ScriptedSender(learner_channel, {
-        "ack": [TemporarySendError("timeout")] * 5,
-        "ask": [PermanentSendError("bot was blocked by the user")],
-    })
-    dispatcher = Dispatcher(core.sessions, core.vault, {"telegram": sender},
-                            retry=RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=1)))
+    sender = ScriptedSender(
+        learner_channel,
+        {
+            "ack": [TemporarySendError("timeout")] * 5,
+            "ask": [PermanentSendError("bot was blocked by the user")],
+        },
+    )
+    dispatcher = Dispatcher(
+        core.sessions,
+        core.vault,
+        {"telegram": sender},
+        retry=RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=1)),
+    )
     result = await intake.receive(learner_channel.message("chat-1", "老师迟到", NOW), NOW)
     when = NOW
     for _ in range(6):
@@ -144,8 +159,9 @@ async def test_killed_between_send_and_mark_the_message_is_not_lost(
 ) -> None:
     retry = RetryPolicy(lease=timedelta(seconds=120))
     await intake.receive(learner_channel.message("chat-1", "老师迟到", NOW), NOW)
-    crashing = Dispatcher(core.sessions, core.vault, {"telegram": CrashAfterSend(learner_channel)}, retry=retry,
-                          concurrency=1)
+    crashing = Dispatcher(
+        core.sessions, core.vault, {"telegram": CrashAfterSend(learner_channel)}, retry=retry, concurrency=1
+    )
     with pytest.raises(asyncio.CancelledError):
         await crashing.run_once(NOW)
     rows = [r for r in await _rows(core) if r.channel == "telegram"]

@@ -16,13 +16,19 @@ from tests.conftest import at
 
 async def _staff(core: CoreContext, name: str, department: str, role: str) -> Staff:
     async with core.sessions() as session, session.begin():
-        staff = Staff(name=name, department=department, role=role, active=True, created_at=at("2026-11-01 09:00"))
+        staff = Staff(
+            name=name, department=department, role=role, active=True, created_at=at("2026-11-01 09:00")
+        )
         session.add(staff)
     return staff
 
 
-async def _ticket(intake: Intake, channel: FakeChannel, text: str = "老师讲课照本宣科，内容和宣传不符") -> str:
-    result = await intake.receive(channel.message("chat-1", text, at("2026-11-23 10:00")), at("2026-11-23 10:00"))
+async def _ticket(
+    intake: Intake, channel: FakeChannel, text: str = "老师讲课照本宣科，内容和宣传不符"
+) -> str:
+    result = await intake.receive(
+        channel.message("chat-1", text, at("2026-11-23 10:00")), at("2026-11-23 10:00")
+    )
     return result.ticket_number
 
 
@@ -52,7 +58,9 @@ async def test_full_life_of_a_complaint_closes_each_clock_on_the_move_that_ends_
     async with core.sessions() as session:
         ticket = await get_ticket(session, number)
         view = await ticket_view(core, session, ticket, at("2026-11-30 10:00"))
-        clocks = list(await session.scalars(select(Clock).where(Clock.ticket_id == ticket.id).order_by(Clock.id)))
+        clocks = list(
+            await session.scalars(select(Clock).where(Clock.ticket_id == ticket.id).order_by(Clock.id))
+        )
     assert view["status"] == "closed" and view["owner"] == "王老师"
     assert view["plan"] == "换老师并补课两次" and view["result"] == "已换老师并补课"
     assert all(c.met_at is not None for c in clocks if c.stage != "acknowledge")
@@ -101,11 +109,16 @@ async def test_transfer_reroutes_and_restarts_the_claim_clock(
 ) -> None:
     number = await _ticket(intake, learner_channel)
     teacher = staff_actor(await _staff(core, "王老师", "teaching", "staff"))
-    await _move(core, number, "transfer", teacher, "2026-11-23 11:00", department="finance", detail="其实是退费问题")
+    await _move(
+        core, number, "transfer", teacher, "2026-11-23 11:00", department="finance", detail="其实是退费问题"
+    )
     async with core.sessions() as session:
         ticket = await get_ticket(session, number)
-        claims = list(await session.scalars(
-            select(Clock).where(Clock.ticket_id == ticket.id, Clock.stage == "claim").order_by(Clock.id)))
+        claims = list(
+            await session.scalars(
+                select(Clock).where(Clock.ticket_id == ticket.id, Clock.stage == "claim").order_by(Clock.id)
+            )
+        )
     assert ticket.department == "finance" and ticket.status == "routed"
     assert [c.met_at for c in claims] == [at("2026-11-23 11:00"), None]
     assert claims[1].due_at == at("2026-11-23 12:00")
@@ -114,8 +127,9 @@ async def test_transfer_reroutes_and_restarts_the_claim_clock(
         await _move(core, number, "claim", teacher, "2026-11-23 11:05")
 
 
-async def test_manager_may_act_anywhere_and_reopen(core: CoreContext, intake: Intake,
-                                                   learner_channel: FakeChannel) -> None:
+async def test_manager_may_act_anywhere_and_reopen(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
     number = await _ticket(intake, learner_channel)
     boss = staff_actor(await _staff(core, "陈主任", "service", "manager"))
     await _move(core, number, "claim", boss, "2026-11-23 10:10")
@@ -123,7 +137,10 @@ async def test_manager_may_act_anywhere_and_reopen(core: CoreContext, intake: In
     await _move(core, number, "reopen", boss, "2026-11-24 09:00", detail="学员不满意")
     async with core.sessions() as session:
         ticket = await get_ticket(session, number)
-        open_stages = list(await session.scalars(
-            select(Clock.stage).where(Clock.ticket_id == ticket.id, Clock.met_at.is_(None))))
+        open_stages = list(
+            await session.scalars(
+                select(Clock.stage).where(Clock.ticket_id == ticket.id, Clock.met_at.is_(None))
+            )
+        )
     assert ticket.status == "investigating"
     assert "investigate" in open_stages and "confirm" not in open_stages
