@@ -27,6 +27,7 @@ from core.models import Event, Learner, LearnerIdentity, Message, OutboxRow, Tic
 from core.numbering import allocate_number
 from core.numbers import find_ticket_numbers
 from core.outbox import LEARNER_KINDS, enqueue
+from core.privacy import redact
 from core.workflow import OPEN_STATES, ROUTED
 
 log = logging.getLogger(__name__)
@@ -477,7 +478,8 @@ class Intake:
 
 
 def _summary(message: InboundMessage, limit: int = 200) -> str:
-    text = " ".join((message.text or "").split())
+    """The start of the message for staff screens, with phone numbers and addresses masked."""
+    text = redact(" ".join((message.text or "").split()))
     if not text and message.attachments:
         text = ", ".join(a.kind for a in message.attachments)
     return text if len(text) <= limit else text[: limit - 1] + "…"

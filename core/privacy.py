@@ -171,3 +171,15 @@ def mask(kind: str, value: str) -> str:
     if kind == "name":
         return mask_name(value)
     return _mask_generic(value)
+
+
+# A mainland mobile number as learners type it (optionally +86, spaces or dashes between groups), and
+# anything shaped like an e-mail address. Digits glued to other digits are not a phone number.
+_PHONE_IN_TEXT = re.compile(r"(?<![\d])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?![\d])")
+_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def redact(text: str) -> str:
+    """Free text fit for staff chats: phone numbers and e-mail addresses in it masked."""
+    text = _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
+    return _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)), text)

@@ -236,3 +236,12 @@ def test_mask_name(name: str, expected: str) -> None:
 )
 def test_mask_dispatch(kind: str, value: str, expected: str) -> None:
     assert mask(kind, value) == expected
+
+
+def test_redact_masks_phone_numbers_and_addresses_in_free_text() -> None:
+    from core.privacy import redact
+
+    text = "请打 138 1234 8000 或 +86-139-0000-1111，邮箱 li.ming@example.com；订单号 20261122138123480001"
+    assert (
+        redact(text) == "请打 138****8000 或 139****1111，邮箱 l***@example.com；订单号 20261122138123480001"
+    )
