@@ -132,7 +132,7 @@ def init(
 
     guarded(lambda: asyncio.run(main()))
     out.print(
-        f"wrote {config_file} and {policy_file}; database ready at {loaded.database_url()}", soft_wrap=True
+        f"wrote {config_file} and {policy_file}; database ready at {loaded.database_shown()}", soft_wrap=True
     )
 
 

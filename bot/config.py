@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
 
 DEFAULT_CONFIG = Path("complaintbot.toml")
 DEFAULT_DEPARTMENTS = {
@@ -172,6 +173,10 @@ class Settings(BaseSettings):
 
     def database_url(self) -> str:
         return self.database.url or f"sqlite+aiosqlite:///{self.service.var_dir / 'complaintbot.db'}"
+
+    def database_shown(self) -> str:
+        """The database URL fit for logs and terminals: any password hidden."""
+        return make_url(self.database_url()).render_as_string(hide_password=True)
 
     def department_names(self) -> dict[str, str]:
         names = dict(DEFAULT_DEPARTMENTS)

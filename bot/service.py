@@ -37,7 +37,7 @@ async def serve(settings: Settings) -> None:
         console.print(notice, style="yellow", markup=False)
     try:
         await upgrade(application.engine)
-        console.print(f"database: {settings.database_url()} (migrated)", markup=False)
+        console.print(f"database: {settings.database_shown()} (migrated)", markup=False)
         for name, missing in channel_report(settings):
             if missing:
                 console.print(f"channel {name}: skipped ({missing})", markup=False)

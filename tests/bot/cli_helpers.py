@@ -1,4 +1,4 @@
-"""Running the installed `complaintbot` script the way an operator does: a real process, its own directory."""
+"""Running the installed `complaintbot` script as an operator does: a real process, its own directory."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Mapping
-from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ def _script() -> str:
 
 
 SCRIPT = _script()
+Result = subprocess.CompletedProcess[str]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -40,19 +41,26 @@ class Call:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-def complaintbot(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SCRIPT, *args], cwd=cwd, env=clean_env(**(env or {})), capture_output=True, text=True,
-                          timeout=60, check=False)
+def complaintbot(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> Result:
+    return subprocess.run(
+        [SCRIPT, *args],
+        cwd=cwd,
+        env=clean_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
-def complaintbot_many(calls: Mapping[str, Call]) -> dict[str, subprocess.CompletedProcess[str]]:
+def complaintbot_many(calls: Mapping[str, Call]) -> dict[str, Result]:
     """Independent calls side by side: each process start costs about a second of imports."""
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {name: pool.submit(complaintbot, c.cwd, *c.args, env=c.env) for name, c in calls.items()}
         return {name: future.result() for name, future in futures.items()}
 
 
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+def one_error_line(result: Result) -> str:
     """The single line a refused command prints on stderr (after checking it is one line, no traceback)."""
     assert result.returncode != 0, result
     assert "Traceback" not in result.stderr, result.stderr
@@ -70,4 +78,4 @@ def migrated(database: Path) -> bool:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "alembic_version" not in tables:
             return False
-        return conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
+        return bool(conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1)

@@ -1,4 +1,4 @@
-"""`complaintbot run` as an operator starts it: no config, a port from the environment, stopped by a signal."""
+"""`complaintbot run` as an operator starts it: no config, port from the environment, stopped by a signal."""
 
 from __future__ import annotations
 
@@ -41,8 +41,13 @@ def run_service(directory: Path, stop_with: signal.Signals) -> Stopped:
     port = free_port()
     out, err = directory / "run.out", directory / "run.err"
     with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen([SCRIPT, "run"], cwd=directory, stdout=stdout, stderr=stderr,
-                                   env=clean_env(COMPLAINTBOT_WEB__PORT=str(port)))
+        process = subprocess.Popen(
+            [SCRIPT, "run"],
+            cwd=directory,
+            stdout=stdout,
+            stderr=stderr,
+            env=clean_env(COMPLAINTBOT_WEB__PORT=str(port)),
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + START_TIMEOUT
@@ -56,7 +61,8 @@ def run_service(directory: Path, stop_with: signal.Signals) -> Stopped:
                     pass
                 time.sleep(0.1)
             assert health is not None and health.status_code == 200, (
-                f"no healthy service within {START_TIMEOUT}s (exit {process.poll()}): {err.read_text()}")
+                f"no healthy service within {START_TIMEOUT}s (exit {process.poll()}): {err.read_text()}"
+            )
             metrics = httpx.get(f"{base}/metrics", timeout=5)
             started = time.monotonic()
             process.send_signal(stop_with)
