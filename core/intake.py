@@ -13,8 +13,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,11 +25,12 @@ from core.classify import Classification, classify
 from core.context import CoreContext
 from core.db import transaction
 from core.messages import Button, InboundMessage
-from core.models import Event, Learner, LearnerIdentity, Message, OutboxRow, Ticket
+from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
 from core.numbering import allocate_number
 from core.numbers import find_ticket_numbers
-from core.outbox import LEARNER_KINDS, enqueue
+from core.outbox import LEARNER_KINDS, outbox_values
 from core.privacy import redact
+from core.rows import NewRows
 from core.workflow import OPEN_STATES, ROUTED
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 SKIP_WORDS = frozenset({"skip", "跳过", "略过", "不方便", "无", "-"})
 # Conflicts on the dedupe and identity keys resolve on the next try; a few tries are plenty.
 _MAX_TRIES = 5
+_INSERT_TICKET = insert(Ticket).returning(Ticket.id)
+_INSERT_MESSAGE = insert(Message).returning(Message.id)
 
 
 @dataclass(frozen=True)
@@ -147,21 +152,6 @@ class Intake:
             select(Ticket).where(mine, Ticket.awaiting_field.is_not(None)).order_by(Ticket.id.desc()).limit(1)
         )
 
-    def _inbound(self, ticket: Ticket, message: InboundMessage, now: datetime) -> Message:
-        return Message(
-            ticket=ticket,
-            direction="in",
-            channel=message.channel,
-            external_id=message.external_id,
-            text=message.text,
-            attachments=[
-                {"kind": a.kind, "ref": a.ref, "name": a.name, "mime": a.mime, "size": a.size}
-                for a in message.attachments
-            ],
-            raw=dict(message.raw),
-            at=message.received_at if message.received_at <= now else now,
-        )
-
     async def _open(
         self,
         session: AsyncSession,
@@ -174,94 +164,109 @@ class Intake:
         core = self.core
         major = classification.severity == "major"
         department = core.policy.department_for(classification.category)
+        await session.flush()  # a new learner's ids, before the counter lock is taken
+        values: dict[str, Any] = {
+            "status": ROUTED,
+            "category": classification.category,
+            "severity": classification.severity,
+            "department": department,
+            "channel": message.channel,
+            "locale": classification.language,
+            "learner_id": learner.id,
+            "identity_id": identity.id,
+            "first_contact_department": core.policy.departments.first_contact,
+            "first_contact_staff_id": None,
+            "owner_staff_id": None,
+            "summary": _summary(message),
+            "course": None,
+            "expected_resolution": None,
+            "contact_enc": _known_contact(core, message),
+            "amount_yuan": classification.amount_yuan,
+            "data_leak": classification.data_leak,
+            "plan": None,
+            "result": None,
+            "created_at": now,
+            "updated_at": now,
+            "closed_at": None,
+        }
+        values["awaiting_field"] = self._first_missing(values, learner)
         # Allocated last among the reads: on PostgreSQL the counter row stays locked until commit.
         number = await allocate_number(session, core.prefix, core.calendar.local_date(now))
-        ticket = Ticket(
-            number=str(number),
-            status=ROUTED,
-            category=classification.category,
-            severity=classification.severity,
-            department=department,
-            channel=message.channel,
-            locale=classification.language,
-            learner=learner,
-            identity=identity,
-            first_contact_department=core.policy.departments.first_contact,
-            summary=_summary(message),
-            contact_enc=_known_contact(core, message),
-            amount_yuan=classification.amount_yuan,
-            data_leak=classification.data_leak,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(ticket)
-        inbound = self._inbound(ticket, message, now)
-        session.add(inbound)
+        values["number"] = str(number)
+        connection = await session.connection()
+        ticket_id = (await connection.execute(_INSERT_TICKET, values)).scalar_one()
+        message_id = (
+            await connection.execute(_INSERT_MESSAGE, _inbound_values(ticket_id, message, now))
+        ).scalar_one()
+        rows = NewRows(ticket_id)
         keeper = core.clocks
         received = min(message.received_at, now)
-        keeper.open(session, ticket, "entry", received, major=major).met_at = now
-        keeper.open(session, ticket, "route", now, major=major).met_at = now  # routed by the rules at once
-        acknowledge = keeper.open(session, ticket, "acknowledge", now, major=major)
-        claim = keeper.open(session, ticket, "claim", now, major=major)
-        actor = f"learner:{message.channel}"
+        claim_due = keeper.due("claim", now, major=major)
+        rows.clock("entry", received, keeper.due("entry", received, major=major), met_at=now)
+        rows.clock(
+            "route", now, keeper.due("route", now, major=major), met_at=now
+        )  # routed by the rules at once
+        rows.clock("acknowledge", now, keeper.due("acknowledge", now, major=major))
+        rows.clock("claim", now, claim_due)
         reasons = "; ".join(classification.reasons) or "no keyword matched"
-        session.add_all(
-            [
-                Event(ticket=ticket, at=now, actor=actor, action="received", detail=f"via {message.channel}"),
-                Event(
-                    ticket=ticket,
-                    at=now,
-                    actor="complaintbot",
-                    action="classified",
-                    detail=f"{classification.category}/{classification.severity}: {reasons}",
-                ),
-                Event(ticket=ticket, at=now, actor="complaintbot", action="routed", detail=department),
-            ]
+        rows.event(now, f"learner:{message.channel}", "received", f"via {message.channel}")
+        rows.event(
+            now,
+            "complaintbot",
+            "classified",
+            f"{classification.category}/{classification.severity}: {reasons}",
         )
-        await session.flush()  # ids for the outbox keys; also where a duplicate delivery fails
-        context = {
-            "number": ticket.number,
-            "category": ticket.category,
-            "severity": ticket.severity,
-            "department_name": core.department_name(department),
-            "limits": core.limits(major=major),
-            "claim_due": core.local_text(claim.due_at),
-            "second_instance": (
+        rows.event(now, "complaintbot", "routed", department)
+        ticket = _TicketFacts(ticket_id, values)
+        address = message.sender_id
+        ack = core.templates.render(
+            ticket.locale,
+            "ack.txt",
+            number=ticket.number,
+            category=ticket.category,
+            severity=ticket.severity,
+            department_name=core.department_name(department),
+            limits=core.limits(major=major),
+            claim_due=core.local_text(claim_due),
+            second_instance=(
                 core.policy.second_instance.contact_zh
                 if ticket.locale == "zh"
                 else core.policy.second_instance.contact_en
             ),
-        }
-        ack = core.templates.render(ticket.locale, "ack.txt", **context)
-        address = core.vault.decrypt(identity.address_enc)
+        )
         replies = [
-            enqueue(
-                session,
-                core.vault,
-                key=_key(inbound.id, "ack"),
-                channel=message.channel,
-                recipient=address,
-                kind="ack",
-                text=ack,
-                now=now,
-                ticket=ticket,
-                reply_to=message.external_id,
-                subject=f"[{ticket.number}] {message.subject or ''}".strip(),
-                meta={"ticket_number": ticket.number},
-                meets_clock=acknowledge,
+            rows.send(
+                outbox_values(
+                    core.vault,
+                    key=_key(message_id, "ack"),
+                    channel=message.channel,
+                    recipient=address,
+                    kind="ack",
+                    text=ack,
+                    now=now,
+                    ticket_id=ticket_id,
+                    reply_to=message.external_id,
+                    subject=f"[{ticket.number}] {message.subject or ''}".strip(),
+                    meta={"ticket_number": ticket.number},
+                ),
+                meets="acknowledge",
             )
         ]
-        ask = self._next_question(session, ticket, learner, message.channel, address, inbound.id, now)
-        if ask is not None:
-            replies.append(ask)
-        self._staff_messages(session, ticket, learner, identity, classification, claim.due_at, now)
+        if values["awaiting_field"] is not None:
+            replies.append(
+                self._question(
+                    rows, ticket, values["awaiting_field"], message.channel, address, message_id, now
+                )
+            )
+        self._staff_messages(rows, ticket, learner, identity, classification, claim_due, now)
+        await rows.write(session)
         log.info("ticket %s opened: %s/%s -> %s", ticket.number, ticket.category, ticket.severity, department)
-        return self._result(ticket, inbound, created=True, replies=replies)
+        return _result(ticket.number, ticket_id, message_id, created=True, replies=replies)
 
     def _staff_messages(
         self,
-        session: AsyncSession,
-        ticket: Ticket,
+        rows: NewRows,
+        ticket: _TicketFacts,
         learner: Learner,
         identity: LearnerIdentity,
         classification: Classification,
@@ -281,11 +286,11 @@ class Intake:
             locale,
             "card.txt",
             **common,
-            status=ticket.status,
+            status=ROUTED,
             owner=None,
             channel=ticket.channel,
             learner=learners.masked_label(core.vault, learner, identity),
-            course=ticket.course,
+            course=None,
             stage="claim",
             due=core.local_text(due_at),
         )
@@ -299,56 +304,29 @@ class Intake:
             )
         )
         meta = {"ticket_number": ticket.number, "department": ticket.department}
-        enqueue(
-            session,
-            core.vault,
-            key=f"ticket:{ticket.id}:card",
-            channel="staff",
-            recipient=ticket.department,
-            kind="card",
-            text=card,
-            now=now,
-            ticket=ticket,
-            buttons=buttons,
-            meta=meta,
+        staff = partial(outbox_values, core.vault, channel="staff", now=now, ticket_id=ticket.id, meta=meta)
+        rows.send(
+            staff(
+                key=f"ticket:{ticket.id}:card",
+                recipient=ticket.department,
+                kind="card",
+                text=card,
+                buttons=buttons,
+            )
         )
-        if ticket.severity == "major" and core.policy.escalation.major_alerts_managers:
+        if classification.severity == "major" and core.policy.escalation.major_alerts_managers:
             alert = core.templates.render(locale, "alert_major.txt", **common, reasons=classification.reasons)
-            enqueue(
-                session,
-                core.vault,
-                key=f"ticket:{ticket.id}:alert:major",
-                channel="staff",
-                recipient="managers",
-                kind="alert",
-                text=alert,
-                now=now,
-                ticket=ticket,
-                meta=meta,
+            rows.send(
+                staff(key=f"ticket:{ticket.id}:alert:major", recipient="managers", kind="alert", text=alert)
             )
-            session.add(
-                Event(ticket=ticket, at=now, actor="complaintbot", action="alerted", detail="managers: major")
-            )
-        if ticket.data_leak:
+            rows.event(now, "complaintbot", "alerted", "managers: major")
+        if classification.data_leak:
             to = core.policy.departments.data_leak_alerts
             alert = core.templates.render(locale, "alert_data_leak.txt", **common)
-            enqueue(
-                session,
-                core.vault,
-                key=f"ticket:{ticket.id}:alert:data-leak",
-                channel="staff",
-                recipient=to,
-                kind="alert",
-                text=alert,
-                now=now,
-                ticket=ticket,
-                meta=meta,
+            rows.send(
+                staff(key=f"ticket:{ticket.id}:alert:data-leak", recipient=to, kind="alert", text=alert)
             )
-            session.add(
-                Event(
-                    ticket=ticket, at=now, actor="complaintbot", action="alerted", detail=f"{to}: data leak"
-                )
-            )
+            rows.event(now, "complaintbot", "alerted", f"{to}: data leak")
 
     async def _continue(
         self,
@@ -360,61 +338,76 @@ class Intake:
         now: datetime,
     ) -> IntakeResult:
         core = self.core
-        inbound = self._inbound(ticket, message, now)
-        session.add(inbound)
+        connection = await session.connection()
+        message_id = (
+            await connection.execute(_INSERT_MESSAGE, _inbound_values(ticket.id, message, now))
+        ).scalar_one()
         ticket.updated_at = now
-        await session.flush()
-        address = core.vault.decrypt(identity.address_enc)
-        replies: list[OutboxRow] = []
+        rows = NewRows(ticket.id)
+        facts = _TicketFacts(ticket.id, {c: getattr(ticket, c) for c in _TicketFacts.COLUMNS})
+        replies: list[dict[str, Any]] = []
         answered = ticket.awaiting_field
+        actor = f"learner:{message.channel}"
         if answered is not None:
             self._record_answer(ticket, learner, answered, message.text.strip())
-            session.add(
-                Event(
-                    ticket=ticket,
-                    at=now,
-                    actor=f"learner:{message.channel}",
-                    action="details",
-                    detail=answered,
-                )
+            rows.event(now, actor, "details", answered)
+            ticket.awaiting_field = self._first_missing(
+                {
+                    "course": ticket.course,
+                    "expected_resolution": ticket.expected_resolution,
+                    "contact_enc": ticket.contact_enc,
+                },
+                learner,
             )
-            ask = self._next_question(session, ticket, learner, message.channel, address, inbound.id, now)
-            if ask is not None:
-                replies.append(ask)
+            if ticket.awaiting_field is not None:
+                replies.append(
+                    self._question(
+                        rows,
+                        facts,
+                        ticket.awaiting_field,
+                        message.channel,
+                        message.sender_id,
+                        message_id,
+                        now,
+                    )
+                )
             else:
                 thanks = core.templates.render(ticket.locale, "details_complete.txt", number=ticket.number)
                 replies.append(
-                    enqueue(
-                        session,
-                        core.vault,
-                        key=_key(inbound.id, "thanks"),
-                        channel=message.channel,
-                        recipient=address,
-                        kind="notice",
-                        text=thanks,
-                        now=now,
-                        ticket=ticket,
-                        meta={"ticket_number": ticket.number},
+                    rows.send(
+                        outbox_values(
+                            core.vault,
+                            key=_key(message_id, "thanks"),
+                            channel=message.channel,
+                            recipient=message.sender_id,
+                            kind="notice",
+                            text=thanks,
+                            now=now,
+                            ticket_id=ticket.id,
+                            meta={"ticket_number": ticket.number},
+                        )
                     )
                 )
         else:
-            session.add(Event(ticket=ticket, at=now, actor=f"learner:{message.channel}", action="message"))
+            rows.event(now, actor, "message")
         notice = core.templates.render(
             core.staff_locale, "notice_learner_message.txt", number=ticket.number, text=_summary(message, 500)
         )
-        enqueue(
-            session,
-            core.vault,
-            key=_key(inbound.id, "staff-notice"),
-            channel="staff",
-            recipient=ticket.department,
-            kind="notice-staff",
-            text=notice,
-            now=now,
-            ticket=ticket,
-            meta={"ticket_number": ticket.number, "department": ticket.department},
+        rows.send(
+            outbox_values(
+                core.vault,
+                key=_key(message_id, "staff-notice"),
+                channel="staff",
+                recipient=ticket.department,
+                kind="notice-staff",
+                text=notice,
+                now=now,
+                ticket_id=ticket.id,
+                meta={"ticket_number": ticket.number, "department": ticket.department},
+            )
         )
-        return self._result(ticket, inbound, created=False, replies=replies)
+        await rows.write(session)
+        return _result(ticket.number, ticket.id, message_id, created=False, replies=replies)
 
     def _record_answer(self, ticket: Ticket, learner: Learner, field: str, answer: str) -> None:
         # "" marks a field the learner chose not to give, so it is not asked again.
@@ -427,54 +420,89 @@ class Intake:
             ticket.course = value
         elif field == "expected_resolution":
             ticket.expected_resolution = value
-        ticket.awaiting_field = None
 
-    def _next_question(
+    def _first_missing(self, values: dict[str, Any], learner: Learner) -> str | None:
+        """The next intake field to ask for, in the policy's order; None when all are known."""
+        missing = {
+            "course": values["course"] is None,
+            "expected_resolution": values["expected_resolution"] is None,
+            "contact": values["contact_enc"] is None and learner.phone_index is None,
+        }
+        return next((f for f in self.core.policy.intake.ask_fields if missing[f]), None)
+
+    def _question(
         self,
-        session: AsyncSession,
-        ticket: Ticket,
-        learner: Learner,
+        rows: NewRows,
+        ticket: _TicketFacts,
+        field: str,
         channel: str,
         address: str,
         message_id: int,
         now: datetime,
-    ) -> OutboxRow | None:
-        missing = {
-            "course": ticket.course is None,
-            "expected_resolution": ticket.expected_resolution is None,
-            "contact": ticket.contact_enc is None and learner.phone_index is None,
-        }
-        field = next((f for f in self.core.policy.intake.ask_fields if missing[f]), None)
-        ticket.awaiting_field = field
-        if field is None:
-            return None
+    ) -> dict[str, Any]:
         text = self.core.templates.render(ticket.locale, f"ask_{field}.txt", number=ticket.number)
-        return enqueue(
-            session,
-            self.core.vault,
-            key=_key(message_id, "ask"),
-            channel=channel,
-            recipient=address,
-            kind="ask",
-            text=text,
-            now=now,
-            ticket=ticket,
-            meta={"ticket_number": ticket.number, "field": field},
+        return rows.send(
+            outbox_values(
+                self.core.vault,
+                key=_key(message_id, "ask"),
+                channel=channel,
+                recipient=address,
+                kind="ask",
+                text=text,
+                now=now,
+                ticket_id=ticket.id,
+                meta={"ticket_number": ticket.number, "field": field},
+            )
         )
 
-    def _result(
-        self, ticket: Ticket, inbound: Message, *, created: bool, replies: list[OutboxRow]
-    ) -> IntakeResult:
-        learner_rows = [row for row in replies if row.kind in LEARNER_KINDS]
-        return IntakeResult(
-            ticket_number=ticket.number,
-            ticket_id=ticket.id,
-            message_id=inbound.id,
-            created=created,
-            duplicate=False,
-            replies=tuple(str(row.payload["text"]) for row in learner_rows),
-            reply_keys=tuple(row.key for row in learner_rows),
-        )
+
+class _TicketFacts:
+    """What the texts of a ticket need, whether it was just inserted as values or loaded as a row."""
+
+    COLUMNS = ("number", "locale", "channel", "category", "severity", "department", "summary")
+
+    def __init__(self, ticket_id: int, values: dict[str, Any]) -> None:
+        self.id = ticket_id
+        self.number: str = values["number"]
+        self.locale: str = values["locale"]
+        self.channel: str = values["channel"]
+        self.category: str = values["category"]
+        self.severity: str = values["severity"]
+        self.department: str = values["department"]
+        self.summary: str = values["summary"]
+
+
+def _result(
+    number: str, ticket_id: int, message_id: int, *, created: bool, replies: list[dict[str, Any]]
+) -> IntakeResult:
+    learner_rows = [row for row in replies if row["kind"] in LEARNER_KINDS]
+    return IntakeResult(
+        ticket_number=number,
+        ticket_id=ticket_id,
+        message_id=message_id,
+        created=created,
+        duplicate=False,
+        replies=tuple(str(row["payload"]["text"]) for row in learner_rows),
+        reply_keys=tuple(row["key"] for row in learner_rows),
+    )
+
+
+def _inbound_values(ticket_id: int, message: InboundMessage, now: datetime) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket_id,
+        "direction": "in",
+        "channel": message.channel,
+        "external_id": message.external_id,
+        "text": message.text,
+        "attachments": [
+            {"kind": a.kind, "ref": a.ref, "name": a.name, "mime": a.mime, "size": a.size}
+            for a in message.attachments
+        ],
+        "raw": dict(message.raw),
+        "outbox_id": None,
+        # A platform clock ahead of ours must not put the message in the future.
+        "at": min(message.received_at, now),
+    }
 
 
 def _summary(message: InboundMessage, limit: int = 200) -> str:

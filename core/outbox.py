@@ -48,8 +48,7 @@ class PermanentSendError(Exception):
     """Trying again cannot help (blocked by the user, bad address, window closed)."""
 
 
-def enqueue(
-    session: AsyncSession,
+def outbox_values(
     vault: Vault,
     *,
     key: str,
@@ -58,38 +57,59 @@ def enqueue(
     kind: str,
     text: str,
     now: datetime,
-    ticket: Ticket | None = None,
+    ticket_id: int | None = None,
     subject: str | None = None,
     reply_to: str | None = None,
     buttons: tuple[Button, ...] = (),
     meta: Mapping[str, Any] | None = None,
-    meets_clock: Clock | None = None,
-) -> OutboxRow:
-    """Add a message to the outbox in the caller's transaction (it is sent only if that commits)."""
-    row = OutboxRow(
-        key=key,
-        ticket=ticket,
-        channel=channel,
-        recipient_enc=vault.encrypt(recipient),
-        kind=kind,
-        payload={
+    meets_clock_id: int | None = None,
+) -> dict[str, Any]:
+    """The column values of one outbox row (the recipient encrypted: it is personal data)."""
+    return {
+        "key": key,
+        "ticket_id": ticket_id,
+        "channel": channel,
+        "recipient_enc": vault.encrypt(recipient),
+        "kind": kind,
+        "payload": {
             "text": text,
             "subject": subject,
             "reply_to": reply_to,
             "buttons": [[b.label, b.action] for b in buttons],
             "meta": dict(meta or {}),
         },
-        status=PENDING,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        meets_clock=meets_clock,
-    )
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "meets_clock_id": meets_clock_id,
+    }
+
+
+def enqueue(
+    session: AsyncSession,
+    vault: Vault,
+    *,
+    ticket: Ticket | None = None,
+    meets_clock: Clock | None = None,
+    **fields: Any,
+) -> OutboxRow:
+    """Add a message to the outbox in the caller's transaction (it is sent only if that commits).
+
+    `fields` are those of `outbox_values`; a message to the learner also joins the conversation.
+    """
+    row = OutboxRow(**outbox_values(vault, **fields), ticket=ticket, meets_clock=meets_clock)
     session.add(row)
-    if ticket is not None and kind in LEARNER_KINDS:
+    if ticket is not None and row.kind in LEARNER_KINDS:
         session.add(
             Message(
-                ticket=ticket, direction="out", channel=channel, text=text, attachments=[], at=now, outbox=row
+                ticket=ticket,
+                direction="out",
+                channel=row.channel,
+                text=fields["text"],
+                attachments=[],
+                at=row.created_at,
+                outbox=row,
             )
         )
     return row
