@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.calendar import BusinessCalendar
 from core.classify import ClassificationRules
@@ -15,6 +15,7 @@ from core.clocks import ClockKeeper
 from core.policy import Policy
 from core.privacy import Vault
 from core.templates import Templates
+from core.writer import Writer
 
 
 @dataclass
@@ -29,11 +30,19 @@ class CoreContext:
     calendar: BusinessCalendar = field(init=False)
     clocks: ClockKeeper = field(init=False)
     rules: ClassificationRules = field(init=False)
+    writer: Writer = field(init=False)
 
     def __post_init__(self) -> None:
         self.calendar = BusinessCalendar(self.policy.calendar.settings())
         self.clocks = ClockKeeper(self.policy, self.calendar)
         self.rules = self.policy.classification_rules()
+        engine = self.sessions.kw["bind"]
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError("CoreContext.sessions must be bound to an AsyncEngine")
+        self.writer = Writer(engine)
+
+    async def close(self) -> None:
+        await self.writer.close()
 
     def department_name(self, key: str) -> str:
         return self.department_names.get(key, key)

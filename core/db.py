@@ -19,6 +19,12 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant will do; it only has to be the same in every instance (pg_advisory_xact_lock key).
 _MIGRATION_LOCK = 7_326_101
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL mode
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+)
 
 
 def default_sqlite_url(var_dir: Path) -> str:
@@ -55,12 +61,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # both read and then fail to upgrade their locks (SQLITE_BUSY instead of waiting).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL mode
-            "PRAGMA busy_timeout=30000",
-            "PRAGMA foreign_keys=ON",
-        ):
+        for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
 

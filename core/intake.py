@@ -18,12 +18,11 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from core import learners
 from core.classify import Classification, classify
 from core.context import CoreContext
-from core.db import transaction
 from core.messages import Button, InboundMessage
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
 from core.numbering import allocate_number
@@ -63,10 +62,12 @@ class Intake:
         self.on_commit = on_commit  # wakes the outbox dispatcher so acknowledgements leave at once
 
     async def receive(self, message: InboundMessage, now: datetime) -> IntakeResult:
+        # Pure work first, outside the transaction: the write lock is held only for the writes.
+        classification = classify(message.text, self.core.rules)
+        work = partial(self._receive, message=message, classification=classification, now=now)
         for attempt in range(1, _MAX_TRIES + 1):
             try:
-                async with transaction(self.core.sessions) as session:
-                    result = await self._receive(session, message, now)
+                result = await self.core.writer.run(work)
                 break
             except IntegrityError:
                 # A concurrent delivery of the same message, or of the same new learner, won the
@@ -83,44 +84,41 @@ class Intake:
             self.on_commit()
         return result
 
-    async def _receive(self, session: AsyncSession, message: InboundMessage, now: datetime) -> IntakeResult:
-        existing = await session.scalar(
-            select(Message).where(
+    def _receive(
+        self, session: Session, *, message: InboundMessage, classification: Classification, now: datetime
+    ) -> IntakeResult:
+        existing = session.execute(
+            select(Message.id, Message.ticket_id).where(
                 Message.channel == message.channel,
                 Message.external_id == message.external_id,
                 Message.direction == "in",
             )
-        )
+        ).first()
         if existing is not None:
-            return await self._duplicate(session, existing)
-        classification = classify(message.text, self.core.rules)
-        learner, identity = await learners.find_or_create(
+            return self._duplicate(session, existing.id, existing.ticket_id)
+        learner, identity = learners.find_or_create(
             session, self.core.vault, message, classification.language, now
         )
-        ticket = None if message.new_ticket else await self._continued_ticket(session, message, learner)
+        ticket = None if message.new_ticket else self._continued_ticket(session, message, learner)
         if ticket is not None:
-            return await self._continue(session, ticket, learner, identity, message, now)
-        return await self._open(session, learner, identity, message, classification, now)
+            return self._continue(session, ticket, learner, identity, message, now)
+        return self._open(session, learner, identity, message, classification, now)
 
-    async def _duplicate(self, session: AsyncSession, existing: Message) -> IntakeResult:
-        ticket = await session.get_one(Ticket, existing.ticket_id)
-        keys = [_key(existing.id, what) for what in ("ack", "ask", "thanks")]
-        rows = list(
-            await session.scalars(select(OutboxRow).where(OutboxRow.key.in_(keys)).order_by(OutboxRow.id))
-        )
+    def _duplicate(self, session: Session, message_id: int, ticket_id: int) -> IntakeResult:
+        ticket = session.get_one(Ticket, ticket_id)
+        keys = [_key(message_id, what) for what in ("ack", "ask", "thanks")]
+        rows = list(session.scalars(select(OutboxRow).where(OutboxRow.key.in_(keys)).order_by(OutboxRow.id)))
         return IntakeResult(
             ticket_number=ticket.number,
             ticket_id=ticket.id,
-            message_id=existing.id,
+            message_id=message_id,
             created=False,
             duplicate=True,
             replies=tuple(str(row.payload.get("text", "")) for row in rows),
             reply_keys=tuple(row.key for row in rows),
         )
 
-    async def _continued_ticket(
-        self, session: AsyncSession, message: InboundMessage, learner: Learner
-    ) -> Ticket | None:
+    def _continued_ticket(self, session: Session, message: InboundMessage, learner: Learner) -> Ticket | None:
         if learner.id is None:  # a learner created just now has no tickets yet
             return None
         mine = (Ticket.learner_id == learner.id) & Ticket.status.in_(OPEN_STATES)
@@ -129,32 +127,32 @@ class Intake:
         if message.subject:
             numbers += [str(n) for n in find_ticket_numbers(message.subject, self.core.prefix)]
         if numbers:
-            ticket = await session.scalar(select(Ticket).where(mine, Ticket.number.in_(numbers)).limit(1))
+            ticket = session.scalar(select(Ticket).where(mine, Ticket.number.in_(numbers)).limit(1))
             if ticket is not None:
                 return ticket
         if message.reply_to:
-            ticket_id = await session.scalar(
+            ticket_id = session.scalar(
                 select(Message.ticket_id).where(
                     Message.channel == message.channel, Message.external_id == message.reply_to
                 )
             )
             if ticket_id is None:
-                ticket_id = await session.scalar(
+                ticket_id = session.scalar(
                     select(OutboxRow.ticket_id).where(
                         OutboxRow.channel == message.channel, OutboxRow.external_ref == message.reply_to
                     )
                 )
             if ticket_id is not None:
-                ticket = await session.scalar(select(Ticket).where(mine, Ticket.id == ticket_id))
+                ticket = session.scalar(select(Ticket).where(mine, Ticket.id == ticket_id))
                 if ticket is not None:
                     return ticket
-        return await session.scalar(
+        return session.scalar(
             select(Ticket).where(mine, Ticket.awaiting_field.is_not(None)).order_by(Ticket.id.desc()).limit(1)
         )
 
-    async def _open(
+    def _open(
         self,
-        session: AsyncSession,
+        session: Session,
         learner: Learner,
         identity: LearnerIdentity,
         message: InboundMessage,
@@ -164,7 +162,7 @@ class Intake:
         core = self.core
         major = classification.severity == "major"
         department = core.policy.department_for(classification.category)
-        await session.flush()  # a new learner's ids, before the counter lock is taken
+        session.flush()  # a new learner's ids, before the counter lock is taken
         values: dict[str, Any] = {
             "status": ROUTED,
             "category": classification.category,
@@ -191,12 +189,12 @@ class Intake:
         }
         values["awaiting_field"] = self._first_missing(values, learner)
         # Allocated last among the reads: on PostgreSQL the counter row stays locked until commit.
-        number = await allocate_number(session, core.prefix, core.calendar.local_date(now))
+        number = allocate_number(session, core.prefix, core.calendar.local_date(now))
         values["number"] = str(number)
-        connection = await session.connection()
-        ticket_id = (await connection.execute(_INSERT_TICKET, values)).scalar_one()
+        connection = session.connection()
+        ticket_id = (connection.execute(_INSERT_TICKET, values)).scalar_one()
         message_id = (
-            await connection.execute(_INSERT_MESSAGE, _inbound_values(ticket_id, message, now))
+            connection.execute(_INSERT_MESSAGE, _inbound_values(ticket_id, message, now))
         ).scalar_one()
         rows = NewRows(ticket_id)
         keeper = core.clocks
@@ -259,7 +257,7 @@ class Intake:
                 )
             )
         self._staff_messages(rows, ticket, learner, identity, classification, claim_due, now)
-        await rows.write(session)
+        rows.write(session)
         log.info("ticket %s opened: %s/%s -> %s", ticket.number, ticket.category, ticket.severity, department)
         return _result(ticket.number, ticket_id, message_id, created=True, replies=replies)
 
@@ -328,9 +326,9 @@ class Intake:
             )
             rows.event(now, "complaintbot", "alerted", f"{to}: data leak")
 
-    async def _continue(
+    def _continue(
         self,
-        session: AsyncSession,
+        session: Session,
         ticket: Ticket,
         learner: Learner,
         identity: LearnerIdentity,
@@ -338,9 +336,9 @@ class Intake:
         now: datetime,
     ) -> IntakeResult:
         core = self.core
-        connection = await session.connection()
+        connection = session.connection()
         message_id = (
-            await connection.execute(_INSERT_MESSAGE, _inbound_values(ticket.id, message, now))
+            connection.execute(_INSERT_MESSAGE, _inbound_values(ticket.id, message, now))
         ).scalar_one()
         ticket.updated_at = now
         rows = NewRows(ticket.id)
@@ -406,7 +404,7 @@ class Intake:
                 meta={"ticket_number": ticket.number, "department": ticket.department},
             )
         )
-        await rows.write(session)
+        rows.write(session)
         return _result(ticket.number, ticket.id, message_id, created=False, replies=replies)
 
     def _record_answer(self, ticket: Ticket, learner: Learner, field: str, answer: str) -> None:

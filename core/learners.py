@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from core.messages import InboundMessage
 from core.models import Learner, LearnerIdentity
@@ -23,11 +23,11 @@ def _index(vault: Vault, kind: str, value: str | None) -> str | None:
     return vault.blind_index(kind, value)
 
 
-async def find_or_create(
-    session: AsyncSession, vault: Vault, message: InboundMessage, locale: str, now: datetime
+def find_or_create(
+    session: Session, vault: Vault, message: InboundMessage, locale: str, now: datetime
 ) -> tuple[Learner, LearnerIdentity]:
     address_index = vault.blind_index(message.channel, message.sender_id)
-    identity = await session.scalar(
+    identity = session.scalar(
         select(LearnerIdentity).where(
             LearnerIdentity.channel == message.channel, LearnerIdentity.address_index == address_index
         )
@@ -35,9 +35,9 @@ async def find_or_create(
     phone_index = _index(vault, "phone", message.phone)
     email_index = _index(vault, "email", message.email)
     if identity is not None:
-        learner = await session.get_one(Learner, identity.learner_id)
+        learner = session.get_one(Learner, identity.learner_id)
     else:
-        known = await _known_learner(session, phone_index, email_index)
+        known = _known_learner(session, phone_index, email_index)
         learner = known if known is not None else Learner(locale=locale, created_at=now)
         session.add(learner)
         identity = LearnerIdentity(
@@ -58,14 +58,10 @@ async def find_or_create(
     return learner, identity
 
 
-async def _known_learner(
-    session: AsyncSession, phone_index: str | None, email_index: str | None
-) -> Learner | None:
+def _known_learner(session: Session, phone_index: str | None, email_index: str | None) -> Learner | None:
     for column, value in ((Learner.phone_index, phone_index), (Learner.email_index, email_index)):
         if value is not None:
-            learner = await session.scalar(
-                select(Learner).where(column == value).order_by(Learner.id).limit(1)
-            )
+            learner = session.scalar(select(Learner).where(column == value).order_by(Learner.id).limit(1))
             if learner is not None:
                 return learner
     return None

@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from core.models import TicketCounter
 from core.numbers import TicketNumber
 
 
-async def allocate_number(session: AsyncSession, prefix: str, day: date) -> TicketNumber:
+def allocate_number(session: Session, prefix: str, day: date) -> TicketNumber:
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(TicketCounter)
@@ -27,5 +27,5 @@ async def allocate_number(session: AsyncSession, prefix: str, day: date) -> Tick
         )
         .returning(TicketCounter.value)
     )
-    sequence = (await session.execute(statement)).scalar_one()
+    sequence = (session.execute(statement)).scalar_one()
     return TicketNumber(prefix=prefix, day=day, sequence=int(sequence))

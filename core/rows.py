@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from core.models import Clock, Event, Message, OutboxRow
 from core.outbox import LEARNER_KINDS
@@ -66,20 +66,20 @@ class NewRows:
             self.meets[values["key"]] = meets
         return values
 
-    async def write(self, session: AsyncSession) -> None:
-        connection = await session.connection()
+    def write(self, session: Session) -> None:
+        connection = session.connection()
         clock_ids: dict[str, int] = {}
         if self.clocks:
-            result = await connection.execute(_INSERT_CLOCKS, self.clocks)
+            result = connection.execute(_INSERT_CLOCKS, self.clocks)
             clock_ids = {stage: clock_id for clock_id, stage in result}
         if self.events:
-            await connection.execute(_INSERT_EVENTS, self.events)
+            connection.execute(_INSERT_EVENTS, self.events)
         if not self.outbox:
             return
         for values in self.outbox:
             stage = self.meets.get(values["key"])
             values["meets_clock_id"] = clock_ids.get(stage) if stage else values.get("meets_clock_id")
-        outbox_ids = {key: row_id for row_id, key in await connection.execute(_INSERT_OUTBOX, self.outbox)}
+        outbox_ids = {key: row_id for row_id, key in connection.execute(_INSERT_OUTBOX, self.outbox)}
         conversation = [
             {
                 "ticket_id": self.ticket_id,
@@ -96,4 +96,4 @@ class NewRows:
             if v["kind"] in LEARNER_KINDS
         ]
         if conversation:
-            await connection.execute(_INSERT_MESSAGES, conversation)
+            connection.execute(_INSERT_MESSAGES, conversation)

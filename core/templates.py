@@ -35,6 +35,8 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            # Templates are read once per process: no file-system check on every render (restart to reload).
+            auto_reload=False,
         )
 
     def render(self, locale: str, name: str, **context: Any) -> str:

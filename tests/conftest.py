@@ -144,14 +144,16 @@ def vault(privacy_key: str) -> Vault:
 
 
 @pytest.fixture
-def core(db: Database, vault: Vault) -> CoreContext:
-    return CoreContext(
+async def core(db: Database, vault: Vault) -> AsyncIterator[CoreContext]:
+    context = CoreContext(
         sessions=db.sessions,
         policy=parse_policy(),
         vault=vault,
         templates=Templates(),
         department_names=DEPARTMENTS,
     )
+    yield context
+    await context.close()
 
 
 @pytest.fixture

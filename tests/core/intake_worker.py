@@ -42,6 +42,7 @@ async def main(url: str, key: str, writers: int, count: int, tag: str) -> None:
     )
     intake = Intake(core)
     await asyncio.gather(*(writer(intake, tag, w, count) for w in range(writers)))
+    await core.close()
     await engine.dispose()
 
 

@@ -97,7 +97,10 @@ async def test_policy_file_holidays_and_round_the_clock_override_the_defaults(
         """
     )
     custom = CoreContext(sessions=core.sessions, policy=policy, vault=core.vault, templates=Templates())
-    number = await _complain(Intake(custom), learner_channel, "2026-11-24 17:00")
+    try:
+        number = await _complain(Intake(custom), learner_channel, "2026-11-24 17:00")
+    finally:
+        await custom.close()
     # One working hour on 11-24, the 25th is a school holiday, one more on the 26th.
     assert (await _clocks(custom, number))["claim"].due_at == at("2026-11-26 10:00")
     rtc = parse_policy("[stages.claim]\nround_the_clock = true")
