@@ -21,20 +21,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import learners
+from core.announce import TicketFacts, staff_messages
 from core.classify import Classification, classify
 from core.context import CoreContext
-from core.messages import Button, InboundMessage
+from core.continuation import continued_ticket
+from core.details import first_missing, question, record_answer
+from core.messages import InboundMessage
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
 from core.numbering import allocate_number
-from core.numbers import find_ticket_numbers
 from core.outbox import LEARNER_KINDS, outbox_values
 from core.privacy import redact
 from core.rows import NewRows
-from core.workflow import OPEN_STATES, ROUTED
+from core.workflow import ROUTED
 
 log = logging.getLogger(__name__)
 
-SKIP_WORDS = frozenset({"skip", "跳过", "略过", "不方便", "无", "-"})
 # Conflicts on the dedupe and identity keys resolve on the next try; a few tries are plenty.
 _MAX_TRIES = 5
 _INSERT_TICKET = insert(Ticket).returning(Ticket.id)
@@ -99,7 +100,7 @@ class Intake:
         learner, identity = learners.find_or_create(
             session, self.core.vault, message, classification.language, now
         )
-        ticket = None if message.new_ticket else self._continued_ticket(session, message, learner)
+        ticket = None if message.new_ticket else continued_ticket(session, message, learner, self.core.prefix)
         if ticket is not None:
             return self._continue(session, ticket, learner, identity, message, now)
         return self._open(session, learner, identity, message, classification, now)
@@ -116,38 +117,6 @@ class Intake:
             duplicate=True,
             replies=tuple(str(row.payload.get("text", "")) for row in rows),
             reply_keys=tuple(row.key for row in rows),
-        )
-
-    def _continued_ticket(self, session: Session, message: InboundMessage, learner: Learner) -> Ticket | None:
-        if learner.id is None:  # a learner created just now has no tickets yet
-            return None
-        mine = (Ticket.learner_id == learner.id) & Ticket.status.in_(OPEN_STATES)
-        # A ticket number alone never reveals a complaint: only the learner's own tickets match.
-        numbers = [str(n) for n in find_ticket_numbers(message.text or "", self.core.prefix)]
-        if message.subject:
-            numbers += [str(n) for n in find_ticket_numbers(message.subject, self.core.prefix)]
-        if numbers:
-            ticket = session.scalar(select(Ticket).where(mine, Ticket.number.in_(numbers)).limit(1))
-            if ticket is not None:
-                return ticket
-        if message.reply_to:
-            ticket_id = session.scalar(
-                select(Message.ticket_id).where(
-                    Message.channel == message.channel, Message.external_id == message.reply_to
-                )
-            )
-            if ticket_id is None:
-                ticket_id = session.scalar(
-                    select(OutboxRow.ticket_id).where(
-                        OutboxRow.channel == message.channel, OutboxRow.external_ref == message.reply_to
-                    )
-                )
-            if ticket_id is not None:
-                ticket = session.scalar(select(Ticket).where(mine, Ticket.id == ticket_id))
-                if ticket is not None:
-                    return ticket
-        return session.scalar(
-            select(Ticket).where(mine, Ticket.awaiting_field.is_not(None)).order_by(Ticket.id.desc()).limit(1)
         )
 
     def _open(
@@ -187,7 +156,7 @@ class Intake:
             "updated_at": now,
             "closed_at": None,
         }
-        values["awaiting_field"] = self._first_missing(values, learner)
+        values["awaiting_field"] = first_missing(self.core.policy.intake.ask_fields, values, learner)
         # Allocated last among the reads: on PostgreSQL the counter row stays locked until commit.
         number = allocate_number(session, core.prefix, core.calendar.local_date(now))
         values["number"] = str(number)
@@ -215,7 +184,7 @@ class Intake:
             f"{classification.category}/{classification.severity}: {reasons}",
         )
         rows.event(now, "complaintbot", "routed", department)
-        ticket = _TicketFacts(ticket_id, values)
+        ticket = TicketFacts(ticket_id, values)
         address = message.sender_id
         ack = core.templates.render(
             ticket.locale,
@@ -252,79 +221,21 @@ class Intake:
         ]
         if values["awaiting_field"] is not None:
             replies.append(
-                self._question(
-                    rows, ticket, values["awaiting_field"], message.channel, address, message_id, now
+                question(
+                    self.core,
+                    rows,
+                    ticket,
+                    values["awaiting_field"],
+                    message.channel,
+                    address,
+                    message_id,
+                    now,
                 )
             )
-        self._staff_messages(rows, ticket, learner, identity, classification, claim_due, now)
+        staff_messages(self.core, rows, ticket, learner, identity, classification, claim_due, now)
         rows.write(session)
         log.info("ticket %s opened: %s/%s -> %s", ticket.number, ticket.category, ticket.severity, department)
         return _result(ticket.number, ticket_id, message_id, created=True, replies=replies)
-
-    def _staff_messages(
-        self,
-        rows: NewRows,
-        ticket: _TicketFacts,
-        learner: Learner,
-        identity: LearnerIdentity,
-        classification: Classification,
-        due_at: datetime,
-        now: datetime,
-    ) -> None:
-        core = self.core
-        locale = core.staff_locale
-        common = {
-            "number": ticket.number,
-            "category": ticket.category,
-            "severity": ticket.severity,
-            "department_name": core.department_name(ticket.department),
-            "summary": ticket.summary,
-        }
-        card = core.templates.render(
-            locale,
-            "card.txt",
-            **common,
-            status=ROUTED,
-            owner=None,
-            channel=ticket.channel,
-            learner=learners.masked_label(core.vault, learner, identity),
-            course=None,
-            stage="claim",
-            due=core.local_text(due_at),
-        )
-        buttons = tuple(
-            Button(label, f"{action}:{ticket.number}")
-            for label, action in (
-                ("Claim", "claim"),
-                ("Reply", "reply"),
-                ("Resolve", "resolve"),
-                ("Escalate", "escalate"),
-            )
-        )
-        meta = {"ticket_number": ticket.number, "department": ticket.department}
-        staff = partial(outbox_values, core.vault, channel="staff", now=now, ticket_id=ticket.id, meta=meta)
-        rows.send(
-            staff(
-                key=f"ticket:{ticket.id}:card",
-                recipient=ticket.department,
-                kind="card",
-                text=card,
-                buttons=buttons,
-            )
-        )
-        if classification.severity == "major" and core.policy.escalation.major_alerts_managers:
-            alert = core.templates.render(locale, "alert_major.txt", **common, reasons=classification.reasons)
-            rows.send(
-                staff(key=f"ticket:{ticket.id}:alert:major", recipient="managers", kind="alert", text=alert)
-            )
-            rows.event(now, "complaintbot", "alerted", "managers: major")
-        if classification.data_leak:
-            to = core.policy.departments.data_leak_alerts
-            alert = core.templates.render(locale, "alert_data_leak.txt", **common)
-            rows.send(
-                staff(key=f"ticket:{ticket.id}:alert:data-leak", recipient=to, kind="alert", text=alert)
-            )
-            rows.event(now, "complaintbot", "alerted", f"{to}: data leak")
 
     def _continue(
         self,
@@ -342,14 +253,15 @@ class Intake:
         ).scalar_one()
         ticket.updated_at = now
         rows = NewRows(ticket.id)
-        facts = _TicketFacts(ticket.id, {c: getattr(ticket, c) for c in _TicketFacts.COLUMNS})
+        facts = TicketFacts(ticket.id, {c: getattr(ticket, c) for c in TicketFacts.COLUMNS})
         replies: list[dict[str, Any]] = []
         answered = ticket.awaiting_field
         actor = f"learner:{message.channel}"
         if answered is not None:
-            self._record_answer(ticket, learner, answered, message.text.strip())
+            record_answer(self.core.vault, ticket, learner, answered, message.text.strip())
             rows.event(now, actor, "details", answered)
-            ticket.awaiting_field = self._first_missing(
+            ticket.awaiting_field = first_missing(
+                self.core.policy.intake.ask_fields,
                 {
                     "course": ticket.course,
                     "expected_resolution": ticket.expected_resolution,
@@ -359,7 +271,8 @@ class Intake:
             )
             if ticket.awaiting_field is not None:
                 replies.append(
-                    self._question(
+                    question(
+                        self.core,
                         rows,
                         facts,
                         ticket.awaiting_field,
@@ -406,68 +319,6 @@ class Intake:
         )
         rows.write(session)
         return _result(ticket.number, ticket.id, message_id, created=False, replies=replies)
-
-    def _record_answer(self, ticket: Ticket, learner: Learner, field: str, answer: str) -> None:
-        # "" marks a field the learner chose not to give, so it is not asked again.
-        value = "" if answer.lower() in SKIP_WORDS else answer[:500]
-        if field == "contact":
-            ticket.contact_enc = self.core.vault.encrypt(value)
-            if value and sum(ch.isdigit() for ch in value) >= 7:
-                learners.record_phone(self.core.vault, learner, value)
-        elif field == "course":
-            ticket.course = value
-        elif field == "expected_resolution":
-            ticket.expected_resolution = value
-
-    def _first_missing(self, values: dict[str, Any], learner: Learner) -> str | None:
-        """The next intake field to ask for, in the policy's order; None when all are known."""
-        missing = {
-            "course": values["course"] is None,
-            "expected_resolution": values["expected_resolution"] is None,
-            "contact": values["contact_enc"] is None and learner.phone_index is None,
-        }
-        return next((f for f in self.core.policy.intake.ask_fields if missing[f]), None)
-
-    def _question(
-        self,
-        rows: NewRows,
-        ticket: _TicketFacts,
-        field: str,
-        channel: str,
-        address: str,
-        message_id: int,
-        now: datetime,
-    ) -> dict[str, Any]:
-        text = self.core.templates.render(ticket.locale, f"ask_{field}.txt", number=ticket.number)
-        return rows.send(
-            outbox_values(
-                self.core.vault,
-                key=_key(message_id, "ask"),
-                channel=channel,
-                recipient=address,
-                kind="ask",
-                text=text,
-                now=now,
-                ticket_id=ticket.id,
-                meta={"ticket_number": ticket.number, "field": field},
-            )
-        )
-
-
-class _TicketFacts:
-    """What the texts of a ticket need, whether it was just inserted as values or loaded as a row."""
-
-    COLUMNS = ("number", "locale", "channel", "category", "severity", "department", "summary")
-
-    def __init__(self, ticket_id: int, values: dict[str, Any]) -> None:
-        self.id = ticket_id
-        self.number: str = values["number"]
-        self.locale: str = values["locale"]
-        self.channel: str = values["channel"]
-        self.category: str = values["category"]
-        self.severity: str = values["severity"]
-        self.department: str = values["department"]
-        self.summary: str = values["summary"]
 
 
 def _result(

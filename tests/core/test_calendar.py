@@ -46,9 +46,11 @@ def no_2027_data(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chinese_calendar, "is_workday", without_2027)
 
 
-def assert_utc(value: datetime, expected: datetime) -> None:
-    assert value == expected
-    assert value.tzinfo is UTC
+def in_utc(value: datetime) -> datetime:
+    """The value, checked to be the aware UTC datetime every calendar result must be."""
+    if value.tzinfo is not UTC:
+        raise AssertionError(f"{value!r} is not in UTC")
+    return value
 
 
 # --- is_workday ---------------------------------------------------------------------------
@@ -162,13 +164,13 @@ def test_2027_fallback_warns_once_per_instance_and_year(
     ],
 )
 def test_add_working_hours(cal: BusinessCalendar, start: datetime, hours: float, due: datetime) -> None:
-    assert_utc(cal.add_working_hours(start, hours), due)
+    assert in_utc(cal.add_working_hours(start, hours)) == due
 
 
 def test_add_working_hours_accepts_any_aware_zone(cal: BusinessCalendar) -> None:
     # 09:30 UTC is 17:30 in Shanghai on the eve of National Day.
     start = datetime(2026, 9, 30, 9, 30, tzinfo=UTC)
-    assert_utc(cal.add_working_hours(start, 1), sh(2026, 10, 8, 9, 30))
+    assert in_utc(cal.add_working_hours(start, 1)) == sh(2026, 10, 8, 9, 30)
 
 
 def test_add_working_hours_is_additive(cal: BusinessCalendar) -> None:
@@ -220,7 +222,7 @@ def test_add_working_hours_rejects_bad_hours(cal: BusinessCalendar) -> None:
     ],
 )
 def test_add_working_days(cal: BusinessCalendar, start: datetime, days: int, due: datetime) -> None:
-    assert_utc(cal.add_working_days(start, days), due)
+    assert in_utc(cal.add_working_days(start, days)) == due
 
 
 def test_add_working_days_uses_local_date(cal: BusinessCalendar) -> None:
@@ -238,8 +240,8 @@ def test_add_working_days_rejects_negative(cal: BusinessCalendar) -> None:
 
 
 def test_add_hours_runs_round_the_clock(cal: BusinessCalendar) -> None:
-    assert_utc(cal.add_hours(sh(2026, 9, 30, 22, 14), 2), sh(2026, 10, 1, 0, 14))
-    assert_utc(cal.add_hours(sh(2026, 10, 3, 12), 24), sh(2026, 10, 4, 12))
+    assert in_utc(cal.add_hours(sh(2026, 9, 30, 22, 14), 2)) == sh(2026, 10, 1, 0, 14)
+    assert in_utc(cal.add_hours(sh(2026, 10, 3, 12), 24)) == sh(2026, 10, 4, 12)
 
 
 # --- next_opening ---------------------------------------------------------------------------
@@ -265,7 +267,7 @@ def test_next_opening(
     cal: BusinessCalendar, at: datetime, working_days_only: bool, opening: datetime
 ) -> None:
     result = cal.next_opening(at, HOTLINE_OPENS, HOTLINE_CLOSES, working_days_only=working_days_only)
-    assert_utc(result, opening)
+    assert in_utc(result) == opening
 
 
 def test_voicemail_call_back_due(cal: BusinessCalendar) -> None:
@@ -312,10 +314,9 @@ def test_other_timezone_keeps_local_wall_hours_across_dst() -> None:
     assert cal.tz == berlin
     # Friday 17:00 CET + 2 working hours -> Monday 10:00 CEST (DST began Sunday 2026-03-29).
     due = cal.add_working_hours(datetime(2026, 3, 27, 17, tzinfo=berlin), 2)
-    assert_utc(due, datetime(2026, 3, 30, 8, tzinfo=UTC))
-    assert_utc(
-        cal.add_working_days(datetime(2026, 3, 27, 17, tzinfo=berlin), 1),
-        datetime(2026, 3, 30, 16, tzinfo=UTC),
+    assert in_utc(due) == datetime(2026, 3, 30, 8, tzinfo=UTC)
+    assert in_utc(cal.add_working_days(datetime(2026, 3, 27, 17, tzinfo=berlin), 1)) == datetime(
+        2026, 3, 30, 16, tzinfo=UTC
     )
     # Round-the-clock hours are elapsed time: 24 h across the change ends at 13:00 local.
     assert cal.add_hours(datetime(2026, 3, 28, 12, tzinfo=berlin), 24) == datetime(

@@ -1,0 +1,96 @@
+"""What a new ticket announces to staff: the card in its department's chat and any alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from core import learners
+from core.classify import Classification
+from core.context import CoreContext
+from core.messages import Button
+from core.models import Learner, LearnerIdentity
+from core.outbox import outbox_values
+from core.rows import NewRows
+from core.workflow import ROUTED
+
+
+class TicketFacts:
+    """What the texts of a ticket need, whether it was just inserted as values or loaded as a row."""
+
+    COLUMNS = ("number", "locale", "channel", "category", "severity", "department", "summary")
+
+    def __init__(self, ticket_id: int, values: dict[str, Any]) -> None:
+        self.id = ticket_id
+        self.number: str = values["number"]
+        self.locale: str = values["locale"]
+        self.channel: str = values["channel"]
+        self.category: str = values["category"]
+        self.severity: str = values["severity"]
+        self.department: str = values["department"]
+        self.summary: str = values["summary"]
+
+
+def staff_messages(
+    core: CoreContext,
+    rows: NewRows,
+    ticket: TicketFacts,
+    learner: Learner,
+    identity: LearnerIdentity,
+    classification: Classification,
+    due_at: datetime,
+    now: datetime,
+) -> None:
+    """The new ticket's card for its department, and the alerts a major or data-leak complaint raises."""
+    locale = core.staff_locale
+    common = {
+        "number": ticket.number,
+        "category": ticket.category,
+        "severity": ticket.severity,
+        "department_name": core.department_name(ticket.department),
+        "summary": ticket.summary,
+    }
+    card = core.templates.render(
+        locale,
+        "card.txt",
+        **common,
+        status=ROUTED,
+        owner=None,
+        channel=ticket.channel,
+        learner=learners.masked_label(core.vault, learner, identity),
+        course=None,
+        stage="claim",
+        due=core.local_text(due_at),
+    )
+    buttons = tuple(
+        Button(label, f"{action}:{ticket.number}")
+        for label, action in (
+            ("Claim", "claim"),
+            ("Reply", "reply"),
+            ("Resolve", "resolve"),
+            ("Escalate", "escalate"),
+        )
+    )
+    meta = {"ticket_number": ticket.number, "department": ticket.department}
+    staff = partial(outbox_values, core.vault, channel="staff", now=now, ticket_id=ticket.id, meta=meta)
+    rows.send(
+        staff(
+            key=f"ticket:{ticket.id}:card",
+            recipient=ticket.department,
+            kind="card",
+            text=card,
+            buttons=buttons,
+        )
+    )
+    if classification.severity == "major" and core.policy.escalation.major_alerts_managers:
+        alert = core.templates.render(locale, "alert_major.txt", **common, reasons=classification.reasons)
+        rows.send(
+            staff(key=f"ticket:{ticket.id}:alert:major", recipient="managers", kind="alert", text=alert)
+        )
+        rows.event(now, "complaintbot", "alerted", "managers: major")
+    if classification.data_leak:
+        to = core.policy.departments.data_leak_alerts
+        alert = core.templates.render(locale, "alert_data_leak.txt", **common)
+        rows.send(staff(key=f"ticket:{ticket.id}:alert:data-leak", recipient=to, kind="alert", text=alert))
+        rows.event(now, "complaintbot", "alerted", f"{to}: data leak")

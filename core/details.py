@@ -1,0 +1,68 @@
+"""The missing-details dialogue: after the acknowledgement, intake asks for what the complaint
+lacks (course, expected resolution, contact), one question at a time, and records the answers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from core import learners
+from core.announce import TicketFacts
+from core.context import CoreContext
+from core.models import Learner, Ticket
+from core.outbox import outbox_values
+from core.privacy import Vault
+from core.rows import NewRows
+
+SKIP_WORDS = frozenset({"skip", "跳过", "略过", "不方便", "无", "-"})
+
+
+def record_answer(vault: Vault, ticket: Ticket, learner: Learner, field: str, answer: str) -> None:
+    """Store the learner's answer to the question about `field`."""
+    # "" marks a field the learner chose not to give, so it is not asked again.
+    value = "" if answer.lower() in SKIP_WORDS else answer[:500]
+    if field == "contact":
+        ticket.contact_enc = vault.encrypt(value)
+        if value and sum(ch.isdigit() for ch in value) >= 7:
+            learners.record_phone(vault, learner, value)
+    elif field == "course":
+        ticket.course = value
+    elif field == "expected_resolution":
+        ticket.expected_resolution = value
+
+
+def first_missing(ask_fields: Sequence[str], values: Mapping[str, Any], learner: Learner) -> str | None:
+    """The next intake field to ask for, in the policy's order; None when all are known."""
+    missing = {
+        "course": values["course"] is None,
+        "expected_resolution": values["expected_resolution"] is None,
+        "contact": values["contact_enc"] is None and learner.phone_index is None,
+    }
+    return next((f for f in ask_fields if missing[f]), None)
+
+
+def question(
+    core: CoreContext,
+    rows: NewRows,
+    ticket: TicketFacts,
+    field: str,
+    channel: str,
+    address: str,
+    message_id: int,
+    now: datetime,
+) -> dict[str, Any]:
+    text = core.templates.render(ticket.locale, f"ask_{field}.txt", number=ticket.number)
+    return rows.send(
+        outbox_values(
+            core.vault,
+            key=f"in:{message_id}:ask",
+            channel=channel,
+            recipient=address,
+            kind="ask",
+            text=text,
+            now=now,
+            ticket_id=ticket.id,
+            meta={"ticket_number": ticket.number, "field": field},
+        )
+    )
