@@ -130,7 +130,8 @@ COLUMNS = {  # in the order write_raw gives the values
     "learner_identities": "learner_id channel created_at address_enc address_index",
     "tickets": "number learner_id identity_id created_at updated_at status first_contact_department"
     " category severity department channel locale summary contact_enc awaiting_field amount_yuan data_leak",
-    "messages": "ticket_id channel at direction external_id text attachments raw outbox_id",
+    "messages": "ticket_id channel at direction external_id sender_index text_enc attachments raw_enc"
+    " outbox_id",
     "clocks": "ticket_id stage started_at met_at due_at paused escalation_level",
     "events": "ticket_id at actor action detail",
     "outbox": "ticket_id channel created_at next_attempt_at status attempts key recipient_enc kind"
@@ -195,7 +196,7 @@ async def write_raw(db: Raw, s: Step, result: IntakeResult, tickets: dict[int, t
         rest = ((m.phone or m.email) and e, s.ask, c.amount_yuan, c.data_leak)
         tickets[s.learner] = (await db.q(INSERT["tickets"], *head, *facts, *rest), number)
     ticket, number = tickets[s.learner]
-    inbound: tuple[Any, ...] = (m.channel, received, "in", m.external_id, m.text, [], m.raw, None)
+    inbound: tuple[Any, ...] = (m.channel, received, "in", m.external_id, address_index, e, [], e, None)
     inbound_id = await db.q(INSERT["messages"], ticket, *inbound)
     if s.answered is None:
         for n, stage in enumerate(("entry", "route", "acknowledge", "claim")):  # the first two met at once
@@ -217,9 +218,6 @@ async def write_raw(db: Raw, s: Step, result: IntakeResult, tickets: dict[int, t
         column = "contact_enc" if s.answered == "contact" else s.answered
         update = f"UPDATE tickets SET updated_at = $1, awaiting_field = $2, {column} = $3 WHERE id = $4"
         await db.q(update, now, s.ask, value, ticket)
-        if phone_index:  # a phone number given as the contact is recorded as the learner's
-            update = "UPDATE learners SET phone_enc = $1, phone_index = $2 WHERE id = (SELECT learner_id"
-            await db.q(update + " FROM tickets WHERE id = $3)", e, phone_index, ticket)
         events = [(f"learner:{m.channel}", "details", s.answered)]
         staff = [(f"in:{inbound_id}:staff-notice", "notice-staff")]
         replies = ["ask" if s.ask else "thanks"]
@@ -232,7 +230,7 @@ async def write_raw(db: Raw, s: Step, result: IntakeResult, tickets: dict[int, t
         clock = clocks.get("acknowledge") if what == "ack" else None  # its delivery meets that clock
         row = (f"in:{inbound_id}:{what}", e, kind, payload | {"text": text}, clock)
         outbox = await db.q(INSERT["outbox"], ticket, m.channel, now, now, "pending", 0, *row)
-        await db.q(INSERT["messages"], ticket, m.channel, now, "out", None, text, [], None, outbox)
+        await db.q(INSERT["messages"], ticket, m.channel, now, "out", None, None, e, [], None, outbox)
     for key, kind in staff:
         row = (key, e, kind, payload | {"text": m.text}, None)
         await db.q(INSERT["outbox"], ticket, "staff", now, now, "pending", 0, *row)

@@ -57,6 +57,7 @@ class Application:
     notices: list[str] = field(default_factory=list)
 
     async def close(self) -> None:
+        await self.core.close()
         await self.engine.dispose()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,13 +22,7 @@ class ClockKeeper:
     def due(self, stage: str, started_at: datetime, *, major: bool = False) -> datetime:
         rule = self.policy.stage(stage)
         if stage == "callback":
-            # The hotline keeps its own hours: due a fixed time after it next opens.
-            hotline = self.policy.hotline
-            opening = self.calendar.next_opening(
-                started_at, hotline.open, hotline.close, working_days_only=hotline.follow_working_days
-            )
-            hours = rule.hours if rule.hours is not None else hotline.callback_hours
-            return self.calendar.add_hours(opening, hours)
+            return self._hotline_hours(started_at, rule.hours if rule.hours is not None else 1.0)
         if rule.working_days is not None:
             days = (
                 rule.major_working_days
@@ -41,6 +35,20 @@ class ClockKeeper:
         if rule.round_the_clock:
             return self.calendar.add_hours(started_at, hours)
         return self.calendar.add_working_hours(started_at, hours)
+
+    def _hotline_hours(self, start: datetime, hours: float) -> datetime:
+        """`hours` of the hotline's own opening hours after `start` (it keeps its own days and times)."""
+        hotline, tz = self.policy.hotline, self.calendar.tz
+        remaining, moment = timedelta(hours=hours), start
+        while True:
+            opening = self.calendar.next_opening(
+                moment, hotline.open, hotline.close, working_days_only=hotline.follow_working_days
+            ).astimezone(tz)
+            closing = datetime.combine(opening.date(), hotline.close, tzinfo=tz)
+            if opening + remaining <= closing:
+                return (opening + remaining).astimezone(UTC)
+            remaining -= closing - opening
+            moment = closing
 
     def duration(self, clock: Clock) -> timedelta:
         return clock.due_at - clock.started_at

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from core import learners
 from core.announce import TicketFacts
 from core.context import CoreContext
 from core.models import Learner, Ticket
@@ -18,14 +17,16 @@ from core.rows import NewRows
 SKIP_WORDS = frozenset({"skip", "跳过", "略过", "不方便", "无", "-"})
 
 
-def record_answer(vault: Vault, ticket: Ticket, learner: Learner, field: str, answer: str) -> None:
-    """Store the learner's answer to the question about `field`."""
+def record_answer(vault: Vault, ticket: Ticket, field: str, answer: str) -> None:
+    """Store the learner's answer to the question about `field` on the ticket.
+
+    A phone number typed here is the ticket's contact only: it never links learners together
+    (anyone can type anyone's number; only numbers a channel vouches for, like caller ids, do).
+    """
     # "" marks a field the learner chose not to give, so it is not asked again.
     value = "" if answer.lower() in SKIP_WORDS else answer[:500]
     if field == "contact":
         ticket.contact_enc = vault.encrypt(value)
-        if value and sum(ch.isdigit() for ch in value) >= 7:
-            learners.record_phone(vault, learner, value)
     elif field == "course":
         ticket.course = value
     elif field == "expected_resolution":

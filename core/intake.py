@@ -9,7 +9,9 @@ original's result and creates nothing.
 
 from __future__ import annotations
 
+import json
 import logging
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,12 +28,13 @@ from core.classify import Classification, classify
 from core.context import CoreContext
 from core.continuation import continued_ticket
 from core.details import first_missing, question, record_answer
-from core.messages import InboundMessage
+from core.messages import InboundMessage, storage_key
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
 from core.numbering import allocate_number
 from core.outbox import LEARNER_KINDS, outbox_values
-from core.privacy import redact
+from core.privacy import Vault, redact
 from core.rows import NewRows
+from core.unparsed import keep_unparsed
 from core.workflow import ROUTED
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,21 @@ def _key(message_id: int, what: str) -> str:
     return f"in:{message_id}:{what}"
 
 
+class IdReused(Exception):
+    """The platform id of this message was already used by another sender: not a redelivery.
+
+    The message is kept as unparsed (nothing is lost, staff are told); the adapter may acknowledge
+    it to the platform. A channel adapter whose ids are only unique per chat must qualify them.
+    """
+
+    def __init__(self, message: InboundMessage, unparsed_id: int) -> None:
+        super().__init__(
+            f"{message.channel} id {message.external_id!r} was already used by another sender; "
+            f"kept as unparsed #{unparsed_id}"
+        )
+        self.unparsed_id = unparsed_id
+
+
 class Intake:
     def __init__(self, core: CoreContext, *, on_commit: Callable[[], None] | None = None) -> None:
         self.core = core
@@ -65,7 +83,10 @@ class Intake:
     async def receive(self, message: InboundMessage, now: datetime) -> IntakeResult:
         # Pure work first, outside the transaction: the write lock is held only for the writes.
         classification = classify(message.text, self.core.rules)
-        work = partial(self._receive, message=message, classification=classification, now=now)
+        sender_index = self.core.vault.blind_index(message.channel, message.sender_id)
+        work = partial(
+            self._receive, message=message, classification=classification, sender_index=sender_index, now=now
+        )
         for attempt in range(1, _MAX_TRIES + 1):
             try:
                 result = await self.core.writer.run(work)
@@ -81,29 +102,50 @@ class Intake:
                     message.external_id,
                     attempt,
                 )
+        if result is None:
+            unparsed_id = await keep_unparsed(
+                self.core,
+                message.channel,
+                f"{storage_key(message.external_id)[:180]}#sender:{sender_index[:16]}",
+                json.dumps({"text": message.text, "raw": dict(message.raw)}, ensure_ascii=False, default=str),
+                "platform id already used by another sender (the adapter must make ids unique per channel)",
+                now,
+            )
+            raise IdReused(message, unparsed_id)
         if self.on_commit is not None and not result.duplicate:
             self.on_commit()
         return result
 
     def _receive(
-        self, session: Session, *, message: InboundMessage, classification: Classification, now: datetime
-    ) -> IntakeResult:
+        self,
+        session: Session,
+        *,
+        message: InboundMessage,
+        classification: Classification,
+        sender_index: str,
+        now: datetime,
+    ) -> IntakeResult | None:
+        """The intake's transaction; None when the id belongs to another sender's message."""
         existing = session.execute(
-            select(Message.id, Message.ticket_id).where(
+            select(Message.id, Message.ticket_id, Message.sender_index).where(
                 Message.channel == message.channel,
-                Message.external_id == message.external_id,
+                Message.external_id == storage_key(message.external_id),
                 Message.direction == "in",
             )
         ).first()
         if existing is not None:
+            if existing.sender_index != sender_index:
+                return None
             return self._duplicate(session, existing.id, existing.ticket_id)
         learner, identity = learners.find_or_create(
             session, self.core.vault, message, classification.language, now
         )
-        ticket = None if message.new_ticket else continued_ticket(session, message, learner, self.core.prefix)
+        ticket = None
+        if not message.new_ticket:
+            ticket = continued_ticket(session, message, learner, identity, self.core.prefix)
         if ticket is not None:
-            return self._continue(session, ticket, learner, identity, message, now)
-        return self._open(session, learner, identity, message, classification, now)
+            return self._continue(session, ticket, learner, identity, message, sender_index, now)
+        return self._open(session, learner, identity, message, classification, sender_index, now)
 
     def _duplicate(self, session: Session, message_id: int, ticket_id: int) -> IntakeResult:
         ticket = session.get_one(Ticket, ticket_id)
@@ -126,6 +168,7 @@ class Intake:
         identity: LearnerIdentity,
         message: InboundMessage,
         classification: Classification,
+        sender_index: str,
         now: datetime,
     ) -> IntakeResult:
         core = self.core
@@ -163,9 +206,11 @@ class Intake:
         connection = session.connection()
         ticket_id = (connection.execute(_INSERT_TICKET, values)).scalar_one()
         message_id = (
-            connection.execute(_INSERT_MESSAGE, _inbound_values(ticket_id, message, now))
+            connection.execute(
+                _INSERT_MESSAGE, _inbound_values(self.core.vault, ticket_id, message, sender_index, now)
+            )
         ).scalar_one()
-        rows = NewRows(ticket_id)
+        rows = NewRows(ticket_id, self.core.vault)
         keeper = core.clocks
         received = min(message.received_at, now)
         claim_due = keeper.due("claim", now, major=major)
@@ -175,6 +220,9 @@ class Intake:
         )  # routed by the rules at once
         rows.clock("acknowledge", now, keeper.due("acknowledge", now, major=major))
         rows.clock("claim", now, claim_due)
+        if message.channel == "voicemail":
+            # The call-back runs on the hotline's own hours, counted from the call itself.
+            rows.clock("callback", received, keeper.due("callback", received, major=major))
         reasons = "; ".join(classification.reasons) or "no keyword matched"
         rows.event(now, f"learner:{message.channel}", "received", f"via {message.channel}")
         rows.event(
@@ -213,7 +261,7 @@ class Intake:
                     now=now,
                     ticket_id=ticket_id,
                     reply_to=message.external_id,
-                    subject=f"[{ticket.number}] {message.subject or ''}".strip(),
+                    subject=f"[{ticket.number}] {_printable(message.subject)}".strip(),
                     meta={"ticket_number": ticket.number},
                 ),
                 meets="acknowledge",
@@ -244,21 +292,24 @@ class Intake:
         learner: Learner,
         identity: LearnerIdentity,
         message: InboundMessage,
+        sender_index: str,
         now: datetime,
     ) -> IntakeResult:
         core = self.core
         connection = session.connection()
         message_id = (
-            connection.execute(_INSERT_MESSAGE, _inbound_values(ticket.id, message, now))
+            connection.execute(
+                _INSERT_MESSAGE, _inbound_values(self.core.vault, ticket.id, message, sender_index, now)
+            )
         ).scalar_one()
         ticket.updated_at = now
-        rows = NewRows(ticket.id)
+        rows = NewRows(ticket.id, self.core.vault)
         facts = TicketFacts(ticket.id, {c: getattr(ticket, c) for c in TicketFacts.COLUMNS})
         replies: list[dict[str, Any]] = []
         answered = ticket.awaiting_field
         actor = f"learner:{message.channel}"
         if answered is not None:
-            record_answer(self.core.vault, ticket, learner, answered, message.text.strip())
+            record_answer(self.core.vault, ticket, answered, message.text.strip())
             rows.event(now, actor, "details", answered)
             ticket.awaiting_field = first_missing(
                 self.core.policy.intake.ask_fields,
@@ -336,18 +387,21 @@ def _result(
     )
 
 
-def _inbound_values(ticket_id: int, message: InboundMessage, now: datetime) -> dict[str, Any]:
+def _inbound_values(
+    vault: Vault, ticket_id: int, message: InboundMessage, sender_index: str, now: datetime
+) -> dict[str, Any]:
     return {
         "ticket_id": ticket_id,
         "direction": "in",
         "channel": message.channel,
-        "external_id": message.external_id,
-        "text": message.text,
+        "external_id": storage_key(message.external_id),
+        "sender_index": sender_index,
+        "text_enc": vault.encrypt(message.text),
         "attachments": [
             {"kind": a.kind, "ref": a.ref, "name": a.name, "mime": a.mime, "size": a.size}
             for a in message.attachments
         ],
-        "raw": dict(message.raw),
+        "raw_enc": vault.encrypt(json.dumps(dict(message.raw), ensure_ascii=False, default=str)),
         "outbox_id": None,
         # A platform clock ahead of ours must not put the message in the future.
         "at": min(message.received_at, now),
@@ -356,10 +410,15 @@ def _inbound_values(ticket_id: int, message: InboundMessage, now: datetime) -> d
 
 def _summary(message: InboundMessage, limit: int = 200) -> str:
     """The start of the message for staff screens, with phone numbers and addresses masked."""
-    text = redact(" ".join((message.text or "").split()))
+    text = redact(" ".join(_printable(message.text).split()))
     if not text and message.attachments:
         text = ", ".join(a.kind for a in message.attachments)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _printable(text: str | None) -> str:
+    """Text without control characters (a NUL would make PostgreSQL refuse the whole complaint)."""
+    return "".join(ch for ch in text or "" if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 
 def _known_contact(core: CoreContext, message: InboundMessage) -> str | None:

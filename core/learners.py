@@ -67,12 +67,6 @@ def _known_learner(session: Session, phone_index: str | None, email_index: str |
     return None
 
 
-def record_phone(vault: Vault, learner: Learner, phone: str) -> None:
-    index = _index(vault, "phone", phone)
-    if index is not None:
-        learner.phone_enc, learner.phone_index = vault.encrypt(phone), index
-
-
 def masked_label(vault: Vault, learner: Learner, identity: LearnerIdentity | None) -> str:
     """How staff see a learner: name, else phone, else e-mail, else the channel address, always masked."""
     for kind, token in (

@@ -6,12 +6,22 @@ platform call. Both are frozen and keep what the platform sent (`raw`) so nothin
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 CHANNELS = ("wechat", "telegram", "email", "voicemail", "staff")
+_KEY_LIMIT = 255  # the width of the database columns that hold platform ids
+
+
+def storage_key(external_id: str) -> str:
+    """A platform id as the database keeps it: ids too long for the column, or holding characters
+    a database refuses (NUL), are replaced by their SHA-256, so that they still dedupe."""
+    if len(external_id) <= _KEY_LIMIT and "\x00" not in external_id:
+        return external_id
+    return "sha256:" + hashlib.sha256(external_id.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -27,8 +37,9 @@ class Attachment:
 class InboundMessage:
     """One message from a learner, as the core sees it.
 
-    `external_id` is the platform's idempotency key (WeChat MsgId, Telegram message id,
-    e-mail Message-ID, voicemail id): a redelivery with the same `(channel, external_id)` changes nothing.
+    `external_id` is the platform's idempotency key and must be unique within the channel (WeChat
+    MsgId, Telegram `chat_id:message_id` since message ids count per chat, e-mail Message-ID,
+    voicemail id): a redelivery with the same `(channel, external_id)` changes nothing.
     `sender_id` is the learner's address on that channel (chat id, OpenID, e-mail address, phone).
     `reply_to` is the platform id of the message this one answers, if the platform says so.
     """

@@ -160,9 +160,11 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     channel: Mapped[str] = mapped_column(String(20))
     external_id: Mapped[str | None] = mapped_column(String(255))
-    text: Mapped[str] = mapped_column(Text)
+    sender_index: Mapped[str | None] = mapped_column(String(64))  # keyed hash of who sent an inbound one
+    # What learners write is personal data: the text and the platform's raw payload (JSON) are encrypted.
+    text_enc: Mapped[str] = mapped_column(Text)
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    raw_enc: Mapped[str | None] = mapped_column(Text)
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     outbox: Mapped[OutboxRow | None] = relationship()
@@ -243,6 +245,6 @@ class Unparsed(Base):
     channel: Mapped[str] = mapped_column(String(20))
     external_id: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(Text)
-    raw: Mapped[str] = mapped_column(Text)
+    raw_enc: Mapped[str] = mapped_column(Text)  # encrypted: unreadable input may hold anything
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -106,7 +106,7 @@ def enqueue(
                 ticket=ticket,
                 direction="out",
                 channel=row.channel,
-                text=fields["text"],
+                text_enc=vault.encrypt(fields["text"]),
                 attachments=[],
                 at=row.created_at,
                 outbox=row,
@@ -175,7 +175,7 @@ class Dispatcher:
         senders: Mapping[str, Sender],
         *,
         retry: RetryPolicy | None = None,
-        batch: int = 100,
+        batch: int = 16,  # claimed rows wait for their turn under the lease: keep batches small
         concurrency: int = 8,
         rng: random.Random | None = None,
     ) -> None:
@@ -204,12 +204,18 @@ class Dispatcher:
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
             )
-            rows = list(await session.scalars(query))
-            for row in rows:
+            claimed = []
+            for row in await session.scalars(query):
+                if row.status == SENDING and row.attempts >= self.retry.max_attempts:
+                    # Its senders kept dying before they could record anything: stop, and show it.
+                    row.status, row.lease_until = DEAD, None
+                    row.last_error = f"no result after {row.attempts} attempt(s): the sender never finished"
+                    continue
                 row.status = SENDING
                 row.attempts += 1
                 row.lease_until = now + self.retry.lease
-            return rows
+                claimed.append(row)
+            return claimed
 
     async def run_once(self, now: datetime) -> DispatchReport:
         report = DispatchReport()
@@ -257,8 +263,11 @@ class Dispatcher:
                 log.exception("outbox %s: sender for %s failed", row.key, row.channel)
                 error = f"{type(exc).__name__}: {exc}"
         async with self.sessions() as session, session.begin():
-            fresh = await session.get(OutboxRow, row.id)
-            if fresh is None:
+            fresh = await session.get(OutboxRow, row.id, with_for_update=True)
+            if fresh is None or fresh.status != SENDING or fresh.attempts != row.attempts:
+                # Our lease ran out during the send and another dispatcher took the row: its
+                # result stands; overwriting it could undo a "sent" and send a third time.
+                log.warning("outbox %s: result of attempt %d dropped, row taken over", row.key, row.attempts)
                 return
             if error is None:
                 await mark_sent(session, fresh, now, external_ref)

@@ -49,7 +49,6 @@ class HotlinePolicy(_Model):
     open: time = time(9, 0)
     close: time = time(21, 0)
     follow_working_days: bool = False
-    callback_hours: float = 1
 
 
 class IntakePolicy(_Model):
@@ -143,8 +142,14 @@ class Policy(_Model):
         return rules_from_policy({"classification": self.classification, "severity": self.severity})
 
 
+_UNITS = ("hours", "working_days", "major_hours", "major_working_days")
+
+
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
+    if any(unit in override for unit in ("hours", "working_days")):
+        # A stage given in the other unit replaces the default's duration instead of adding to it.
+        merged = {k: v for k, v in merged.items() if k not in _UNITS}
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)

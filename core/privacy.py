@@ -175,7 +175,10 @@ def mask(kind: str, value: str) -> str:
 
 # A mainland mobile number as learners type it (optionally +86, spaces or dashes between groups), and
 # anything shaped like an e-mail address. Digits glued to other digits are not a phone number.
-_PHONE_IN_TEXT = re.compile(r"(?<![\d])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?![\d])")
+# Chinese keyboards often type full-width digits and signs (１３８－…, ＋８６): \d matches any digit.
+_PHONE_IN_TEXT = re.compile(
+    r"(?<!\d)(?:(?:[+＋]|00|００)?[8８][6６][\s\-－]?)?[1１][3-9３-９]\d(?:[\s\-－]?\d){8}(?!\d)"
+)
 _EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Clock, Event, Message, OutboxRow
 from core.outbox import LEARNER_KINDS
+from core.privacy import Vault
 
 _INSERT_CLOCKS = insert(Clock).returning(Clock.id, Clock.stage)
 _INSERT_EVENTS = insert(Event)
@@ -27,6 +28,7 @@ _INSERT_MESSAGES = insert(Message)
 @dataclass
 class NewRows:
     ticket_id: int
+    vault: Vault
     clocks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
@@ -86,9 +88,10 @@ class NewRows:
                 "direction": "out",
                 "channel": v["channel"],
                 "external_id": None,
-                "text": v["payload"]["text"],
+                "text_enc": self.vault.encrypt(v["payload"]["text"]),
                 "attachments": [],
-                "raw": None,
+                "raw_enc": None,
+                "sender_index": None,
                 "outbox_id": outbox_ids[v["key"]],
                 "at": v["created_at"],
             }

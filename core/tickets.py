@@ -12,6 +12,7 @@ from core.clocks import close_clocks
 from core.context import CoreContext
 from core.models import Clock, Event, Message, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
+from core.privacy import redact
 from core.workflow import CLOSED, OPEN_STATES, Actor, WorkflowError, check
 
 LIST_FILTERS = ("open", "overdue", "closed", "all")
@@ -49,6 +50,8 @@ async def apply_move(
     owner: Staff | None = None,
 ) -> Event:
     """Check and carry out one move: state, clocks, owner or department, and the audit event."""
+    # Lock the row and re-read it: two staff clicking "claim" at once must not both succeed.
+    await session.refresh(ticket, with_for_update=True)
     move = check(action, ticket.status, ticket.department, actor, owner_learner_id=ticket.learner_id)
     if action == "transfer":
         if not department or department == ticket.department:
@@ -77,6 +80,11 @@ async def apply_move(
     event = Event(ticket=ticket, at=now, actor=actor.label, action=action, detail=detail)
     session.add(event)
     return event
+
+
+def record_disclosure(session: AsyncSession, ticket: Ticket, actor: str, now: datetime, what: str) -> None:
+    """Every read of personal data by staff is written to the audit trail (POLICY.md §7)."""
+    session.add(Event(ticket=ticket, at=now, actor=actor, action="disclosed", detail=what))
 
 
 def _overdue(now: datetime) -> Any:
@@ -139,10 +147,19 @@ async def summary_view(
     }
 
 
+def _shown(core: CoreContext, token: str, full: bool) -> str:
+    text = core.vault.decrypt(token)
+    return text if full else redact(text)
+
+
 async def ticket_view(
-    core: CoreContext, session: AsyncSession, ticket: Ticket, now: datetime
+    core: CoreContext, session: AsyncSession, ticket: Ticket, now: datetime, *, full: bool = False
 ) -> dict[str, Any]:
-    """Everything `tickets show --json` promises (INTERFACES.md), times ISO-8601 with offset."""
+    """Everything `tickets show --json` promises (INTERFACES.md), times ISO-8601 with offset.
+
+    Phone numbers and e-mail addresses in messages are masked unless `full` (the caller records
+    that read of personal data in the audit trail: `record_disclosure`).
+    """
     clocks = await session.scalars(select(Clock).where(Clock.ticket_id == ticket.id).order_by(Clock.id))
     messages = await session.scalars(
         select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
@@ -179,7 +196,7 @@ async def ticket_view(
                 {
                     "direction": m.direction,
                     "channel": m.channel,
-                    "text": m.text,
+                    "text": _shown(core, m.text_enc, full),
                     "at": _iso(core, m.at),
                     "attachments": m.attachments,
                 }

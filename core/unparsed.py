@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
 from core.db import transaction
+from core.messages import storage_key
 from core.models import Unparsed
 from core.outbox import enqueue
 
@@ -30,10 +31,16 @@ async def keep_unparsed(
         reason = f"{reason} (raw input cut to {RAW_LIMIT} of {len(text)} characters)"
         text = text[:RAW_LIMIT]
     async with transaction(core.sessions) as session:
-        existing = await _find(session, channel, external_id)
+        existing = await _find(session, channel, storage_key(external_id))
         if existing is not None:
             return existing.id
-        row = Unparsed(channel=channel, external_id=external_id, reason=reason, raw=text, received_at=now)
+        row = Unparsed(
+            channel=channel,
+            external_id=storage_key(external_id),
+            reason=reason,
+            raw_enc=core.vault.encrypt(text),
+            received_at=now,
+        )
         session.add(row)
         await session.flush()
         notice = core.templates.render(

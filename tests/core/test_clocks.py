@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from channels.fake import FakeChannel
+from core.calendar import BusinessCalendar
+from core.clocks import ClockKeeper
 from core.context import CoreContext
 from core.intake import Intake
 from core.models import Clock, Ticket
@@ -111,11 +113,32 @@ def test_bad_policy_values_are_one_clear_line() -> None:
     with pytest.raises(PolicyError, match=r"stages\.claim\.hours"):
         parse_policy('[stages.claim]\nhours = "soon"')
     with pytest.raises(PolicyError, match="exactly one of `hours` or `working_days`"):
-        parse_policy("[stages.plan]\nhours = 4")
+        parse_policy("[stages.plan]\nhours = 4\nworking_days = 1")
     with pytest.raises(PolicyError, match="not valid TOML"):
         parse_policy("[stages\n")
     with pytest.raises(PolicyError, match="unknown intake field"):
         parse_policy('[intake]\nask_fields = ["shoe size"]')
+
+
+def test_an_operator_may_give_a_stage_in_the_other_unit() -> None:
+    policy = parse_policy("[stages.communicate]\nworking_days = 1\n[stages.investigate]\nhours = 12")
+    assert (policy.stage("communicate").working_days, policy.stage("communicate").hours) == (1, None)
+    investigate = policy.stage("investigate")
+    assert (investigate.hours, investigate.working_days, investigate.major_working_days) == (12, None, None)
+
+
+async def test_a_voicemail_opens_a_call_back_clock_on_the_hotlines_hours(
+    core: CoreContext, intake: Intake
+) -> None:
+    voicemail = FakeChannel("voicemail")
+    now = at("2026-11-24 22:14")
+    result = await intake.receive(voicemail.message("+8613812348000", "", now, phone="+8613812348000"), now)
+    assert (await _clocks(core, result.ticket_number))["callback"].due_at == at("2026-11-25 10:00")
+    # A call one minute before the hotline closes: one minute today, 59 the next morning.
+    assert core.clocks.due("callback", at("2026-11-24 20:59")) == at("2026-11-25 09:59")
+    follows = parse_policy("[hotline]\nfollow_working_days = true")
+    keeper = ClockKeeper(follows, BusinessCalendar(follows.calendar.settings()))
+    assert keeper.due("callback", at("2026-09-30 22:14")) == at("2026-10-08 10:00")
 
 
 def test_every_number_of_the_policy_is_in_the_default_file() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.intake import Intake
-from core.models import Learner, Message, OutboxRow, Ticket
+from core.intake import IdReused, Intake
+from core.models import Learner, Message, OutboxRow, Ticket, Unparsed
 from core.numbers import TicketNumber
 from core.outbox import Dispatcher
 from core.tickets import get_ticket, ticket_view
@@ -75,20 +76,53 @@ async def test_redelivery_returns_same_ticket_and_creates_nothing(
     now = at("2026-11-23 10:00")
     msg = learner_channel.message("chat-1", "老师上课总是迟到", now, external_id="upd-77")
     first = await intake.receive(msg, now)
+    counts_after_first = await _counts(core)
     again = await intake.receive(msg, now)
     assert again.duplicate and again.ticket_number == first.ticket_number
     assert again.replies == first.replies and again.reply_keys == first.reply_keys
+    assert await _counts(core) == counts_after_first
+    assert counts_after_first[0] == 1
+
+
+async def _counts(core: CoreContext) -> tuple[int, ...]:
     async with core.sessions() as session:
-        assert await session.scalar(select(func.count()).select_from(Ticket)) == 1
-        assert (
-            await session.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
-            == 1
+        return tuple(
+            [
+                await session.scalar(select(func.count()).select_from(t)) or 0
+                for t in (Ticket, Message, OutboxRow)
+            ]
         )
-        assert await session.scalar(select(func.count()).select_from(OutboxRow)) == len(
-            (await session.scalars(select(OutboxRow))).all()
+
+
+async def test_a_platform_id_reused_by_another_sender_is_kept_not_mistaken_for_a_redelivery(
+    intake: Intake, core: CoreContext, learner_channel: FakeChannel
+) -> None:
+    now = at("2026-11-23 10:00")
+    first = await intake.receive(
+        learner_channel.message("chat-1", "老师上课总是迟到", now, external_id="17"), now
+    )
+    other = learner_channel.message("chat-2", "退费三个月没到账", now, external_id="17")
+    with pytest.raises(IdReused, match="already used by another sender") as refused:
+        await intake.receive(other, now)
+    async with core.sessions() as session:
+        kept = await session.get_one(Unparsed, refused.value.unparsed_id)
+        tickets = (await session.scalars(select(Ticket.number))).all()
+    assert "退费三个月没到账" in core.vault.decrypt(kept.raw_enc)
+    assert tickets == [first.ticket_number]  # the other learner got no one else's ticket
+
+
+async def test_overlong_or_nul_platform_ids_still_dedupe(
+    intake: Intake, learner_channel: FakeChannel
+) -> None:
+    now = at("2026-11-23 10:00")
+    long_id = "<" + "x" * 400 + "@mail.example.com>"
+    for external_id in (long_id, "id-with-\x00-nul"):
+        msg = learner_channel.message(
+            f"chat-{len(external_id)}", "老师迟到\x00了", now, external_id=external_id
         )
-        keys = (await session.scalars(select(OutboxRow.key))).all()
-    assert len(keys) == len(set(keys))
+        first = await intake.receive(msg, now)
+        again = await intake.receive(msg, now)
+        assert first.created and again.duplicate and again.ticket_number == first.ticket_number
 
 
 async def test_missing_details_are_asked_and_recorded(
@@ -107,8 +141,9 @@ async def test_missing_details_are_asked_and_recorded(
         learner = await session.get_one(Learner, ticket.learner_id)
         assert (ticket.course, ticket.expected_resolution) == ("Python 全栈班", "希望更换班主任")
         assert ticket.awaiting_field is None
-        assert learner.phone_enc is not None and "13812348000" not in learner.phone_enc
-        assert core.vault.decrypt(learner.phone_enc) == "138 1234 8000"
+        assert ticket.contact_enc is not None and core.vault.decrypt(ticket.contact_enc) == "138 1234 8000"
+        # A typed number is the ticket's contact, never a key that links learners together.
+        assert learner.phone_index is None
     # Once the details are complete, a new message is a new complaint.
     later = await intake.receive(learner_channel.message("chat-9", "另外，教室空调坏了", now), now)
     assert later.created and later.ticket_number != first.ticket_number

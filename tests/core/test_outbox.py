@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from datetime import timedelta
 
@@ -193,3 +194,58 @@ async def test_two_dispatchers_never_send_one_row_twice(
     await asyncio.gather(one.drain(NOW), two.drain(NOW))
     sent_keys = [m.key for m in learner_channel.sent + staff_channel.sent]
     assert len(sent_keys) == len(set(sent_keys)) == len(await _rows(core))
+
+
+class SlowThenFail:
+    """Delivers, but so slowly that the lease runs out first, and then reports a failure."""
+
+    def __init__(self, channel: FakeChannel) -> None:
+        self.channel = channel
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        await self.channel.send(message)
+        self.started.set()
+        await self.release.wait()
+        raise TemporarySendError("timed out waiting for the platform's answer")
+
+
+async def test_a_sender_whose_lease_ran_out_cannot_undo_the_result_of_the_one_that_took_over(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
+    await intake.receive(learner_channel.message("chat-1", "老师迟到", NOW), NOW)
+    retry = RetryPolicy(lease=timedelta(seconds=30))
+    slow = SlowThenFail(learner_channel)
+    first = Dispatcher(core.sessions, core.vault, {"telegram": slow}, retry=retry, concurrency=1, batch=1)
+    running = asyncio.create_task(first.run_once(NOW))
+    await slow.started.wait()
+    # The first dispatcher is still waiting on the platform when its lease runs out.
+    second = Dispatcher(core.sessions, core.vault, {"telegram": learner_channel}, retry=retry)
+    await second.drain(NOW + timedelta(seconds=31))
+    slow.release.set()
+    await running
+    rows = [r for r in await _rows(core) if r.channel == "telegram"]
+    assert all(r.status == SENT for r in rows), [(r.kind, r.status, r.last_error) for r in rows]
+    ack_key = next(r.key for r in rows if r.kind == "ack")
+    # Sent by the slow one and by the one that took over; never a third time.
+    await second.drain(NOW + timedelta(hours=2))
+    assert [m.key for m in learner_channel.sent].count(ack_key) == 2
+
+
+async def test_a_row_whose_sender_always_dies_ends_dead_not_resent_forever(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
+    await intake.receive(learner_channel.message("chat-1", "老师迟到", NOW), NOW)
+    retry = RetryPolicy(max_attempts=3, lease=timedelta(seconds=60))
+    when = NOW
+    for _ in range(5):
+        crashing = Dispatcher(
+            core.sessions, core.vault, {"telegram": CrashAfterSend(learner_channel)}, retry=retry
+        )
+        with contextlib.suppress(asyncio.CancelledError):
+            await crashing.run_once(when)
+        when += timedelta(seconds=61)
+    ack = next(r for r in await _rows(core) if r.kind == "ack")
+    assert (ack.status, ack.attempts) == (DEAD, 3)
+    assert ack.last_error is not None and "never finished" in ack.last_error

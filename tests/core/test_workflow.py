@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -144,3 +146,29 @@ async def test_manager_may_act_anywhere_and_reopen(
         )
     assert ticket.status == "investigating"
     assert "investigate" in open_stages and "confirm" not in open_stages
+
+
+async def test_two_staff_claiming_at_once_one_wins_and_one_is_told_why(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
+    number = await _ticket(intake, learner_channel)
+    wang = staff_actor(await _staff(core, "王老师", "teaching", "staff"))
+    li = staff_actor(await _staff(core, "李老师", "teaching", "staff"))
+    outcomes = await asyncio.gather(
+        _move(core, number, "claim", wang, "2026-11-23 10:20"),
+        _move(core, number, "claim", li, "2026-11-23 10:20"),
+        return_exceptions=True,
+    )
+    refused = [o for o in outcomes if isinstance(o, WorkflowError)]
+    assert len(refused) == 1 and "while the ticket is investigating" in str(refused[0])
+    async with core.sessions() as session:
+        ticket = await get_ticket(session, number)
+        claims = (
+            await session.scalars(select(Event).where(Event.ticket_id == ticket.id, Event.action == "claim"))
+        ).all()
+        investigations = (
+            await session.scalars(
+                select(Clock).where(Clock.ticket_id == ticket.id, Clock.stage == "investigate")
+            )
+        ).all()
+    assert len(claims) == 1 and len(investigations) == 1
