@@ -56,6 +56,9 @@ async def apply_move(
     if action == "transfer":
         if not department or department == ticket.department:
             raise WorkflowError("transfer needs another department")
+        if core.department_names and department not in core.department_names:
+            known = ", ".join(sorted(core.department_names))
+            raise WorkflowError(f"unknown department {department!r}; known: {known}")
         ticket.department, ticket.owner_staff_id = department, None
         detail = f"{department}: {detail}" if detail else department
     if action == "assign":

@@ -12,6 +12,7 @@ other processes still queue through SQLite's busy timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -63,7 +64,16 @@ class Writer:
             async with self._async_sessions() as session, session.begin():
                 return await session.run_sync(work)
         async with self.engine.connect():
-            return await asyncio.get_running_loop().run_in_executor(self._thread, self._in_transaction, work)
+            future = asyncio.get_running_loop().run_in_executor(self._thread, self._in_transaction, work)
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # The caller gave up (e.g. a webhook's deadline) but the thread's transaction goes on:
+                # keep the in-process lock until it ends, or another writer would wait on SQLite's lock.
+                while not future.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({future})
+                raise
 
     def _in_transaction(self, work: Callable[[Session], T]) -> T:
         assert self._sync_sessions is not None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -314,7 +316,9 @@ def test_rules_from_policy_rejects_wrong_shapes(
 # ---- the corpus -------------------------------------------------------------------------
 
 
-def test_corpus_accuracy_with_default_policy(default_rules: ClassificationRules) -> None:
+def test_corpus_accuracy_with_default_policy(
+    default_rules: ClassificationRules, capsys: pytest.CaptureFixture[str]
+) -> None:
     complaints = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
     assert len(complaints) >= 70
     covered = {(c["category"], c["severity"]) for c in complaints}
@@ -333,13 +337,29 @@ def test_corpus_accuracy_with_default_policy(default_rules: ClassificationRules)
             )
     n = len(complaints)
     category_accuracy, severity_accuracy = right_category / n, right_severity / n
-    print(
-        f"\nclassification accuracy: category {category_accuracy:.1%}, "
+    figure = (
+        f"classification accuracy: category {category_accuracy:.1%}, "
         f"severity {severity_accuracy:.1%} over {n} complaints"
     )
-    print("\n".join(misses))
+    with capsys.disabled():  # the figure shows in every run, -q included, pass or fail
+        print(f"\n{figure}")
+    print("\n".join(misses))  # captured: shown when an assertion below fails
     assert category_accuracy >= MIN_ACCURACY
     assert severity_accuracy >= MIN_ACCURACY
+
+
+def test_accuracy_figure_shows_in_a_quiet_run() -> None:
+    corpus_test = f"{Path(__file__).resolve()}::test_corpus_accuracy_with_default_policy"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", corpus_test],
+        cwd=POLICY_FILE.parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "classification accuracy: category " in result.stdout, result.stdout
 
 
 def test_keywords_of_one_rule_set_do_not_change_how_another_cuts_text(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 from sqlalchemy import func, select
 
@@ -182,3 +185,22 @@ async def test_reply_to_our_message_continues_the_ticket(
     reply = learner_channel.message("chat-5", "补充：第三章完全没讲", now, reply_to=ack_ref)
     result = await intake.receive(reply, now)
     assert result.ticket_number == first.ticket_number
+
+
+async def test_an_intake_abandoned_by_its_caller_still_commits_once(
+    intake: Intake, core: CoreContext, learner_channel: FakeChannel
+) -> None:
+    """A webhook that stops waiting (WeChat's 5 s) must neither lose the complaint nor block the next one."""
+    now = at("2026-11-23 10:00")
+    msg = learner_channel.message("chat-1", "老师上课总是迟到", now, external_id="m-1")
+    task = asyncio.create_task(intake.receive(msg, now))
+    await asyncio.sleep(0)  # let it start, then give up on it
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    redelivered = await asyncio.wait_for(intake.receive(msg, now), timeout=30)
+    following = await intake.receive(learner_channel.message("chat-2", "前台态度差", now), now)
+    assert following.created
+    tickets, _, _ = await _counts(core)
+    assert tickets == 2  # the abandoned complaint exactly once, whether it had committed or not
+    assert redelivered.ticket_number != following.ticket_number

@@ -172,3 +172,12 @@ async def test_two_staff_claiming_at_once_one_wins_and_one_is_told_why(
             )
         ).all()
     assert len(claims) == 1 and len(investigations) == 1
+
+
+async def test_transfer_to_an_unknown_department_is_refused(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
+    number = await _ticket(intake, learner_channel)
+    teacher = staff_actor(await _staff(core, "王老师", "teaching", "staff"))
+    with pytest.raises(WorkflowError, match="unknown department 'marketing'; known: academic, compliance"):
+        await _move(core, number, "transfer", teacher, "2026-11-23 11:00", department="marketing")
