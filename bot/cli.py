@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -14,10 +16,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError, NoSuchModuleError, OperationalError
 
 from bot.app import Application, build
-from bot.config import ConfigError, Settings, load_settings
-from core.db import current_revision, upgrade
+from bot.config import ConfigError, Settings, config_path, load_settings
+from core.db import current_revision, normalize_url, upgrade
 from core.numbers import InvalidTicketNumber
 from core.policy import DEFAULT_POLICY_TEXT, PolicyError
 from core.privacy import PrivacyKeyError, generate_key
@@ -33,22 +38,23 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tickets_app, name="tickets")
-out = Console()
-# Errors a user can cause; anything else is a bug and keeps its traceback.
-USER_ERRORS = (
-    ConfigError,
-    PolicyError,
-    PrivacyKeyError,
-    InvalidTicketNumber,
-    TicketNotFound,
-    ValueError,
-    FileNotFoundError,
-    FileExistsError,
-)
+# Learners' words reach the terminal: whatever holds data is printed as Text or with markup=False, and
+# :emoji: codes stay as typed.
+out = Console(emoji=False)
+# Our own refusals: their message is the line to print.
+OWN_ERRORS = (ConfigError, PolicyError, PrivacyKeyError, InvalidTicketNumber, TicketNotFound)
+# What a configured database URL that cannot work raises, from parsing it to loading its driver.
+URL_ERRORS = (ArgumentError, NoSuchModuleError, InvalidRequestError, ImportError, ValueError)
+# Errors a user can cause; anything else is a bug and keeps its traceback. The ones that bugs can raise
+# too (a SQL error with its statement, an ArgumentError while the URL is fine) are told apart by `explain`.
+USER_ERRORS = (*OWN_ERRORS, *URL_ERRORS, DBAPIError, OperationalError, OSError)
+DATABASE_MODULES = ("sqlalchemy.", "asyncpg", "aiosqlite", "core.db")
+SAMPLE_URLS = "e.g. postgresql://user:password@host/dbname or sqlite:///var/complaintbot.db"
 
 
 class State:
     config: Path | None = None
+    settings: Settings | None = None  # the last loaded: whose database an error is about
 
 
 def fail(message: str) -> typer.Exit:
@@ -60,11 +66,111 @@ def guarded(work: Callable[[], T]) -> T:
     try:
         return work()
     except USER_ERRORS as exc:
-        raise fail(str(exc)) from None
+        message = explain(exc)
+        if message is None:
+            raise  # a bug: its traceback is what a fix needs
+        raise fail(message) from None
+
+
+def explain(exc: BaseException) -> str | None:
+    """The one line for an error the user can fix, or None when `exc` is a bug."""
+    if isinstance(exc, OWN_ERRORS):
+        return str(exc)
+    if isinstance(exc, URL_ERRORS):
+        problem = database_url_problem()
+        if problem is not None:
+            return problem
+        # With a usable URL these come from our code, except a ValueError (bad input).
+        return str(exc) if isinstance(exc, ValueError) else None
+    database = database_shown()
+    if isinstance(exc, DBAPIError):
+        reason = first_line(exc.orig)
+        if exc.statement is None:  # raised while connecting: address, credentials, database name
+            return f"cannot connect to the database {database}: {reason}"
+        if isinstance(exc, OperationalError):  # e.g. the server went away, the file is locked
+            return f"database error on {database}: {reason}"
+        return None  # IntegrityError, ProgrammingError... with a statement: our SQL is wrong
+    if isinstance(exc, OSError):
+        reason = os_reason(exc)
+        if raised_by_database_code(exc):
+            if exc.filename:  # SQLite: its file or directory
+                return f"cannot open the database {database}: {exc.filename}: {reason}"
+            return f"cannot reach the database {database}: {reason}"
+        return f"{exc.filename}: {reason}" if exc.filename else (str(exc) or type(exc).__name__)
+    return None
+
+
+def database_url_problem() -> str | None:
+    """Why the configured database URL cannot work, or None if it can (as far as is checked here)."""
+    if State.settings is None:
+        return None
+    raw = State.settings.database_url()
+    try:
+        url = make_url(raw)
+        engine_url = make_url(normalize_url(raw))
+    except (ArgumentError, ValueError):
+        # Not parsed, so the password cannot be hidden: say where the URL came from instead of showing it.
+        where = (
+            "COMPLAINTBOT_DATABASE__URL"
+            if any(name.upper() == "COMPLAINTBOT_DATABASE__URL" for name in os.environ)
+            else f"[database] url in {config_path(State.config)}"
+        )
+        return f"{where} is not a valid database URL ({SAMPLE_URLS})"
+    shown = hidden(url)
+    try:
+        dialect = engine_url.get_dialect()
+    except NoSuchModuleError:
+        return f"unknown database driver {url.drivername!r} in {shown}: use postgresql:// or sqlite:///"
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        return f"the database driver for {shown} is not installed ({exc})"
+    if not dialect.is_async:
+        return f"the database driver for {shown} does not support asyncio: use postgresql:// or sqlite:///"
+    return None
+
+
+def hidden(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def database_shown() -> str:
+    if State.settings is None:
+        return "(unknown)"
+    try:
+        return State.settings.database_shown()
+    except (ArgumentError, ValueError):
+        return "(not a valid URL)"
+
+
+def first_line(error: BaseException | None) -> str:
+    text = str(error).strip() if error is not None else ""
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def os_reason(exc: OSError) -> str:
+    """`connection refused`, `name or service not known`, `timed out`..."""
+    if isinstance(exc, TimeoutError) and not exc.strerror:
+        return "timed out"
+    if exc.errno and exc.errno > 0 and isinstance(exc, ConnectionError):
+        # asyncio's "Connect call failed ('127.0.0.1', 1)" says less than the errno does.
+        text = os.strerror(exc.errno)
+    else:
+        text = exc.strerror or str(exc) or type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
+def raised_by_database_code(exc: BaseException) -> bool:
+    """Raised while SQLAlchemy or a database driver ran: the network or the database file."""
+    return any(
+        frame.f_globals.get("__name__", "").startswith(DATABASE_MODULES)
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )
 
 
 def settings() -> Settings:
-    return guarded(lambda: load_settings(State.config))
+    State.settings = guarded(lambda: load_settings(State.config))
+    return State.settings
 
 
 def with_app(
@@ -111,11 +217,23 @@ def init(
     for path in (config_file, policy_file):
         if path.exists() and not force:
             raise fail(f"{path} exists; use --force to overwrite it")
-    directory.mkdir(parents=True, exist_ok=True)
     example = resources.files("bot").joinpath("example_config.toml").read_text(encoding="utf-8")
-    config_file.write_text(example.replace("@PRIVACY_KEY@", generate_key()), encoding="utf-8")
-    config_file.chmod(0o600)  # it holds the privacy key
-    policy_file.write_text(DEFAULT_POLICY_TEXT, encoding="utf-8")
+    if directory.exists() and not directory.is_dir():
+        raise fail(f"{directory} is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"cannot create {directory}: {os_reason(exc)}") from None
+    for path, text in (
+        (config_file, example.replace("@PRIVACY_KEY@", generate_key())),
+        (policy_file, DEFAULT_POLICY_TEXT),
+    ):
+        try:
+            path.write_text(text, encoding="utf-8")
+            if path == config_file:
+                path.chmod(0o600)  # it holds the privacy key
+        except OSError as exc:
+            raise fail(f"cannot write {path}: {os_reason(exc)}") from None
     State.config = config_file
     loaded = settings()
     # Relative paths in the config are relative to where the service runs; init writes for `directory`.
@@ -132,7 +250,9 @@ def init(
 
     guarded(lambda: asyncio.run(main()))
     out.print(
-        f"wrote {config_file} and {policy_file}; database ready at {loaded.database_shown()}", soft_wrap=True
+        f"wrote {config_file} and {policy_file}; database ready at {loaded.database_shown()}",
+        soft_wrap=True,
+        markup=False,
     )
 
 
@@ -183,15 +303,17 @@ def tickets_list(
     table = Table(number, "status", "category", "severity", "department", "owner", "due", "summary")
     for v in views:
         due = f"{v['due_stage']} {v['due_at'][:16]}" if v["due_at"] else ""
+        # Every cell is Text, never markup: a learner's summary must not be read as Rich markup. (Text, not
+        # rich.markup.escape: an escaped cell that ends in a backslash would show the backslash doubled.)
         table.add_row(
-            v["number"],
-            v["status"],
-            v["category"],
-            v["severity"],
-            v["department"],
-            v["owner"] or "",
-            ("[red]" + due + " OVERDUE[/red]") if v["overdue"] else due,
-            v["summary"][:40],
+            Text(v["number"]),
+            Text(v["status"]),
+            Text(v["category"]),
+            Text(v["severity"]),
+            Text(v["department"]),
+            Text(v["owner"] or ""),
+            Text(f"{due} OVERDUE", style="red") if v["overdue"] else Text(due),
+            Text(v["summary"][:40]),
         )
     out.print(table)
 
@@ -213,13 +335,18 @@ def tickets_show(
     if as_json:
         _print_json(view)
         return
+    # Only the headings are markup; every value (the course is a learner's answer) is printed as text.
     out.print(
-        f"[bold]{view['number']}[/bold]  {view['status']}  {view['category']}/{view['severity']}  "
-        f"{view['department']}  via {view['channel']}  owner: {view['owner'] or '-'}"
+        Text.assemble(
+            (view["number"], "bold"),
+            f"  {view['status']}  {view['category']}/{view['severity']}  "
+            f"{view['department']}  via {view['channel']}  owner: {view['owner'] or '-'}",
+        )
     )
     out.print(
         f"first contact: {view['first_contact']}  course: {view['course'] or '-'}  "
-        f"created {view['created_at']}"
+        f"created {view['created_at']}",
+        markup=False,
     )
     out.print("[bold]clocks[/bold]")
     for c in view["clocks"]:
@@ -228,7 +355,10 @@ def tickets_show(
             if c["met_at"]
             else ("waits on learner" if c["waits_on_learner"] else "open")
         )
-        out.print(f"  {c['stage']:<12} due {c['due_at'][:16]}  {state}  level {c['escalation_level']}")
+        out.print(
+            f"  {c['stage']:<12} due {c['due_at'][:16]}  {state}  level {c['escalation_level']}",
+            markup=False,
+        )
     out.print("[bold]messages[/bold]")
     for m in view["messages"]:
         out.print(f"  {m['at'][:16]} {m['direction']:>3} {m['channel']}: {m['text'][:200]}", markup=False)

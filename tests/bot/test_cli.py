@@ -22,11 +22,17 @@ from bot.config import load_settings
 from core.messages import InboundMessage
 from core.policy import DEFAULT_POLICY_TEXT
 from core.privacy import generate_key
+from core.tickets import get_ticket
 from tests.bot.cli_helpers import Call, Result, complaintbot, complaintbot_many, migrated, one_error_line
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 REFUND = "我要退费！交了3000元，机构一直拖着不退。"
 TEACHING = "The teacher keeps skipping chapters and the materials are outdated."
+# A learner's words that Rich would read as markup: `[/]` closes nothing (a MarkupError), `[bold]` would
+# vanish into a style, `:thumbs_up:` would become an emoji, and an escaped trailing backslash would show
+# doubled. The table must show them as written.
+MARKUP = "[/] [bold]tutor[/bold] :thumbs_up: \\"
+MARKUP_COURSE = "[/]HSK 5 [red]evening[/red] :fire:"
 ROW_KEYS = {
     "number",
     "status",
@@ -103,6 +109,7 @@ class Seeded:
     directory: Path
     overdue: str  # a refund complaint from January, its claim clock long past due
     fresh: str  # an English complaint received now
+    markup: str  # a complaint whose text and course look like Rich markup
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +125,7 @@ def seeded(init_runs: InitRuns) -> Seeded:
     assert settings.policy.file is not None
     settings.policy.file = directory / settings.policy.file
 
-    async def seed() -> tuple[str, str]:
+    async def seed() -> tuple[str, str, str]:
         app = build(settings)
         try:
             await core.db.upgrade(app.engine)
@@ -140,14 +147,26 @@ def seeded(init_runs: InitRuns) -> Seeded:
                 received_at=now,
                 subject="Skipped chapters",
             )
+            markup = InboundMessage(
+                channel="wechat",
+                external_id="wx-2",
+                sender_id="oLearnerOpenId2",
+                text=MARKUP,
+                received_at=now,
+            )
             first = await app.intake.receive(refund, january)
             second = await app.intake.receive(teaching, now)
-            return first.ticket_number, second.ticket_number
+            third = await app.intake.receive(markup, now)
+            async with app.core.sessions() as session:  # the course is a learner's answer too
+                ticket = await get_ticket(session, third.ticket_number, app.core.prefix)
+                ticket.course = MARKUP_COURSE
+                await session.commit()
+            return first.ticket_number, second.ticket_number, third.ticket_number
         finally:
             await app.close()
 
-    overdue, fresh = asyncio.run(seed())
-    return Seeded(directory, overdue, fresh)
+    overdue, fresh, markup = asyncio.run(seed())
+    return Seeded(directory, overdue, fresh, markup)
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +195,8 @@ def runs(seeded: Seeded, dirs: dict[str, Path]) -> dict[str, Result]:
         "list_closed": Call(site, ("tickets", "list", "--status", "closed", "--json")),
         "list_overdue": Call(site, ("tickets", "list", "--status", "overdue", "--json")),
         "list_human": Call(site, ("tickets", "list")),  # piped: rich's default 80 columns
+        "list_human_wide": Call(site, ("tickets", "list"), {"COLUMNS": "200"}),
+        "show_markup": Call(site, ("tickets", "show", seeded.markup)),
         "show_json": Call(site, ("tickets", "show", seeded.overdue, "--json")),
         "show_human": Call(site, ("tickets", "show", seeded.overdue)),
         "db_upgrade_fresh": Call(dirs["fresh"], ("db", "upgrade")),
@@ -231,7 +252,7 @@ def test_environment_overrides_the_config_file(runs: dict[str, Result], dirs: di
 def test_tickets_list_json_lists_the_open_tickets(runs: dict[str, Result], seeded: Seeded) -> None:
     rows = json_out(runs["list"])
     by_number = {row["number"]: row for row in rows}
-    assert set(by_number) == {seeded.overdue, seeded.fresh}
+    assert set(by_number) == {seeded.overdue, seeded.fresh, seeded.markup}
     for row in rows:
         assert set(row) >= ROW_KEYS, set(row)
         assert row["category"] in ("teaching", "service", "fees", "other")
@@ -254,6 +275,23 @@ def test_tickets_list_human_shows_whole_numbers(runs: dict[str, Result], seeded:
     assert result.returncode == 0, result.stderr
     # Staff copy the number into the next command: even 80 columns must not cut it short.
     assert seeded.overdue in result.stdout and seeded.fresh in result.stdout, result.stdout
+
+
+def test_tickets_list_human_prints_learner_markup_as_written(runs: dict[str, Result], seeded: Seeded) -> None:
+    for name in ("list_human", "list_human_wide"):
+        result = runs[name]
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    wide = runs["list_human_wide"].stdout
+    assert seeded.markup in wide
+    # On one line at 200 columns: brackets, colons and the last backslash as the learner typed them.
+    assert f" {MARKUP} " in wide, wide
+
+
+def test_tickets_show_human_prints_learner_markup_as_written(runs: dict[str, Result]) -> None:
+    result = runs["show_markup"]
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert f"course: {MARKUP_COURSE} " in result.stdout, result.stdout
+    assert f"wechat: {MARKUP}\n" in result.stdout, result.stdout
 
 
 def test_tickets_show_json_carries_what_interfaces_promise(runs: dict[str, Result], seeded: Seeded) -> None:
