@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
-import os
-import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -17,16 +16,14 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError, NoSuchModuleError, OperationalError
 
 from bot.app import Application, build
-from bot.config import ConfigError, Settings, config_path, load_settings
-from core.db import current_revision, normalize_url, upgrade
-from core.numbers import InvalidTicketNumber
-from core.policy import DEFAULT_POLICY_TEXT, PolicyError
-from core.privacy import PrivacyKeyError, generate_key
-from core.tickets import LIST_FILTERS, TicketNotFound, get_ticket, list_tickets, summary_view, ticket_view
+from bot.config import ConfigError, Settings, load_settings
+from bot.errors import USER_ERRORS, explain, os_reason
+from core.db import current_revision, upgrade
+from core.policy import DEFAULT_POLICY_TEXT
+from core.privacy import generate_key
+from core.tickets import LIST_FILTERS, get_ticket, list_tickets, record_disclosure, summary_view, ticket_view
 
 T = TypeVar("T")
 app = typer.Typer(
@@ -41,15 +38,6 @@ app.add_typer(tickets_app, name="tickets")
 # Learners' words reach the terminal: whatever holds data is printed as Text or with markup=False, and
 # :emoji: codes stay as typed.
 out = Console(emoji=False)
-# Our own refusals: their message is the line to print.
-OWN_ERRORS = (ConfigError, PolicyError, PrivacyKeyError, InvalidTicketNumber, TicketNotFound)
-# What a configured database URL that cannot work raises, from parsing it to loading its driver.
-URL_ERRORS = (ArgumentError, NoSuchModuleError, InvalidRequestError, ImportError, ValueError)
-# Errors a user can cause; anything else is a bug and keeps its traceback. The ones that bugs can raise
-# too (a SQL error with its statement, an ArgumentError while the URL is fine) are told apart by `explain`.
-USER_ERRORS = (*OWN_ERRORS, *URL_ERRORS, DBAPIError, OperationalError, OSError)
-DATABASE_MODULES = ("sqlalchemy.", "asyncpg", "aiosqlite", "core.db")
-SAMPLE_URLS = "e.g. postgresql://user:password@host/dbname or sqlite:///var/complaintbot.db"
 
 
 class State:
@@ -66,106 +54,10 @@ def guarded(work: Callable[[], T]) -> T:
     try:
         return work()
     except USER_ERRORS as exc:
-        message = explain(exc)
+        message = explain(exc, State.settings, State.config)
         if message is None:
             raise  # a bug: its traceback is what a fix needs
         raise fail(message) from None
-
-
-def explain(exc: BaseException) -> str | None:
-    """The one line for an error the user can fix, or None when `exc` is a bug."""
-    if isinstance(exc, OWN_ERRORS):
-        return str(exc)
-    if isinstance(exc, URL_ERRORS):
-        problem = database_url_problem()
-        if problem is not None:
-            return problem
-        # With a usable URL these come from our code, except a ValueError (bad input).
-        return str(exc) if isinstance(exc, ValueError) else None
-    database = database_shown()
-    if isinstance(exc, DBAPIError):
-        reason = first_line(exc.orig)
-        if exc.statement is None:  # raised while connecting: address, credentials, database name
-            return f"cannot connect to the database {database}: {reason}"
-        if isinstance(exc, OperationalError):  # e.g. the server went away, the file is locked
-            return f"database error on {database}: {reason}"
-        return None  # IntegrityError, ProgrammingError... with a statement: our SQL is wrong
-    if isinstance(exc, OSError):
-        reason = os_reason(exc)
-        if raised_by_database_code(exc):
-            if exc.filename:  # SQLite: its file or directory
-                return f"cannot open the database {database}: {exc.filename}: {reason}"
-            return f"cannot reach the database {database}: {reason}"
-        return f"{exc.filename}: {reason}" if exc.filename else (str(exc) or type(exc).__name__)
-    return None
-
-
-def database_url_problem() -> str | None:
-    """Why the configured database URL cannot work, or None if it can (as far as is checked here)."""
-    if State.settings is None:
-        return None
-    raw = State.settings.database_url()
-    try:
-        url = make_url(raw)
-        engine_url = make_url(normalize_url(raw))
-    except (ArgumentError, ValueError):
-        # Not parsed, so the password cannot be hidden: say where the URL came from instead of showing it.
-        where = (
-            "COMPLAINTBOT_DATABASE__URL"
-            if any(name.upper() == "COMPLAINTBOT_DATABASE__URL" for name in os.environ)
-            else f"[database] url in {config_path(State.config)}"
-        )
-        return f"{where} is not a valid database URL ({SAMPLE_URLS})"
-    shown = hidden(url)
-    try:
-        dialect = engine_url.get_dialect()
-    except NoSuchModuleError:
-        return f"unknown database driver {url.drivername!r} in {shown}: use postgresql:// or sqlite:///"
-    try:
-        dialect.import_dbapi()
-    except ImportError as exc:
-        return f"the database driver for {shown} is not installed ({exc})"
-    if not dialect.is_async:
-        return f"the database driver for {shown} does not support asyncio: use postgresql:// or sqlite:///"
-    return None
-
-
-def hidden(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
-
-
-def database_shown() -> str:
-    if State.settings is None:
-        return "(unknown)"
-    try:
-        return State.settings.database_shown()
-    except (ArgumentError, ValueError):
-        return "(not a valid URL)"
-
-
-def first_line(error: BaseException | None) -> str:
-    text = str(error).strip() if error is not None else ""
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def os_reason(exc: OSError) -> str:
-    """`connection refused`, `name or service not known`, `timed out`..."""
-    if isinstance(exc, TimeoutError) and not exc.strerror:
-        return "timed out"
-    if exc.errno and exc.errno > 0 and isinstance(exc, ConnectionError):
-        # asyncio's "Connect call failed ('127.0.0.1', 1)" says less than the errno does.
-        text = os.strerror(exc.errno)
-    else:
-        text = exc.strerror or str(exc) or type(exc).__name__
-    return text[:1].lower() + text[1:]
-
-
-def raised_by_database_code(exc: BaseException) -> bool:
-    """Raised while SQLAlchemy or a database driver ran: the network or the database file."""
-    return any(
-        frame.f_globals.get("__name__", "").startswith(DATABASE_MODULES)
-        for frame, _ in traceback.walk_tb(exc.__traceback__)
-    )
 
 
 def settings() -> Settings:
@@ -322,14 +214,22 @@ def tickets_list(
 def tickets_show(
     number: str,
     as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="phone numbers and addresses unmasked (recorded in the audit trail)"),
+    ] = False,
 ) -> None:
-    """One ticket with its messages, clocks and events."""
+    """One ticket with its messages, clocks and events; personal data masked unless --full."""
     now = datetime.now(UTC)
 
     async def action(application: Application) -> dict[str, Any]:
-        async with application.core.sessions() as session:
+        async with application.core.sessions() as session, session.begin():
             ticket = await get_ticket(session, number, application.core.prefix)
-            return await ticket_view(application.core, session, ticket, now)
+            if full:
+                record_disclosure(
+                    session, ticket, f"operator:{getpass.getuser()}", now, "tickets show --full"
+                )
+            return await ticket_view(application.core, session, ticket, now, full=full)
 
     view = with_app(action)
     if as_json:

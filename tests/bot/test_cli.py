@@ -26,7 +26,7 @@ from core.tickets import get_ticket
 from tests.bot.cli_helpers import Call, Result, complaintbot, complaintbot_many, migrated, one_error_line
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-REFUND = "我要退费！交了3000元，机构一直拖着不退。"
+REFUND = "我要退费！交了3000元，机构一直拖着不退。请回电 13812348000"
 TEACHING = "The teacher keeps skipping chapters and the materials are outdated."
 # A learner's words that Rich would read as markup: `[/]` closes nothing (a MarkupError), `[bold]` would
 # vanish into a style, `:thumbs_up:` would become an emoji, and an escaped trailing backslash would show
@@ -294,6 +294,19 @@ def test_tickets_show_human_prints_learner_markup_as_written(runs: dict[str, Res
     assert f"wechat: {MARKUP}\n" in result.stdout, result.stdout
 
 
+def test_personal_data_in_messages_is_masked_unless_full_which_is_audited(
+    runs: dict[str, Result], seeded: Seeded
+) -> None:
+    masked = json.dumps(json_out(runs["show_json"])["messages"], ensure_ascii=False)
+    assert "138****8000" in masked and "13812348000" not in masked
+    full = complaintbot(seeded.directory, "tickets", "show", seeded.overdue, "--json", "--full")
+    assert full.returncode == 0, full.stderr
+    view = json_out(full)
+    assert "13812348000" in json.dumps(view["messages"], ensure_ascii=False)
+    disclosed = [e for e in view["events"] if e["action"] == "disclosed"]
+    assert len(disclosed) == 1 and disclosed[0]["actor"].startswith("operator:")
+
+
 def test_tickets_show_json_carries_what_interfaces_promise(runs: dict[str, Result], seeded: Seeded) -> None:
     view = json_out(runs["show_json"])
     for key in (
@@ -327,7 +340,11 @@ def test_tickets_show_json_carries_what_interfaces_promise(runs: dict[str, Resul
 
     # The learner's words come back decrypted with the configured key.
     inbound = view["messages"][0]
-    assert (inbound["direction"], inbound["channel"], inbound["text"]) == ("in", "wechat", REFUND)
+    assert (inbound["direction"], inbound["channel"], inbound["text"]) == (
+        "in",
+        "wechat",
+        REFUND.replace("13812348000", "138****8000"),
+    )
     assert has_offset(inbound["at"])
     assert view["events"], "intake leaves an audit trail"
     for event in view["events"]:
@@ -340,7 +357,9 @@ def test_tickets_show_human_prints_the_number_and_clocks(runs: dict[str, Result]
     assert result.returncode == 0, result.stderr
     assert seeded.overdue in result.stdout
     assert "clocks" in result.stdout and "claim" in result.stdout
-    assert REFUND in result.stdout
+    # The terminal may wrap the line; the learner's words are there, the phone number masked.
+    assert "我要退费" in result.stdout and "138****8000" in result.stdout
+    assert "13812348000" not in result.stdout
 
 
 @pytest.mark.parametrize(
