@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -120,10 +121,14 @@ def init(
         (config_file, example.replace("@PRIVACY_KEY@", generate_key())),
         (policy_file, DEFAULT_POLICY_TEXT),
     ):
+        # The config holds the privacy key: created readable by its owner only, never for a moment more.
+        mode = 0o600 if path == config_file else 0o644
         try:
-            path.write_text(text, encoding="utf-8")
-            if path == config_file:
-                path.chmod(0o600)  # it holds the privacy key
+            with os.fdopen(
+                os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w", encoding="utf-8"
+            ) as f:
+                f.write(text)
+            path.chmod(mode)  # an existing file (--force) keeps its old mode through O_CREAT
         except OSError as exc:
             raise fail(f"cannot write {path}: {os_reason(exc)}") from None
     State.config = config_file
