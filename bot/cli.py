@@ -7,21 +7,20 @@ import getpass
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
 from bot.app import Application, build
-from bot.config import ConfigError, Settings, load_settings
-from bot.errors import USER_ERRORS, explain, os_reason
-from core.db import current_revision, upgrade
+from bot.cli_base import State, fail, guarded, out, settings, with_app
+from bot.cli_staff import staff_app
+from bot.errors import os_reason
+from core.db import upgrade
 from core.policy import DEFAULT_POLICY_TEXT
 from core.privacy import generate_key
 from core.tickets import LIST_FILTERS, get_ticket, list_tickets, record_disclosure, summary_view, ticket_view
@@ -36,51 +35,7 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tickets_app, name="tickets")
-# Learners' words reach the terminal: whatever holds data is printed as Text or with markup=False, and
-# :emoji: codes stay as typed.
-out = Console(emoji=False)
-
-
-class State:
-    config: Path | None = None
-    settings: Settings | None = None  # the last loaded: whose database an error is about
-
-
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def guarded(work: Callable[[], T]) -> T:
-    try:
-        return work()
-    except USER_ERRORS as exc:
-        message = explain(exc, State.settings, State.config)
-        if message is None:
-            raise  # a bug: its traceback is what a fix needs
-        raise fail(message) from None
-
-
-def settings() -> Settings:
-    State.settings = guarded(lambda: load_settings(State.config))
-    return State.settings
-
-
-def with_app(
-    action: Callable[[Application], Awaitable[T]], *, create_key: bool = False, migrated: bool = True
-) -> T:
-    async def main() -> T:
-        application = build(settings(), create_key=create_key)
-        for notice in application.notices:  # e.g. a privacy key was just generated: the operator must know
-            typer.echo(notice, err=True)
-        try:
-            if migrated and await current_revision(application.engine) is None:
-                raise ConfigError("the database has no tables yet: run `complaintbot db upgrade` first")
-            return await action(application)
-        finally:
-            await application.close()
-
-    return guarded(lambda: asyncio.run(main()))
+app.add_typer(staff_app, name="staff")
 
 
 @app.callback()

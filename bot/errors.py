@@ -17,11 +17,20 @@ from core.db import normalize_url
 from core.numbers import InvalidTicketNumber
 from core.policy import PolicyError
 from core.privacy import PrivacyKeyError
+from core.staff import StaffError
 from core.tickets import TicketNotFound
 from core.workflow import WorkflowError
 
 # Our own refusals: their message is the line to print.
-OWN_ERRORS = (ConfigError, PolicyError, PrivacyKeyError, InvalidTicketNumber, TicketNotFound, WorkflowError)
+OWN_ERRORS = (
+    ConfigError,
+    PolicyError,
+    PrivacyKeyError,
+    InvalidTicketNumber,
+    TicketNotFound,
+    WorkflowError,
+    StaffError,
+)
 # What a configured database URL that cannot work raises, from parsing it to loading its driver.
 URL_ERRORS = (ArgumentError, NoSuchModuleError, InvalidRequestError, ImportError, ValueError)
 # Errors a user can cause; anything else is a bug and keeps its traceback. The ones that bugs can raise

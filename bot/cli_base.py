@@ -1,0 +1,64 @@
+"""What every `complaintbot` command shares: settings, the application, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+from bot.app import Application, build
+from bot.config import ConfigError, Settings, load_settings
+from bot.errors import USER_ERRORS, explain
+from core.db import current_revision
+
+T = TypeVar("T")
+
+# Learners' words reach the terminal: whatever holds data is printed as Text or with markup=False, and
+# :emoji: codes stay as typed.
+out = Console(emoji=False)
+
+
+class State:
+    config: Path | None = None
+    settings: Settings | None = None  # the last loaded: whose database an error is about
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def guarded(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except USER_ERRORS as exc:
+        message = explain(exc, State.settings, State.config)
+        if message is None:
+            raise  # a bug: its traceback is what a fix needs
+        raise fail(message) from None
+
+
+def settings() -> Settings:
+    State.settings = guarded(lambda: load_settings(State.config))
+    return State.settings
+
+
+def with_app(
+    action: Callable[[Application], Awaitable[T]], *, create_key: bool = False, migrated: bool = True
+) -> T:
+    async def main() -> T:
+        application = build(settings(), create_key=create_key)
+        for notice in application.notices:  # e.g. a privacy key was just generated: the operator must know
+            typer.echo(notice, err=True)
+        try:
+            if migrated and await current_revision(application.engine) is None:
+                raise ConfigError("the database has no tables yet: run `complaintbot db upgrade` first")
+            return await action(application)
+        finally:
+            await application.close()
+
+    return guarded(lambda: asyncio.run(main()))
