@@ -248,3 +248,21 @@ class Unparsed(Base):
     raw_enc: Mapped[str] = mapped_column(Text)  # encrypted: unreadable input may hold anything
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ChannelState(Base):
+    """Small durable values of a channel, e.g. the Telegram poll offset (moved only after a commit)."""
+
+    __tablename__ = "channel_state"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Lease(Base):
+    """Who may run a singleton job (a poller) until when: with several instances, only one polls."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    until: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 11:52:36.602801
+Create Date: 2026-11-22 12:10:24.152939
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('channel_state',
+    sa.Column('key', sa.String(length=100), nullable=False),
+    sa.Column('value', sa.Text(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_channel_state'))
+    )
     op.create_table('learners',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name_enc', sa.Text(), nullable=True),
@@ -36,6 +42,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_learners_email_index'), ['email_index'], unique=False)
         batch_op.create_index(batch_op.f('ix_learners_phone_index'), ['phone_index'], unique=False)
 
+    op.create_table('leases',
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('holder', sa.String(length=200), nullable=False),
+    sa.Column('until', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_leases'))
+    )
     op.create_table('staff',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=120), nullable=False),
@@ -230,8 +242,10 @@ def downgrade() -> None:
     op.drop_table('unparsed')
     op.drop_table('ticket_counters')
     op.drop_table('staff')
+    op.drop_table('leases')
     with op.batch_alter_table('learners', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_learners_phone_index'))
         batch_op.drop_index(batch_op.f('ix_learners_email_index'))
 
     op.drop_table('learners')
+    op.drop_table('channel_state')
