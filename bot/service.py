@@ -10,9 +10,11 @@ from collections.abc import Iterator
 
 import uvicorn
 from rich.console import Console
+from telegram.error import TelegramError
 
 from bot.app import build, channel_report
 from bot.config import Settings
+from bot.telegram_runtime import TelegramRuntime, start_telegram
 from bot.web import create_app
 from core.db import upgrade
 from scheduler.runner import Schedule, Scheduler
@@ -38,14 +40,24 @@ async def serve(settings: Settings) -> None:
     try:
         await upgrade(application.engine)
         console.print(f"database: {settings.database_shown()} (migrated)", markup=False)
+        telegram: TelegramRuntime | None = None
         for name, missing in channel_report(settings):
             if missing:
                 console.print(f"channel {name}: skipped ({missing})", markup=False)
+            elif name == "telegram" and settings.channels.telegram.mode == "polling":
+                try:
+                    telegram = await start_telegram(application, settings)
+                except TelegramError as exc:  # a wrong token, an unreachable base_url
+                    console.print(f"channel telegram: skipped (cannot connect: {exc})", markup=False)
+                else:
+                    console.print(f"channel telegram: polling as @{telegram.bot.username}", markup=False)
+            elif name == "telegram":
+                console.print("channel telegram: skipped (webhook mode is not built yet: use polling)")
             else:
                 console.print(
                     f"channel {name}: configured, but this build has no {name} adapter yet", markup=False
                 )
-        if "staff" not in application.senders:
+        if "staff" not in application.dispatcher.senders:
             console.print(
                 "staff chats: none configured; staff cards and alerts wait in the outbox", markup=False
             )
@@ -73,5 +85,7 @@ async def serve(settings: Settings) -> None:
                     loop.remove_signal_handler(sig)
         finally:
             scheduler.shutdown()
+            if telegram is not None:
+                await telegram.close()
     finally:
         await application.close()

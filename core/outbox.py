@@ -289,3 +289,15 @@ class Dispatcher:
                 log.info(
                     "outbox %s: attempt %d failed (%s); retry in %s", row.key, fresh.attempts, error, delay
                 )
+
+
+async def send_once(sessions: async_sessionmaker[AsyncSession], vault: Vault, **fields: Any) -> bool:
+    """Queue one message outside any other change (a greeting, a command's answer), once per key.
+
+    A redelivered command finds its key already queued and queues nothing: False.
+    """
+    async with sessions() as session, session.begin():
+        if await session.scalar(select(OutboxRow.id).where(OutboxRow.key == fields["key"])) is not None:
+            return False
+        enqueue(session, vault, **fields)
+        return True

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clocks import close_clocks
 from core.context import CoreContext
-from core.models import Clock, Event, Message, OutboxRow, Staff, Ticket
+from core.models import Clock, Event, LearnerIdentity, Message, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.privacy import redact
 from core.workflow import CLOSED, OPEN_STATES, Actor, WorkflowError, check
@@ -236,3 +236,31 @@ __all__ = [
     "summary_view",
     "ticket_view",
 ]
+
+
+async def learner_tickets(
+    core: CoreContext, session: AsyncSession, channel: str, address: str, now: datetime, limit: int = 10
+) -> list[dict[str, Any]]:
+    """The tickets of the learner behind this address, newest first: what `/status` shows them."""
+    index = core.vault.blind_index(channel, address)
+    learner_id = await session.scalar(
+        select(LearnerIdentity.learner_id).where(
+            LearnerIdentity.channel == channel, LearnerIdentity.address_index == index
+        )
+    )
+    if learner_id is None:
+        return []
+    tickets = await session.scalars(
+        select(Ticket).where(Ticket.learner_id == learner_id).order_by(Ticket.id.desc()).limit(limit)
+    )
+    rows = []
+    for ticket in tickets:
+        due = await current_due(session, ticket.id) if ticket.status != CLOSED else None
+        rows.append(
+            {
+                "number": ticket.number,
+                "status": ticket.status,
+                "due": core.local_text(due.due_at) if due else None,
+            }
+        )
+    return rows

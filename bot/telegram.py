@@ -1,0 +1,124 @@
+"""Telegram wiring: each update parsed, then handed to intake, the learner commands or the staff layer."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from channels.telegram.parse import (
+    ButtonPress,
+    Ignored,
+    LearnerCommand,
+    LearnerMessage,
+    StaffCommand,
+    StaffText,
+    Unusable,
+    parse_update,
+)
+from core.classify import detect_language
+from core.context import CoreContext
+from core.intake import IdReused, Intake
+from core.messages import InboundMessage
+from core.outbox import send_once
+from core.state import get_state, set_state
+from core.tickets import learner_tickets
+from core.unparsed import keep_unparsed
+
+log = logging.getLogger(__name__)
+
+StaffHandler = Callable[[StaffCommand | StaffText | ButtonPress, datetime], Awaitable[None]]
+
+
+def learner_locale(message: InboundMessage) -> str:
+    """The learner's language: Telegram's interface language if Chinese or English, else their text's."""
+    sender = message.raw.get("message", {}).get("from", {}) if isinstance(message.raw, Mapping) else {}
+    code = str(sender.get("language_code") or "") if isinstance(sender, Mapping) else ""
+    if code.startswith("zh"):
+        return "zh"
+    if code.startswith("en"):
+        return "en"
+    return detect_language(message.text) if message.text else "zh"
+
+
+def _new_key(chat: str) -> str:
+    return f"telegram:new-complaint-next:{chat}"
+
+
+class TelegramUpdates:
+    def __init__(
+        self,
+        core: CoreContext,
+        intake: Intake,
+        staff: StaffHandler,
+        *,
+        clock: Callable[[], datetime],
+        bot_username: str | None = None,
+    ) -> None:
+        self.core = core
+        self.intake = intake
+        self.staff = staff
+        self.clock = clock
+        self.bot_username = bot_username
+
+    async def __call__(self, update: Mapping[str, Any]) -> None:
+        now = self.clock()
+        event = parse_update(update, received_at=now, bot_username=self.bot_username)
+        if isinstance(event, LearnerMessage):
+            message = event.message
+            if await get_state(self.core.sessions, _new_key(message.sender_id)) == "1":
+                # The learner said /new: this message is a separate complaint, not a continuation.
+                message = replace(message, new_ticket=True)
+            await self._complaint(message, now)
+            if message.new_ticket:
+                await set_state(self.core.sessions, _new_key(message.sender_id), "0", now)
+        elif isinstance(event, LearnerCommand):
+            await self._learner_command(event, now)
+        elif isinstance(event, StaffCommand | StaffText | ButtonPress):
+            await self.staff(event, now)
+        elif isinstance(event, Unusable):
+            raw = json.dumps(update, ensure_ascii=False, default=str)
+            await keep_unparsed(self.core, "telegram", event.external_id, raw, event.reason, now)
+        elif isinstance(event, Ignored):
+            log.debug("telegram update %s ignored: %s", event.update_id, event.reason)
+
+    async def _complaint(self, message: InboundMessage, now: datetime) -> None:
+        try:
+            await self.intake.receive(message, now)
+        except IdReused as exc:  # kept as unparsed and shown to staff; the update is done with
+            log.warning("%s", exc)
+
+    async def _learner_command(self, event: LearnerCommand, now: datetime) -> None:
+        message = event.message
+        if event.command == "new" and event.args:
+            await self._complaint(message, now)  # a separate complaint, never a continuation
+        elif event.command == "new":
+            # "/new" alone: the learner's next message opens a separate complaint.
+            await set_state(self.core.sessions, _new_key(str(event.chat_id)), "1", now)
+            await self._answer(event, "new", now)
+        elif event.command in ("start", "help"):
+            await self._answer(event, "start", now)
+        elif event.command == "status":
+            async with self.core.sessions() as session:
+                rows = await learner_tickets(self.core, session, "telegram", str(event.chat_id), now)
+            await self._answer(event, "status", now, tickets=rows)
+        else:  # an unknown "/something" is taken as what the learner wrote
+            await self._complaint(message, now)
+
+    async def _answer(self, event: LearnerCommand, template: str, now: datetime, **context: Any) -> None:
+        locale = learner_locale(event.message)
+        text = self.core.templates.render(locale, f"{template}.txt", **context)
+        await send_once(
+            self.core.sessions,
+            self.core.vault,
+            key=f"telegram:{event.message.external_id}:{template}",
+            channel="telegram",
+            recipient=str(event.chat_id),
+            kind="notice",
+            text=text,
+            now=now,
+            reply_to=event.message.external_id,
+        )

@@ -1,0 +1,1 @@
+"""Telegram adapter: the Bot API channel for learners and the staff chats."""

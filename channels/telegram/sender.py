@@ -1,0 +1,112 @@
+"""Sending on Telegram: learner messages and staff cards through the real client (python-telegram-bot).
+
+Every call goes through PTB's rate limiter. Flood control (429) is not waited out here: it becomes
+a `TemporarySendError` carrying Telegram's `retry_after`, and the outbox sends again after it, so a
+429 storm delays messages without holding a dispatcher slot or losing anything.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import AIORateLimiter, ExtBot
+from telegram.warnings import PTBDeprecationWarning
+
+from channels.telegram.parse import external_id
+from core.messages import OutboundMessage, SendResult
+from core.outbox import PermanentSendError, TemporarySendError
+
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+TelegramBot = ExtBot[Any]  # the client with PTB's rate limiter
+
+
+def make_bot(token: str, base_url: str | None = None) -> TelegramBot:
+    """The client, pointed at `base_url` (a local Bot API server, a proxy, a test stand-in) if given."""
+    base = (base_url or DEFAULT_BASE_URL).rstrip("/")
+    file_base = base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file"
+    # max_retries=0: the outbox owns retries (see the module docstring).
+    return ExtBot(token, base_url=base, base_file_url=file_base, rate_limiter=AIORateLimiter(max_retries=0))
+
+
+def _markup(message: OutboundMessage) -> InlineKeyboardMarkup | None:
+    if not message.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.action) for b in message.buttons]]
+    )
+
+
+def _reply_parameters(chat_id: int, reply_to: str | None) -> ReplyParameters | None:
+    """Thread under the learner's message when it was in this chat (`chat:message` ids)."""
+    if not reply_to or ":" not in reply_to:
+        return None
+    chat, _, message_id = reply_to.rpartition(":")
+    if chat != str(chat_id) or not message_id.isdigit():
+        return None
+    return ReplyParameters(message_id=int(message_id), allow_sending_without_reply=True)
+
+
+def _seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        # PTB 22 warns that the int form will become a timedelta; both are handled here.
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+async def send_text(
+    bot: TelegramBot, chat_id: int, message: OutboundMessage, thread_id: int | None = None
+) -> Message:
+    try:
+        return await bot.send_message(
+            chat_id,
+            message.text,
+            reply_parameters=_reply_parameters(chat_id, message.reply_to),
+            reply_markup=_markup(message),
+            message_thread_id=thread_id,
+        )
+    except RetryAfter as exc:
+        raise TemporarySendError(f"Telegram flood control: {exc}", retry_after=_seconds(exc)) from exc
+    except (Forbidden, InvalidToken) as exc:  # blocked by the user, kicked from the group, bad token
+        raise PermanentSendError(f"Telegram refused: {exc.message}") from exc
+    except BadRequest as exc:  # chat not found, message too long...: sending again cannot help
+        raise PermanentSendError(f"Telegram rejected the message: {exc.message}") from exc
+    except (NetworkError, TelegramError) as exc:  # timeouts, 5xx, connection errors
+        raise TemporarySendError(f"Telegram unreachable: {exc}") from exc
+
+
+class TelegramSender:
+    """The `telegram` channel: messages to learners, in their private chat (recipient = chat id)."""
+
+    def __init__(self, bot: TelegramBot) -> None:
+        self.bot = bot
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        chat_id = int(message.recipient)
+        sent = await send_text(self.bot, chat_id, message)
+        return SendResult(external_ref=external_id(chat_id, sent.message_id))
+
+
+class TelegramStaffSink:
+    """The `staff` channel on Telegram: cards, notices and alerts to each department's chat.
+
+    `chats` maps a department key (and "managers") to a chat id; the caller fills in the default
+    staff chat for departments without their own.
+    """
+
+    def __init__(self, bot: TelegramBot, chats: Mapping[str, int]) -> None:
+        self.bot = bot
+        self.chats = dict(chats)
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        chat_id = self.chats.get(message.recipient)
+        if chat_id is None:
+            raise TemporarySendError(f"no Telegram chat configured for {message.recipient!r}")
+        thread = message.meta.get("thread_id")
+        sent = await send_text(self.bot, chat_id, message, int(thread) if thread is not None else None)
+        return SendResult(external_ref=external_id(chat_id, sent.message_id))

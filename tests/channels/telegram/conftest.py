@@ -1,0 +1,26 @@
+"""Fixtures for Telegram tests: a running Bot API stand-in and a real ``telegram.Bot`` pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import telegram
+
+from tests.channels.telegram.botapi import BotApiServer
+
+TOKEN = "123:abc"
+
+
+@pytest.fixture
+async def botapi() -> AsyncIterator[BotApiServer]:
+    """The Bot API stand-in, serving on 127.0.0.1 for the duration of one test."""
+    async with BotApiServer(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+async def tg_bot(botapi: BotApiServer) -> AsyncIterator[telegram.Bot]:
+    """An initialized real ``telegram.Bot`` talking HTTP to :func:`botapi`."""
+    async with botapi.make_bot() as bot:
+        yield bot
