@@ -93,6 +93,8 @@ class OutboundMessage:
 
 @dataclass(frozen=True)
 class SendResult:
-    """What a channel reports after a send: the platform's id for the message, if any."""
+    """What a channel reports after a send: the platform's id for the message, if any, and the
+    thread it went into (a forum topic created for a ticket's card), so later messages can follow."""
 
     external_ref: str | None = None
+    thread_ref: str | None = None

@@ -229,6 +229,8 @@ class OutboxRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     external_ref: Mapped[str | None] = mapped_column(String(255))
+    # Where the platform filed it, when that matters later: a staff card's forum topic ("chat:thread").
+    external_thread: Mapped[str | None] = mapped_column(String(255))
     meets_clock_id: Mapped[int | None] = mapped_column(ForeignKey("clocks.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

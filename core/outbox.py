@@ -155,8 +155,15 @@ class RetryPolicy:
         return ceiling * (0.5 + rng.random() / 2)
 
 
-async def mark_sent(session: AsyncSession, row: OutboxRow, now: datetime, external_ref: str | None) -> None:
+async def mark_sent(
+    session: AsyncSession,
+    row: OutboxRow,
+    now: datetime,
+    external_ref: str | None,
+    thread_ref: str | None = None,
+) -> None:
     row.status = SENT
+    row.external_thread = thread_ref
     row.sent_at = now
     row.lease_until = None
     row.last_error = None
@@ -246,6 +253,7 @@ class Dispatcher:
     async def _send(self, row: OutboxRow, now: datetime, report: DispatchReport) -> None:
         sender = self.senders.get(row.channel)
         external_ref: str | None = None
+        thread_ref: str | None = None
         error: str | None = None
         permanent = False
         retry_after: float | None = None
@@ -254,7 +262,7 @@ class Dispatcher:
         else:
             try:
                 result = await sender.send(to_message(row, self.vault))
-                external_ref = result.external_ref
+                external_ref, thread_ref = result.external_ref, result.thread_ref
             except TemporarySendError as exc:
                 error, retry_after = str(exc) or type(exc).__name__, exc.retry_after
             except PermanentSendError as exc:
@@ -270,7 +278,7 @@ class Dispatcher:
                 log.warning("outbox %s: result of attempt %d dropped, row taken over", row.key, row.attempts)
                 return
             if error is None:
-                await mark_sent(session, fresh, now, external_ref)
+                await mark_sent(session, fresh, now, external_ref, thread_ref)
                 report.sent += 1
                 return
             fresh.last_error = error[:2000]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 12:10:24.152939
+Create Date: 2026-11-22 12:21:41.749382
 """
 
 from __future__ import annotations
@@ -174,6 +174,7 @@ def upgrade() -> None:
     sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('external_ref', sa.String(length=255), nullable=True),
+    sa.Column('external_thread', sa.String(length=255), nullable=True),
     sa.Column('meets_clock_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
