@@ -72,7 +72,7 @@ def staff_messages(
             ("Escalate", "escalate"),
         )
     )
-    meta = {"ticket_number": ticket.number, "department": ticket.department}
+    meta = {"ticket_number": ticket.number, "department": ticket.department, "summary": ticket.summary[:60]}
     staff = partial(outbox_values, core.vault, channel="staff", now=now, ticket_id=ticket.id, meta=meta)
     rows.send(
         staff(

@@ -85,3 +85,13 @@ async def open_clocks(session: AsyncSession, ticket_id: int) -> list[Clock]:
         select(Clock).where(Clock.ticket_id == ticket_id, Clock.met_at.is_(None)).order_by(Clock.id)
     )
     return list(rows)
+
+
+async def current_due(session: AsyncSession, ticket_id: int) -> Clock | None:
+    """The earliest open staff clock: what the ticket is racing against now."""
+    return await session.scalar(
+        select(Clock)
+        .where(Clock.ticket_id == ticket_id, Clock.met_at.is_(None), Clock.paused.is_(False))
+        .order_by(Clock.due_at)
+        .limit(1)
+    )

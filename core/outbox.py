@@ -115,8 +115,9 @@ def enqueue(
     return row
 
 
-def to_message(row: OutboxRow, vault: Vault) -> OutboundMessage:
+def to_message(row: OutboxRow, vault: Vault, context: Mapping[str, Any] | None = None) -> OutboundMessage:
     payload = row.payload
+    meta = {**payload.get("meta", {}), **(context or {})}
     return OutboundMessage(
         key=row.key,
         channel=row.channel,
@@ -127,7 +128,7 @@ def to_message(row: OutboxRow, vault: Vault) -> OutboundMessage:
         subject=payload.get("subject"),
         reply_to=payload.get("reply_to"),
         buttons=tuple(Button(label, action) for label, action in payload.get("buttons", [])),
-        meta=payload.get("meta", {}),
+        meta=meta,
     )
 
 
@@ -250,6 +251,23 @@ class Dispatcher:
             total.dead += report.dead
         return total
 
+    async def _follow(self, row: OutboxRow) -> dict[str, Any]:
+        """Where a staff message about a ticket belongs: the card it edits, the card's topic."""
+        if row.channel != "staff" or row.ticket_id is None or row.kind == "card":
+            return {}
+        edits = row.payload.get("meta", {}).get("edits")
+        async with self.sessions() as session:
+            query = select(OutboxRow).where(
+                OutboxRow.ticket_id == row.ticket_id, OutboxRow.channel == "staff", OutboxRow.kind == "card"
+            )
+            query = query.where(OutboxRow.key == edits) if edits else query.where(OutboxRow.status == SENT)
+            card = await session.scalar(query.order_by(OutboxRow.id.desc()).limit(1))
+        if edits and (card is None or card.status != SENT or card.external_ref is None):
+            raise TemporarySendError("the card to edit has not been sent yet")
+        if card is None:
+            return {}
+        return {"card_ref": card.external_ref, "thread_ref": card.external_thread}
+
     async def _send(self, row: OutboxRow, now: datetime, report: DispatchReport) -> None:
         sender = self.senders.get(row.channel)
         external_ref: str | None = None
@@ -261,7 +279,7 @@ class Dispatcher:
             error = f"no sender for channel {row.channel!r} is configured"
         else:
             try:
-                result = await sender.send(to_message(row, self.vault))
+                result = await sender.send(to_message(row, self.vault, await self._follow(row)))
                 external_ref, thread_ref = result.external_ref, result.thread_ref
             except TemporarySendError as exc:
                 error, retry_after = str(exc) or type(exc).__name__, exc.retry_after

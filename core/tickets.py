@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.clocks import close_clocks
+from core.cards import refresh_card
+from core.clocks import close_clocks, current_due
 from core.context import CoreContext
 from core.models import Clock, Event, LearnerIdentity, Message, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
@@ -82,6 +83,8 @@ async def apply_move(
     ticket.updated_at = now
     event = Event(ticket=ticket, at=now, actor=actor.label, action=action, detail=detail)
     session.add(event)
+    await session.flush()  # the event's id names the card edit it causes
+    await refresh_card(core, session, ticket, action, event.id, now)
     return event
 
 
@@ -118,16 +121,6 @@ async def _staff_name(session: AsyncSession, staff_id: int | None) -> str | None
         return None
     staff = await session.get(Staff, staff_id)
     return staff.name if staff is not None else None
-
-
-async def current_due(session: AsyncSession, ticket_id: int) -> Clock | None:
-    """The earliest open staff clock: what the ticket is racing against now."""
-    return await session.scalar(
-        select(Clock)
-        .where(Clock.ticket_id == ticket_id, Clock.met_at.is_(None), Clock.paused.is_(False))
-        .order_by(Clock.due_at)
-        .limit(1)
-    )
 
 
 async def summary_view(
@@ -264,3 +257,105 @@ async def learner_tickets(
             }
         )
     return rows
+
+
+def _next_due() -> Any:
+    """The ticket's earliest open staff deadline, for ordering lists by urgency."""
+    return (
+        select(func.min(Clock.due_at))
+        .where(Clock.ticket_id == Ticket.id, Clock.met_at.is_(None), Clock.paused.is_(False))
+        .correlate(Ticket)
+        .scalar_subquery()
+    )
+
+
+async def _urgent_first(session: AsyncSession, where: list[Any], limit: int) -> tuple[list[Ticket], int]:
+    """Up to `limit` matching tickets, the most urgent deadline first, and how many match in all."""
+    total = await session.scalar(select(func.count()).select_from(Ticket).where(*where)) or 0
+    query = select(Ticket).where(*where).order_by(_next_due().asc().nulls_last(), Ticket.id).limit(limit)
+    return list(await session.scalars(query)), total
+
+
+async def staff_open_tickets(
+    session: AsyncSession, staff_id: int, limit: int = 25
+) -> tuple[list[Ticket], int]:
+    """Open tickets a staff member owns or is first contact of (POLICY.md §2): what `/mine` lists."""
+    mine = or_(Ticket.owner_staff_id == staff_id, Ticket.first_contact_staff_id == staff_id)
+    return await _urgent_first(session, [Ticket.status.in_(OPEN_STATES), mine], limit)
+
+
+async def overdue_tickets(
+    session: AsyncSession, now: datetime, department: str | None = None, limit: int = 25
+) -> tuple[list[Ticket], int]:
+    """Open tickets past a deadline, of one department or (None) of all."""
+    where = [Ticket.status.in_(OPEN_STATES), _overdue(now)]
+    if department is not None:
+        where.append(Ticket.department == department)
+    return await _urgent_first(session, where, limit)
+
+
+async def ticket_counts(
+    session: AsyncSession, now: datetime, department: str | None = None
+) -> dict[str, dict[str, int]]:
+    """Per department: how many tickets are in each status, and how many open ones are "overdue"."""
+    by_status = select(Ticket.department, Ticket.status, func.count()).group_by(
+        Ticket.department, Ticket.status
+    )
+    late = (
+        select(Ticket.department, func.count())
+        .where(Ticket.status.in_(OPEN_STATES), _overdue(now))
+        .group_by(Ticket.department)
+    )
+    if department is not None:
+        by_status = by_status.where(Ticket.department == department)
+        late = late.where(Ticket.department == department)
+    counts: dict[str, dict[str, int]] = {}
+    for dept, status, count in (await session.execute(by_status)).tuples():
+        counts.setdefault(dept, {})[status] = count
+    for dept, count in (await session.execute(late)).tuples():
+        counts.setdefault(dept, {})["overdue"] = count
+    return counts
+
+
+async def ticket_for_thread(session: AsyncSession, thread_ref: str) -> Ticket | None:
+    """The ticket whose staff card was posted in this thread ("chat:thread", e.g. a forum topic)."""
+    ticket_id = await session.scalar(
+        select(OutboxRow.ticket_id)
+        .where(
+            OutboxRow.channel == "staff",
+            OutboxRow.kind == "card",
+            OutboxRow.external_thread == thread_ref,
+            OutboxRow.ticket_id.is_not(None),
+        )
+        .order_by(OutboxRow.id.desc())
+        .limit(1)
+    )
+    return await session.get(Ticket, ticket_id) if ticket_id is not None else None
+
+
+async def opening_message_id(session: AsyncSession, ticket_id: int) -> int | None:
+    """The id of the inbound message that opened the ticket."""
+    return await session.scalar(
+        select(func.min(Message.id)).where(Message.ticket_id == ticket_id, Message.direction == "in")
+    )
+
+
+async def set_first_contact(
+    session: AsyncSession, ticket_id: int, staff: Staff, now: datetime, detail: str | None = None
+) -> bool:
+    """Make `staff` the ticket's first-contact owner (首接责任人, POLICY.md §2), with an audit event.
+
+    The first contact is the first one: a ticket that already has a staff first contact keeps it
+    (False is returned and nothing changes).
+    """
+    ticket = await session.get_one(Ticket, ticket_id, with_for_update=True)
+    if ticket.first_contact_staff_id is not None:
+        return False
+    ticket.first_contact_staff_id = staff.id
+    ticket.first_contact_department = staff.department
+    ticket.updated_at = now
+    actor = staff_actor(staff).label
+    session.add(
+        Event(ticket=ticket, at=now, actor=actor, action="first_contact", detail=detail or staff.name)
+    )
+    return True

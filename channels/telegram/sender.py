@@ -96,17 +96,73 @@ class TelegramStaffSink:
     """The `staff` channel on Telegram: cards, notices and alerts to each department's chat.
 
     `chats` maps a department key (and "managers") to a chat id; the caller fills in the default
-    staff chat for departments without their own.
+    staff chat for departments without their own. In a forum supergroup each ticket's card opens a
+    topic of its own, and the ticket's later messages follow it there. A card edit changes the card
+    in place (the dispatcher supplies the card's reference as `meta.card_ref`).
     """
 
     def __init__(self, bot: TelegramBot, chats: Mapping[str, int]) -> None:
         self.bot = bot
         self.chats = dict(chats)
+        self._forums: dict[int, bool] = {}
 
     async def send(self, message: OutboundMessage) -> SendResult:
+        if message.kind == "card-edit":
+            return await self._edit(message)
         chat_id = self.chats.get(message.recipient)
         if chat_id is None:
             raise TemporarySendError(f"no Telegram chat configured for {message.recipient!r}")
-        thread = message.meta.get("thread_id")
-        sent = await send_text(self.bot, chat_id, message, int(thread) if thread is not None else None)
-        return SendResult(external_ref=external_id(chat_id, sent.message_id))
+        thread = _thread_in(chat_id, message.meta.get("thread_ref"))
+        if thread is None and message.meta.get("thread_id") is not None:
+            thread = int(message.meta["thread_id"])
+        if message.kind == "card" and await self._is_forum(chat_id):
+            thread = await self._open_topic(chat_id, message)
+        sent = await send_text(self.bot, chat_id, message, thread)
+        return SendResult(
+            external_ref=external_id(chat_id, sent.message_id),
+            thread_ref=f"{chat_id}:{thread}" if thread is not None else None,
+        )
+
+    async def _edit(self, message: OutboundMessage) -> SendResult:
+        ref = str(message.meta.get("card_ref") or "")
+        chat, _, message_id = ref.rpartition(":")
+        if not chat or not message_id.isdigit():
+            raise PermanentSendError(f"no card to edit ({ref!r})")
+        try:
+            await self.bot.edit_message_text(
+                message.text, chat_id=int(chat), message_id=int(message_id), reply_markup=_markup(message)
+            )
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():  # the same text twice is no failure
+                raise PermanentSendError(f"Telegram refused the card edit: {exc.message}") from exc
+        except RetryAfter as exc:
+            raise TemporarySendError(f"Telegram flood control: {exc}", retry_after=_seconds(exc)) from exc
+        except (Forbidden, InvalidToken) as exc:
+            raise PermanentSendError(f"Telegram refused: {exc.message}") from exc
+        except TelegramError as exc:
+            raise TemporarySendError(f"Telegram unreachable: {exc}") from exc
+        return SendResult(external_ref=ref)
+
+    async def _is_forum(self, chat_id: int) -> bool:
+        if chat_id not in self._forums:
+            try:
+                self._forums[chat_id] = bool((await self.bot.get_chat(chat_id)).is_forum)
+            except TelegramError as exc:
+                raise TemporarySendError(f"Telegram unreachable: {exc}") from exc
+        return self._forums[chat_id]
+
+    async def _open_topic(self, chat_id: int, message: OutboundMessage) -> int:
+        name = f"{message.ticket_number or 'ticket'} {message.meta.get('summary', '')}".strip()[:120]
+        try:
+            topic = await self.bot.create_forum_topic(chat_id, name)
+        except RetryAfter as exc:
+            raise TemporarySendError(f"Telegram flood control: {exc}", retry_after=_seconds(exc)) from exc
+        except TelegramError as exc:  # e.g. the bot may not manage topics: post it in the chat itself
+            raise PermanentSendError(f"cannot open a topic for the card: {exc}") from exc
+        return topic.message_thread_id
+
+
+def _thread_in(chat_id: int, thread_ref: object) -> int | None:
+    """The thread of `thread_ref` ("chat:thread") when it is in this chat."""
+    chat, _, thread = str(thread_ref or "").rpartition(":")
+    return int(thread) if chat == str(chat_id) and thread.isdigit() else None

@@ -1,0 +1,109 @@
+"""A ticket's card in its department's staff chat, kept current: every move edits it in place.
+
+The edit is an outbox row that names the card row it edits (`meta.edits`); the dispatcher hands the
+sender that card's platform reference, so an edit queued before the card went out simply waits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import learners
+from core.clocks import current_due
+from core.context import CoreContext
+from core.messages import Button
+from core.models import Learner, LearnerIdentity, OutboxRow, Staff, Ticket
+from core.outbox import enqueue
+from core.workflow import AWAITING_CONFIRMATION, CLOSED, FOLLOW_UP, ROUTED
+
+# Moves that change nothing a card shows.
+SILENT = frozenset({"note", "reply", "escalate"})
+
+
+def card_buttons(number: str, status: str) -> tuple[Button, ...]:
+    if status == CLOSED:
+        return ()
+    moves: tuple[tuple[str, str], ...]
+    if status == ROUTED:
+        moves = (("Claim", "claim"), ("Show", "show"), ("Escalate", "escalate"))
+    elif status in (AWAITING_CONFIRMATION, FOLLOW_UP):
+        moves = (("Show", "show"),)
+    else:
+        moves = (("Show", "show"), ("Resolve", "resolve"), ("Escalate", "escalate"))
+    return tuple(Button(label, f"{action}:{number}") for label, action in moves)
+
+
+async def card_text(core: CoreContext, session: AsyncSession, ticket: Ticket) -> str:
+    learner = await session.get_one(Learner, ticket.learner_id)
+    identity = await session.get(LearnerIdentity, ticket.identity_id) if ticket.identity_id else None
+    owner = await session.get(Staff, ticket.owner_staff_id) if ticket.owner_staff_id else None
+    due = await current_due(session, ticket.id)
+    return core.templates.render(
+        core.staff_locale,
+        "card.txt",
+        number=ticket.number,
+        category=ticket.category,
+        severity=ticket.severity,
+        department_name=core.department_name(ticket.department),
+        summary=ticket.summary,
+        status=ticket.status,
+        owner=owner.name if owner else None,
+        channel=ticket.channel,
+        learner=learners.masked_label(core.vault, learner, identity),
+        course=ticket.course,
+        stage=due.stage if due else "—",
+        due=core.local_text(due.due_at) if due else "—",
+    )
+
+
+async def latest_card(session: AsyncSession, ticket_id: int) -> OutboxRow | None:
+    return await session.scalar(
+        select(OutboxRow)
+        .where(OutboxRow.ticket_id == ticket_id, OutboxRow.channel == "staff", OutboxRow.kind == "card")
+        .order_by(OutboxRow.id.desc())
+        .limit(1)
+    )
+
+
+async def refresh_card(
+    core: CoreContext, session: AsyncSession, ticket: Ticket, action: str, event_id: int, now: datetime
+) -> None:
+    """After a move: edit the card in place; a transfer also posts a new card to the new department."""
+    if action in SILENT:
+        return
+    card = await latest_card(session, ticket.id)
+    if card is None:
+        return
+    text = await card_text(core, session, ticket)
+    meta = {"ticket_number": ticket.number, "department": ticket.department}
+    buttons = card_buttons(ticket.number, ticket.status)
+    enqueue(
+        session,
+        core.vault,
+        key=f"{card.key}:edit:{event_id}",
+        channel="staff",
+        recipient=card.payload.get("meta", {}).get("department", ticket.department),
+        kind="card-edit",
+        text=text,
+        now=now,
+        ticket=ticket,
+        buttons=buttons,
+        meta={**meta, "edits": card.key},
+    )
+    if action == "transfer":
+        enqueue(
+            session,
+            core.vault,
+            key=f"ticket:{ticket.id}:card:{event_id}",
+            channel="staff",
+            recipient=ticket.department,
+            kind="card",
+            text=text,
+            now=now,
+            ticket=ticket,
+            buttons=buttons,
+            meta=meta,
+        )
