@@ -309,7 +309,10 @@ class Intake:
         answered = ticket.awaiting_field
         actor = f"learner:{message.channel}"
         if answered is not None:
-            record_answer(self.core.vault, ticket, answered, message.text.strip())
+            answer = message.text.strip()
+            if answered == "contact" and message.phone:  # a number the channel vouches for (a shared contact)
+                answer = message.phone
+            record_answer(self.core.vault, ticket, answered, answer)
             rows.event(now, actor, "details", answered)
             ticket.awaiting_field = first_missing(
                 self.core.policy.intake.ask_fields,

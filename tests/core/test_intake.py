@@ -204,3 +204,18 @@ async def test_an_intake_abandoned_by_its_caller_still_commits_once(
     tickets, _, _ = await _counts(core)
     assert tickets == 2  # the abandoned complaint exactly once, whether it had committed or not
     assert redelivered.ticket_number != following.ticket_number
+
+
+async def test_a_shared_contact_answers_the_phone_question(
+    intake: Intake, core: CoreContext, learner_channel: FakeChannel
+) -> None:
+    now = at("2026-11-23 10:00")
+    first = await intake.receive(learner_channel.message("chat-3", "教室太吵，没法上课", now), now)
+    await intake.receive(learner_channel.message("chat-3", "跳过", now), now)  # course
+    await intake.receive(learner_channel.message("chat-3", "跳过", now), now)  # expected resolution
+    # The phone question, answered with the platform's "share my contact" button: no text, a phone.
+    await intake.receive(learner_channel.message("chat-3", "", now, phone="+8613812348000"), now)
+    async with core.sessions() as session:
+        ticket = await get_ticket(session, first.ticket_number)
+    assert ticket.contact_enc is not None and core.vault.decrypt(ticket.contact_enc) == "+8613812348000"
+    assert (ticket.course, ticket.expected_resolution, ticket.awaiting_field) == ("", "", None)
