@@ -10,11 +10,10 @@ from collections.abc import Iterator
 
 import uvicorn
 from rich.console import Console
-from telegram.error import TelegramError
 
 from bot.app import build, channel_report
 from bot.config import Settings
-from bot.telegram_runtime import TelegramRuntime, start_telegram
+from bot.telegram_runtime import TelegramRuntime, TelegramStartError, start_telegram
 from bot.web import create_app
 from core.db import upgrade
 from scheduler.runner import Schedule, Scheduler
@@ -44,15 +43,13 @@ async def serve(settings: Settings) -> None:
         for name, missing in channel_report(settings):
             if missing:
                 console.print(f"channel {name}: skipped ({missing})", markup=False)
-            elif name == "telegram" and settings.channels.telegram.mode == "polling":
+            elif name == "telegram":
                 try:
                     telegram = await start_telegram(application, settings)
-                except TelegramError as exc:  # a wrong token, an unreachable base_url
-                    console.print(f"channel telegram: skipped (cannot connect: {exc})", markup=False)
+                except TelegramStartError as exc:  # a wrong token, an unreachable base_url, a refused URL
+                    console.print(f"channel telegram: skipped ({exc})", markup=False)
                 else:
-                    console.print(f"channel telegram: polling as @{telegram.bot.username}", markup=False)
-            elif name == "telegram":
-                console.print("channel telegram: skipped (webhook mode is not built yet: use polling)")
+                    console.print(f"channel telegram: {telegram.summary}", markup=False)
             else:
                 console.print(
                     f"channel {name}: configured, but this build has no {name} adapter yet", markup=False
@@ -66,7 +63,7 @@ async def serve(settings: Settings) -> None:
         application.intake.on_commit = lambda: scheduler.run_soon("outbox")
         scheduler.start()
         try:
-            web = create_app(application.core)
+            web = create_app(application.core, telegram.routes if telegram is not None else None)
             server = _Server(
                 uvicorn.Config(
                     web, host=settings.web.host, port=settings.web.port, log_level="info", lifespan="off"

@@ -1,8 +1,11 @@
 """Staff chat-ops: `/claim TS-…`, `/reply TS-… text`, buttons on cards — parsed into core workflow moves.
 
 Only registered staff may act, and only in the chats configured for them; anything else is refused
-with a short reason and changes nothing. The ticket is the command's first argument or, without one,
-the ticket whose card the command replies to. Every answer goes out through the outbox.
+with a short reason and changes nothing (a refused command's transaction is rolled back). The ticket
+is the command's first argument or, without one, the ticket whose card the command replies to, or
+the ticket whose card opened the forum topic it was written in. In such a topic plain text from staff
+is a reply to the learner. Every answer goes out through the outbox. Reading commands are in
+`bot.staff_queries`, `/log` in `bot.staff_log`.
 """
 
 from __future__ import annotations
@@ -11,24 +14,39 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import staff_queries
+from bot.staff_log import log_complaint
+from bot.staff_queries import BadCommand, Refused
 from channels.telegram.parse import ButtonPress, StaffCommand, StaffText, external_id
 from core.context import CoreContext
+from core.intake import Intake
 from core.models import LearnerIdentity, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.outbox import enqueue, send_once
-from core.staff import find_by_telegram
-from core.tickets import TicketNotFound, apply_move, get_ticket, staff_actor, summary_view
-from core.workflow import MANAGER, WorkflowError
+from core.staff import DEPARTMENTS, find_by_telegram
+from core.tickets import TicketNotFound, apply_move, get_ticket, staff_actor, ticket_for_thread
+from core.workflow import MANAGER, NotAllowed, WorkflowError, check
 
 log = logging.getLogger(__name__)
 
 # Commands that move a ticket: the text after the number is the move's detail.
 MOVES = {"claim", "plan", "done", "resolve", "transfer", "escalate", "reopen", "note", "reply"}
 NEEDS_TEXT = {"plan", "done", "resolve", "escalate", "note", "reply", "transfer"}
+TICKET_COMMANDS = MOVES | {"show", "assign"}
+LISTS = {"mine": staff_queries.mine, "overdue": staff_queries.overdue, "stats": staff_queries.stats}
+HELP = (
+    "With the ticket number first (or in the ticket's topic, or replying to its card): /claim, "
+    "/assign <department|@name|staff id>, /reply, /note, /plan, /done, /resolve, /transfer, /escalate, "
+    "/reopen, /show [full]. Without: /mine, /overdue, /stats, /log <channel> <phone|e-mail> <text>."
+)
+MAX_ANSWER = 4000  # Telegram takes 4096 characters in a message
+
+Event = StaffCommand | StaffText | ButtonPress
 
 
 @dataclass(frozen=True)
@@ -50,66 +68,139 @@ AnswerCallback = Callable[[str, str], Awaitable[None]]
 
 
 class StaffCommands:
-    def __init__(self, core: CoreContext, chats: StaffChats, answer_callback: AnswerCallback) -> None:
+    def __init__(
+        self,
+        core: CoreContext,
+        chats: StaffChats,
+        answer_callback: AnswerCallback,
+        intake: Intake | None = None,
+    ) -> None:
         self.core = core
         self.chats = chats
         self.answer_callback = answer_callback
+        self.intake = intake if intake is not None else Intake(core)
 
-    async def __call__(self, event: StaffCommand | StaffText | ButtonPress, now: datetime) -> None:
+    async def __call__(self, event: Event, now: datetime) -> None:
         if isinstance(event, StaffText):
-            return  # plain talk in a staff chat is not for the bot (forum topics come later)
+            await self._handle(event, now, lambda session: self._topic_text(session, event, now))
+            return
         if isinstance(event, ButtonPress):
             action, _, number = event.data.partition(":")
             command, args, reply_to = action, number, None
         else:
             command, args, reply_to = event.command, event.args, event.reply_to_message_id
-        answer = await self._run(event, command, args, reply_to, now)
-        if isinstance(event, ButtonPress):
+        if command == "log" and isinstance(event, StaffCommand):
+            answer: str | None = await self._log(event, args, now)
+        else:
+            answer = await self._handle(
+                event, now, lambda session: self._run(session, event, command, args, reply_to, now)
+            )
+        if answer is not None and isinstance(event, ButtonPress):
             try:
                 await self.answer_callback(event.callback_id, answer[:190])
-            except Exception:  # the toast is a courtesy; the answer below is the record
+            except Exception:  # the toast is a courtesy; the answer in the chat is the record
                 log.warning("could not answer Telegram callback %s", event.callback_id, exc_info=True)
-        await self._say(event, answer, now)
+
+    async def _handle(
+        self, event: Event, now: datetime, work: Callable[[AsyncSession], Awaitable[str | None]]
+    ) -> str | None:
+        """One update in one transaction with its answer, so a redelivered update finds the answer
+        queued and changes nothing again. A refusal rolls the transaction back and is answered alone.
+        None: nothing was said (not for the bot, or handled before)."""
+        answer = self._answer(event, "", now)
+        try:
+            async with self.core.sessions() as session, session.begin():
+                handled = select(OutboxRow.id).where(OutboxRow.key == answer["key"])
+                if await session.scalar(handled) is not None:
+                    return None
+                said = await work(session)
+                if said is not None:
+                    enqueue(session, self.core.vault, **self._answer(event, said, now))
+                return said
+        except (Refused, BadCommand, WorkflowError, TicketNotFound, InvalidTicketNumber) as exc:
+            said = _refusal(exc)
+        await send_once(self.core.sessions, self.core.vault, **self._answer(event, said, now))
+        return said
+
+    async def _log(self, event: StaffCommand, args: str, now: datetime) -> str:
+        """`/log` runs through intake's own transaction; intake's dedupe makes a redelivery a no-op."""
+        try:
+            async with self.core.sessions() as session:
+                staff = await self._staff(session, event)
+            said = await log_complaint(self.core, self.intake, staff, event, args, now)
+        except (Refused, BadCommand) as exc:
+            said = _refusal(exc)
+        await send_once(self.core.sessions, self.core.vault, **self._answer(event, said, now))
+        return said
+
+    async def _staff(self, session: AsyncSession, event: Event) -> Staff:
+        staff = await find_by_telegram(session, str(event.user_id))
+        if staff is None:
+            raise Refused("Not registered as staff: ask an administrator to run `complaintbot staff add`.")
+        if not self.chats.allowed(staff, event.chat_id):
+            raise Refused(f"{staff.name}: this chat is not one of yours; act in your department's chat.")
+        return staff
 
     async def _run(
-        self, event: StaffCommand | ButtonPress, command: str, args: str, reply_to: int | None, now: datetime
+        self,
+        session: AsyncSession,
+        event: StaffCommand | ButtonPress,
+        command: str,
+        args: str,
+        reply_to: int | None,
+        now: datetime,
     ) -> str:
-        async with self.core.sessions() as session, session.begin():
-            staff = await find_by_telegram(session, str(event.user_id))
-            if staff is None:
-                return "⛔ Not registered as staff: ask an administrator to run `complaintbot staff add`."
-            if not self.chats.allowed(staff, event.chat_id):
-                return f"⛔ {staff.name}: this chat is not one of yours; act in your department's chat."
-            try:
-                ticket, text = await self._ticket(session, event.chat_id, args, reply_to)
-                if command == "show":
-                    return await self._show(session, ticket, now)
-                if command not in MOVES:
-                    return f"Unknown command /{command}. Try /claim, /reply, /note, /plan, /done, /resolve."
-                if command in NEEDS_TEXT and not text:
-                    return f"/{command} {ticket.number} needs a text after the number."
-                department = text.split()[0] if command == "transfer" else None
-                await apply_move(
-                    self.core,
-                    session,
-                    ticket,
-                    command,
-                    staff_actor(staff),
-                    now,
-                    detail=text or None,
-                    department=department,
-                )
-                if command == "reply":
-                    await self._to_learner(session, ticket, text, event, now)
-                return f"✅ {ticket.number}: {command} by {staff.name} ({ticket.status})"
-            except (WorkflowError, TicketNotFound, InvalidTicketNumber) as exc:
-                return f"⚠️ {exc}"
+        staff = await self._staff(session, event)
+        if command in LISTS:
+            return await LISTS[command](self.core, session, staff, now)
+        if command not in TICKET_COMMANDS:
+            return HELP if command == "help" else f"Unknown command /{command}. {HELP}"
+        ticket, text = await self._ticket(session, event, args, reply_to)
+        return await self._on_ticket(session, staff, event, command, ticket, text, now)
+
+    async def _on_ticket(
+        self,
+        session: AsyncSession,
+        staff: Staff,
+        event: StaffCommand | ButtonPress,
+        command: str,
+        ticket: Ticket,
+        text: str,
+        now: datetime,
+    ) -> str:
+        if command == "show":
+            if text.lower().split()[:1] == ["full"]:
+                where = f"Telegram chat {event.chat_id}"
+                return await staff_queries.show_full(self.core, session, staff, ticket, now, where)
+            return await staff_queries.show(self.core, session, ticket, now)
+        if command == "assign":
+            return await self._assign(session, staff, ticket, text, now)
+        if command in NEEDS_TEXT and not text:
+            raise BadCommand(f"/{command} {ticket.number} needs a text after the number.")
+        if command == "reply":
+            return await self._reply(session, staff, ticket, text, event, now)
+        department = None
+        if command == "transfer":  # "/transfer TS-… finance why": the department, then the reason
+            department, *reason = text.split(None, 1)
+            text = reason[0] if reason else ""
+        await apply_move(
+            self.core,
+            session,
+            ticket,
+            command,
+            staff_actor(staff),
+            now,
+            detail=text.strip() or None,
+            department=department,
+        )
+        return f"✅ {ticket.number}: {command} by {staff.name} ({ticket.status})"
 
     async def _ticket(
-        self, session: AsyncSession, chat_id: int, args: str, reply_to: int | None
+        self, session: AsyncSession, event: StaffCommand | ButtonPress, args: str, reply_to: int | None
     ) -> tuple[Ticket, str]:
-        first, _, rest = args.strip().partition(" ")
-        if first:
+        parts = args.strip().split(None, 1)
+        if parts:
+            first, rest = parts[0], parts[1] if len(parts) > 1 else ""
             try:
                 TicketNumber.parse(first, self.core.prefix)
             except InvalidTicketNumber:
@@ -120,62 +211,109 @@ class StaffCommands:
         if reply_to is not None:
             ticket_id = await session.scalar(
                 select(OutboxRow.ticket_id).where(
-                    OutboxRow.channel == "staff", OutboxRow.external_ref == external_id(chat_id, reply_to)
+                    OutboxRow.channel == "staff",
+                    OutboxRow.external_ref == external_id(event.chat_id, reply_to),
                 )
             )
             if ticket_id is not None:
                 return await session.get_one(Ticket, ticket_id), args.strip()
+        if event.thread_id is not None:
+            ticket = await ticket_for_thread(session, f"{event.chat_id}:{event.thread_id}")
+            if ticket is not None:
+                return ticket, args.strip()
         raise TicketNotFound(
-            "give the ticket number first (e.g. /claim TS-261122-00071), or reply to its card"
+            "give the ticket number first (e.g. /claim TS-261122-00071), reply to its card, "
+            "or write in its topic"
         )
 
-    async def _show(self, session: AsyncSession, ticket: Ticket, now: datetime) -> str:
-        view = await summary_view(self.core, session, ticket, now)
-        due = f"{view['due_stage']} due {view['due_at'][:16]}" if view["due_at"] else "no open deadline"
-        overdue = " ⏰ OVERDUE" if view["overdue"] else ""
-        return (
-            f"{view['number']} {view['status']} · {view['category']}/{view['severity']} · "
-            f"{view['department']} · owner {view['owner'] or '—'} · {due}{overdue}\n{view['summary']}"
-        )
+    async def _topic_text(self, session: AsyncSession, event: StaffText, now: datetime) -> str | None:
+        """Plain text in a ticket's forum topic is a reply to the learner; anywhere else it is talk."""
+        if event.thread_id is None or not event.text.strip():
+            return None
+        ticket = await ticket_for_thread(session, f"{event.chat_id}:{event.thread_id}")
+        if ticket is None:
+            return None
+        if await find_by_telegram(session, str(event.user_id)) is None:
+            return None  # not staff: their talk is not for the bot, and not for the learner
+        staff = await self._staff(session, event)
+        return await self._reply(session, staff, ticket, event.text.strip(), event, now)
 
-    async def _to_learner(
-        self,
-        session: AsyncSession,
-        ticket: Ticket,
-        text: str,
-        event: StaffCommand | ButtonPress,
-        now: datetime,
-    ) -> None:
+    async def _assign(
+        self, session: AsyncSession, staff: Staff, ticket: Ticket, text: str, now: datetime
+    ) -> str:
+        parts = text.split(None, 1)
+        if not parts:
+            raise BadCommand(f"/assign {ticket.number} needs a department, @name or staff id.")
+        departments = self.core.department_names or dict.fromkeys(DEPARTMENTS)
+        actor = staff_actor(staff)
+        if parts[0].lower() in departments:
+            department, rest = parts[0].lower(), parts[1] if len(parts) > 1 else ""
+            await apply_move(
+                self.core, session, ticket, "transfer", actor, now, detail=rest or None, department=department
+            )
+            return f"✅ {ticket.number}: transferred to {department} by {staff.name} ({ticket.status})"
+        # Who may give a ticket an owner is the first question; whom, the second.
+        check("assign", ticket.status, ticket.department, actor, owner_learner_id=ticket.learner_id)
+        owner, rest = await staff_queries.find_person(session, text.strip(), departments)
+        if owner.role != MANAGER and owner.department != ticket.department:
+            raise BadCommand(
+                f"{owner.name} works in {owner.department} and {ticket.number} belongs to "
+                f"{ticket.department}: transfer it first (/assign {ticket.number} {owner.department})"
+            )
+        await apply_move(self.core, session, ticket, "assign", actor, now, detail=rest or None, owner=owner)
+        return f"✅ {ticket.number}: assigned to {owner.name} by {staff.name} ({ticket.status})"
+
+    async def _reply(
+        self, session: AsyncSession, staff: Staff, ticket: Ticket, text: str, event: Event, now: datetime
+    ) -> str:
+        """An audited move "reply" and the message to the learner, on their own channel."""
         identity = await session.get(LearnerIdentity, ticket.identity_id) if ticket.identity_id else None
         if identity is None:
             raise WorkflowError(f"{ticket.number} has no learner address to reply to")
-        # On the learner's own channel, in their language, with the number so they know which complaint.
+        channel, address = identity.channel, self.core.vault.decrypt(identity.address_enc)
+        if channel == "staff":  # logged by staff (/log): the learner left a phone number or an e-mail
+            if "@" not in address:
+                raise WorkflowError(
+                    f"{ticket.number} was logged by staff: the bot cannot write to a phone number; "
+                    "call the learner back (/show full gives the number to the owner)"
+                )
+            channel = "email"
+        await apply_move(self.core, session, ticket, "reply", staff_actor(staff), now, detail=text)
+        # In their language, with the number so they know which complaint.
         said = self.core.templates.render(ticket.locale, "reply.txt", number=ticket.number, text=text)
         enqueue(
             session,
             self.core.vault,
             key=f"telegram:{event.update_id}:reply",
-            channel=identity.channel,
-            recipient=self.core.vault.decrypt(identity.address_enc),
+            channel=channel,
+            recipient=address,
             kind="reply",
             text=said,
             now=now,
             ticket=ticket,
             meta={"ticket_number": ticket.number},
         )
+        return f"✅ {ticket.number}: reply by {staff.name} sent to the learner ({ticket.status})"
 
-    async def _say(self, event: StaffCommand | ButtonPress, text: str, now: datetime) -> None:
-        reply_to = external_id(event.chat_id, event.message_id)
-        meta = {"thread_id": event.thread_id} if event.thread_id is not None else {}
-        await send_once(
-            self.core.sessions,
-            self.core.vault,
-            key=f"telegram:{event.update_id}:answer",
-            channel="telegram",
-            recipient=str(event.chat_id),
-            kind="notice-staff",
-            text=text,
-            now=now,
-            reply_to=None if isinstance(event, ButtonPress) else reply_to,
-            meta=meta,
-        )
+    @staticmethod
+    def _answer(event: Event, text: str, now: datetime) -> dict[str, Any]:
+        """The outbox fields of the answer to `event`: in its chat, threaded under it, once per update."""
+        if len(text) > MAX_ANSWER:
+            text = text[: MAX_ANSWER - 1] + "…"
+        return {
+            "key": f"telegram:{event.update_id}:answer",
+            "channel": "telegram",
+            "recipient": str(event.chat_id),
+            "kind": "notice-staff",
+            "text": text,
+            "now": now,
+            "reply_to": None
+            if isinstance(event, ButtonPress)
+            else external_id(event.chat_id, event.message_id),
+            "meta": {"thread_id": event.thread_id} if event.thread_id is not None else {},
+        }
+
+
+def _refusal(exc: Exception) -> str:
+    """Refused: the sender may not (⛔); anything else: it cannot be done as written (⚠️)."""
+    return f"⛔ {exc}" if isinstance(exc, Refused | NotAllowed) else f"⚠️ {exc}"

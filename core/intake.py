@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 # Conflicts on the dedupe and identity keys resolve on the next try; a few tries are plenty.
 _MAX_TRIES = 5
+STAFF_LOGGED = "staff"  # the channel of complaints staff log on a learner's behalf (/log)
 _INSERT_TICKET = insert(Ticket).returning(Ticket.id)
 _INSERT_MESSAGE = insert(Message).returning(Message.id)
 
@@ -199,7 +200,11 @@ class Intake:
             "updated_at": now,
             "closed_at": None,
         }
-        values["awaiting_field"] = first_missing(self.core.policy.intake.ask_fields, values, learner)
+        values["awaiting_field"] = (
+            None
+            if message.channel == STAFF_LOGGED
+            else first_missing(self.core.policy.intake.ask_fields, values, learner)
+        )
         # Allocated last among the reads: on PostgreSQL the counter row stays locked until commit.
         number = allocate_number(session, core.prefix, core.calendar.local_date(now))
         values["number"] = str(number)
@@ -218,7 +223,12 @@ class Intake:
         rows.clock(
             "route", now, keeper.due("route", now, major=major), met_at=now
         )  # routed by the rules at once
-        rows.clock("acknowledge", now, keeper.due("acknowledge", now, major=major))
+        # A complaint staff logged (walk-in, phone) was acknowledged in person by the one who took it;
+        # there is no learner channel to write to, so nothing is queued for the learner below.
+        logged = message.channel == STAFF_LOGGED
+        rows.clock(
+            "acknowledge", now, keeper.due("acknowledge", now, major=major), met_at=now if logged else None
+        )
         rows.clock("claim", now, claim_due)
         if message.channel == "voicemail":
             # The call-back runs on the hotline's own hours, counted from the call itself.
@@ -249,25 +259,29 @@ class Intake:
                 else core.policy.second_instance.contact_en
             ),
         )
-        replies = [
-            rows.send(
-                outbox_values(
-                    core.vault,
-                    key=_key(message_id, "ack"),
-                    channel=message.channel,
-                    recipient=address,
-                    kind="ack",
-                    text=ack,
-                    now=now,
-                    ticket_id=ticket_id,
-                    reply_to=message.external_id,
-                    subject=f"[{ticket.number}] {_printable(message.subject)}".strip(),
-                    meta={"ticket_number": ticket.number},
-                ),
-                meets="acknowledge",
-            )
-        ]
-        if values["awaiting_field"] is not None:
+        replies = (
+            []
+            if logged
+            else [
+                rows.send(
+                    outbox_values(
+                        core.vault,
+                        key=_key(message_id, "ack"),
+                        channel=message.channel,
+                        recipient=address,
+                        kind="ack",
+                        text=ack,
+                        now=now,
+                        ticket_id=ticket_id,
+                        reply_to=message.external_id,
+                        subject=f"[{ticket.number}] {_printable(message.subject)}".strip(),
+                        meta={"ticket_number": ticket.number},
+                    ),
+                    meets="acknowledge",
+                )
+            ]
+        )
+        if values["awaiting_field"] is not None and not logged:
             replies.append(
                 question(
                     self.core,

@@ -215,6 +215,7 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_channel_external_ref", "channel", "external_ref"),
+        Index("ix_outbox_external_thread", "external_thread"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(255), unique=True)

@@ -155,10 +155,13 @@ def mask_email(email: str) -> str:
 def mask_name(name: str) -> str:
     """Each word keeps its first character, one star per hidden one: "王小明" -> "王**"."""
     words = name.split()
-    if len(words) == 1 and len(words[0]) == 1:
-        # A one-character name would otherwise be shown whole.
-        return words[0] + "*"
-    return " ".join(word[0] + "*" * (len(word) - 1) for word in words)
+    if not words:
+        return ""
+    # One-character words ("明 李") would otherwise be shown whole: after the first, they become "*".
+    first, rest = words[0], words[1:]
+    masked = [first[0] + "*" * max(len(first) - 1, 1 if not rest else 0)]
+    masked += [word[0] + "*" * (len(word) - 1) if len(word) > 1 else "*" for word in rest]
+    return " ".join(masked)
 
 
 def mask(kind: str, value: str) -> str:

@@ -310,9 +310,9 @@ async def ticket_counts(
         by_status = by_status.where(Ticket.department == department)
         late = late.where(Ticket.department == department)
     counts: dict[str, dict[str, int]] = {}
-    for dept, status, count in (await session.execute(by_status)).tuples():
+    for dept, status, count in await session.execute(by_status):
         counts.setdefault(dept, {})[status] = count
-    for dept, count in (await session.execute(late)).tuples():
+    for dept, count in await session.execute(late):
         counts.setdefault(dept, {})["overdue"] = count
     return counts
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 12:21:41.749382
+Create Date: 2026-11-22 12:36:36.523237
 """
 
 from __future__ import annotations
@@ -186,6 +186,7 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_channel_external_ref', ['channel', 'external_ref'], unique=False)
         batch_op.create_index('ix_outbox_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_outbox_external_thread', ['external_thread'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_ticket_id'), ['ticket_id'], unique=False)
 
     op.create_table('messages',
@@ -217,6 +218,7 @@ def downgrade() -> None:
     op.drop_table('messages')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_ticket_id'))
+        batch_op.drop_index('ix_outbox_external_thread')
         batch_op.drop_index('ix_outbox_due')
         batch_op.drop_index('ix_outbox_channel_external_ref')
 

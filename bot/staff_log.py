@@ -1,0 +1,84 @@
+"""`/log <channel> <contact> <text>`: a complaint received in person or by phone, entered by staff.
+
+It goes through intake like any message (channel "staff"; the Telegram message is the idempotency key,
+so a redelivered update opens nothing twice), and the staff member who logged it becomes the ticket's
+first contact (首接责任人, POLICY.md §2).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.staff_queries import BadCommand
+from channels.telegram.parse import StaffCommand
+from core.context import CoreContext
+from core.intake import IdReused, Intake
+from core.messages import InboundMessage
+from core.models import Staff, Ticket
+from core.privacy import mask, normalize
+from core.tickets import opening_message_id, set_first_contact
+
+# Where the learner reached us; the ticket's channel is "staff", this is kept with the message.
+LOG_CHANNELS = ("wechat", "telegram", "email", "voicemail", "walk-in", "phone")
+USAGE = f"usage: /log <{'|'.join(LOG_CHANNELS)}> <phone or e-mail> <what the learner said>"
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PHONE = re.compile(r"\+?[0-9()\-]+")
+
+
+@dataclass(frozen=True)
+class LoggedComplaint:
+    via: str
+    contact: str  # normalised: the digits of a phone number, a lower-case e-mail address
+    kind: str  # phone | email
+    text: str
+
+
+def parse_log(args: str) -> LoggedComplaint:
+    parts = args.strip().split(None, 2)
+    if len(parts) < 3:
+        raise BadCommand(USAGE)
+    via, contact, text = parts[0].lower(), unicodedata.normalize("NFKC", parts[1]), parts[2].strip()
+    if via not in LOG_CHANNELS:
+        raise BadCommand(f"unknown channel {parts[0]!r}; {USAGE}")
+    if _EMAIL.fullmatch(contact):
+        return LoggedComplaint(via, normalize("email", contact), "email", text)
+    digits = normalize("phone", contact)
+    if _PHONE.fullmatch(contact) and 5 <= len(digits) <= 15:
+        return LoggedComplaint(via, digits, "phone", text)
+    raise BadCommand(f"{parts[1]!r} is neither a phone number nor an e-mail address; {USAGE}")
+
+
+async def log_complaint(
+    core: CoreContext, intake: Intake, staff: Staff, event: StaffCommand, args: str, now: datetime
+) -> str:
+    logged = parse_log(args)
+    message = InboundMessage(
+        channel="staff",
+        external_id=f"log:{event.chat_id}:{event.message_id}",
+        sender_id=logged.contact,
+        text=logged.text,
+        received_at=now,
+        phone=logged.contact if logged.kind == "phone" else None,
+        email=logged.contact if logged.kind == "email" else None,
+        new_ticket=True,  # staff log a complaint: never a continuation of another one
+        raw={"logged_via": logged.via, "staff_id": staff.id, "telegram_update_id": event.update_id},
+    )
+    try:
+        result = await intake.receive(message, now)
+    except IdReused as exc:
+        raise BadCommand(str(exc)) from exc
+    async with core.sessions() as session, session.begin():
+        # A redelivery finds the ticket this very message opened: finish what may have been cut short.
+        opened = result.created or (
+            result.duplicate and await opening_message_id(session, result.ticket_id) == result.message_id
+        )
+        if opened:
+            detail = f"{staff.name} logged it ({logged.via})"
+            await set_first_contact(session, result.ticket_id, staff, now, detail=detail)
+        ticket = await session.get_one(Ticket, result.ticket_id)
+        routed = f"{ticket.category}/{ticket.severity} → {ticket.department}"
+    contact = mask(logged.kind, logged.contact)
+    return f"✅ {result.ticket_number} logged ({logged.via}, {contact}): {routed}; first contact {staff.name}"
