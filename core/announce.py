@@ -7,9 +7,9 @@ from functools import partial
 from typing import Any
 
 from core import learners
+from core.cards import card_buttons
 from core.classify import Classification
 from core.context import CoreContext
-from core.messages import Button
 from core.models import Learner, LearnerIdentity
 from core.outbox import outbox_values
 from core.rows import NewRows
@@ -63,15 +63,7 @@ def staff_messages(
         stage="claim",
         due=core.local_text(due_at),
     )
-    buttons = tuple(
-        Button(label, f"{action}:{ticket.number}")
-        for label, action in (
-            ("Claim", "claim"),
-            ("Reply", "reply"),
-            ("Resolve", "resolve"),
-            ("Escalate", "escalate"),
-        )
-    )
+    buttons = card_buttons(ticket.number, ROUTED)
     meta = {"ticket_number": ticket.number, "department": ticket.department, "summary": ticket.summary[:60]}
     staff = partial(outbox_values, core.vault, channel="staff", now=now, ticket_id=ticket.id, meta=meta)
     rows.send(

@@ -28,11 +28,11 @@ def card_buttons(number: str, status: str) -> tuple[Button, ...]:
         return ()
     moves: tuple[tuple[str, str], ...]
     if status == ROUTED:
-        moves = (("Claim", "claim"), ("Show", "show"), ("Escalate", "escalate"))
+        moves = (("Claim", "claim"), ("Reply", "reply"), ("Resolve", "resolve"), ("Escalate", "escalate"))
     elif status in (AWAITING_CONFIRMATION, FOLLOW_UP):
-        moves = (("Show", "show"),)
+        moves = (("Reply", "reply"), ("Show", "show"))
     else:
-        moves = (("Show", "show"), ("Resolve", "resolve"), ("Escalate", "escalate"))
+        moves = (("Reply", "reply"), ("Resolve", "resolve"), ("Escalate", "escalate"), ("Show", "show"))
     return tuple(Button(label, f"{action}:{number}") for label, action in moves)
 
 

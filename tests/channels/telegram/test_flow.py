@@ -15,7 +15,7 @@ from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from core.context import CoreContext
 from core.intake import Intake
-from core.models import OutboxRow, Ticket
+from core.models import Message, OutboxRow, Ticket
 from core.numbers import find_ticket_numbers
 from core.outbox import Dispatcher
 from core.staff import add_staff
@@ -179,3 +179,20 @@ async def test_a_429_storm_delays_but_loses_nothing(rig: Rig) -> None:
     assert rows and all(r.status == "sent" for r in rows), [(r.kind, r.status, r.last_error) for r in rows]
     assert all(any(find_ticket_numbers(t) for t in api.texts_to(user)) for user in (6001, 6002))
     assert len(api.texts_to(STAFF_CHAT)) == 2  # both cards, once each
+
+
+async def test_photos_voice_notes_and_documents_are_kept_as_attachments(rig: Rig) -> None:
+    api = rig.botapi
+    api.learner_message(LEARNER, "收据在这里，多收了800元", photo=True)
+    api.learner_message(LEARNER, "", voice=True)
+    api.learner_message(LEARNER, "合同", document={"file_name": "合同.pdf", "mime_type": "application/pdf"})
+    await rig.round()
+    async with rig.core.sessions() as session:
+        messages = (
+            await session.scalars(select(Message).where(Message.direction == "in").order_by(Message.id))
+        ).all()
+    kept = [a for m in messages for a in m.attachments]
+    assert [a["kind"] for a in kept] == ["photo", "voice", "document"]
+    assert all(a["ref"] and a["size"] for a in kept)
+    assert kept[2]["name"] == "合同.pdf" and kept[2]["mime"] == "application/pdf"
+    assert len({m.ticket_id for m in messages}) == 1  # the later ones continue the first complaint
