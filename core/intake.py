@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,11 +27,11 @@ from core.classify import Classification, classify
 from core.context import CoreContext
 from core.continuation import continued_ticket
 from core.details import first_missing, question, record_answer
+from core.inbound import inbound_values, known_contact, printable, summary
 from core.messages import InboundMessage, storage_key
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
 from core.numbering import allocate_number
 from core.outbox import LEARNER_KINDS, outbox_values
-from core.privacy import Vault, redact
 from core.rows import NewRows
 from core.unparsed import keep_unparsed
 from core.workflow import ROUTED
@@ -186,19 +185,14 @@ class Intake:
             "learner_id": learner.id,
             "identity_id": identity.id,
             "first_contact_department": core.policy.departments.first_contact,
-            "first_contact_staff_id": None,
-            "owner_staff_id": None,
-            "summary": _summary(message),
+            "summary": summary(message),
             "course": None,
             "expected_resolution": None,
-            "contact_enc": _known_contact(core, message),
+            "contact_enc": known_contact(core, message),
             "amount_yuan": classification.amount_yuan,
             "data_leak": classification.data_leak,
-            "plan": None,
-            "result": None,
             "created_at": now,
             "updated_at": now,
-            "closed_at": None,
         }
         values["awaiting_field"] = (
             None
@@ -212,7 +206,7 @@ class Intake:
         ticket_id = (connection.execute(_INSERT_TICKET, values)).scalar_one()
         message_id = (
             connection.execute(
-                _INSERT_MESSAGE, _inbound_values(self.core.vault, ticket_id, message, sender_index, now)
+                _INSERT_MESSAGE, inbound_values(self.core.vault, ticket_id, message, sender_index, now)
             )
         ).scalar_one()
         rows = NewRows(ticket_id, self.core.vault)
@@ -274,7 +268,7 @@ class Intake:
                         now=now,
                         ticket_id=ticket_id,
                         reply_to=message.external_id,
-                        subject=f"[{ticket.number}] {_printable(message.subject)}".strip(),
+                        subject=f"[{ticket.number}] {printable(message.subject)}".strip(),
                         meta={"ticket_number": ticket.number},
                     ),
                     meets="acknowledge",
@@ -313,7 +307,7 @@ class Intake:
         connection = session.connection()
         message_id = (
             connection.execute(
-                _INSERT_MESSAGE, _inbound_values(self.core.vault, ticket.id, message, sender_index, now)
+                _INSERT_MESSAGE, inbound_values(self.core.vault, ticket.id, message, sender_index, now)
             )
         ).scalar_one()
         ticket.updated_at = now
@@ -370,7 +364,7 @@ class Intake:
         else:
             rows.event(now, actor, "message")
         notice = core.templates.render(
-            core.staff_locale, "notice_learner_message.txt", number=ticket.number, text=_summary(message, 500)
+            core.staff_locale, "notice_learner_message.txt", number=ticket.number, text=summary(message, 500)
         )
         rows.send(
             outbox_values(
@@ -402,42 +396,3 @@ def _result(
         replies=tuple(str(row["payload"]["text"]) for row in learner_rows),
         reply_keys=tuple(row["key"] for row in learner_rows),
     )
-
-
-def _inbound_values(
-    vault: Vault, ticket_id: int, message: InboundMessage, sender_index: str, now: datetime
-) -> dict[str, Any]:
-    return {
-        "ticket_id": ticket_id,
-        "direction": "in",
-        "channel": message.channel,
-        "external_id": storage_key(message.external_id),
-        "sender_index": sender_index,
-        "text_enc": vault.encrypt(message.text),
-        "attachments": [
-            {"kind": a.kind, "ref": a.ref, "name": a.name, "mime": a.mime, "size": a.size}
-            for a in message.attachments
-        ],
-        "raw_enc": vault.encrypt(json.dumps(dict(message.raw), ensure_ascii=False, default=str)),
-        "outbox_id": None,
-        # A platform clock ahead of ours must not put the message in the future.
-        "at": min(message.received_at, now),
-    }
-
-
-def _summary(message: InboundMessage, limit: int = 200) -> str:
-    """The start of the message for staff screens, with phone numbers and addresses masked."""
-    text = redact(" ".join(_printable(message.text).split()))
-    if not text and message.attachments:
-        text = ", ".join(a.kind for a in message.attachments)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _printable(text: str | None) -> str:
-    """Text without control characters (a NUL would make PostgreSQL refuse the whole complaint)."""
-    return "".join(ch for ch in text or "" if ch in "\n\t" or unicodedata.category(ch) != "Cc")
-
-
-def _known_contact(core: CoreContext, message: InboundMessage) -> str | None:
-    contact = message.phone or message.email or (message.sender_id if message.channel == "email" else None)
-    return core.vault.encrypt(contact) if contact else None
