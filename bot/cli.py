@@ -53,6 +53,8 @@ def main_options(
     )
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO, and a Bot API URL contains the bot's token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()

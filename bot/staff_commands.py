@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 # Commands that move a ticket: the text after the number is the move's detail.
 MOVES = {"claim", "plan", "done", "resolve", "transfer", "escalate", "reopen", "note", "reply"}
+TELEGRAM_LIMIT = 4096  # characters of one Telegram message
 NEEDS_TEXT = {"plan", "done", "resolve", "escalate", "note", "reply", "transfer"}
 TICKET_COMMANDS = MOVES | {"show", "assign"}
 LISTS = {"mine": staff_queries.mine, "overdue": staff_queries.overdue, "stats": staff_queries.stats}
@@ -171,12 +172,27 @@ class StaffCommands:
         if command == "show":
             if text.lower().split()[:1] == ["full"]:
                 where = f"Telegram chat {event.chat_id}"
-                return await staff_queries.show_full(self.core, session, staff, ticket, now, where)
+                full = await staff_queries.show_full(self.core, session, staff, ticket, now, where)
+                # Unmasked data never goes to the group: to the requester's private chat only, and its
+                # text is removed from the outbox once sent.
+                enqueue(
+                    session,
+                    self.core.vault,
+                    key=f"telegram:{event.update_id}:show-full",
+                    channel="telegram",
+                    recipient=str(event.user_id),
+                    kind="notice-staff",
+                    text=full[:MAX_ANSWER],
+                    now=now,
+                    ticket=ticket,
+                    meta={"sensitive": True},
+                )
+                return f"🔒 {ticket.number}: sent to {staff.name} privately (start a chat with the bot first)"
             return await staff_queries.show(self.core, session, ticket, now)
         if command == "assign":
             return await self._assign(session, staff, ticket, text, now)
         if command in NEEDS_TEXT and not text:
-            raise BadCommand(f"/{command} {ticket.number} needs a text after the number.")
+            raise BadCommand(f"type /{command} {ticket.number} followed by the text")
         if command == "reply":
             return await self._reply(session, staff, ticket, text, event, now)
         department = None
@@ -281,6 +297,10 @@ class StaffCommands:
         await apply_move(self.core, session, ticket, "reply", staff_actor(staff), now, detail=text)
         # In their language, with the number so they know which complaint.
         said = self.core.templates.render(ticket.locale, "reply.txt", number=ticket.number, text=text)
+        if len(said) > TELEGRAM_LIMIT:  # refused now, rather than a reply that silently never arrives
+            raise BadCommand(
+                f"the reply is {len(said)} characters; at most {TELEGRAM_LIMIT}: shorten or split it"
+            )
         enqueue(
             session,
             self.core.vault,

@@ -165,6 +165,9 @@ async def mark_sent(
 ) -> None:
     row.status = SENT
     row.external_thread = thread_ref
+    if row.payload.get("meta", {}).get("sensitive"):
+        # Unmasked personal data sent to one person: not kept in clear once delivered.
+        row.payload = {**row.payload, "text": "(personal data: removed after delivery)"}
     row.sent_at = now
     row.lease_until = None
     row.last_error = None

@@ -88,7 +88,8 @@ class TelegramSender:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         chat_id = int(message.recipient)
-        sent = await send_text(self.bot, chat_id, message)
+        thread = message.meta.get("thread_id")  # a staff answer inside a ticket's forum topic
+        sent = await send_text(self.bot, chat_id, message, int(thread) if thread is not None else None)
         return SendResult(external_ref=external_id(chat_id, sent.message_id))
 
 
@@ -105,6 +106,7 @@ class TelegramStaffSink:
         self.bot = bot
         self.chats = dict(chats)
         self._forums: dict[int, bool] = {}
+        self._topics: dict[str, int] = {}  # card key -> its topic, so a retried card opens no second one
 
     async def send(self, message: OutboundMessage) -> SendResult:
         if message.kind == "card-edit":
@@ -151,14 +153,20 @@ class TelegramStaffSink:
                 raise TemporarySendError(f"Telegram unreachable: {exc}") from exc
         return self._forums[chat_id]
 
-    async def _open_topic(self, chat_id: int, message: OutboundMessage) -> int:
+    async def _open_topic(self, chat_id: int, message: OutboundMessage) -> int | None:
+        """The card's topic: made once per card (a retried send reuses it), None to post in the chat."""
+        if message.key in self._topics:
+            return self._topics[message.key]
         name = f"{message.ticket_number or 'ticket'} {message.meta.get('summary', '')}".strip()[:120]
         try:
             topic = await self.bot.create_forum_topic(chat_id, name)
         except RetryAfter as exc:
             raise TemporarySendError(f"Telegram flood control: {exc}", retry_after=_seconds(exc)) from exc
-        except TelegramError as exc:  # e.g. the bot may not manage topics: post it in the chat itself
-            raise PermanentSendError(f"cannot open a topic for the card: {exc}") from exc
+        except (BadRequest, Forbidden):  # the bot may not manage topics here: the card goes in the chat
+            return None
+        except TelegramError as exc:  # timeouts, 5xx: try again later
+            raise TemporarySendError(f"Telegram unreachable: {exc}") from exc
+        self._topics[message.key] = topic.message_thread_id
         return topic.message_thread_id
 
 

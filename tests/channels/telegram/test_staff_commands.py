@@ -224,15 +224,23 @@ async def test_show_full_is_for_the_owner_and_managers_and_is_audited(rig: Rig) 
     assert await rig.events(number, "disclosed") == []
 
     await rig.say(TEACHING_CHAT, TEACHER, f"/claim {number}")
-    full = await rig.say(TEACHING_CHAT, TEACHER, f"/show {number} full")
+    said = await rig.say(TEACHING_CHAT, TEACHER, f"/show {number} full")
+    # The group sees only that it went out privately; the owner's private chat gets the data.
+    assert said.startswith("🔒") and "13812345678" not in said and "Ming" not in said
+    assert not any("13812345678" in t for t in rig.botapi.texts_to(TEACHING_CHAT))
+    full = rig.botapi.texts_to(TEACHER)[-1]
     assert "name: Ming Li" in full and "13812345678" in full and "recorded" in full
+    async with rig.core.sessions() as session:  # not kept in clear once delivered
+        kept = (await session.scalars(select(OutboxRow).where(OutboxRow.key.like("%:show-full")))).all()
+    assert kept and all("13812345678" not in str(row.payload) for row in kept)
     [disclosed] = await rig.events(number, "disclosed")
     assert disclosed.actor.startswith("王老师") and "/show full" in (disclosed.detail or "")
 
     card = rig.botapi.messages_to(TEACHING_CHAT)[0]["message_id"]
     refused = await rig.say(TEACHING_CHAT, HEAD, "/show full", reply_to_message_id=card)
     assert refused.startswith("⛔") and "owner" in refused and "13812345678" not in refused
-    assert "13812345678" in await rig.say(MANAGERS_CHAT, MANAGER, f"/show {number} full")
+    assert (await rig.say(MANAGERS_CHAT, MANAGER, f"/show {number} full")).startswith("🔒")
+    assert "13812345678" in rig.botapi.texts_to(MANAGER)[-1]
     assert [e.actor.split()[0] for e in await rig.events(number, "disclosed")] == ["王老师", "陈经理"]
 
 
@@ -324,7 +332,8 @@ async def test_in_a_ticket_topic_commands_need_no_number_and_text_reaches_the_le
         TEACHING_CHAT, TEACHER, "/note 已与任课老师谈话", thread_id=thread
     )
     assert [e.detail for e in await rig.events(number, "note")] == ["已与任课老师谈话"]
-    full = await rig.say(TEACHING_CHAT, TEACHER, "/show full", thread_id=thread)
+    assert (await rig.say(TEACHING_CHAT, TEACHER, "/show full", thread_id=thread)).startswith("🔒")
+    full = rig.botapi.texts_to(TEACHER)[-1]  # privately, never in the topic
     assert f"reply, telegram] 【{number}】您好" in full and f"learner, telegram] {TEACHING}" in full
     assert "投诉接收确认" not in full  # the bot's standard texts are not what staff need to read
     assert len(await rig.events(number, "disclosed")) == 1
