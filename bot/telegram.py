@@ -85,6 +85,14 @@ class TelegramUpdates:
         elif isinstance(event, Ignored):
             log.debug("telegram update %s ignored: %s", event.update_id, event.reason)
 
+    async def give_up(self, update: Mapping[str, Any], error: Exception) -> None:
+        """An update that keeps failing: kept raw with the reason and shown to staff, not retried."""
+        raw = json.dumps(update, ensure_ascii=False, default=str)
+        reason = f"could not be handled ({type(error).__name__}: {str(error)[:300]})"
+        await keep_unparsed(
+            self.core, "telegram", f"update:{update.get('update_id')}", raw, reason, self.clock()
+        )
+
     async def _complaint(self, message: InboundMessage, now: datetime) -> None:
         try:
             await self.intake.receive(message, now)

@@ -148,7 +148,14 @@ async def _start_polling(parts: TelegramParts, application: Application) -> Tele
     except TelegramError as exc:
         raise TelegramStartError(f"cannot remove the webhook to poll: {exc}") from exc
     holder = f"{socket.gethostname()}:{os.getpid()}"
-    poller = TelegramPoller(parts.bot, application.core.sessions, parts.updates, holder=holder, clock=utc_now)
+    poller = TelegramPoller(
+        parts.bot,
+        application.core.sessions,
+        parts.updates,
+        holder=holder,
+        clock=utc_now,
+        give_up=parts.updates.give_up,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
     return TelegramRuntime(parts.bot, f"polling as @{parts.bot.username}", task=task, stop=stop)

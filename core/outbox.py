@@ -265,6 +265,15 @@ class Dispatcher:
             )
             query = query.where(OutboxRow.key == edits) if edits else query.where(OutboxRow.status == SENT)
             card = await session.scalar(query.order_by(OutboxRow.id.desc()).limit(1))
+            newer = None
+            if edits:  # a later edit of the same card makes this one pointless, and it must not win
+                newer = await session.scalar(
+                    select(OutboxRow.id).where(
+                        OutboxRow.key.startswith(f"{edits}:edit:", autoescape=True), OutboxRow.id > row.id
+                    )
+                )
+        if newer is not None:
+            return {"superseded": True}
         if edits and (card is None or card.status != SENT or card.external_ref is None):
             raise TemporarySendError("the card to edit has not been sent yet")
         if card is None:
@@ -282,8 +291,10 @@ class Dispatcher:
             error = f"no sender for channel {row.channel!r} is configured"
         else:
             try:
-                result = await sender.send(to_message(row, self.vault, await self._follow(row)))
-                external_ref, thread_ref = result.external_ref, result.thread_ref
+                context = await self._follow(row)
+                if not context.get("superseded"):
+                    result = await sender.send(to_message(row, self.vault, context))
+                    external_ref, thread_ref = result.external_ref, result.thread_ref
             except TemporarySendError as exc:
                 error, retry_after = str(exc) or type(exc).__name__, exc.retry_after
             except PermanentSendError as exc:
@@ -312,6 +323,10 @@ class Dispatcher:
                 delay = self.retry.delay(fresh.attempts, self.rng)
                 if retry_after is not None:
                     delay = max(delay, timedelta(seconds=retry_after))
+                if retry_after is not None:
+                    # Flood control is the platform pacing us, not a failure of this message: it must
+                    # not use up the attempts, or a long 429 storm would end in dead messages.
+                    fresh.attempts -= 1
                 fresh.status = PENDING
                 fresh.next_attempt_at = now + delay
                 report.retried += 1

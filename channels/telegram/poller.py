@@ -29,6 +29,7 @@ LEASE = "telegram:poller"
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 Handler = Callable[[Mapping[str, Any]], Awaitable[None]]
+GiveUp = Callable[[Mapping[str, Any], Exception], Awaitable[None]]
 
 
 class TelegramPoller:
@@ -42,6 +43,8 @@ class TelegramPoller:
         clock: Callable[[], datetime],
         poll_timeout: int = 25,
         lease_ttl: timedelta = timedelta(seconds=90),
+        give_up: GiveUp | None = None,
+        max_failures: int = 5,
     ) -> None:
         self.bot = bot
         self.sessions = sessions
@@ -50,6 +53,11 @@ class TelegramPoller:
         self.clock = clock
         self.poll_timeout = poll_timeout
         self.lease_ttl = lease_ttl
+        # One update that always fails must not block every later one: after `max_failures` tries it
+        # is handed to `give_up` (kept raw for staff) and the offset moves on.
+        self.give_up = give_up
+        self.max_failures = max_failures
+        self._failures: dict[int, int] = {}
 
     async def poll_once(self) -> int | None:
         """One getUpdates round; the number of updates handled, or None when another instance polls."""
@@ -60,8 +68,19 @@ class TelegramPoller:
             offset=offset or None, timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES
         )
         for update in updates:
-            # Handled and committed first; a failure raises here and the offset stays before it.
-            await self.handle(update.to_dict())
+            raw = update.to_dict()
+            try:
+                # Handled and committed first; a failure raises here and the offset stays before it.
+                await self.handle(raw)
+            except Exception as exc:
+                tries = self._failures[update.update_id] = self._failures.get(update.update_id, 0) + 1
+                if self.give_up is None or tries < self.max_failures:
+                    raise
+                log.error(
+                    "telegram update %s failed %d times; kept for staff: %s", update.update_id, tries, exc
+                )
+                await self.give_up(raw, exc)
+            self._failures.pop(update.update_id, None)
             await set_state(self.sessions, OFFSET_KEY, str(update.update_id + 1), self.clock())
         return len(updates)
 

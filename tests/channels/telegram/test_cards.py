@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from core.numbers import find_ticket_numbers
 from tests.channels.telegram import test_flow
 from tests.channels.telegram.test_flow import LEARNER, TEACHER, TEACHING_CHAT, Rig
@@ -46,3 +48,19 @@ async def test_in_a_forum_chat_each_ticket_gets_its_own_topic_and_its_messages_f
     api.learner_message(LEARNER, "Python 全栈班")
     await rig.round()
     assert any("Python 全栈班" in t for t in api.texts_to(TEACHING_CHAT, thread_id=thread_id))
+
+
+async def test_a_delayed_older_edit_never_overwrites_a_newer_one(rig: Rig) -> None:
+    api = rig.botapi
+    api.learner_message(LEARNER, "老师上课总是迟到")
+    await rig.round()
+    card = api.messages_to(TEACHING_CHAT)[0]
+    number = str(find_ticket_numbers(card["text"])[0])
+    api.fail_next("editMessageText", times=1, retry_after=30)  # the claim's edit is held back
+    api.group_message(TEACHING_CHAT, TEACHER, f"/claim {number}")
+    await rig.round()
+    api.group_message(TEACHING_CHAT, TEACHER, f"/resolve {number} 已调整上课时间")
+    await rig.round()
+    await rig.dispatcher.drain(rig.now + timedelta(minutes=5))  # the held-back edit's turn comes
+    shown = api.message(TEACHING_CHAT, card["message_id"])
+    assert shown is not None and "awaiting_confirmation" in shown["text"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -15,7 +16,7 @@ from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from core.context import CoreContext
 from core.intake import Intake
-from core.models import Message, OutboxRow, Ticket
+from core.models import Message, OutboxRow, Ticket, Unparsed
 from core.numbers import find_ticket_numbers
 from core.outbox import Dispatcher
 from core.staff import add_staff
@@ -196,3 +197,31 @@ async def test_photos_voice_notes_and_documents_are_kept_as_attachments(rig: Rig
     assert all(a["ref"] and a["size"] for a in kept)
     assert kept[2]["name"] == "合同.pdf" and kept[2]["mime"] == "application/pdf"
     assert len({m.ticket_id for m in messages}) == 1  # the later ones continue the first complaint
+
+
+async def test_an_update_that_always_fails_is_kept_for_staff_and_does_not_block_the_rest(rig: Rig) -> None:
+    api = rig.botapi
+    handler = rig.poller.handle
+    poison = api.learner_message(LEARNER, "这条消息总是处理失败")
+
+    async def flaky(update: Mapping[str, Any]) -> None:
+        if update.get("update_id") == poison["update_id"]:
+            raise RuntimeError("a bug this input triggers")
+        await handler(update)
+
+    rig.poller.handle = flaky
+    rig.poller.give_up = TelegramUpdates(rig.core, Intake(rig.core), _never, clock=lambda: rig.now).give_up
+    api.learner_message(6001, "前台工作人员态度恶劣")
+    for _ in range(rig.poller.max_failures - 1):
+        with pytest.raises(RuntimeError):
+            await rig.poller.poll_once()
+    await rig.round()  # the last try: kept, and the offset moves on to the next update
+    async with rig.core.sessions() as session:
+        kept = (await session.scalars(select(Unparsed))).all()
+    assert [k.external_id for k in kept] == [f"update:{poison['update_id']}"]
+    assert "a bug this input triggers" in kept[0].reason
+    assert any(find_ticket_numbers(t) for t in api.texts_to(6001))  # the next learner was served
+
+
+async def _never(event: object, now: datetime) -> None:
+    raise AssertionError("no staff event expected")
