@@ -23,19 +23,27 @@ from bot import staff_queries
 from bot.staff_log import log_complaint
 from bot.staff_queries import BadCommand, Refused
 from channels.telegram.parse import ButtonPress, StaffCommand, StaffText, external_id
+from core.callback import callback_number, pending_callback, reachable_identity
 from core.context import CoreContext
 from core.intake import Intake
 from core.models import LearnerIdentity, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.outbox import enqueue, send_once
 from core.staff import DEPARTMENTS, find_by_telegram
-from core.tickets import TicketNotFound, apply_move, get_ticket, staff_actor, ticket_for_thread
+from core.tickets import (
+    TicketNotFound,
+    apply_move,
+    get_ticket,
+    record_disclosure,
+    staff_actor,
+    ticket_for_thread,
+)
 from core.workflow import MANAGER, NotAllowed, WorkflowError, check
 
 log = logging.getLogger(__name__)
 
 # Commands that move a ticket: the text after the number is the move's detail.
-MOVES = {"claim", "plan", "done", "resolve", "transfer", "escalate", "reopen", "note", "reply"}
+MOVES = {"claim", "plan", "done", "resolve", "transfer", "escalate", "reopen", "note", "reply", "called"}
 TELEGRAM_LIMIT = 4096  # characters of one Telegram message
 NEEDS_TEXT = {"plan", "done", "resolve", "escalate", "note", "reply", "transfer"}
 TICKET_COMMANDS = MOVES | {"show", "assign"}
@@ -43,7 +51,8 @@ LISTS = {"mine": staff_queries.mine, "overdue": staff_queries.overdue, "stats": 
 HELP = (
     "With the ticket number first (or in the ticket's topic, or replying to its card): /claim, "
     "/assign <department|@name|staff id>, /reply, /note, /plan, /done, /resolve, /transfer, /escalate, "
-    "/reopen, /show [full]. Without: /mine, /overdue, /stats, /log <channel> <phone|e-mail> <text>."
+    "/reopen, /called [what was said], /show [full]. "
+    "Without: /mine, /overdue, /stats, /log <channel> <phone|e-mail> <text>."
 )
 MAX_ANSWER = 4000  # Telegram takes 4096 characters in a message
 
@@ -209,7 +218,32 @@ class StaffCommands:
             detail=text.strip() or None,
             department=department,
         )
+        if command == "claim" and await pending_callback(session, ticket.id) is not None:
+            await self._callback_number(session, staff, ticket, event, now)
         return f"✅ {ticket.number}: {command} by {staff.name} ({ticket.status})"
+
+    async def _callback_number(
+        self, session: AsyncSession, staff: Staff, ticket: Ticket, event: Event, now: datetime
+    ) -> None:
+        """The new owner of a voicemail gets the number to call, in full and privately (audited)."""
+        number = await callback_number(session, self.core.vault, ticket)
+        clock = await pending_callback(session, ticket.id)
+        if number is None or clock is None or not staff.telegram_id:
+            return
+        record_disclosure(session, ticket, staff_actor(staff).label, now, "call-back number, privately")
+        enqueue(
+            session,
+            self.core.vault,
+            key=f"telegram:{event.update_id}:callback-number",
+            channel="telegram",
+            recipient=str(staff.telegram_id),
+            kind="notice-staff",
+            text=f"📞 {ticket.number}: call back {number} by {self.core.local_text(clock.due_at)}, "
+            f"then /called {ticket.number} with what was said.",
+            now=now,
+            ticket=ticket,
+            meta={"sensitive": True},
+        )
 
     async def _ticket(
         self, session: AsyncSession, event: StaffCommand | ButtonPress, args: str, reply_to: int | None
@@ -284,6 +318,15 @@ class StaffCommands:
     ) -> str:
         """An audited move "reply" and the message to the learner, on their own channel."""
         identity = await session.get(LearnerIdentity, ticket.identity_id) if ticket.identity_id else None
+        if identity is not None and identity.channel == "voicemail":
+            # A voicemail cannot be answered in writing: the learner's latest written address, if any.
+            learner_id = ticket.learner_id
+            identity = await session.run_sync(lambda s: reachable_identity(s, learner_id))
+            if identity is None:
+                raise WorkflowError(
+                    f"{ticket.number} came by voicemail and the caller has no address the bot can write "
+                    "to: call back (the owner has the number) and record it with /called"
+                )
         if identity is None:
             raise WorkflowError(f"{ticket.number} has no learner address to reply to")
         channel, address = identity.channel, self.core.vault.decrypt(identity.address_enc)

@@ -41,8 +41,11 @@ def staff_messages(
     classification: Classification,
     due_at: datetime,
     now: datetime,
+    *,
+    callback: str | None = None,
 ) -> None:
-    """The new ticket's card for its department, and the alerts a major or data-leak complaint raises."""
+    """The new ticket's card for its department, and the alerts a major or data-leak complaint raises.
+    `callback` is the call-back task of a voicemail ("138****8000 by …"), shown on the card."""
     locale = core.staff_locale
     common = {
         "number": ticket.number,
@@ -62,8 +65,9 @@ def staff_messages(
         course=None,
         stage="claim",
         due=core.local_text(due_at),
+        callback=callback,
     )
-    buttons = card_buttons(ticket.number, ROUTED)
+    buttons = card_buttons(ticket.number, ROUTED, callback=callback is not None)
     meta = {"ticket_number": ticket.number, "department": ticket.department, "summary": ticket.summary[:60]}
     staff = partial(outbox_values, core.vault, channel="staff", now=now, ticket_id=ticket.id, meta=meta)
     rows.send(
@@ -86,3 +90,53 @@ def staff_messages(
         alert = core.templates.render(locale, "alert_data_leak.txt", **common)
         rows.send(staff(key=f"ticket:{ticket.id}:alert:data-leak", recipient=to, kind="alert", text=alert))
         rows.event(now, "complaintbot", "alerted", f"{to}: data leak")
+
+
+def acknowledgement(
+    core: CoreContext,
+    rows: NewRows,
+    ticket: TicketFacts,
+    *,
+    key: str,
+    to: tuple[str, str],
+    claim_due: datetime,
+    callback_due: datetime | None,
+    reply_to: str | None,
+    subject: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The learner's acknowledgement: number, process and limits; its delivery meets the clock."""
+    major = ticket.severity == "major"
+    text = core.templates.render(
+        ticket.locale,
+        "ack.txt",
+        number=ticket.number,
+        category=ticket.category,
+        severity=ticket.severity,
+        department_name=core.department_name(ticket.department),
+        limits=core.limits(major=major),
+        claim_due=core.local_text(claim_due),
+        callback_due=core.local_text(callback_due) if callback_due else None,
+        second_instance=(
+            core.policy.second_instance.contact_zh
+            if ticket.locale == "zh"
+            else core.policy.second_instance.contact_en
+        ),
+    )
+    channel, address = to
+    return rows.send(
+        outbox_values(
+            core.vault,
+            key=key,
+            channel=channel,
+            recipient=address,
+            kind="ack",
+            text=text,
+            now=now,
+            ticket_id=ticket.id,
+            reply_to=reply_to,
+            subject=subject,
+            meta={"ticket_number": ticket.number},
+        ),
+        meets="acknowledge",
+    )

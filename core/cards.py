@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import learners
+from core.callback import callback_number, callback_task, pending_callback
 from core.clocks import current_due
 from core.context import CoreContext
 from core.messages import Button
@@ -23,7 +24,8 @@ from core.workflow import AWAITING_CONFIRMATION, CLOSED, FOLLOW_UP, ROUTED
 SILENT = frozenset({"note", "reply", "escalate"})
 
 
-def card_buttons(number: str, status: str) -> tuple[Button, ...]:
+def card_buttons(number: str, status: str, *, callback: bool = False) -> tuple[Button, ...]:
+    """The card's buttons; a pending voicemail call-back adds "Called back"."""
     if status == CLOSED:
         return ()
     moves: tuple[tuple[str, str], ...]
@@ -33,6 +35,8 @@ def card_buttons(number: str, status: str) -> tuple[Button, ...]:
         moves = (("Reply", "reply"), ("Show", "show"))
     else:
         moves = (("Reply", "reply"), ("Resolve", "resolve"), ("Escalate", "escalate"), ("Show", "show"))
+    if callback:
+        moves = (*moves[:1], ("Called back", "called"), *moves[1:])
     return tuple(Button(label, f"{action}:{number}") for label, action in moves)
 
 
@@ -41,6 +45,12 @@ async def card_text(core: CoreContext, session: AsyncSession, ticket: Ticket) ->
     identity = await session.get(LearnerIdentity, ticket.identity_id) if ticket.identity_id else None
     owner = await session.get(Staff, ticket.owner_staff_id) if ticket.owner_staff_id else None
     due = await current_due(session, ticket.id)
+    pending = await pending_callback(session, ticket.id)
+    callback = (
+        callback_task(await callback_number(session, core.vault, ticket), core.local_text(pending.due_at))
+        if pending
+        else None
+    )
     return core.templates.render(
         core.staff_locale,
         "card.txt",
@@ -56,6 +66,7 @@ async def card_text(core: CoreContext, session: AsyncSession, ticket: Ticket) ->
         course=ticket.course,
         stage=due.stage if due else "—",
         due=core.local_text(due.due_at) if due else "—",
+        callback=callback,
     )
 
 
@@ -79,7 +90,9 @@ async def refresh_card(
         return
     text = await card_text(core, session, ticket)
     meta = {"ticket_number": ticket.number, "department": ticket.department}
-    buttons = card_buttons(ticket.number, ticket.status)
+    buttons = card_buttons(
+        ticket.number, ticket.status, callback=await pending_callback(session, ticket.id) is not None
+    )
     enqueue(
         session,
         core.vault,

@@ -9,6 +9,7 @@ from typing import Any
 
 from core.announce import TicketFacts
 from core.context import CoreContext
+from core.messages import InboundMessage
 from core.models import Learner, Ticket
 from core.outbox import outbox_values
 from core.privacy import Vault
@@ -65,5 +66,52 @@ def question(
             now=now,
             ticket_id=ticket.id,
             meta={"ticket_number": ticket.number, "field": field},
+        )
+    )
+
+
+def take_answer(
+    core: CoreContext,
+    rows: NewRows,
+    facts: TicketFacts,
+    ticket: Ticket,
+    learner: Learner,
+    message: InboundMessage,
+    answered: str,
+    message_id: int,
+    now: datetime,
+    actor: str,
+) -> dict[str, Any]:
+    """Record the learner's answer to the question the ticket waits on; ask the next one, or thank them."""
+    answer = message.text.strip()
+    if answered == "contact" and message.phone:  # a number the channel vouches for (a shared contact)
+        answer = message.phone
+    record_answer(core.vault, ticket, answered, answer)
+    rows.event(now, actor, "details", answered)
+    ticket.awaiting_field = first_missing(
+        core.policy.intake.ask_fields,
+        {
+            "course": ticket.course,
+            "expected_resolution": ticket.expected_resolution,
+            "contact_enc": ticket.contact_enc,
+        },
+        learner,
+    )
+    if ticket.awaiting_field is not None:
+        return question(
+            core, rows, facts, ticket.awaiting_field, message.channel, message.sender_id, message_id, now
+        )
+    thanks = core.templates.render(ticket.locale, "details_complete.txt", number=ticket.number)
+    return rows.send(
+        outbox_values(
+            core.vault,
+            key=f"in:{message_id}:thanks",
+            channel=message.channel,
+            recipient=message.sender_id,
+            kind="notice",
+            text=thanks,
+            now=now,
+            ticket_id=ticket.id,
+            meta={"ticket_number": ticket.number},
         )
     )

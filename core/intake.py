@@ -22,11 +22,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import learners
-from core.announce import TicketFacts, staff_messages
+from core.announce import TicketFacts, acknowledgement, staff_messages
+from core.callback import callback_task, has_open_callback, reachable_identity
 from core.classify import Classification, classify
 from core.context import CoreContext
 from core.continuation import continued_ticket
-from core.details import first_missing, question, record_answer
+from core.details import first_missing, question, take_answer
 from core.inbound import inbound_values, known_contact, printable, summary
 from core.messages import InboundMessage, storage_key
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
@@ -194,9 +195,11 @@ class Intake:
             "created_at": now,
             "updated_at": now,
         }
+        voicemail = message.channel == "voicemail"
+        # Staff who logged a complaint took its details in person; a caller is asked on the call-back.
         values["awaiting_field"] = (
             None
-            if message.channel == STAFF_LOGGED
+            if message.channel == STAFF_LOGGED or voicemail
             else first_missing(self.core.policy.intake.ask_fields, values, learner)
         )
         # Allocated last among the reads: on PostgreSQL the counter row stays locked until commit.
@@ -220,13 +223,20 @@ class Intake:
         # A complaint staff logged (walk-in, phone) was acknowledged in person by the one who took it;
         # there is no learner channel to write to, so nothing is queued for the learner below.
         logged = message.channel == STAFF_LOGGED
-        rows.clock(
-            "acknowledge", now, keeper.due("acknowledge", now, major=major), met_at=now if logged else None
-        )
+        ack_to: tuple[str, str] | None = None if logged else (message.channel, message.sender_id)
+        callback_due = None
+        if voicemail:
+            # The call-back runs on the hotline's own hours, counted from the call itself. A voicemail
+            # cannot be answered in writing: the acknowledgement goes to another address of the same
+            # learner if there is one, and otherwise the call-back is the acknowledgement.
+            callback_due = keeper.due("callback", received, major=major)
+            rows.clock("callback", received, callback_due)
+            reach = reachable_identity(session, learner.id)
+            ack_to = (reach.channel, core.vault.decrypt(reach.address_enc)) if reach else None
+        if ack_to is not None or logged:
+            ack_due = keeper.due("acknowledge", now, major=major)
+            rows.clock("acknowledge", now, ack_due, met_at=now if logged else None)
         rows.clock("claim", now, claim_due)
-        if message.channel == "voicemail":
-            # The call-back runs on the hotline's own hours, counted from the call itself.
-            rows.clock("callback", received, keeper.due("callback", received, major=major))
         reasons = "; ".join(classification.reasons) or "no keyword matched"
         rows.event(now, f"learner:{message.channel}", "received", f"via {message.channel}")
         rows.event(
@@ -237,58 +247,42 @@ class Intake:
         )
         rows.event(now, "complaintbot", "routed", department)
         ticket = TicketFacts(ticket_id, values)
-        address = message.sender_id
-        ack = core.templates.render(
-            ticket.locale,
-            "ack.txt",
-            number=ticket.number,
-            category=ticket.category,
-            severity=ticket.severity,
-            department_name=core.department_name(department),
-            limits=core.limits(major=major),
-            claim_due=core.local_text(claim_due),
-            second_instance=(
-                core.policy.second_instance.contact_zh
-                if ticket.locale == "zh"
-                else core.policy.second_instance.contact_en
-            ),
-        )
-        replies = (
-            []
-            if logged
-            else [
-                rows.send(
-                    outbox_values(
-                        core.vault,
-                        key=_key(message_id, "ack"),
-                        channel=message.channel,
-                        recipient=address,
-                        kind="ack",
-                        text=ack,
-                        now=now,
-                        ticket_id=ticket_id,
-                        reply_to=message.external_id,
-                        subject=f"[{ticket.number}] {printable(message.subject)}".strip(),
-                        meta={"ticket_number": ticket.number},
-                    ),
-                    meets="acknowledge",
-                )
-            ]
-        )
-        if values["awaiting_field"] is not None and not logged:
+        replies = []
+        if ack_to is not None:
+            channel, address = ack_to
+            # Threaded under the learner's message only on the channel it came by.
+            same = channel == message.channel
             replies.append(
-                question(
-                    self.core,
+                acknowledgement(
+                    core,
                     rows,
                     ticket,
-                    values["awaiting_field"],
-                    message.channel,
-                    address,
-                    message_id,
-                    now,
+                    key=_key(message_id, "ack"),
+                    to=ack_to,
+                    claim_due=claim_due,
+                    callback_due=callback_due,
+                    reply_to=message.external_id if same else None,
+                    subject=f"[{ticket.number}] {printable(message.subject) if same else ''}".strip(),
+                    now=now,
                 )
             )
-        staff_messages(self.core, rows, ticket, learner, identity, classification, claim_due, now)
+            if values["awaiting_field"] is not None:
+                replies.append(
+                    question(
+                        self.core, rows, ticket, values["awaiting_field"], channel, address, message_id, now
+                    )
+                )
+        staff_messages(
+            self.core,
+            rows,
+            ticket,
+            learner,
+            identity,
+            classification,
+            claim_due,
+            now,
+            callback=callback_task(message.phone, core.local_text(callback_due)) if callback_due else None,
+        )
         rows.write(session)
         log.info("ticket %s opened: %s/%s -> %s", ticket.number, ticket.category, ticket.severity, department)
         return _result(ticket.number, ticket_id, message_id, created=True, replies=replies)
@@ -314,53 +308,19 @@ class Intake:
         rows = NewRows(ticket.id, self.core.vault)
         facts = TicketFacts(ticket.id, {c: getattr(ticket, c) for c in TicketFacts.COLUMNS})
         replies: list[dict[str, Any]] = []
-        answered = ticket.awaiting_field
+        # Only an answer from the address the question went to counts (a voicemail that names the
+        # ticket is news, not the answer to "which course?").
+        answered = ticket.awaiting_field if ticket.identity_id == identity.id else None
         actor = f"learner:{message.channel}"
+        if message.channel == "voicemail" and not has_open_callback(session, ticket.id):
+            received = min(message.received_at, now)
+            major = ticket.severity == "major"
+            rows.clock("callback", received, core.clocks.due("callback", received, major=major))
+            rows.event(now, actor, "callback", "requested by voicemail")
         if answered is not None:
-            answer = message.text.strip()
-            if answered == "contact" and message.phone:  # a number the channel vouches for (a shared contact)
-                answer = message.phone
-            record_answer(self.core.vault, ticket, answered, answer)
-            rows.event(now, actor, "details", answered)
-            ticket.awaiting_field = first_missing(
-                self.core.policy.intake.ask_fields,
-                {
-                    "course": ticket.course,
-                    "expected_resolution": ticket.expected_resolution,
-                    "contact_enc": ticket.contact_enc,
-                },
-                learner,
+            replies.append(
+                take_answer(core, rows, facts, ticket, learner, message, answered, message_id, now, actor)
             )
-            if ticket.awaiting_field is not None:
-                replies.append(
-                    question(
-                        self.core,
-                        rows,
-                        facts,
-                        ticket.awaiting_field,
-                        message.channel,
-                        message.sender_id,
-                        message_id,
-                        now,
-                    )
-                )
-            else:
-                thanks = core.templates.render(ticket.locale, "details_complete.txt", number=ticket.number)
-                replies.append(
-                    rows.send(
-                        outbox_values(
-                            core.vault,
-                            key=_key(message_id, "thanks"),
-                            channel=message.channel,
-                            recipient=message.sender_id,
-                            kind="notice",
-                            text=thanks,
-                            now=now,
-                            ticket_id=ticket.id,
-                            meta={"ticket_number": ticket.number},
-                        )
-                    )
-                )
         else:
             rows.event(now, actor, "message")
         notice = core.templates.render(

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.callback import pending_callback
 from core.cards import refresh_card
 from core.clocks import close_clocks, current_due
 from core.context import CoreContext
@@ -69,6 +70,12 @@ async def apply_move(
         detail = f"{owner.name}: {detail}" if detail else owner.name
     if action == "claim" and actor.staff_id is not None:
         ticket.owner_staff_id = actor.staff_id
+    if action == "called":
+        if await pending_callback(session, ticket.id) is None:
+            raise WorkflowError(f"{ticket.number} has no call-back waiting")
+        if detail and not ticket.summary:
+            # An empty voicemail: what the caller said on the call-back is the complaint.
+            ticket.summary = redact(" ".join(detail.split()))[:200]
     await close_clocks(session, ticket.id, move.closes, now)
     major = ticket.severity == "major"
     for stage in move.opens:

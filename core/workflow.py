@@ -184,6 +184,15 @@ MOVES: dict[str, Move] = {
             ("investigate",),
             describe="reopen",
         ),
+        Move(
+            "called",
+            OPEN_STATES,
+            None,
+            ALL_STAFF,
+            ("callback",),
+            own_department=False,  # whoever answers the hotline may return the call
+            describe="record the call-back to a voicemail",
+        ),
         Move("escalate", OPEN_STATES, None, ALL_STAFF, own_department=False, describe="escalate to managers"),
         Move(
             "note", frozenset(STATES), None, ALL_STAFF, own_department=False, describe="add an internal note"

@@ -1,0 +1,76 @@
+"""The voicemail call-back: whom to call, by when, and where a caller can be written to as well.
+
+A voicemail opens (or adds to) a ticket with a `callback` clock on the hotline's own hours. Staff see
+the task on the card with the number masked; the owner gets the number in full, privately. The
+caller's number is the voicemail identity's address; a withheld number gives no call-back number and
+staff close the task saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from core.models import Clock, Learner, LearnerIdentity, Ticket
+from core.privacy import Vault, mask
+
+# Channels the bot can write to on its own; a voicemail or a staff-logged phone number cannot be.
+REPLYABLE = ("telegram", "wechat", "email")
+CALLBACK = "callback"
+WITHHELD = "withheld:"  # the address of a caller who withheld their number (see channels.voicemail)
+
+
+def reachable_identity(session: Session, learner_id: int) -> LearnerIdentity | None:
+    """The learner's most recent address the bot can write to, or None (only a phone to call)."""
+    return session.scalar(
+        select(LearnerIdentity)
+        .where(LearnerIdentity.learner_id == learner_id, LearnerIdentity.channel.in_(REPLYABLE))
+        .order_by(LearnerIdentity.id.desc())
+        .limit(1)
+    )
+
+
+def has_open_callback(session: Session, ticket_id: int) -> bool:
+    return session.scalar(_pending(ticket_id)) is not None
+
+
+async def pending_callback(session: AsyncSession, ticket_id: int) -> Clock | None:
+    clock: Clock | None = await session.scalar(_pending(ticket_id))
+    return clock
+
+
+def _pending(ticket_id: int) -> Select[Any]:
+    return (
+        select(Clock)
+        .where(Clock.ticket_id == ticket_id, Clock.stage == CALLBACK, Clock.met_at.is_(None))
+        .order_by(Clock.due_at)
+        .limit(1)
+    )
+
+
+async def callback_number(session: AsyncSession, vault: Vault, ticket: Ticket) -> str | None:
+    """The number to call back, in full: the caller's own when the ticket came by voicemail, else the
+    learner's latest voicemail number, else the phone the learner gave; None when withheld."""
+    identity = await session.get(LearnerIdentity, ticket.identity_id) if ticket.identity_id else None
+    if identity is None or identity.channel != "voicemail":
+        identity = await session.scalar(
+            select(LearnerIdentity)
+            .where(LearnerIdentity.learner_id == ticket.learner_id, LearnerIdentity.channel == "voicemail")
+            .order_by(LearnerIdentity.id.desc())
+            .limit(1)
+        )
+    if identity is not None:
+        address = vault.decrypt(identity.address_enc)
+        if not address.startswith(WITHHELD):
+            return address
+    learner = await session.get_one(Learner, ticket.learner_id)
+    return vault.decrypt(learner.phone_enc) if learner.phone_enc else None
+
+
+def callback_task(number: str | None, due: str) -> str:
+    """The call-back line of a staff card, number masked."""
+    shown = mask("phone", number) if number else "number withheld (close with /called)"
+    return f"{shown} by {due}"

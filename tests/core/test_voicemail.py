@@ -1,0 +1,171 @@
+"""A voicemail in the core: a call-back ticket on the hotline's hours, linked to a known caller.
+
+The transcripts are built by the voicemail adapter's own parser, so what is tested is what the spool and
+the webhook hand to intake.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from channels.fake import FakeChannel
+from channels.voicemail.parse import message as voicemail_message
+from core.context import CoreContext
+from core.intake import Intake
+from core.messages import InboundMessage
+from core.models import Clock, Learner, OutboxRow, Ticket
+from core.outbox import Dispatcher
+from core.tickets import apply_move, get_ticket
+from core.workflow import Actor, WorkflowError
+from tests.conftest import at
+
+CALLER = "+8613812348000"
+HOTLINE = Actor(kind="staff", name="王", role="staff", department="service")
+
+
+def call(external_id: str, transcript: str, received: datetime, caller: str = CALLER) -> InboundMessage:
+    return voicemail_message(
+        source="asterisk",
+        external_id=external_id,
+        caller=caller,
+        received_at=received,
+        transcript=transcript,
+        raw={"external_id": external_id},
+    )
+
+
+async def _rows(core: CoreContext, number: str) -> tuple[Ticket, dict[str, Clock], list[OutboxRow]]:
+    async with core.sessions() as session:
+        ticket = await get_ticket(session, number)
+        clocks = {
+            c.stage: c for c in await session.scalars(select(Clock).where(Clock.ticket_id == ticket.id))
+        }
+        outbox = list(
+            await session.scalars(
+                select(OutboxRow).where(OutboxRow.ticket_id == ticket.id).order_by(OutboxRow.id)
+            )
+        )
+    return ticket, clocks, outbox
+
+
+async def test_an_after_hours_call_is_due_for_a_call_back_at_ten_and_staff_see_the_task(
+    core: CoreContext, intake: Intake
+) -> None:
+    # Received by the telephony system at 22:14, but the file only arrives the next morning at 07:30.
+    result = await intake.receive(
+        call("1.1", "老师上课总是迟到", at("2026-11-24 22:14")), at("2026-11-25 07:30")
+    )
+    ticket, clocks, outbox = await _rows(core, result.ticket_number)
+    assert ticket.channel == "voicemail" and result.created
+    assert clocks["callback"].due_at == at("2026-11-25 10:00")
+    assert clocks["callback"].started_at == at("2026-11-24 22:14")
+    # Nobody to write to: no acknowledgement, no questions; the call-back is the answer.
+    assert [row.kind for row in outbox if row.channel != "staff"] == []
+    assert "acknowledge" not in clocks and ticket.awaiting_field is None
+    [card] = [row for row in outbox if row.kind == "card"]
+    text = str(card.payload["text"])
+    assert "📞" in text and "138****8000" in text and "2026-11-25 10:00" in text and CALLER not in text
+    assert "called" in [b[1].split(":")[0] for b in card.payload["buttons"]]
+
+
+async def test_an_empty_transcript_still_opens_a_ticket_and_the_call_back_fills_the_summary(
+    core: CoreContext, intake: Intake
+) -> None:
+    result = await intake.receive(call("1.2", "", at("2026-11-24 23:40")), at("2026-11-24 23:41"))
+    assert result.created
+    async with core.sessions() as session, session.begin():
+        ticket = await get_ticket(session, result.ticket_number)
+        assert ticket.summary == ""
+        await apply_move(
+            core,
+            session,
+            ticket,
+            "called",
+            HOTLINE,
+            at("2026-11-25 09:20"),
+            detail="学员说退费 13900001111 三个月未到账",
+        )
+    ticket, clocks, outbox = await _rows(core, result.ticket_number)
+    assert clocks["callback"].met_at == at("2026-11-25 09:20")
+    assert ticket.summary.startswith("学员说退费") and "13900001111" not in ticket.summary
+    edit = [row for row in outbox if row.kind == "card-edit"][-1]
+    assert "📞" not in str(edit.payload["text"])
+    assert "called" not in [b[1].split(":")[0] for b in edit.payload["buttons"]]
+    async with core.sessions() as session, session.begin():
+        ticket = await get_ticket(session, result.ticket_number)
+        with pytest.raises(WorkflowError, match="no call-back"):
+            await apply_move(core, session, ticket, "called", HOTLINE, at("2026-11-25 09:30"))
+
+
+async def test_a_known_caller_is_linked_and_acknowledged_on_the_channel_they_wrote_from(
+    core: CoreContext, intake: Intake, dispatcher: Dispatcher, learner_channel: FakeChannel
+) -> None:
+    now = at("2026-11-24 15:00")
+    first = await intake.receive(
+        learner_channel.message("7001", "退费申请三个月了还没到账", now, phone="13812348000"), now
+    )
+    later = at("2026-11-24 22:30")
+    second = await intake.receive(call("2.1", "我想投诉老师上课总是迟到", later), later)
+    assert second.created and second.ticket_number != first.ticket_number
+    async with core.sessions() as session:
+        tickets = list(await session.scalars(select(Ticket).order_by(Ticket.id)))
+        assert len((await session.scalars(select(Learner))).all()) == 1
+    assert tickets[0].learner_id == tickets[1].learner_id
+    await dispatcher.drain(later)
+    ack = learner_channel.texts_to("7001")[-1]
+    assert second.ticket_number in ack and "2026-11-25 10:00" in ack and "回拨" in ack
+    _, clocks, _ = await _rows(core, second.ticket_number)
+    assert clocks["acknowledge"].met_at == later  # the written acknowledgement met the clock
+
+
+async def test_a_transcript_naming_the_callers_open_ticket_continues_it(
+    core: CoreContext, intake: Intake
+) -> None:
+    now = at("2026-11-24 15:00")
+    telegram = FakeChannel("telegram")
+    first = await intake.receive(telegram.message("7002", "老师上课总是迟到", now, phone="13812348000"), now)
+    before, _, _ = await _rows(core, first.ticket_number)
+    assert before.awaiting_field == "course"
+    later = at("2026-11-25 06:10")
+    said = f"我之前投诉过，编号 {first.ticket_number}，到现在没人联系我"
+    result = await intake.receive(call("3.1", said, later), later)
+    assert not result.created and result.ticket_number == first.ticket_number
+    ticket, clocks, outbox = await _rows(core, first.ticket_number)
+    assert clocks["callback"].due_at == at("2026-11-25 10:00")
+    # The voicemail is news for staff, not the answer to "which course?" asked on Telegram.
+    assert ticket.awaiting_field == "course" and ticket.course is None
+    assert any(row.kind == "notice-staff" and "没人联系我" in str(row.payload["text"]) for row in outbox)
+    # A second call on the same ticket does not open a second call-back.
+    await intake.receive(call("3.2", said, later), later)
+    async with core.sessions() as session:
+        open_callbacks = await session.scalars(
+            select(Clock).where(
+                Clock.ticket_id == ticket.id, Clock.stage == "callback", Clock.met_at.is_(None)
+            )
+        )
+        assert len(open_callbacks.all()) == 1
+
+
+async def test_withheld_numbers_are_never_one_caller(core: CoreContext, intake: Intake) -> None:
+    now = at("2026-11-24 23:00")
+    a = await intake.receive(call("4.1", "老师迟到", now, caller="anonymous"), now)
+    b = await intake.receive(call("4.2", "退费没到账", now, caller=""), now)
+    assert a.created and b.created
+    async with core.sessions() as session:
+        learners = {t.learner_id for t in await session.scalars(select(Ticket))}
+    assert len(learners) == 2
+    _, _, outbox = await _rows(core, a.ticket_number)
+    card = next(row for row in outbox if row.kind == "card")
+    assert "number withheld" in str(card.payload["text"])
+
+
+async def test_the_same_voicemail_twice_is_one_ticket(core: CoreContext, intake: Intake) -> None:
+    now = at("2026-11-24 23:00")
+    first = await intake.receive(call("5.1", "老师迟到", now), now)
+    again = await intake.receive(call("5.1", "老师迟到", now), at("2026-11-24 23:05"))
+    assert again.duplicate and again.ticket_number == first.ticket_number
+    async with core.sessions() as session:
+        assert len((await session.scalars(select(Ticket))).all()) == 1
