@@ -124,11 +124,26 @@ class EmailConfig(_Section):
 
 
 class VoicemailConfig(_Section):
+    _PUBLIC_URL: ClassVar[re.Pattern[str]] = re.compile(r"https?://[^/\s?#]+(/\S*)?")
+
     spool_dir: Path | None = None
-    secret: str | None = None
+    secret: str | None = None  # HMAC secret of POST /voicemail (X-Voicemail-Signature)
+    # Twilio's transcription callback: signed with the account's auth token over the URL Twilio called,
+    # which behind a proxy is not the URL we see (default: the request's own URL).
+    twilio_auth_token: str | None = None
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value and not cls._PUBLIC_URL.fullmatch(value):
+            raise ValueError("must be the full URL Twilio calls, e.g. https://bot.example.com/voicemail")
+        return value
 
     def missing(self) -> str | None:
-        return None if (self.spool_dir or self.secret) else "no [channels.voicemail] spool_dir or secret"
+        if self.spool_dir or self.secret or self.twilio_auth_token:
+            return None
+        return "no [channels.voicemail] spool_dir, secret or twilio_auth_token"
 
 
 class ChannelsConfig(_Section):

@@ -67,20 +67,20 @@ def create_app(core: CoreContext, extra_routes: list[BaseRoute] | None = None) -
     return Starlette(routes=routes + list(extra_routes or []))
 
 
-class _TooLarge(Exception):
+class BodyTooLarge(Exception):
     pass
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused (`_TooLarge`) past `limit` bytes without reading the rest."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (`BodyTooLarge`) past `limit` bytes without reading the rest."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
+        raise BodyTooLarge
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > limit:
-            raise _TooLarge
+            raise BodyTooLarge
     return bytes(body)
 
 
@@ -102,8 +102,8 @@ def telegram_webhook(
         if given is None or not hmac.compare_digest(given.encode(), expected):
             return JSONResponse({"ok": False}, status_code=403)
         try:
-            body = await _body(request, max_body)
-        except _TooLarge:
+            body = await read_body(request, max_body)
+        except BodyTooLarge:
             return JSONResponse({"ok": False, "error": "body too large"}, status_code=413)
         try:
             update = json.loads(body)
