@@ -131,6 +131,8 @@ class VoicemailConfig(_Section):
     # Twilio's transcription callback: signed with the account's auth token over the URL Twilio called,
     # which behind a proxy is not the URL we see (default: the request's own URL).
     twilio_auth_token: str | None = None
+    # Watch the spool by polling instead of inotify (network file systems, some containers).
+    polling: bool = False
     public_url: str | None = None
 
     @field_validator("public_url")

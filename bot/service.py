@@ -14,6 +14,7 @@ from rich.console import Console
 from bot.app import build, channel_report
 from bot.config import Settings
 from bot.telegram_runtime import TelegramRuntime, TelegramStartError, start_telegram
+from bot.voicemail_runtime import VoicemailRuntime, start_voicemail
 from bot.web import create_app
 from core.db import upgrade
 from scheduler.runner import Schedule, Scheduler
@@ -40,6 +41,7 @@ async def serve(settings: Settings) -> None:
         await upgrade(application.engine)
         console.print(f"database: {settings.database_shown()} (migrated)", markup=False)
         telegram: TelegramRuntime | None = None
+        voicemail: VoicemailRuntime | None = None
         for name, missing in channel_report(settings):
             if missing:
                 console.print(f"channel {name}: skipped ({missing})", markup=False)
@@ -50,6 +52,13 @@ async def serve(settings: Settings) -> None:
                     console.print(f"channel telegram: skipped ({exc})", markup=False)
                 else:
                     console.print(f"channel telegram: {telegram.summary}", markup=False)
+            elif name == "voicemail":
+                try:
+                    voicemail = start_voicemail(application, settings)
+                except OSError as exc:  # the spool directory cannot be made or used
+                    console.print(f"channel voicemail: skipped ({exc})", markup=False)
+                else:
+                    console.print(f"channel voicemail: {voicemail.summary}", markup=False)
             else:
                 console.print(
                     f"channel {name}: configured, but this build has no {name} adapter yet", markup=False
@@ -63,7 +72,8 @@ async def serve(settings: Settings) -> None:
         application.intake.on_commit = lambda: scheduler.run_soon("outbox")
         scheduler.start()
         try:
-            web = create_app(application.core, telegram.routes if telegram is not None else None)
+            routes = [*(telegram.routes if telegram else []), *(voicemail.routes if voicemail else [])]
+            web = create_app(application.core, routes)
             server = _Server(
                 uvicorn.Config(
                     web, host=settings.web.host, port=settings.web.port, log_level="info", lifespan="off"
@@ -82,6 +92,8 @@ async def serve(settings: Settings) -> None:
                     loop.remove_signal_handler(sig)
         finally:
             scheduler.shutdown()
+            if voicemail is not None:
+                await voicemail.close()
             if telegram is not None:
                 await telegram.close()
     finally:

@@ -305,6 +305,8 @@ class Intake:
             )
         ).scalar_one()
         ticket.updated_at = now
+        if not ticket.summary:  # opened empty (a voicemail not yet transcribed): this says what it is
+            ticket.summary = summary(message)
         rows = NewRows(ticket.id, self.core.vault)
         facts = TicketFacts(ticket.id, {c: getattr(ticket, c) for c in TicketFacts.COLUMNS})
         replies: list[dict[str, Any]] = []

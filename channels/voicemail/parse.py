@@ -53,7 +53,8 @@ def parse_transcript(body: bytes) -> InboundMessage:
     if len(body) > MAX_BYTES:
         raise VoicemailError(f"{len(body)} bytes, over the limit of {MAX_BYTES}")
     try:
-        data = json.loads(body)
+        # A byte-order mark is what some Windows speech-to-text jobs write first; it is not an error.
+        data = json.loads(body.decode("utf-8-sig"))
     except (ValueError, RecursionError) as exc:  # also bytes that are not UTF-8
         raise VoicemailError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -96,6 +97,7 @@ def from_fields(data: Mapping[str, Any]) -> InboundMessage:
         caller=data["caller"],
         received_at=received_at,
         transcript=data["transcript"] if status == "completed" else "",
+        status=status,
         raw=data,
         caller_name=(data.get("caller_name") or "").strip() or None,
         attachments=(Attachment(kind="audio", ref=audio, mime=None),) if audio else (),
@@ -116,6 +118,7 @@ def parse_twilio(form: Mapping[str, str], received_at: datetime) -> InboundMessa
         caller=form["From"],
         received_at=received_at,
         transcript=form.get("TranscriptionText", "") if status == "completed" else "",
+        status="completed" if status == "completed" else "failed",
         raw=dict(form),
         attachments=(Attachment(kind="audio", ref=recording),) if recording else (),
     )
@@ -129,14 +132,20 @@ def message(
     received_at: datetime,
     transcript: str,
     raw: Mapping[str, Any],
+    status: str = "completed",
     caller_name: str | None = None,
     attachments: tuple[Attachment, ...] = (),
 ) -> InboundMessage:
     key = f"{source}:{external_id}"
     phone = caller_phone(caller)
+    # A "pending" transcript opens the ticket at once (the call-back clock runs from the call); the
+    # finished transcript of the same voicemail is another message that answers it, so it joins that
+    # ticket instead of being dropped as a redelivery. Either may arrive first.
+    own, answers = (f"{key}#pending", key) if status == "pending" else (key, f"{key}#pending")
     return InboundMessage(
         channel="voicemail",
-        external_id=key,
+        external_id=own,
+        reply_to=answers,
         # A withheld number is nobody's address: each such call is its own caller, never linked.
         sender_id=phone if phone else f"withheld:{key}",
         text=transcript.strip(),
