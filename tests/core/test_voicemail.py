@@ -6,6 +6,7 @@ the webhook hand to intake.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from channels.voicemail.parse import message as voicemail_message
+from channels.voicemail.parse import parse_transcript
 from core.context import CoreContext
 from core.intake import Intake
 from core.messages import InboundMessage
@@ -169,3 +171,35 @@ async def test_the_same_voicemail_twice_is_one_ticket(core: CoreContext, intake:
     assert again.duplicate and again.ticket_number == first.ticket_number
     async with core.sessions() as session:
         assert len((await session.scalars(select(Ticket))).all()) == 1
+
+
+async def test_the_finished_transcript_joins_the_ticket_its_pending_one_opened(
+    core: CoreContext, intake: Intake
+) -> None:
+    def transcript(status: str, text: str) -> bytes:
+        return json.dumps(
+            {
+                "schema_version": 1,
+                "source": "asterisk",
+                "external_id": "6.1",
+                "caller": CALLER,
+                "received_at": "2026-11-24T22:14:00+08:00",
+                "transcript": text,
+                "transcript_status": status,
+                "duration_s": 40,
+            }
+        ).encode()
+
+    pending = await intake.receive(parse_transcript(transcript("pending", "")), at("2026-11-24 22:15"))
+    done = await intake.receive(
+        parse_transcript(transcript("completed", "退费三个月没到账")), at("2026-11-24 22:25")
+    )
+    assert pending.created and not done.created and not done.duplicate
+    assert done.ticket_number == pending.ticket_number
+    ticket, clocks, _ = await _rows(core, pending.ticket_number)
+    assert ticket.summary == "退费三个月没到账"  # the empty ticket now says what it is about
+    assert clocks["callback"].due_at == at("2026-11-25 10:00")
+    again = await intake.receive(
+        parse_transcript(transcript("completed", "退费三个月没到账")), at("2026-11-24 22:30")
+    )
+    assert again.duplicate
