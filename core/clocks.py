@@ -12,6 +12,18 @@ from core.models import Clock, Ticket
 from core.policy import Policy
 
 
+def first_check(
+    started_at: datetime, due_at: datetime, *, paused: bool, met: bool, reminder_at: float
+) -> datetime | None:
+    """When the sweep first looks at a new clock: at the owner's reminder (`reminder_at` of the
+    stage's time), at the deadline for a clock waiting on the learner, never for one met already."""
+    if met:
+        return None
+    if paused:
+        return due_at
+    return started_at + (due_at - started_at) * reminder_at
+
+
 class ClockKeeper:
     """Computes deadlines from the policy and the business calendar; holds no state of its own."""
 
@@ -63,6 +75,13 @@ class ClockKeeper:
             paused=rule.waits_on_learner,
             escalation_level=0,
         )
+        clock.next_check_at = first_check(
+            now,
+            clock.due_at,
+            paused=rule.waits_on_learner,
+            met=False,
+            reminder_at=self.policy.escalation.reminder_at,
+        )
         session.add(clock)
         return clock
 
@@ -74,7 +93,7 @@ async def close_clocks(session: AsyncSession, ticket_id: int, stages: tuple[str,
     result = await session.execute(
         update(Clock)
         .where(Clock.ticket_id == ticket_id, Clock.stage.in_(stages), Clock.met_at.is_(None))
-        .values(met_at=now)
+        .values(met_at=now, next_check_at=None)
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)

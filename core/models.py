@@ -142,7 +142,11 @@ class Ticket(Base):
     result: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The first-instance ticket a second-instance (上级渠道) ticket reviews.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)  # the follow-up score, 1-5
+    anonymized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # personal data erased
 
     learner: Mapped[Learner] = relationship()
     identity: Mapped[LearnerIdentity | None] = relationship()
@@ -192,6 +196,10 @@ class Clock(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the sweep next has something to do for this clock (reminder, level 1, level 2; for clocks
+    # waiting on the learner, their own timer). NULL once nothing is left: the sweep reads only the
+    # index range up to now, so its cost follows what is due, not what is stored.
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     ticket: Mapped[Ticket] = relationship()
 
 

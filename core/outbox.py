@@ -175,7 +175,7 @@ async def mark_sent(
     if row.meets_clock_id is not None:
         clock = await session.get(Clock, row.meets_clock_id)
         if clock is not None and clock.met_at is None:
-            clock.met_at = now
+            clock.met_at, clock.next_check_at = now, None
 
 
 class Dispatcher:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from core.clocks import first_check
 from core.models import Clock, Event, Message, OutboxRow
 from core.outbox import LEARNER_KINDS
 from core.privacy import Vault
@@ -29,6 +30,7 @@ _INSERT_MESSAGES = insert(Message)
 class NewRows:
     ticket_id: int
     vault: Vault
+    reminder_at: float = 0.75  # the policy's share of a stage's time at which the owner is reminded
     clocks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
@@ -54,6 +56,9 @@ class NewRows:
                 "paused": paused,
                 "escalation_level": 0,
                 "reminded_at": None,
+                "next_check_at": first_check(
+                    started_at, due_at, paused=paused, met=met_at is not None, reminder_at=self.reminder_at
+                ),
             }
         )
 
