@@ -19,6 +19,7 @@ from rich.text import Text
 from bot.app import Application, build
 from bot.cli_base import State, fail, guarded, out, settings, with_app
 from bot.cli_staff import staff_app
+from bot.cli_sweep import parse_at, sweep_command
 from bot.errors import os_reason
 from core.db import upgrade
 from core.policy import DEFAULT_POLICY_TEXT
@@ -36,6 +37,7 @@ tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(staff_app, name="staff")
+app.command("sweep")(sweep_command)
 
 
 @app.callback()
@@ -137,13 +139,16 @@ def _print_json(data: Any) -> None:
 def tickets_list(
     status: Annotated[str, typer.Option(help=f"one of {', '.join(LIST_FILTERS)}")] = "open",
     as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+    at: Annotated[
+        str | None, typer.Option("--at", help="as of this ISO-8601 time (default now), as `sweep --at`")
+    ] = None,
 ) -> None:
     """List tickets."""
     if status not in LIST_FILTERS:
         raise fail(f"unknown --status {status!r}: use {', '.join(LIST_FILTERS)}")
-    now = datetime.now(UTC)
 
     async def action(application: Application) -> list[dict[str, Any]]:
+        now = parse_at(at, application.core.policy.calendar.timezone)
         async with application.core.sessions() as session:
             rows = await list_tickets(session, status, now)
             return [await summary_view(application.core, session, t, now) for t in rows]

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
+from datetime import datetime
 
 import uvicorn
 from rich.console import Console
@@ -18,9 +19,11 @@ from bot.voicemail_runtime import VoicemailRuntime, start_voicemail
 from bot.web import create_app
 from core.db import upgrade
 from scheduler.runner import Schedule, Scheduler
+from scheduler.sweep import sweep
 
 log = logging.getLogger(__name__)
 OUTBOX_EVERY_SECONDS = 5.0
+SWEEP_EVERY_SECONDS = 60.0
 
 
 class _Server(uvicorn.Server):
@@ -67,7 +70,18 @@ async def serve(settings: Settings) -> None:
             console.print(
                 "staff chats: none configured; staff cards and alerts wait in the outbox", markup=False
             )
-        scheduler = Scheduler([Schedule("outbox", application.dispatcher.run_once, OUTBOX_EVERY_SECONDS)])
+        core = application.core
+
+        async def duties(now: datetime) -> object:
+            return await sweep(core, now)
+
+        scheduler = Scheduler(
+            [
+                Schedule("outbox", application.dispatcher.run_once, OUTBOX_EVERY_SECONDS),
+                # Reminders and escalations are minute-grained: a sweep a minute is punctual enough.
+                Schedule("sweep", duties, SWEEP_EVERY_SECONDS),
+            ]
+        )
         # A committed complaint brings the outbox forward: acknowledgements leave within seconds.
         application.intake.on_commit = lambda: scheduler.run_soon("outbox")
         scheduler.start()

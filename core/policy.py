@@ -109,6 +109,11 @@ class SecondInstancePolicy(_Model):
     contact_en: str = ""
 
 
+class DigestPolicy(_Model):
+    enabled: bool = True
+    at: time = time(8, 30)  # local time of the daily digest to managers
+
+
 class DepartmentPolicy(_Model):
     first_contact: str = "service"
     data_leak_alerts: str = "compliance"
@@ -123,6 +128,7 @@ class Policy(_Model):
     follow_up: FollowUpPolicy = FollowUpPolicy()
     retention: RetentionPolicy = RetentionPolicy()
     second_instance: SecondInstancePolicy = SecondInstancePolicy()
+    digest: DigestPolicy = DigestPolicy()
     departments: DepartmentPolicy = DepartmentPolicy()
     # Validated by core.classify (its own shapes); kept raw here.
     classification: dict[str, Any]

@@ -1,0 +1,244 @@
+"""Reminders and escalation (POLICY.md §5): each fires exactly once per clock, recorded on the ticket.
+
+For every open staff clock: a reminder to the owner when `reminder_at` of the stage's time has passed,
+level 1 to the department's head on breach, level 2 to the managers once a further `level2_after` of
+the stage's time has passed. Shares are of the clock's own span (start to deadline, as the calendar
+counted it), so a three-working-day stage that spans a weekend gets its reminder on the third day.
+
+The sweep reads only clocks whose `next_check_at` has come (an index range), so it costs what is due,
+not what is stored. Each clock is claimed with an update conditioned on the `next_check_at` it was read
+with; only the instance whose update matched sends, in the same transaction, so with several
+instances every alert goes out once. A sweep that runs late fires every level that has come, together.
+Alerts to one person in one sweep are one message listing the tickets, not fifty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.context import CoreContext
+from core.db import transaction
+from core.models import Clock, Event, Staff, Ticket
+from core.outbox import enqueue
+from core.workflow import HEAD, OPEN_STATES
+from scheduler.duty import DutyReport
+
+BATCH = 500  # clocks per transaction: bounded locks and memory, whatever falls due at once
+REMINDER, LEVEL1, LEVEL2 = "reminder", "level 1", "level 2"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one clock is due for now, and when to look at it next."""
+
+    steps: tuple[str, ...]
+    escalation_level: int
+    reminded: bool
+    next_check_at: datetime | None
+
+
+def plan(clock: Clock, now: datetime, reminder_at: float, level2_after: float) -> Plan:
+    """The steps that have come for `clock` by `now` (pure: no database)."""
+    span = clock.due_at - clock.started_at
+    span = max(span, timedelta(0))
+    remind_at = clock.started_at + span * reminder_at
+    level2_at = clock.due_at + span * level2_after
+    level, reminded = clock.escalation_level, clock.reminded_at is not None
+    steps: list[str] = []
+    if now >= clock.due_at:
+        if level < 1:
+            steps.append(LEVEL1)
+            level = 1
+        if now >= level2_at and level < 2:
+            steps.append(LEVEL2)
+            level = 2
+        # Past the deadline a reminder is news to nobody: the breach alert says more.
+    elif now >= remind_at and not reminded:
+        steps.append(REMINDER)
+        reminded = True
+    if level >= 2:
+        following = None
+    elif level == 1:
+        following = level2_at
+    elif reminded or now >= remind_at:
+        following = clock.due_at
+    else:
+        following = remind_at
+    return Plan(tuple(steps), level, reminded or bool(steps), following)
+
+
+@dataclass(frozen=True)
+class Alert:
+    number: str
+    stage: str
+    step: str
+    due: str
+    clock_id: int
+
+
+async def run(core: CoreContext, now: datetime, dry_run: bool) -> DutyReport:
+    report = DutyReport("escalation", dry_run=dry_run)
+    after: tuple[datetime, int] | None = None
+    while True:
+        async with transaction(core.sessions) as session:
+            rows = await _due(session, now, after)
+            if not rows:
+                break
+            after = (rows[-1][0].next_check_at or now, rows[-1][0].id)
+            await _handle(core, session, rows, now, dry_run, report)
+        if len(rows) < BATCH:
+            break
+    return report
+
+
+async def _due(
+    session: AsyncSession, now: datetime, after: tuple[datetime, int] | None
+) -> list[tuple[Clock, Ticket]]:
+    query = (
+        select(Clock, Ticket)
+        .join(Ticket, Ticket.id == Clock.ticket_id)
+        .where(Clock.next_check_at <= now)
+        .order_by(Clock.next_check_at, Clock.id)
+        .limit(BATCH)
+    )
+    if after is not None:  # keyset paging: a dry run changes nothing, so it must not re-read a page
+        query = query.where(
+            (Clock.next_check_at > after[0]) | and_(Clock.next_check_at == after[0], Clock.id > after[1])
+        )
+    return [(clock, ticket) for clock, ticket in (await session.execute(query)).all()]
+
+
+async def _handle(
+    core: CoreContext,
+    session: AsyncSession,
+    rows: list[tuple[Clock, Ticket]],
+    now: datetime,
+    dry_run: bool,
+    report: DutyReport,
+) -> None:
+    policy = core.policy.escalation
+    heads = await _heads(session)
+    owners = await _staff(session, {t.owner_staff_id for _, t in rows if t.owner_staff_id is not None})
+    batches: dict[tuple[str, str], list[Alert]] = defaultdict(list)
+    for clock, ticket in rows:
+        if clock.met_at is not None or ticket.status not in OPEN_STATES:
+            # Met, or its ticket moved on: nothing more will ever be due; leave the index range.
+            if not dry_run:
+                await _claim(session, clock, None, clock.escalation_level, clock.reminded_at, now)
+            continue
+        if clock.paused:
+            continue  # waiting on the learner: the follow-up duty keeps that clock's timer
+        step_plan = plan(clock, now, policy.reminder_at, policy.level2_after)
+        if not step_plan.steps:
+            if not dry_run and step_plan.next_check_at != clock.next_check_at:
+                await _claim(session, clock, step_plan.next_check_at, clock.escalation_level, None, now)
+            continue
+        if not dry_run:
+            reminded_at = now if REMINDER in step_plan.steps else clock.reminded_at
+            won = await _claim(
+                session, clock, step_plan.next_check_at, step_plan.escalation_level, reminded_at, now
+            )
+            if not won:
+                continue  # another instance took this step: it sends, we do not
+        due = core.local_text(clock.due_at)
+        for step in step_plan.steps:
+            channel, recipient, who = _recipient(core, step, ticket, owners, heads)
+            alert = Alert(ticket.number, clock.stage, step, due, clock.id)
+            batches[(channel, recipient)].append(alert)
+            report.actions.append(f"{ticket.number} {clock.stage}: {step} to {who}")
+            if not dry_run:
+                session.add(
+                    Event(
+                        ticket_id=ticket.id,
+                        at=now,
+                        actor="complaintbot",
+                        action="reminded" if step == REMINDER else "escalated",
+                        detail=f"{clock.stage} (due {due}): {step} to {who}",
+                    )
+                )
+    if not dry_run:
+        for (channel, recipient), alerts in batches.items():
+            _send(core, session, channel, recipient, alerts, now)
+
+
+async def _claim(
+    session: AsyncSession,
+    clock: Clock,
+    next_check_at: datetime | None,
+    level: int,
+    reminded_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """Move the clock on, only if nobody did since it was read; True when this sweep did."""
+    result = await session.execute(
+        update(Clock)
+        .where(Clock.id == clock.id, Clock.next_check_at == clock.next_check_at)
+        .values(next_check_at=next_check_at, escalation_level=level, reminded_at=reminded_at)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+async def _heads(session: AsyncSession) -> dict[str, list[Staff]]:
+    found: dict[str, list[Staff]] = defaultdict(list)
+    for staff in await session.scalars(
+        select(Staff).where(Staff.role == HEAD, Staff.active.is_(True)).order_by(Staff.id)
+    ):
+        found[staff.department].append(staff)
+    return found
+
+
+async def _staff(session: AsyncSession, ids: set[int]) -> dict[int, Staff]:
+    if not ids:
+        return {}
+    return {s.id: s for s in await session.scalars(select(Staff).where(Staff.id.in_(ids)))}
+
+
+def _recipient(
+    core: CoreContext, step: str, ticket: Ticket, owners: dict[int, Staff], heads: dict[str, list[Staff]]
+) -> tuple[str, str, str]:
+    """(channel, recipient, label): a person privately on Telegram when we know their id, else the
+    department's staff chat; level 2 always goes to the managers' chat."""
+    department = ticket.department
+    if step == LEVEL2:
+        return "staff", "managers", "managers"
+    person: Staff | None = None
+    if step == REMINDER:
+        owner = owners.get(ticket.owner_staff_id) if ticket.owner_staff_id else None
+        person, role = (owner if owner is not None and owner.active else None), "owner"
+    else:
+        people = heads.get(department, [])
+        person, role = (people[0] if people else None), f"{department} head"
+    if person is not None and person.telegram_id:
+        return "telegram", person.telegram_id, f"{person.name} ({role})"
+    label = f"{core.department_name(department)} chat" + (f" ({role} {person.name})" if person else "")
+    return "staff", department, label
+
+
+def _send(
+    core: CoreContext, session: AsyncSession, channel: str, recipient: str, alerts: list[Alert], now: datetime
+) -> None:
+    # The key names exactly the (clock, step) pairs this transaction won, so it is unique, and a
+    # retried transaction after a crash would carry the same one.
+    won = ",".join(f"{a.clock_id}:{a.step}" for a in sorted(alerts, key=lambda a: (a.clock_id, a.step)))
+    digest = hashlib.sha256(f"{channel}|{recipient}|{won}".encode()).hexdigest()[:40]
+    text = core.templates.render(
+        core.staff_locale, "sweep_alerts.txt", alerts=alerts, count=len(alerts), at=core.local_text(now)
+    )
+    enqueue(
+        session,
+        core.vault,
+        key=f"alert:{digest}",
+        channel=channel,
+        recipient=recipient,
+        kind="alert",
+        text=text,
+        now=now,
+        meta={"department": recipient} if channel == "staff" else {},
+    )

@@ -1,0 +1,19 @@
+"""Every scheduled duty, once, as of one time: `complaintbot sweep` and the service's periodic pass."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from core.context import CoreContext
+from scheduler import digest, escalation
+from scheduler.duty import Duty, DutyReport
+
+# In this order: escalation before the digest, so the digest counts this sweep's breaches.
+DUTIES: tuple[tuple[str, Duty], ...] = (
+    ("escalation", escalation.run),
+    ("digest", digest.run),
+)
+
+
+async def sweep(core: CoreContext, now: datetime, *, dry_run: bool = False) -> list[DutyReport]:
+    return [await duty(core, now, dry_run) for _, duty in DUTIES]
