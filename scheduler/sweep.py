@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.context import CoreContext
-from scheduler import digest, escalation
+from scheduler import digest, escalation, retention
 from scheduler.duty import Duty, DutyReport
 
 # In this order: escalation before the digest, so the digest counts this sweep's breaches.
 DUTIES: tuple[tuple[str, Duty], ...] = (
     ("escalation", escalation.run),
     ("digest", digest.run),
+    ("retention", retention.run),
 )
 
 

@@ -1,0 +1,193 @@
+"""Replacing a ticket's personal content by placeholders, keeping what the statistics need.
+
+Used by `core.erasure` (a learner's request) and the retention duty (`scheduler.retention`). A ticket
+keeps its number, category, severity, department, channel, status, amount, times, clocks, satisfaction
+and its audit events (who did what, when); it loses the summary, course, expected resolution, contact,
+plan, result, every message's text, raw payload, attachments and platform id, and the text and
+learner's address of every outbox row. Event details that staff typed (a note, a reply, a reason) may
+quote the learner and are cleared; details the bot writes itself are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import Select, String, case, cast, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.context import CoreContext
+from core.models import Event, Message, OutboxRow, Ticket
+from core.outbox import DEAD, LEARNER_KINDS, PENDING, SENDING
+
+log = logging.getLogger(__name__)
+
+ERASED = "[erased]"
+# An outbox row already anonymised has this key prefix: its old key could hold a chat id
+# (e.g. "telegram:<chat>:<message>:status"), and the prefix lets a later run skip it.
+ERASED_KEY = "erased:"
+# Events whose detail the bot writes itself (a category, a department, a stage): no learner's words.
+SYSTEM_DETAILS = frozenset(
+    {
+        "received",
+        "classified",
+        "routed",
+        "alerted",
+        "callback",
+        "message",
+        "details",
+        "first_contact",
+        "disclosed",
+        "reminded",
+        "escalated",
+        "survey",
+        "call-task",
+        "erased",
+        "anonymized",
+    }
+)
+# Details that start with what the bot wrote ("finance: <why>", "<owner>: <why>", "4/5: <comment>",
+# "second instance TS-…: <reason>"): that part is kept for the statistics, the words after it are not.
+# Any action not named here or above loses its detail: unknown text is taken to be personal.
+PREFIXED_DETAILS = frozenset({"transfer", "assign", "rated", "appealed"})
+NOT_SENT = "not sent: the personal data it needed was erased"
+# Outbox metadata that routes a message (which ticket, which chat, which card it edits); anything else
+# may carry words of the complaint (a card's "summary", used for its forum topic's name) and goes.
+ROUTING_META = frozenset(
+    {"ticket_number", "department", "edits", "field", "sensitive", "unparsed_id", "thread_id"}
+)
+
+
+@dataclass
+class Scrubbed:
+    messages: int = 0
+    outbox_rows: int = 0
+    files_removed: list[str] = field(default_factory=list)
+    files_left: list[str] = field(default_factory=list)  # could not be removed: the operator must
+
+
+def ticketless_rows() -> Select[OutboxRow]:
+    """Messages to learners that belong to no ticket and are not anonymised yet."""
+    return select(OutboxRow).where(
+        OutboxRow.ticket_id.is_(None),
+        OutboxRow.kind.in_(LEARNER_KINDS),
+        ~OutboxRow.key.startswith(ERASED_KEY),
+    )
+
+
+async def scrub_tickets(core: CoreContext, session: AsyncSession, ids: Sequence[int]) -> Scrubbed:
+    """Replace the personal content of these tickets (already claimed by the caller) by placeholders."""
+    scrubbed = Scrubbed()
+    if not ids:
+        return scrubbed
+    ids = list(ids)
+    token = core.vault.encrypt(ERASED)
+    files = [
+        path
+        for attachments in await session.scalars(
+            select(Message.attachments).where(Message.ticket_id.in_(ids))
+        )
+        for path in _local_files(attachments)
+    ]
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.id.in_(ids))
+        .values(
+            summary=ERASED, course=None, expected_resolution=None, contact_enc=None, plan=None, result=None
+        )
+        .execution_options(synchronize_session=False)
+    )
+    messages = await session.execute(
+        update(Message)
+        .where(Message.ticket_id.in_(ids))
+        .values(
+            text_enc=token,
+            raw_enc=None,
+            attachments=[],
+            sender_index=None,
+            # A platform id can hold the learner's chat id ("<chat>:<message>"); it must stay unique.
+            external_id=case(
+                (Message.external_id.is_(None), None),
+                else_=literal(ERASED_KEY, String) + cast(Message.id, String),
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    scrubbed.messages = int(getattr(messages, "rowcount", 0) or 0)
+    # Locked: a dispatcher finishing a send must not write the learner's platform reference back.
+    rows = select(OutboxRow).where(OutboxRow.ticket_id.in_(ids)).with_for_update()
+    for row in await session.scalars(rows):
+        scrub_outbox_row(row, token, learner_bound=row.kind in LEARNER_KINDS)
+        scrubbed.outbox_rows += 1
+    await session.execute(
+        update(Event)
+        .where(
+            Event.ticket_id.in_(ids),
+            Event.action.not_in(SYSTEM_DETAILS | PREFIXED_DETAILS),
+            Event.detail.is_not(None),
+        )
+        .values(detail=None)
+        .execution_options(synchronize_session=False)
+    )
+    prefixed = select(Event).where(
+        Event.ticket_id.in_(ids), Event.action.in_(PREFIXED_DETAILS), Event.detail.is_not(None)
+    )
+    for event in await session.scalars(prefixed):
+        event.detail = (event.detail or "").split(": ", 1)[0]
+    # Files last, once every row that names them is rewritten: if this transaction fails after
+    # this point, the erasure is run again and the missing files change nothing.
+    for path in files:
+        try:
+            path.unlink(missing_ok=True)
+            scrubbed.files_removed.append(str(path))
+        except OSError as exc:
+            log.warning("erasure: cannot remove attachment %s: %s", path, exc)
+            scrubbed.files_left.append(str(path))
+    return scrubbed
+
+
+def scrub_outbox_row(row: OutboxRow, token: str, *, learner_bound: bool) -> None:
+    """Placeholders for the text; for a message to the learner, also for their address.
+
+    Kind, status and times stay (delivery statistics). A message to the learner not yet sent is
+    given up: its recipient is gone. Staff messages keep their recipient (a staff chat) and platform
+    reference, which a pending card edit needs.
+    """
+    meta = {k: v for k, v in row.payload.get("meta", {}).items() if k in ROUTING_META}
+    row.payload = {**row.payload, "text": ERASED, "subject": None, "meta": meta}
+    if not learner_bound:
+        return
+    row.payload = {**row.payload, "reply_to": None}
+    row.recipient_enc = token
+    row.external_ref = None
+    if row.ticket_id is None:
+        row.key = f"{ERASED_KEY}{row.id}"
+    if row.status in (PENDING, SENDING):
+        row.status, row.lease_until, row.last_error = DEAD, None, NOT_SENT
+
+
+def _local_files(attachments: Any) -> list[Path]:
+    """The attachments that are files on this machine (an absolute path or a file:// URL).
+
+    Platform file ids (Telegram) and http(s) URLs (Twilio recordings) are not ours to delete; a
+    relative ref is taken for a platform id, never resolved against the working directory.
+    """
+    found = []
+    for attachment in attachments or []:
+        ref = attachment.get("ref") if isinstance(attachment, dict) else None
+        if not isinstance(ref, str) or not ref:
+            continue
+        if ref.startswith("file://"):
+            ref = unquote(urlsplit(ref).path)
+        path = Path(ref)
+        try:
+            # Never through a link: only the file the message named.
+            if path.is_absolute() and path.is_file() and not path.is_symlink():
+                found.append(path)
+        except (OSError, ValueError):  # a NUL or an unreadable directory: not a file we can remove
+            continue
+    return found
