@@ -1,7 +1,7 @@
 """The managers' daily digest: new, open and overdue tickets per department, and the day's breaches.
 
-Due once per local day at the policy's `[digest] at`; the outbox key names the day, so with several
-instances (or a sweep run twice) only the first insert of the day wins and the digest goes out once.
+Due once per local day, in the two hours after the policy's `[digest] at`; the outbox key names the
+day, so with several instances (or a sweep run twice) only the first insert of the day wins.
 """
 
 from __future__ import annotations
@@ -18,13 +18,18 @@ from core.tickets import ticket_counts
 from core.workflow import OPEN_STATES
 from scheduler.duty import DutyReport
 
+DIGEST_WINDOW = timedelta(hours=2)
+
 
 async def run(core: CoreContext, now: datetime, dry_run: bool) -> DutyReport:
     report = DutyReport("digest", dry_run=dry_run)
     policy = core.policy.digest
     tz = core.calendar.tz
     local = now.astimezone(tz)
-    if not policy.enabled or local.time() < policy.at:
+    opens = datetime.combine(local.date(), policy.at, tzinfo=tz)
+    # Late by more than the window (the service was down, or first started in the evening), the day's
+    # digest is stale news: skip to tomorrow's rather than send it at 21:30.
+    if not policy.enabled or not opens <= local < opens + DIGEST_WINDOW:
         return report
     key = f"digest:{local.date().isoformat()}"
     async with core.sessions() as session:

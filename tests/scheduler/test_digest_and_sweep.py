@@ -30,7 +30,9 @@ async def test_the_digest_goes_out_once_a_day_after_its_time(core: CoreContext, 
     assert dry.actions and await _digests(core) == []
     runs = await asyncio.gather(*(digest.run(core, at("2026-11-24 08:31"), False) for _ in range(2)))
     assert sum(r.count for r in runs) == 1
-    assert (await digest.run(core, at("2026-11-24 17:00"), False)).actions == []
+    assert (await digest.run(core, at("2026-11-24 10:00"), False)).actions == []
+    # A service that only comes up in the evening does not send the morning's digest at night.
+    assert (await digest.run(core, at("2026-11-25 21:30"), True)).actions == []
     [row] = await _digests(core)
     assert core.vault.decrypt(row.recipient_enc) == "managers"
     text = str(row.payload["text"])

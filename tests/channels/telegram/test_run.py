@@ -22,6 +22,8 @@ async def test_the_running_service_acknowledges_a_telegram_complaint_and_posts_t
         COMPLAINTBOT_CHANNELS__TELEGRAM__TOKEN=botapi.token,
         COMPLAINTBOT_CHANNELS__TELEGRAM__BASE_URL=botapi.base_url,
         COMPLAINTBOT_CHANNELS__TELEGRAM__STAFF_CHAT_ID=str(STAFF_CHAT),
+        # Managers' alerts and digests go to their own chat; the staff chat gets the cards.
+        COMPLAINTBOT_CHANNELS__TELEGRAM__MANAGER_CHAT_ID="-1009",
     )
     err = tmp_path / "run.err"
     with err.open("w") as stderr:

@@ -327,6 +327,8 @@ async def test_the_running_service_serves_the_webhook(botapi: BotApiServer, tmp_
         COMPLAINTBOT_CHANNELS__TELEGRAM__WEBHOOK_URL=url,
         COMPLAINTBOT_CHANNELS__TELEGRAM__WEBHOOK_SECRET=SECRET,
         COMPLAINTBOT_CHANNELS__TELEGRAM__STAFF_CHAT_ID=str(STAFF_CHAT),
+        # Managers' alerts and digests go to their own chat; the staff chat gets the cards.
+        COMPLAINTBOT_CHANNELS__TELEGRAM__MANAGER_CHAT_ID="-1009",
     )
     err = tmp_path / "run.err"
     with err.open("w") as stderr:
