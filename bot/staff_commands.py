@@ -25,6 +25,7 @@ from bot.staff_queries import BadCommand, Refused
 from channels.telegram.parse import ButtonPress, StaffCommand, StaffText, external_id
 from core.callback import callback_number, pending_callback, reachable_identity
 from core.context import CoreContext
+from core.followup import record_score
 from core.intake import Intake
 from core.models import LearnerIdentity, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
@@ -46,12 +47,12 @@ log = logging.getLogger(__name__)
 MOVES = {"claim", "plan", "done", "resolve", "transfer", "escalate", "reopen", "note", "reply", "called"}
 TELEGRAM_LIMIT = 4096  # characters of one Telegram message
 NEEDS_TEXT = {"plan", "done", "resolve", "escalate", "note", "reply", "transfer"}
-TICKET_COMMANDS = MOVES | {"show", "assign"}
+TICKET_COMMANDS = MOVES | {"show", "assign", "rate"}
 LISTS = {"mine": staff_queries.mine, "overdue": staff_queries.overdue, "stats": staff_queries.stats}
 HELP = (
     "With the ticket number first (or in the ticket's topic, or replying to its card): /claim, "
     "/assign <department|@name|staff id>, /reply, /note, /plan, /done, /resolve, /transfer, /escalate, "
-    "/reopen, /called [what was said], /show [full]. "
+    "/reopen, /called [what was said], /rate <score> [comment] (after a follow-up call), /show [full]. "
     "Without: /mine, /overdue, /stats, /log <channel> <phone|e-mail> <text>."
 )
 MAX_ANSWER = 4000  # Telegram takes 4096 characters in a message
@@ -200,6 +201,14 @@ class StaffCommands:
             return await staff_queries.show(self.core, session, ticket, now)
         if command == "assign":
             return await self._assign(session, staff, ticket, text, now)
+        if command == "rate":  # the score a learner gave on the follow-up call
+            score, _, comment = text.partition(" ")
+            if not score.isdigit():
+                raise BadCommand(
+                    f"type /rate {ticket.number} followed by the score and the learner's comment"
+                )
+            await record_score(self.core, session, ticket, int(score), comment, staff_actor(staff), now)
+            return f"✅ {ticket.number}: satisfaction {score} recorded by {staff.name} ({ticket.status})"
         if command in NEEDS_TEXT and not text:
             raise BadCommand(f"type /{command} {ticket.number} followed by the text")
         if command == "reply":

@@ -31,6 +31,8 @@ from core.unparsed import keep_unparsed
 log = logging.getLogger(__name__)
 
 StaffHandler = Callable[[StaffCommand | StaffText | ButtonPress, datetime], Awaitable[None]]
+AnswerCallback = Callable[[str, str], Awaitable[None]]  # (callback query id, toast text)
+TOAST_LIMIT = 190  # Telegram shows up to 200 characters in a callback answer
 
 
 def learner_locale(message: InboundMessage) -> str:
@@ -57,12 +59,14 @@ class TelegramUpdates:
         *,
         clock: Callable[[], datetime],
         bot_username: str | None = None,
+        answer_callback: AnswerCallback | None = None,
     ) -> None:
         self.core = core
         self.intake = intake
         self.staff = staff
         self.clock = clock
         self.bot_username = bot_username
+        self.answer_callback = answer_callback
 
     async def __call__(self, update: Mapping[str, Any]) -> None:
         now = self.clock()
@@ -77,6 +81,11 @@ class TelegramUpdates:
                 await set_state(self.core.sessions, _new_key(message.sender_id), "0", now)
         elif isinstance(event, LearnerCommand):
             await self._learner_command(event, now)
+            self._wake()
+        elif isinstance(event, ButtonPress) and event.chat_id == event.user_id:
+            # A button in the learner's own private chat: the survey's scores. Staff buttons sit on
+            # cards in groups, whose ids are never a user's.
+            await self._learner_button(event, update, now)
             self._wake()
         elif isinstance(event, StaffCommand | StaffText | ButtonPress):
             await self.staff(event, now)
@@ -105,6 +114,39 @@ class TelegramUpdates:
             await self.intake.receive(message, now)
         except IdReused as exc:  # kept as unparsed and shown to staff; the update is done with
             log.warning("%s", exc)
+
+    async def _learner_button(self, event: ButtonPress, update: Mapping[str, Any], now: datetime) -> None:
+        """A score pressed under the survey ("rate:<number>:<score>") goes through intake like the
+        learner typing "/rate <number> <score>": the same checks (only their own ticket, only while the
+        survey waits), the same answer, and the press's id makes a redelivery change nothing."""
+        verb, _, rest = event.data.partition(":")
+        number, _, score = rest.rpartition(":")
+        if verb != "rate" or not number or not score.isdigit():
+            await self._toast(event, "?")
+            return
+        message = InboundMessage(
+            channel="telegram",
+            external_id=f"{event.chat_id}:callback:{event.callback_id}",
+            sender_id=str(event.chat_id),
+            text=f"/rate {number} {score}",
+            received_at=now,
+            sender_name=event.user_name,
+            raw=update,
+        )
+        try:
+            result = await self.intake.receive(message, now)
+        except IdReused as exc:
+            log.warning("%s", exc)
+            return
+        await self._toast(event, result.replies[-1] if result.replies else "✓")
+
+    async def _toast(self, event: ButtonPress, text: str) -> None:
+        if self.answer_callback is None:
+            return
+        try:
+            await self.answer_callback(event.callback_id, text[:TOAST_LIMIT])
+        except Exception:  # the toast is a courtesy; the answer in the chat is the record
+            log.warning("could not answer Telegram callback %s", event.callback_id, exc_info=True)
 
     async def _learner_command(self, event: LearnerCommand, now: datetime) -> None:
         message = event.message

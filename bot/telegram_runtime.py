@@ -83,6 +83,7 @@ async def connect_telegram(application: Application, settings: Settings) -> Tele
         StaffCommands(application.core, chats, answer, application.intake),
         clock=utc_now,
         bot_username=bot.username,
+        answer_callback=answer,
     )
     return TelegramParts(bot, senders, updates)
 

@@ -33,23 +33,11 @@ def continued_ticket(
         )
         if ticket is not None:
             return ticket
-    if message.reply_to:
-        reference = storage_key(message.reply_to)
-        ticket_id = session.scalar(
-            select(Message.ticket_id).where(
-                Message.channel == message.channel, Message.external_id == reference
-            )
-        )
-        if ticket_id is None:
-            ticket_id = session.scalar(
-                select(OutboxRow.ticket_id).where(
-                    OutboxRow.channel == message.channel, OutboxRow.external_ref == message.reply_to
-                )
-            )
-        if ticket_id is not None:
-            ticket = session.scalar(select(Ticket).where(mine, Ticket.id == ticket_id).with_for_update())
-            if ticket is not None:
-                return ticket
+    ticket_id = replied_ticket_id(session, message)
+    if ticket_id is not None:
+        ticket = session.scalar(select(Ticket).where(mine, Ticket.id == ticket_id).with_for_update())
+        if ticket is not None:
+            return ticket
     if identity.id is None:
         return None
     # An answer to "which course?" counts only from the address the question went to: a phone
@@ -61,3 +49,42 @@ def continued_ticket(
         .limit(1)
         .with_for_update()
     )
+
+
+def replied_ticket_id(session: Session, message: InboundMessage) -> int | None:
+    """The ticket of the message this one replies to (theirs or ours), whoever's it is: callers check.
+
+    The direct parent first (`reply_to`), then the thread's earlier messages newest first (e-mail
+    `References`: a reply to a reply to our acknowledgement still finds its ticket)."""
+    for ref in dict.fromkeys(r for r in (message.reply_to, *reversed(message.references)) if r):
+        ticket_id = session.scalar(
+            select(Message.ticket_id).where(
+                Message.channel == message.channel, Message.external_id == storage_key(ref)
+            )
+        )
+        if ticket_id is None:
+            ticket_id = session.scalar(
+                select(OutboxRow.ticket_id).where(
+                    OutboxRow.channel == message.channel, OutboxRow.external_ref == ref
+                )
+            )
+        if ticket_id is not None:
+            return int(ticket_id)
+    return None
+
+
+def referenced_ticket(session: Session, message: InboundMessage) -> Ticket | None:
+    """The ticket a machine-written reply is about (a bounce of our acknowledgement), whoever sent it:
+    it only ever adds a record to that ticket, it is never answered."""
+    ticket_id = replied_ticket_id(session, message)
+    return session.get(Ticket, ticket_id, with_for_update=True) if ticket_id is not None else None
+
+
+def foreign_reference(session: Session, message: InboundMessage, learner_id: int) -> str | None:
+    """The number of another learner's ticket this message replies to (a forwarded thread, a shared
+    mailbox): it opens a ticket of its own, and staff see which one it answered."""
+    ticket_id = replied_ticket_id(session, message)
+    if ticket_id is None:
+        return None
+    ticket = session.get(Ticket, ticket_id)
+    return ticket.number if ticket is not None and ticket.learner_id != learner_id else None

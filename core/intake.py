@@ -3,6 +3,8 @@
 In a single transaction: dedupe by `(channel, external_id)`, find or create the learner, attach the
 message to the ticket it continues or open a new one (number, classification, routing, clocks,
 audit events), and queue what must be sent (acknowledgement, follow-up question, staff card, alerts).
+A message that is also a learner's act (confirm a result, object, rate, appeal: `core.learner_acts`)
+carries it out in the same transaction.
 A redelivery, or a concurrent duplicate that loses the race on the unique key, returns the
 original's result and creates nothing.
 """
@@ -22,13 +24,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import learners
+from core.act_outcomes import with_act
 from core.announce import TicketFacts, acknowledgement, staff_messages
 from core.callback import callback_task, has_open_callback, reachable_identity
 from core.classify import Classification, classify
 from core.context import CoreContext
-from core.continuation import continued_ticket
+from core.continuation import continued_ticket, foreign_reference, referenced_ticket
 from core.details import first_missing, question, take_answer
 from core.inbound import inbound_values, known_contact, printable, summary
+from core.kept_aside import IdReused as IdReused
+from core.kept_aside import KeptAside as KeptAside
+from core.kept_aside import NotAComplaint as NotAComplaint
+from core.learner_acts import LearnerAct, act_of, act_ticket, decide_for
 from core.messages import InboundMessage, storage_key
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
 from core.numbering import allocate_number
@@ -55,25 +62,13 @@ class IntakeResult:
     duplicate: bool  # this message had been received before; nothing changed
     replies: tuple[str, ...]  # texts queued for the learner because of this message, in order
     reply_keys: tuple[str, ...]  # their outbox keys (a channel that replies inline marks them sent)
+    # What the learner's message did besides adding to the ticket (core.learner_acts): confirm, agree,
+    # object, reopen, rate, appeal, or "refused" (asked for one the ticket's state does not allow).
+    act: str | None = None
 
 
 def _key(message_id: int, what: str) -> str:
     return f"in:{message_id}:{what}"
-
-
-class IdReused(Exception):
-    """The platform id of this message was already used by another sender: not a redelivery.
-
-    The message is kept as unparsed (nothing is lost, staff are told); the adapter may acknowledge
-    it to the platform. A channel adapter whose ids are only unique per chat must qualify them.
-    """
-
-    def __init__(self, message: InboundMessage, unparsed_id: int) -> None:
-        super().__init__(
-            f"{message.channel} id {message.external_id!r} was already used by another sender; "
-            f"kept as unparsed #{unparsed_id}"
-        )
-        self.unparsed_id = unparsed_id
 
 
 class Intake:
@@ -85,12 +80,21 @@ class Intake:
         # Pure work first, outside the transaction: the write lock is held only for the writes.
         classification = classify(message.text, self.core.rules)
         sender_index = self.core.vault.blind_index(message.channel, message.sender_id)
+        act = act_of(message, self.core.prefix)
         work = partial(
-            self._receive, message=message, classification=classification, sender_index=sender_index, now=now
+            self._receive,
+            message=message,
+            classification=classification,
+            sender_index=sender_index,
+            act=act,
+            now=now,
         )
         for attempt in range(1, _MAX_TRIES + 1):
             try:
-                result = await self.core.writer.run(work)
+                if act is None:
+                    result = await self.core.writer.run(work)
+                else:  # rare, and its moves are async code: on an async session, not the writer
+                    result = await with_act(self.core, work, act, message, now)
                 break
             except IntegrityError:
                 # A concurrent delivery of the same message, or of the same new learner, won the
@@ -103,16 +107,16 @@ class Intake:
                     message.external_id,
                     attempt,
                 )
-        if result is None:
-            unparsed_id = await keep_unparsed(
-                self.core,
-                message.channel,
-                f"{storage_key(message.external_id)[:180]}#sender:{sender_index[:16]}",
-                json.dumps({"text": message.text, "raw": dict(message.raw)}, ensure_ascii=False, default=str),
-                "platform id already used by another sender (the adapter must make ids unique per channel)",
-                now,
-            )
-            raise IdReused(message, unparsed_id)
+        if result is None or result is _NOT_A_COMPLAINT:
+            raw = json.dumps({"text": message.text, "raw": message.raw}, ensure_ascii=False, default=str)
+            if result is _NOT_A_COMPLAINT:
+                reason, key = f"automatic message ({message.auto_reply}), not part of any ticket", None
+            else:
+                reason = "platform id already used by another sender (the adapter must make ids unique)"
+                key = f"{storage_key(message.external_id)[:180]}#sender:{sender_index[:16]}"
+            key = key or message.external_id
+            kept = await keep_unparsed(self.core, message.channel, key, raw, reason, now)
+            raise (NotAComplaint if result is _NOT_A_COMPLAINT else IdReused)(message, kept)
         if self.on_commit is not None and not result.duplicate:
             self.on_commit()
         return result
@@ -124,6 +128,7 @@ class Intake:
         message: InboundMessage,
         classification: Classification,
         sender_index: str,
+        act: LearnerAct | None = None,
         now: datetime,
     ) -> IntakeResult | None:
         """The intake's transaction; None when the id belongs to another sender's message."""
@@ -141,16 +146,30 @@ class Intake:
         learner, identity = learners.find_or_create(
             session, self.core.vault, message, classification.language, now
         )
-        ticket = None
-        if not message.new_ticket:
+        ticket, acting = None, None
+        if message.auto_reply is not None:
+            # A robot's mail (out-of-office, bounce) joins the ticket it is about, whoever sent it, and
+            # is answered nothing; about no ticket, it is no complaint.
+            ticket = continued_ticket(session, message, learner, identity, self.core.prefix)
+            ticket = ticket or referenced_ticket(session, message)
+            if ticket is None:
+                return _NOT_A_COMPLAINT
+            return self._continue(session, ticket, learner, identity, message, sender_index, now, None)
+        if act is not None:
+            # An act names its ticket more loosely than a message (a lone "5" is the pending survey's
+            # score); only when it fits the ticket's state does it take that ticket.
+            ticket = act_ticket(session, message, learner, act, self.core.prefix)
+            decision = decide_for(session, ticket, act, self.core.policy) if ticket is not None else None
+            ticket, acting = (ticket, decision.outcome) if decision is not None else (None, None)
+        if ticket is None and not message.new_ticket:
             ticket = continued_ticket(session, message, learner, identity, self.core.prefix)
         if ticket is not None:
-            return self._continue(session, ticket, learner, identity, message, sender_index, now)
+            return self._continue(session, ticket, learner, identity, message, sender_index, now, acting)
         return self._open(session, learner, identity, message, classification, sender_index, now)
 
     def _duplicate(self, session: Session, message_id: int, ticket_id: int) -> IntakeResult:
         ticket = session.get_one(Ticket, ticket_id)
-        keys = [_key(message_id, what) for what in ("ack", "ask", "thanks")]
+        keys = [_key(message_id, what) for what in ("ack", "ask", "thanks", "act")]
         rows = list(session.scalars(select(OutboxRow).where(OutboxRow.key.in_(keys)).order_by(OutboxRow.id)))
         return IntakeResult(
             ticket_number=ticket.number,
@@ -246,6 +265,8 @@ class Intake:
             f"{classification.category}/{classification.severity}: {reasons}",
         )
         rows.event(now, "complaintbot", "routed", department)
+        if linked := foreign_reference(session, message, learner.id):  # staff see the thread it answers
+            rows.event(now, "complaintbot", "linked", f"replies to {linked}, a ticket of another sender")
         ticket = TicketFacts(ticket_id, values)
         replies = []
         if ack_to is not None:
@@ -296,7 +317,10 @@ class Intake:
         message: InboundMessage,
         sender_index: str,
         now: datetime,
+        acting: str | None = None,
     ) -> IntakeResult:
+        """Add the message to `ticket`. `acting`: the learner act it carries out (`with_act` does that
+        next): it is no answer to a details question, and the act's own outcome tells staff."""
         core = self.core
         connection = session.connection()
         message_id = (
@@ -311,20 +335,24 @@ class Intake:
         facts = TicketFacts(ticket.id, {c: getattr(ticket, c) for c in TicketFacts.COLUMNS})
         replies: list[dict[str, Any]] = []
         # Only an answer from the address the question went to counts (a voicemail that names the
-        # ticket is news, not the answer to "which course?").
-        answered = ticket.awaiting_field if ticket.identity_id == identity.id else None
+        # ticket is news, not the answer to "which course?"), and never a robot's.
+        own = ticket.identity_id == identity.id and message.auto_reply is None
+        answered = ticket.awaiting_field if own else None
         actor = f"learner:{message.channel}"
         if message.channel == "voicemail" and not has_open_callback(session, ticket.id):
             received = min(message.received_at, now)
             major = ticket.severity == "major"
             rows.clock("callback", received, core.clocks.due("callback", received, major=major))
             rows.event(now, actor, "callback", "requested by voicemail")
-        if answered is not None:
+        if answered is not None and acting is None:
             replies.append(
                 take_answer(core, rows, facts, ticket, learner, message, answered, message_id, now, actor)
             )
+        elif acting not in (None, "refused"):
+            rows.write(session)
+            return _result(ticket.number, ticket.id, message_id, created=False, replies=[], act=acting)
         else:
-            rows.event(now, actor, "message")
+            rows.event(now, actor, "message", message.auto_reply and f"automatic: {message.auto_reply}")
         notice = core.templates.render(
             core.staff_locale, "notice_learner_message.txt", number=ticket.number, text=summary(message, 500)
         )
@@ -342,11 +370,17 @@ class Intake:
             )
         )
         rows.write(session)
-        return _result(ticket.number, ticket.id, message_id, created=False, replies=replies)
+        return _result(ticket.number, ticket.id, message_id, created=False, replies=replies, act=acting)
 
 
 def _result(
-    number: str, ticket_id: int, message_id: int, *, created: bool, replies: list[dict[str, Any]]
+    number: str,
+    ticket_id: int,
+    message_id: int,
+    *,
+    created: bool,
+    replies: list[dict[str, Any]],
+    act: str | None = None,
 ) -> IntakeResult:
     learner_rows = [row for row in replies if row["kind"] in LEARNER_KINDS]
     return IntakeResult(
@@ -357,4 +391,9 @@ def _result(
         duplicate=False,
         replies=tuple(str(row["payload"]["text"]) for row in learner_rows),
         reply_keys=tuple(row["key"] for row in learner_rows),
+        act=act,
     )
+
+
+# `_receive`'s answer for machine-written mail that continues no ticket (kept aside by `receive`).
+_NOT_A_COMPLAINT = IntakeResult("", 0, 0, created=False, duplicate=True, replies=(), reply_keys=())

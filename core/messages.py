@@ -41,7 +41,11 @@ class InboundMessage:
     MsgId, Telegram `chat_id:message_id` since message ids count per chat, e-mail Message-ID,
     voicemail id): a redelivery with the same `(channel, external_id)` changes nothing.
     `sender_id` is the learner's address on that channel (chat id, OpenID, e-mail address, phone).
-    `reply_to` is the platform id of the message this one answers, if the platform says so.
+    `reply_to` is the platform id of the message this one answers, if the platform says so;
+    `references` the earlier ones of its thread (e-mail `References`), newest last.
+    `auto_reply` says why the message was written by a machine (an out-of-office reply, a bounce, a
+    mailing list): it is recorded, but never acknowledged or asked anything, so two robots cannot
+    answer each other forever.
     """
 
     channel: str
@@ -57,6 +61,8 @@ class InboundMessage:
     attachments: tuple[Attachment, ...] = ()
     new_ticket: bool = False  # the learner asked for a separate complaint (/new)
     raw: Mapping[str, Any] = field(default_factory=dict)
+    references: tuple[str, ...] = ()
+    auto_reply: str | None = None
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:

@@ -184,6 +184,16 @@ async def ticket_view(
             "plan": ticket.plan,
             "result": ticket.result,
             "closed_at": _iso(core, ticket.closed_at),
+            "satisfaction": ticket.satisfaction,
+            # The second instance (上级渠道): the ticket this one reviews, and the reviews of this one.
+            "parent": await session.scalar(select(Ticket.number).where(Ticket.id == ticket.parent_id))
+            if ticket.parent_id is not None
+            else None,
+            "second_instances": list(
+                await session.scalars(
+                    select(Ticket.number).where(Ticket.parent_id == ticket.id).order_by(Ticket.id)
+                )
+            ),
             "clocks": [
                 {
                     "stage": c.stage,

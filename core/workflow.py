@@ -172,7 +172,7 @@ MOVES: dict[str, Move] = {
             frozenset({FOLLOW_UP}),
             CLOSED,
             frozenset({SYSTEM}) | ALL_STAFF,
-            ("follow_up",),
+            ("follow_up", "survey"),  # survey: the learner's score, if still awaited (core.followup)
             describe="close after the follow-up",
         ),
         Move(
@@ -180,7 +180,7 @@ MOVES: dict[str, Move] = {
             frozenset({AWAITING_CONFIRMATION, FOLLOW_UP, CLOSED}),
             INVESTIGATING,
             frozenset({LEARNER, SYSTEM, HEAD, MANAGER}),
-            ("confirm", "follow_up"),
+            ("confirm", "follow_up", "survey"),
             ("investigate",),
             describe="reopen",
         ),

@@ -29,6 +29,7 @@ from core.outbox import enqueue
 from core.workflow import HEAD, OPEN_STATES
 from scheduler.duty import DutyReport
 
+LEARNER_TIMERS = frozenset({"confirm", "survey"})  # kept by scheduler.followup
 BATCH = 500  # clocks per transaction: bounded locks and memory, whatever falls due at once
 REMINDER, LEVEL1, LEVEL2 = "reminder", "level 1", "level 2"
 
@@ -133,7 +134,11 @@ async def _handle(
                 await _claim(session, clock, None, clock.escalation_level, clock.reminded_at, now)
             continue
         if clock.paused:
-            continue  # waiting on the learner: the follow-up duty keeps that clock's timer
+            # Waiting on the learner: the follow-up duty keeps the timers it knows; any other paused
+            # clock would only be re-read by every sweep, so it leaves the due range.
+            if clock.stage not in LEARNER_TIMERS and not dry_run:
+                await _claim(session, clock, None, clock.escalation_level, clock.reminded_at, now)
+            continue
         step_plan = plan(clock, now, policy.reminder_at, policy.level2_after)
         if not step_plan.steps:
             if not dry_run and step_plan.next_check_at != clock.next_check_at:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.context import CoreContext
-from scheduler import digest, escalation, retention
+from scheduler import digest, escalation, followup, retention
 from scheduler.duty import Duty, DutyReport
 
 # In this order: escalation before the digest, so the digest counts this sweep's breaches.
 DUTIES: tuple[tuple[str, Duty], ...] = (
     ("escalation", escalation.run),
+    ("follow-up", followup.run),
     ("digest", digest.run),
     ("retention", retention.run),
 )
