@@ -18,13 +18,14 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
 from core.db import transaction
-from core.models import Clock, Event, Staff, Ticket
+from core.models import Base, Clock, Event, Staff, Ticket
 from core.outbox import enqueue
 from core.workflow import HEAD, OPEN_STATES
 from scheduler.duty import DutyReport
@@ -107,6 +108,9 @@ async def _due(
         .where(Clock.next_check_at <= now)
         .order_by(Clock.next_check_at, Clock.id)
         .limit(BATCH)
+        # Locked as read: another instance's sweep skips these rows (and takes the next ones) instead
+        # of planning the same alerts. SQLite has one writer at a time (BEGIN IMMEDIATE) anyway.
+        .with_for_update(of=Clock, skip_locked=True)
     )
     if after is not None:  # keyset paging: a dry run changes nothing, so it must not re-read a page
         query = query.where(
@@ -127,67 +131,65 @@ async def _handle(
     heads = await _heads(session)
     owners = await _staff(session, {t.owner_staff_id for _, t in rows if t.owner_staff_id is not None})
     batches: dict[tuple[str, str], list[Alert]] = defaultdict(list)
+    claims: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+
+    def claim(clock: Clock, following: datetime | None, level: int, reminded_at: datetime | None) -> None:
+        claims.append(
+            {"cid": clock.id, "seen": clock.next_check_at, "nxt": following, "lvl": level, "rem": reminded_at}
+        )
+
     for clock, ticket in rows:
         if clock.met_at is not None or ticket.status not in OPEN_STATES:
             # Met, or its ticket moved on: nothing more will ever be due; leave the index range.
-            if not dry_run:
-                await _claim(session, clock, None, clock.escalation_level, clock.reminded_at, now)
+            claim(clock, None, clock.escalation_level, clock.reminded_at)
             continue
         if clock.paused:
             # Waiting on the learner: the follow-up duty keeps the timers it knows; any other paused
             # clock would only be re-read by every sweep, so it leaves the due range.
-            if clock.stage not in LEARNER_TIMERS and not dry_run:
-                await _claim(session, clock, None, clock.escalation_level, clock.reminded_at, now)
+            if clock.stage not in LEARNER_TIMERS:
+                claim(clock, None, clock.escalation_level, clock.reminded_at)
             continue
         step_plan = plan(clock, now, policy.reminder_at, policy.level2_after)
         if not step_plan.steps:
-            if not dry_run and step_plan.next_check_at != clock.next_check_at:
-                await _claim(session, clock, step_plan.next_check_at, clock.escalation_level, None, now)
+            if step_plan.next_check_at != clock.next_check_at:
+                claim(clock, step_plan.next_check_at, clock.escalation_level, clock.reminded_at)
             continue
-        if not dry_run:
-            reminded_at = now if REMINDER in step_plan.steps else clock.reminded_at
-            won = await _claim(
-                session, clock, step_plan.next_check_at, step_plan.escalation_level, reminded_at, now
-            )
-            if not won:
-                continue  # another instance took this step: it sends, we do not
+        reminded_at = now if REMINDER in step_plan.steps else clock.reminded_at
+        claim(clock, step_plan.next_check_at, step_plan.escalation_level, reminded_at)
         due = core.local_text(clock.due_at)
         for step in step_plan.steps:
             channel, recipient, who = _recipient(core, step, ticket, owners, heads)
-            alert = Alert(ticket.number, clock.stage, step, due, clock.id)
-            batches[(channel, recipient)].append(alert)
+            batches[(channel, recipient)].append(Alert(ticket.number, clock.stage, step, due, clock.id))
             report.actions.append(f"{ticket.number} {clock.stage}: {step} to {who}")
-            if not dry_run:
-                session.add(
-                    Event(
-                        ticket_id=ticket.id,
-                        at=now,
-                        actor="complaintbot",
-                        action="reminded" if step == REMINDER else "escalated",
-                        detail=f"{clock.stage} (due {due}): {step} to {who}",
-                    )
-                )
-    if not dry_run:
-        for (channel, recipient), alerts in batches.items():
-            _send(core, session, channel, recipient, alerts, now)
+            events.append(
+                {
+                    "ticket_id": ticket.id,
+                    "at": now,
+                    "actor": "complaintbot",
+                    "action": "reminded" if step == REMINDER else "escalated",
+                    "detail": f"{clock.stage} (due {due}): {step} to {who}",
+                }
+            )
+    if dry_run:  # everything above only planned; nothing is written
+        return
+    # One statement per table for the whole page: the clocks were read locked (`_due`), so every claim
+    # here is this sweep's alone; the condition on `next_check_at` is a second guard, not the first.
+    connection = await session.connection()  # Core executemany: one round trip per table
+    if claims:
+        await connection.execute(_CLAIM, claims)
+    if events:
+        await connection.execute(insert(Event), events)
+    for (channel, recipient), alerts in batches.items():
+        _send(core, session, channel, recipient, alerts, now)
 
 
-async def _claim(
-    session: AsyncSession,
-    clock: Clock,
-    next_check_at: datetime | None,
-    level: int,
-    reminded_at: datetime | None,
-    now: datetime,
-) -> bool:
-    """Move the clock on, only if nobody did since it was read; True when this sweep did."""
-    result = await session.execute(
-        update(Clock)
-        .where(Clock.id == clock.id, Clock.next_check_at == clock.next_check_at)
-        .values(next_check_at=next_check_at, escalation_level=level, reminded_at=reminded_at)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0) == 1
+_CLOCKS = Base.metadata.tables["clocks"].c
+_CLAIM = (
+    update(Base.metadata.tables["clocks"])
+    .where(_CLOCKS.id == bindparam("cid"), _CLOCKS.next_check_at == bindparam("seen"))
+    .values(next_check_at=bindparam("nxt"), escalation_level=bindparam("lvl"), reminded_at=bindparam("rem"))
+)
 
 
 async def _heads(session: AsyncSession) -> dict[str, list[Staff]]:
