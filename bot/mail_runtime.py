@@ -1,0 +1,83 @@
+"""The e-mail senders of `complaintbot run`, built from `[channels.email]` and `[departments.*]`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from email.utils import getaddresses
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import ConfigError, EmailConfig, Settings
+from channels.mail.sender import MailSender, MailStaffSink, ManagerAddresses, SmtpServer
+from core.models import Staff
+from core.outbox import Sender
+from core.workflow import MANAGER
+
+FIRST_CONTACT = "service"  # its address stands in for a department without one, and for absent managers
+
+
+def smtp_server(config: EmailConfig) -> SmtpServer:
+    assert config.smtp_host is not None  # the caller checked the channel is configured
+    return SmtpServer(
+        host=config.smtp_host,
+        port=config.smtp_port,
+        security=config.smtp_tls,
+        username=config.smtp_user,
+        password=config.smtp_password,
+    )
+
+
+def _addresses(value: str | None, key: str) -> list[str]:
+    """`a@school.cn, b@school.cn` (display names allowed) as bare addresses; a bad one is refused now."""
+    found = [addr for _, addr in getaddresses([value or ""]) if addr]
+    bad = [addr for addr in found if "@" not in addr or any(c.isspace() for c in addr)]
+    if bad or (value and value.strip() and not found):
+        raise ConfigError(f"{key}: not an e-mail address: {', '.join(bad) or value!r}")
+    return found
+
+
+def manager_addresses(sessions: async_sessionmaker[AsyncSession]) -> ManagerAddresses:
+    """The e-mail of every active manager in the staff directory (`staff add --role manager --email A`)."""
+
+    async def lookup() -> Sequence[str]:
+        async with sessions() as session:
+            query = select(Staff.email).where(
+                Staff.role == MANAGER, Staff.active.is_(True), Staff.email.is_not(None)
+            )
+            return [email for email in await session.scalars(query.order_by(Staff.id)) if email]
+
+    return lookup
+
+
+def email_senders(
+    settings: Settings, *, staff_sessions: async_sessionmaker[AsyncSession] | None = None
+) -> dict[str, Sender]:
+    """`email` when SMTP is configured (`smtp_host` and `from_address`); `staff` too when
+    `staff_sessions` is given, for a school whose staff read mail instead of a Telegram chat.
+
+    The From display name is `[channels.email] from_name` once that key exists, else the name of the
+    first-contact department (学员服务部), which is who answers the complaint mailbox.
+    """
+    config = settings.channels.email
+    if not (config.smtp_host and config.from_address):
+        return {}
+    from_name = getattr(config, "from_name", None) or settings.department_names().get(FIRST_CONTACT)
+    try:
+        mail = MailSender(smtp_server(config), config.from_address, from_name=from_name)
+    except (ValueError, IndexError) as exc:
+        raise ConfigError(f"channels.email.from_address: not an e-mail address: {exc}") from None
+    senders: dict[str, Sender] = {"email": mail}
+    if staff_sessions is not None:
+        departments = {
+            key: _addresses(department.email, f"departments.{key}.email")
+            for key, department in settings.departments.items()
+        }
+        senders["staff"] = MailStaffSink(
+            mail,
+            {key: found for key, found in departments.items() if found},
+            manager_addresses(staff_sessions),
+            default=departments.get(FIRST_CONTACT, []),
+            locale=settings.staff.locale,
+        )
+    return senders

@@ -1,0 +1,171 @@
+"""Our outgoing mail as an `email.message.EmailMessage` (pure: no I/O, `now` passed in).
+
+Every message we write says it was written by a machine (RFC 3834 `Auto-Submitted`, Microsoft's
+`X-Auto-Response-Suppress`), so that out-of-office robots do not answer it and two robots cannot
+answer each other forever; only a staff member's own reply (`reply`) does not. The Message-ID
+is derived from the outbox key: a retry after a crash sends the very same message, which mail
+clients and servers deduplicate, and a learner's answer (In-Reply-To) finds the ticket by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from core.messages import OutboundMessage
+
+# Answers to the learner's own mail (RFC 3834 §5: "auto-replied"); everything else automatic is a
+# notification of our own making ("auto-generated"). Both keep conforming responders silent.
+AUTO_REPLIED = frozenset({"ack", "ask"})
+BY_A_PERSON = frozenset({"reply"})  # typed by staff: an out-of-office answer to it is fine
+MAX_REFERENCES = 10  # RFC 5322 lets a long thread's References be trimmed; keep the newest
+MAX_SUBJECT = 160
+
+SUBJECTS = {
+    "zh": {
+        "ack": "投诉已受理",
+        "ask": "关于您的投诉",
+        "reply": "投诉处理答复",
+        "notice": "投诉处理进展",
+        "card": "新投诉",
+        "card-edit": "投诉状态更新",
+        "alert": "提醒",
+        "notice-staff": "通知",
+        "": "学员投诉服务",
+    },
+    "en": {
+        "ack": "Your complaint has been received",
+        "ask": "About your complaint",
+        "reply": "Reply to your complaint",
+        "notice": "Update on your complaint",
+        "card": "New complaint",
+        "card-edit": "Complaint updated",
+        "alert": "Alert",
+        "notice-staff": "Notice",
+        "": "Complaints desk",
+    },
+}
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+_REPLY_PREFIX = re.compile(r"^(re|aw|回复|答复)\s*[:：]", re.IGNORECASE)
+
+
+def domain_of(address: str) -> str:
+    """The domain of our From address, in the ASCII form a Message-ID needs (IDNA for 学校.中国)."""
+    domain = address.rpartition("@")[2].strip().lower()
+    if not domain:
+        raise ValueError(f"from_address {address!r} has no domain")
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
+
+
+def message_id(message: OutboundMessage, domain: str) -> str:
+    """Our Message-ID for one outbox row, the same on every attempt.
+
+    The key alone would repeat after a database is rebuilt (keys count rows); recipient and ticket
+    number, which carry the date, keep two different messages from sharing an id, which some
+    providers would silently treat as a duplicate and hide.
+    """
+    seed = "\n".join((message.key, message.recipient, message.ticket_number or ""))
+    return f"<{hashlib.sha256(seed.encode('utf-8')).hexdigest()[:32]}@{domain}>"
+
+
+def locale_of(message: OutboundMessage) -> str:
+    """The language for our own words (the subject): as the core says, else as the text reads."""
+    locale = str(message.meta.get("locale") or "")
+    if locale in SUBJECTS:
+        return locale
+    return "zh" if _CJK.search(message.text) else "en"
+
+
+def subject_of(message: OutboundMessage, locale: str) -> str:
+    """The given subject (one line), else the kind's; always with the `[TS-…]` tag first when there
+    is a ticket (the reading side matches a reply by it when In-Reply-To got lost); `Re:` when we
+    answer a mail, once (the learner's own `Re:`/`回复:` prefixes are dropped, not stacked)."""
+    tag = f"[{message.ticket_number}]" if message.ticket_number else ""
+    given = message.subject or ""
+    rest = " ".join((given.replace(tag, " ") if tag else given).split())  # no CR/LF may reach a header
+    while prefix := _REPLY_PREFIX.match(rest):
+        rest = rest[prefix.end() :].strip()
+    if not rest:
+        words = SUBJECTS.get(locale, SUBJECTS["en"])
+        summary = " ".join(str(message.meta.get("summary") or "").split()) if message.kind == "card" else ""
+        rest = " ".join(part for part in (words.get(message.kind, words[""]), summary) if part)
+    subject = f"{tag} {rest}" if tag else rest
+    if message.reply_to:
+        subject = f"Re: {subject}"
+    return subject if len(subject) <= MAX_SUBJECT else subject[: MAX_SUBJECT - 1] + "…"
+
+
+def as_message_id(value: str) -> str | None:
+    value = value.strip()
+    if value and not value.startswith("<") and "@" in value:
+        value = f"<{value}>"
+    return value if _MESSAGE_ID.fullmatch(value) else None
+
+
+def references_of(message: OutboundMessage) -> list[str]:
+    """The thread, oldest first, ending with the message we answer. Ids that are not Message-IDs
+    (the hash key of a mail that came without one) are left out rather than sent malformed."""
+    given = message.meta.get("references") or ()
+    earlier: Iterable[str] = given.split() if isinstance(given, str) else (str(ref) for ref in given)
+    thread: list[str] = []
+    for ref in [*earlier, message.reply_to or ""]:
+        normal = as_message_id(ref)
+        if normal is not None:
+            if normal in thread:
+                thread.remove(normal)
+            thread.append(normal)
+    return thread[-MAX_REFERENCES:]
+
+
+def html_of(text: str, locale: str) -> str:
+    """The text as simple HTML: escaped, blank lines as paragraphs, line breaks kept."""
+    paragraphs = [p.strip("\n") for p in re.split(r"\n[ \t]*\n", text.strip()) if p.strip()]
+    body = "\n".join(
+        "<p>" + "<br>\n".join(html.escape(line) for line in p.split("\n")) + "</p>" for p in paragraphs
+    )
+    lang = "zh-CN" if locale == "zh" else "en"
+    return (
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"></head>\n'
+        f'<body style="font-family: sans-serif; line-height: 1.5">\n{body}\n</body></html>\n'
+    )
+
+
+def compose(
+    message: OutboundMessage,
+    *,
+    sender: Address,
+    to: Sequence[Address],
+    now: datetime,
+    locale: str | None = None,
+) -> EmailMessage:
+    """The whole mail for one outbox row: headers, plain text and its HTML alternative, in UTF-8."""
+    locale = locale or locale_of(message)
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = list(to)
+    mail["Subject"] = subject_of(message, locale)
+    mail["Date"] = format_datetime(now)
+    mail["Message-ID"] = message_id(message, domain_of(sender.addr_spec))
+    thread = references_of(message)
+    if thread:
+        mail["In-Reply-To"] = thread[-1]
+        mail["References"] = " ".join(thread)
+    if message.kind not in BY_A_PERSON:
+        mail["Auto-Submitted"] = "auto-replied" if message.kind in AUTO_REPLIED else "auto-generated"
+    # Outlook/Exchange ignore Auto-Submitted: this keeps their out-of-office and read receipts away,
+    # also from a staff reply (an auto-answer to it would land in the complaint mailbox as a complaint).
+    mail["X-Auto-Response-Suppress"] = "All"
+    mail["Content-Language"] = "zh-CN" if locale == "zh" else "en"
+    mail.set_content(message.text, charset="utf-8")
+    mail.add_alternative(html_of(message.text, locale), subtype="html", charset="utf-8")
+    return mail
