@@ -114,6 +114,15 @@ class EmailConfig(_Section):
     smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
     from_address: str | None = None
     maildir: Path | None = None
+    # Where taken messages go instead of being flagged \Seen (created if missing; none: stay, flagged).
+    imap_done_folder: str | None = None
+    # Between passes when the server has no IDLE (with IDLE a new message is read at once), and how
+    # often a Maildir is looked at.
+    imap_poll_seconds: float = Field(default=60.0, gt=0)
+    # Past this many e-mails from one address within an hour, mail is recorded but not answered (0: off).
+    ack_per_sender_per_hour: int = Field(default=20, ge=0)
+    # Senders' mail taken in at once: PostgreSQL gains from a few; SQLite writes one at a time anyway.
+    intake_workers: int = Field(default=4, ge=1, le=64)
 
     def missing(self) -> str | None:
         if not (self.imap_host or self.maildir):

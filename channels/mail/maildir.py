@@ -1,0 +1,118 @@
+"""A Maildir directory as the complaint mailbox (`maildir = PATH`), as a local delivery agent fills it.
+
+A message waits while it has no `S` (seen) flag, in new/ or in cur/ (a mail client may have moved it
+there unread). Only after intake committed it is it renamed to `cur/<unique>:2,<flags>S`: a rename,
+atomic, so a crash before it leaves the message waiting and the repeat is a no-op (intake dedupes on
+the Message-ID, else a hash of the bytes). Two instances sharing the directory may both take a
+message; dedupe keeps one ticket and the second rename finds the file gone, which is fine.
+
+The stdlib's `mailbox.Maildir` lays the directory out; on Python 3.11 it can change flags only by
+rewriting the whole message, hence the rename here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mailbox
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from channels.mail.parse import MAX_BYTES
+from channels.mail.reader import Mail, MailReader, MailReport, keep_reading, pause, prepare
+
+log = logging.getLogger(__name__)
+_PREFIX_KEPT = 64 * 1024  # of an oversized message, what is kept for staff to see what it was
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MaildirSource:
+    def __init__(
+        self,
+        directory: Path,
+        reader: MailReader,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        poll_seconds: float = 5.0,
+        batch: int = 100,
+    ) -> None:
+        self.directory = Path(directory)
+        self.reader = reader
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self.colon = mailbox.Maildir.colon
+
+    def ensure_dirs(self) -> None:
+        mailbox.Maildir(self.directory, create=True)
+
+    async def fetch_once(self, now: datetime) -> MailReport:
+        """Take every waiting message once, oldest first; stops early when intake fails."""
+        self.ensure_dirs()
+        waiting = self._waiting()
+        report = MailReport()
+        for start in range(0, len(waiting), self.batch):
+            paths = {path.name: path for path in waiting[start : start + self.batch]}
+            mails = [mail for mail in (self._read(path) for path in paths.values()) if mail is not None]
+            part = await self.reader.take_all(mails, now)
+            for name in part.done:  # committed: only now may it leave the waiting ones
+                self.mark_done(paths[name])
+            report.add(part)
+            if part.left:
+                report.left += len(waiting) - start - len(paths)
+                break
+        return report
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Take what waits, then look again every `poll_seconds`, until `stop` is set."""
+
+        async def step() -> bool:
+            if (await self.fetch_once(self.clock())).left:
+                return False
+            await pause(stop, self.poll_seconds)
+            return True
+
+        await keep_reading(f"maildir {self.directory}", step, stop, expected=(OSError,))
+
+    def _waiting(self) -> list[Path]:
+        found: list[tuple[int, str, Path]] = []
+        for sub in ("new", "cur"):
+            for entry in os.scandir(self.directory / sub):
+                if entry.name.startswith(".") or "S" in self._flags(entry.name):
+                    continue
+                try:
+                    if entry.is_file():
+                        found.append((entry.stat().st_mtime_ns, entry.name, Path(entry.path)))
+                except FileNotFoundError:  # taken by another instance meanwhile
+                    continue
+        # Arrival order, so that a learner's second message follows the first into its ticket.
+        return [path for _, _, path in sorted(found)]
+
+    def _read(self, path: Path) -> Mail | None:
+        try:
+            with path.open("rb") as file:
+                arrived = datetime.fromtimestamp(os.fstat(file.fileno()).st_mtime, UTC)
+                raw = file.read(MAX_BYTES + 1)  # never read a huge file whole
+        except FileNotFoundError:
+            return None  # another instance marked it meanwhile
+        if len(raw) > MAX_BYTES:
+            return Mail(path.name, raw[:_PREFIX_KEPT], None, f"more than {MAX_BYTES} bytes, over the limit")
+        return prepare(path.name, raw, arrived)
+
+    def _flags(self, name: str) -> str:
+        _, _, info = name.partition(self.colon)
+        return info[2:] if info.startswith("2,") else ""
+
+    def mark_done(self, path: Path) -> None:
+        """Flag a message whose intake has committed: renamed into cur/ with the S flag."""
+        unique = path.name.partition(self.colon)[0]
+        flags = "".join(sorted(set(self._flags(path.name)) | {"S"}))
+        try:
+            os.rename(path, self.directory / "cur" / f"{unique}{self.colon}2,{flags}")
+        except FileNotFoundError:  # another instance marked it first; the result is the same
+            log.info("maildir: %s was already marked by another instance", path.name)

@@ -1,0 +1,284 @@
+"""One raw e-mail into the complaint core; shared by the IMAP and the Maildir source.
+
+The step is the same whatever the mailbox: parse (pure), then intake (one transaction), and only
+after that the source may mark the message done (IMAP `\\Seen` or a move, Maildir `cur/…:2,S`).
+What cannot be parsed is kept raw for staff and counts as done, so it never blocks the mailbox. A
+failure of the database leaves the message waiting for the next pass; intake's dedupe on the
+Message-ID (else a hash of the raw bytes) makes every repeat a no-op.
+
+Learners' mail is taken in by lanes, one per sender, so that a sender's second message follows the
+first into its ticket while several senders' messages go to the database at once (PostgreSQL). Past
+`per_sender_per_hour` messages from one address, mail is recorded but not answered. `keep_reading`
+is the loop both sources run: backoff with jitter on failure, optionally under a database lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from channels.mail.parse import MailError, message_key, parse_mail
+from core.context import CoreContext
+from core.intake import Intake, KeptAside
+from core.messages import InboundMessage
+from core.models import LearnerIdentity, Message, Ticket
+from core.state import hold_lease, release_lease
+from core.unparsed import keep_unparsed
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["taken", "duplicate", "kept"]
+_GIVE_UP_PASS = 3  # failures in a row: the database is down, the rest of the pass would fail too
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One message as read from the mailbox, parsed before anything is written."""
+
+    ref: str  # the source's handle on it: an IMAP UID, a Maildir file name
+    raw: bytes
+    message: InboundMessage | None
+    problem: str | None = None  # why it could not be parsed (then `message` is None)
+
+    @property
+    def key(self) -> str:
+        return self.message.external_id if self.message is not None else message_key(self.raw, None)
+
+    @property
+    def lane(self) -> str:
+        return self.message.sender_id if self.message is not None else self.key
+
+
+def prepare(ref: str, raw: bytes, received_at: datetime) -> Mail:
+    """Parse one raw message; never raises, an unusable one carries its reason."""
+    try:
+        return Mail(ref, raw, parse_mail(raw, received_at))
+    except MailError as exc:
+        return Mail(ref, raw, None, str(exc))
+    except Exception as exc:  # a parser bug would repeat on every pass: staff see the message instead
+        log.exception("e-mail %s: parsing failed unexpectedly", ref)
+        return Mail(ref, raw, None, f"could not be parsed: {exc!r}")
+
+
+@dataclass
+class MailReport:
+    """What one pass did."""
+
+    taken: int = 0  # committed as a new message (a new ticket or one continued)
+    duplicates: int = 0  # already received (a repeat after a crash, another instance, a new UIDVALIDITY)
+    kept: int = 0  # unusable, kept raw for staff
+    left: int = 0  # left waiting after an error (database down); not marked done
+    done: list[str] = field(default_factory=list)  # refs the source may now mark done, in input order
+
+    def add(self, other: MailReport) -> None:
+        self.taken += other.taken
+        self.duplicates += other.duplicates
+        self.kept += other.kept
+        self.left += other.left
+        self.done += other.done
+
+
+class MailReader:
+    """Takes parsed mail into the core: parse → (rate limit) → intake, or kept for staff."""
+
+    def __init__(
+        self,
+        intake: Intake,
+        core: CoreContext,
+        *,
+        per_sender_per_hour: int = 20,
+        workers: int = 1,
+        max_failures: int = 5,
+    ) -> None:
+        self.intake = intake
+        self.core = core
+        self.per_sender_per_hour = per_sender_per_hour  # 0: no limit
+        self.workers = max(1, workers)
+        # A message that always fails in intake must not stay in the mailbox for ever: after
+        # `max_failures` passes it is kept raw for staff, with the error, and marked done.
+        self.max_failures = max_failures
+        self._failures: dict[str, int] = {}
+
+    async def take(self, mail: Mail, now: datetime, recent: int | None = None) -> Outcome:
+        """Commit one message (or keep it for staff); raises when nothing could be committed.
+        `recent`: the sender's messages in the last hour, when the caller has counted them."""
+        if mail.message is None:
+            await keep_unparsed(self.core, "email", mail.key, mail.raw, mail.problem or "unusable", now)
+            return "kept"
+        message = mail.message
+        if self.per_sender_per_hour and message.auto_reply is None:
+            if recent is None:
+                recent = (await self.recent([message.sender_id], now)).get(message.sender_id, 0)
+            if recent >= self.per_sender_per_hour:
+                # Recorded, not answered: a flood (or a robot we did not recognise) gets no flood back.
+                log.warning("e-mail %s: sender over the hourly limit, not answered", message.external_id)
+                message = replace(message, auto_reply=f"rate limit: {recent + 1} messages in an hour")
+        try:
+            result = await self.intake.receive(message, now)
+        except KeptAside as exc:  # not a complaint, or an id reused: intake kept it for staff already
+            log.warning("e-mail %s: %s", mail.ref, exc)
+            return "kept"
+        log.info(
+            "e-mail %s (%s) -> %s%s",
+            mail.ref,
+            message.external_id,
+            result.ticket_number,
+            " (already received)" if result.duplicate else "",
+        )
+        return "duplicate" if result.duplicate else "taken"
+
+    async def take_all(self, mails: Sequence[Mail], now: datetime) -> MailReport:
+        """Take every message, each sender's in order, up to `workers` senders at once."""
+        lanes: dict[str, list[Mail]] = {}
+        for mail in mails:
+            lanes.setdefault(mail.lane, []).append(mail)
+        senders = [mail.message.sender_id for mail in mails if mail.message is not None]
+        # One count for the whole batch, not a query per message: kept up to date lane by lane.
+        recent = await self.recent(senders, now) if self.per_sender_per_hour else {}
+        report, outcomes = MailReport(), dict[str, Outcome]()
+        gate = asyncio.Semaphore(self.workers)
+        trouble = [0]  # failures in a row across lanes
+
+        async def lane(sender: str, part: list[Mail]) -> None:
+            async with gate:
+                for index, mail in enumerate(part):
+                    if trouble[0] >= _GIVE_UP_PASS:
+                        report.left += len(part) - index
+                        return
+                    outcome = await self._try(mail, now, recent.get(sender, 0))
+                    if outcome is None:  # a later message of this sender must not overtake it
+                        trouble[0] += 1
+                        report.left += len(part) - index
+                        return
+                    trouble[0] = 0
+                    outcomes[mail.ref] = outcome
+                    if outcome == "taken":
+                        recent[sender] = recent.get(sender, 0) + 1
+
+        await asyncio.gather(*(lane(sender, part) for sender, part in lanes.items()))
+        for mail in mails:
+            outcome = outcomes.get(mail.ref)
+            if outcome is None:
+                continue
+            report.done.append(mail.ref)
+            if outcome == "taken":
+                report.taken += 1
+            elif outcome == "duplicate":
+                report.duplicates += 1
+            else:
+                report.kept += 1
+        return report
+
+    async def recent(self, senders: Iterable[str], now: datetime) -> dict[str, int]:
+        """How many messages each of these addresses sent in the hour before `now` (absent: none)."""
+        indexes = {self.core.vault.blind_index("email", sender): sender for sender in senders}
+        if not indexes:
+            return {}
+        # Through the senders' identities and tickets, which are indexed, rather than by
+        # messages.sender_index alone, which is not.
+        learners = select(LearnerIdentity.learner_id).where(
+            LearnerIdentity.channel == "email", LearnerIdentity.address_index.in_(indexes)
+        )
+        query = (
+            select(Message.sender_index, func.count(Message.id))
+            .join(Ticket, Ticket.id == Message.ticket_id)
+            .where(
+                Ticket.learner_id.in_(learners),
+                Message.channel == "email",
+                Message.direction == "in",
+                Message.sender_index.in_(indexes),
+                Message.at >= now - timedelta(hours=1),
+            )
+            .group_by(Message.sender_index)
+        )
+        async with self.core.sessions() as session:
+            rows = (await session.execute(query)).all()
+        return {indexes[index]: int(count) for index, count in rows if index in indexes}
+
+    async def _try(self, mail: Mail, now: datetime, recent: int) -> Outcome | None:
+        try:
+            outcome = await self.take(mail, now, recent)
+        except Exception as exc:  # the database, mostly: the message stays in the mailbox for a retry
+            tries = self._failures[mail.key] = self._failures.get(mail.key, 0) + 1
+            log.warning("e-mail %s left for a retry (failure %d): %s", mail.ref, tries, exc, exc_info=True)
+            if tries < self.max_failures:
+                return None
+            try:
+                reason = f"failed {tries} times in intake: {exc!r}"
+                await keep_unparsed(self.core, "email", f"failed:{mail.key}", mail.raw, reason, now)
+            except Exception:
+                log.warning("e-mail %s could not be kept for staff either", mail.ref, exc_info=True)
+                return None
+            outcome = "kept"
+        self._failures.pop(mail.key, None)
+        return outcome
+
+
+@dataclass(frozen=True)
+class ReadLease:
+    """A database lease: of several instances, the one holding it reads the mailbox."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    name: str
+    holder: str
+    ttl: timedelta  # the step must come back within a third of it, so the lease is renewed in time
+    clock: Callable[[], datetime]
+
+
+async def keep_reading(
+    what: str,
+    step: Callable[[], Awaitable[bool]],
+    stop: asyncio.Event,
+    *,
+    reset: Callable[[], Awaitable[None]] | None = None,
+    expected: tuple[type[BaseException], ...] = (),
+    lease: ReadLease | None = None,
+) -> None:
+    """Run a source's `step` (one pass, then the wait for more mail) until `stop` is set. A step that
+    fails or reports trouble (False: intake failed) is retried after an exponential backoff with
+    jitter, so that instances do not hammer a server or a database that is down all at once. `reset`
+    drops what the source holds (its connection) after an error, while another instance holds the
+    lease, and at the end."""
+    failures = 0
+    try:
+        while not stop.is_set():
+            try:
+                if lease is not None and not await hold_lease(
+                    lease.sessions, lease.name, lease.holder, lease.clock(), lease.ttl
+                ):
+                    if reset is not None:
+                        await reset()
+                    await pause(stop, lease.ttl.total_seconds() / 3)
+                    continue
+                healthy = await step()
+            except Exception as exc:  # the server, the network, the disk or the database: go on
+                healthy = False
+                log.warning(
+                    "%s failed (%s)", what, exc or type(exc).__name__, exc_info=not isinstance(exc, expected)
+                )
+                if reset is not None:
+                    await reset()
+            failures = 0 if healthy else failures + 1
+            if failures:
+                await pause(stop, min(60.0, 2.0 ** (failures - 1)) * (0.5 + random.random() / 2))
+    finally:  # also when cancelled on shutdown: another instance may take over at once
+        if reset is not None:
+            await reset()
+        if lease is not None:
+            with contextlib.suppress(Exception):
+                await release_lease(lease.sessions, lease.name, lease.holder, lease.clock())
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less when `stop` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
