@@ -35,6 +35,7 @@ from core.tickets import (
     TicketNotFound,
     apply_move,
     get_ticket,
+    latest_inbound_ref,
     record_disclosure,
     staff_actor,
     ticket_for_thread,
@@ -363,6 +364,8 @@ class StaffCommands:
             text=said,
             now=now,
             ticket=ticket,
+            # An e-mail answer joins the learner's thread (In-Reply-To their latest mail).
+            reply_to=await latest_inbound_ref(session, ticket.id, channel) if channel == "email" else None,
             meta={"ticket_number": ticket.number},
         )
         return f"✅ {ticket.number}: reply by {staff.name} sent to the learner ({ticket.status})"

@@ -376,3 +376,14 @@ async def set_first_contact(
         Event(ticket=ticket, at=now, actor=actor, action="first_contact", detail=detail or staff.name)
     )
     return True
+
+
+async def latest_inbound_ref(session: AsyncSession, ticket_id: int, channel: str) -> str | None:
+    """The platform id of the learner's latest message on `channel` (to thread an answer under it)."""
+    ref: str | None = await session.scalar(
+        select(Message.external_id)
+        .where(Message.ticket_id == ticket_id, Message.channel == channel, Message.direction == "in")
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return ref if ref and not ref.startswith("sha256:") else None
