@@ -113,6 +113,7 @@ class EmailConfig(_Section):
     smtp_password: str | None = None
     smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
     from_address: str | None = None
+    from_name: str | None = None  # the display name of From (default: the first-contact department's)
     maildir: Path | None = None
     # Where taken messages go instead of being flagged \Seen (created if missing; none: stay, flagged).
     imap_done_folder: str | None = None

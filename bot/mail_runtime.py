@@ -1,14 +1,22 @@
-"""The e-mail senders of `complaintbot run`, built from `[channels.email]` and `[departments.*]`."""
+"""The e-mail channel of `complaintbot run`: senders built from `[channels.email]` and `[departments.*]`,
+and the mailbox reader (IMAP or a Maildir) running in the background."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from email.utils import getaddresses
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.app import Application
 from bot.config import ConfigError, EmailConfig, Settings
+from channels.mail.imap import ImapAccount, ImapSource
+from channels.mail.maildir import MaildirSource
+from channels.mail.reader import MailReader
 from channels.mail.sender import MailSender, MailStaffSink, ManagerAddresses, SmtpServer
 from core.models import Staff
 from core.outbox import Sender
@@ -56,13 +64,13 @@ def email_senders(
     """`email` when SMTP is configured (`smtp_host` and `from_address`); `staff` too when
     `staff_sessions` is given, for a school whose staff read mail instead of a Telegram chat.
 
-    The From display name is `[channels.email] from_name` once that key exists, else the name of the
-    first-contact department (学员服务部), which is who answers the complaint mailbox.
+    The From display name is `[channels.email] from_name`, else the name of the first-contact
+    department (学员服务部), which is who answers the complaint mailbox.
     """
     config = settings.channels.email
     if not (config.smtp_host and config.from_address):
         return {}
-    from_name = getattr(config, "from_name", None) or settings.department_names().get(FIRST_CONTACT)
+    from_name = config.from_name or settings.department_names().get(FIRST_CONTACT)
     try:
         mail = MailSender(smtp_server(config), config.from_address, from_name=from_name)
     except (ValueError, IndexError) as exc:
@@ -81,3 +89,58 @@ def email_senders(
             locale=settings.staff.locale,
         )
     return senders
+
+
+@dataclass
+class EmailRuntime:
+    summary: str
+    source: ImapSource | MaildirSource
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if isinstance(self.source, ImapSource):
+            await self.source.close()
+
+
+def start_email(application: Application, settings: Settings) -> EmailRuntime:
+    """Register the senders (the staff e-mail sink only where no Telegram staff chat took `staff`) and
+    start reading the mailbox (IMAP, or a Maildir) in the background."""
+    config = settings.channels.email
+    dispatcher = application.dispatcher
+    staff = None if "staff" in dispatcher.senders else application.core.sessions
+    senders = email_senders(settings, staff_sessions=staff)
+    dispatcher.senders.update(senders)
+    reader = MailReader(
+        application.intake,
+        application.core,
+        per_sender_per_hour=config.ack_per_sender_per_hour,
+        workers=config.intake_workers,
+    )
+    source: ImapSource | MaildirSource
+    if config.maildir is not None:
+        source = MaildirSource(config.maildir, reader, poll_seconds=min(config.imap_poll_seconds, 5.0))
+        source.ensure_dirs()  # a directory that cannot be made is an error at start, not a silent skip
+        where = f"maildir {config.maildir}"
+    else:
+        assert config.imap_host is not None  # the caller checked the channel is configured
+        account = ImapAccount(
+            config.imap_host,
+            config.imap_port,
+            config.imap_user or "",
+            config.imap_password or "",
+            config.imap_folder,
+            config.imap_tls,
+            config.imap_done_folder,
+        )
+        source = ImapSource(account, reader, poll_seconds=config.imap_poll_seconds)
+        where = f"imap{'s' if config.imap_tls else ''}://{config.imap_host}:{config.imap_port}/{config.imap_folder}"
+    runtime = EmailRuntime(f"reading {where}, sending via {config.smtp_host}:{config.smtp_port}", source)
+    if "staff" in senders:
+        runtime.summary += " (staff cards and alerts by e-mail)"
+    runtime._task = asyncio.create_task(source.run(runtime._stop), name="email-reader")
+    return runtime

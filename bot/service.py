@@ -13,7 +13,8 @@ import uvicorn
 from rich.console import Console
 
 from bot.app import build, channel_report
-from bot.config import Settings
+from bot.config import ConfigError, Settings
+from bot.mail_runtime import EmailRuntime, start_email
 from bot.telegram_runtime import TelegramRuntime, TelegramStartError, start_telegram
 from bot.voicemail_runtime import VoicemailRuntime, start_voicemail
 from bot.web import create_app
@@ -45,6 +46,7 @@ async def serve(settings: Settings) -> None:
         console.print(f"database: {settings.database_shown()} (migrated)", markup=False)
         telegram: TelegramRuntime | None = None
         voicemail: VoicemailRuntime | None = None
+        email: EmailRuntime | None = None
         for name, missing in channel_report(settings):
             if missing:
                 console.print(f"channel {name}: skipped ({missing})", markup=False)
@@ -55,6 +57,13 @@ async def serve(settings: Settings) -> None:
                     console.print(f"channel telegram: skipped ({exc})", markup=False)
                 else:
                     console.print(f"channel telegram: {telegram.summary}", markup=False)
+            elif name == "email":
+                try:
+                    email = start_email(application, settings)
+                except (OSError, ConfigError) as exc:  # the Maildir cannot be made, a bad address
+                    console.print(f"channel email: skipped ({exc})", markup=False)
+                else:
+                    console.print(f"channel email: {email.summary}", markup=False)
             elif name == "voicemail":
                 try:
                     voicemail = start_voicemail(application, settings)
@@ -108,6 +117,8 @@ async def serve(settings: Settings) -> None:
             scheduler.shutdown()
             if voicemail is not None:
                 await voicemail.close()
+            if email is not None:
+                await email.close()
             if telegram is not None:
                 await telegram.close()
     finally:

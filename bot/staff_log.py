@@ -15,7 +15,8 @@ from datetime import datetime
 from bot.staff_queries import BadCommand
 from channels.telegram.parse import StaffCommand
 from core.context import CoreContext
-from core.intake import IdReused, Intake
+from core.intake import Intake
+from core.kept_aside import IdReused
 from core.messages import InboundMessage
 from core.models import Staff, Ticket
 from core.privacy import mask, normalize

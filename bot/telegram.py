@@ -21,7 +21,8 @@ from channels.telegram.parse import (
 )
 from core.classify import detect_language
 from core.context import CoreContext
-from core.intake import IdReused, Intake
+from core.intake import Intake
+from core.kept_aside import IdReused
 from core.messages import InboundMessage
 from core.outbox import send_once
 from core.state import get_state, set_state

@@ -24,7 +24,8 @@ from starlette.routing import Route
 from bot.web import BodyTooLarge, read_body
 from channels.voicemail.parse import MAX_BYTES, VoicemailError, parse_transcript, parse_twilio
 from core.context import CoreContext
-from core.intake import IdReused, Intake
+from core.intake import Intake
+from core.kept_aside import IdReused
 from core.messages import InboundMessage
 from core.unparsed import keep_unparsed
 

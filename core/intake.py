@@ -32,9 +32,7 @@ from core.context import CoreContext
 from core.continuation import continued_ticket, foreign_reference, referenced_ticket
 from core.details import first_missing, question, take_answer
 from core.inbound import inbound_values, known_contact, printable, summary
-from core.kept_aside import IdReused as IdReused
-from core.kept_aside import KeptAside as KeptAside
-from core.kept_aside import NotAComplaint as NotAComplaint
+from core.kept_aside import IdReused, NotAComplaint
 from core.learner_acts import LearnerAct, act_of, act_ticket, decide_for
 from core.messages import InboundMessage, storage_key
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
@@ -218,7 +216,7 @@ class Intake:
         # Staff who logged a complaint took its details in person; a caller is asked on the call-back.
         values["awaiting_field"] = (
             None
-            if message.channel == STAFF_LOGGED or voicemail
+            if message.channel == STAFF_LOGGED or voicemail or message.unanswered
             else first_missing(self.core.policy.intake.ask_fields, values, learner)
         )
         # Allocated last among the reads: on PostgreSQL the counter row stays locked until commit.
@@ -242,7 +240,8 @@ class Intake:
         # A complaint staff logged (walk-in, phone) was acknowledged in person by the one who took it;
         # there is no learner channel to write to, so nothing is queued for the learner below.
         logged = message.channel == STAFF_LOGGED
-        ack_to: tuple[str, str] | None = None if logged else (message.channel, message.sender_id)
+        quiet = logged or message.unanswered is not None
+        ack_to: tuple[str, str] | None = None if quiet else (message.channel, message.sender_id)
         callback_due = None
         if voicemail:
             # The call-back runs on the hotline's own hours, counted from the call itself. A voicemail
@@ -336,7 +335,7 @@ class Intake:
         replies: list[dict[str, Any]] = []
         # Only an answer from the address the question went to counts (a voicemail that names the
         # ticket is news, not the answer to "which course?"), and never a robot's.
-        own = ticket.identity_id == identity.id and message.auto_reply is None
+        own = ticket.identity_id == identity.id and message.auto_reply is None and not message.unanswered
         answered = ticket.awaiting_field if own else None
         actor = f"learner:{message.channel}"
         if message.channel == "voicemail" and not has_open_callback(session, ticket.id):

@@ -63,6 +63,9 @@ class InboundMessage:
     raw: Mapping[str, Any] = field(default_factory=dict)
     references: tuple[str, ...] = ()
     auto_reply: str | None = None
+    # Why nothing may be sent back although it is a learner's message (a flood from one address):
+    # it opens or continues a ticket as usual, unacknowledged.
+    unanswered: str | None = None
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:

@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.mail.parse import MailError, message_key, parse_mail
 from core.context import CoreContext
-from core.intake import Intake, KeptAside
+from core.intake import Intake
+from core.kept_aside import KeptAside
 from core.messages import InboundMessage
 from core.models import LearnerIdentity, Message, Ticket
 from core.state import hold_lease, release_lease
@@ -121,7 +122,7 @@ class MailReader:
             if recent >= self.per_sender_per_hour:
                 # Recorded, not answered: a flood (or a robot we did not recognise) gets no flood back.
                 log.warning("e-mail %s: sender over the hourly limit, not answered", message.external_id)
-                message = replace(message, auto_reply=f"rate limit: {recent + 1} messages in an hour")
+                message = replace(message, unanswered=f"rate limit: {recent + 1} messages in an hour")
         try:
             result = await self.intake.receive(message, now)
         except KeptAside as exc:  # not a complaint, or an id reused: intake kept it for staff already

@@ -27,7 +27,8 @@ from watchfiles import Change, awatch
 
 from channels.voicemail.parse import MAX_BYTES, VoicemailError, parse_transcript
 from core.context import CoreContext
-from core.intake import IdReused, Intake
+from core.intake import Intake
+from core.kept_aside import IdReused
 from core.unparsed import keep_unparsed
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.intake import IdReused, Intake
+from core.intake import Intake
+from core.kept_aside import IdReused
 from core.models import Learner, Message, OutboxRow, Ticket, Unparsed
 from core.numbers import TicketNumber
 from core.outbox import Dispatcher
