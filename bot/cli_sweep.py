@@ -44,13 +44,14 @@ def sweep_command(
 
     now, reports = with_app(action)
     if as_json:
-        duties = [{"duty": r.name, "count": r.count, "actions": r.actions} for r in reports]
+        duties = [{"duty": r.name, "count": r.count, "actions": r.actions, "error": r.error} for r in reports]
         print(json.dumps({"at": now.isoformat(), "dry_run": dry_run, "duties": duties}, ensure_ascii=False))
         return
     verb = "would do" if dry_run else "did"
     note = " (dry run: nothing changed)" if dry_run else ""
     out.print(f"sweep as of {now.isoformat()}{note}", markup=False)
     for report in reports:
-        out.print(f"{report.name}: {verb} {report.count}", markup=False)
+        failed = f" — FAILED: {report.error}" if report.error else ""
+        out.print(f"{report.name}: {verb} {report.count}{failed}", markup=False)
         for line in report.actions:
             out.print(f"  {line}", markup=False)

@@ -23,6 +23,7 @@ class DutyReport:
     # One line per thing done (or, in a dry run, that would be done), e.g.
     # "TS-261122-00071 claim: level 1 to teaching head 张主任".
     actions: list[str] = field(default_factory=list)
+    error: str | None = None  # the duty failed (logged); the next sweep tries again
 
     @property
     def count(self) -> int:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from core.context import CoreContext
 from scheduler import digest, escalation, followup, retention
 from scheduler.duty import Duty, DutyReport
+
+log = logging.getLogger(__name__)
 
 # In this order: escalation before the digest, so the digest counts this sweep's breaches.
 DUTIES: tuple[tuple[str, Duty], ...] = (
@@ -18,4 +21,12 @@ DUTIES: tuple[tuple[str, Duty], ...] = (
 
 
 async def sweep(core: CoreContext, now: datetime, *, dry_run: bool = False) -> list[DutyReport]:
-    return [await duty(core, now, dry_run) for _, duty in DUTIES]
+    """Each duty in turn; one that fails is logged and reported, and the others still run."""
+    reports = []
+    for name, duty in DUTIES:
+        try:
+            reports.append(await duty(core, now, dry_run))
+        except Exception as exc:  # the next sweep retries it; a broken duty must not stop the digest
+            log.exception("duty %s failed", name)
+            reports.append(DutyReport(name, dry_run=dry_run, error=f"{type(exc).__name__}: {exc}"))
+    return reports
