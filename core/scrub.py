@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.context import CoreContext
 from core.models import Event, Message, OutboxRow, Ticket
 from core.outbox import DEAD, LEARNER_KINDS, PENDING, SENDING
+from core.privacy import redact
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,8 @@ def scrub_outbox_row(row: OutboxRow, token: str, *, learner_bound: bool) -> None
     row.payload = {**row.payload, "reply_to": None}
     row.recipient_enc = token
     row.external_ref = None
+    if row.last_error:  # a server's refusal may quote the address it refused
+        row.last_error = redact(row.last_error)
     if row.ticket_id is None:
         row.key = f"{ERASED_KEY}{row.id}"
     if row.status in (PENDING, SENDING):

@@ -27,6 +27,7 @@ import aiosmtplib
 from channels.mail.compose import as_message_id, compose
 from core.messages import OutboundMessage, SendResult
 from core.outbox import PermanentSendError, TemporarySendError
+from core.privacy import mask, redact
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,13 @@ def address(text: str) -> Address:
     try:
         return Address(addr_spec=text.strip())
     except (ValueError, IndexError, HeaderParseError) as exc:  # IndexError: the empty string
-        raise PermanentSendError(f"not a usable e-mail address {text!r}: {exc or 'empty'}") from exc
+        raise PermanentSendError(
+            f"not a usable e-mail address {mask('email', text)!r}: {exc or 'empty'}"
+        ) from exc
 
 
 def _refusal(code: int, text: str, what: str) -> TemporarySendError | PermanentSendError:
-    reason = f"{what}: {code} {text}"
+    reason = redact(f"{what}: {code} {text}")  # servers often quote the address they refused
     if 500 <= code < 600 and code not in _LOGIN_CODES:
         return PermanentSendError(reason)
     return TemporarySendError(reason)
@@ -90,7 +93,10 @@ async def transmit(
             tls_context=server.tls_context,
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:
-        detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+        # The server's answer without the address: error texts are logged and shown on staff screens.
+        detail = redact(
+            "; ".join(f"{r.code} {r.message} ({mask('email', r.recipient)})" for r in exc.recipients)
+        )
         if all(500 <= r.code < 600 for r in exc.recipients):
             raise PermanentSendError(f"recipient refused by {where}: {detail}") from exc
         raise TemporarySendError(f"recipient refused for now by {where}: {detail}") from exc
