@@ -14,7 +14,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from core.models import Clock, Learner, LearnerIdentity, Ticket
+from core.messages import InboundMessage, storage_key
+from core.models import Clock, Learner, LearnerIdentity, Message, Ticket
 from core.privacy import Vault, mask
 
 # Channels the bot can write to on its own; a voicemail or a staff-logged phone number cannot be.
@@ -74,3 +75,18 @@ def callback_task(number: str | None, due: str) -> str:
     """The call-back line of a staff card, number masked."""
     shown = mask("phone", number) if number else "number withheld (close with /called)"
     return f"{shown} by {due}"
+
+
+def wants_callback(session: Session, ticket_id: int, message: InboundMessage) -> bool:
+    """Whether a voicemail joining this ticket asks for a call-back of its own: not when one is open,
+    nor when it is the finished transcript of a call already on the ticket (called back or not)."""
+    if has_open_callback(session, ticket_id):
+        return False
+    if message.reply_to is None:
+        return True
+    same_call = select(Message.id).where(
+        Message.ticket_id == ticket_id,
+        Message.channel == message.channel,
+        Message.external_id == storage_key(message.reply_to),
+    )
+    return session.scalar(same_call) is None

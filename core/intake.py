@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from core import learners
 from core.act_outcomes import with_act
 from core.announce import TicketFacts, acknowledgement, staff_messages
-from core.callback import callback_task, has_open_callback, reachable_identity
+from core.callback import callback_task, reachable_identity, wants_callback
 from core.classify import Classification, classify
 from core.context import CoreContext
 from core.continuation import continued_ticket, foreign_reference, referenced_ticket
@@ -338,7 +338,7 @@ class Intake:
         own = ticket.identity_id == identity.id and message.auto_reply is None and not message.unanswered
         answered = ticket.awaiting_field if own else None
         actor = f"learner:{message.channel}"
-        if message.channel == "voicemail" and not has_open_callback(session, ticket.id):
+        if message.channel == "voicemail" and wants_callback(session, ticket.id, message):
             received = min(message.received_at, now)
             major = ticket.severity == "major"
             rows.clock("callback", received, core.clocks.due("callback", received, major=major))

@@ -203,3 +203,28 @@ async def test_the_finished_transcript_joins_the_ticket_its_pending_one_opened(
         parse_transcript(transcript("completed", "退费三个月没到账")), at("2026-11-24 22:30")
     )
     assert again.duplicate
+
+
+async def test_the_finished_transcript_after_the_call_back_opens_no_second_one(
+    core: CoreContext, intake: Intake
+) -> None:
+    def transcript(status: str, text: str) -> bytes:
+        fields = {"schema_version": 1, "source": "asterisk", "external_id": "7.1", "caller": CALLER}
+        fields |= {"received_at": "2026-11-24T22:14:00+08:00", "transcript": text, "duration_s": 40}
+        return json.dumps({**fields, "transcript_status": status}).encode()
+
+    pending = await intake.receive(parse_transcript(transcript("pending", "")), at("2026-11-24 22:15"))
+    async with core.sessions() as session, session.begin():
+        ticket = await get_ticket(session, pending.ticket_number)
+        await apply_move(core, session, ticket, "called", HOTLINE, at("2026-11-25 09:10"), detail="已回电")
+    await intake.receive(
+        parse_transcript(transcript("completed", "退费三个月没到账")), at("2026-11-25 11:00")
+    )
+    async with core.sessions() as session:
+        ticket = await get_ticket(session, pending.ticket_number)
+        callbacks = (
+            await session.scalars(
+                select(Clock).where(Clock.ticket_id == ticket.id, Clock.stage == "callback")
+            )
+        ).all()
+    assert [c.met_at is not None for c in callbacks] == [True]  # the call was returned; nothing new is due
