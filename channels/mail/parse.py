@@ -113,14 +113,16 @@ def _parse(raw: bytes, received_at: datetime) -> InboundMessage:
     replied = _ids(_id_header(msg, "In-Reply-To"))
     references = _ids(_id_header(msg, "References"))[-MAX_REFERENCES:]
     subject = header(msg, "Subject")
-    sent = _sent_at(msg, received_at, problems)
+    _sent_at(msg, received_at, problems)  # a Date that makes no sense is noted for staff
     problems += sorted({type(defect).__name__ for part in msg.walk() for defect in part.defects})
     return InboundMessage(
         channel="email",
         external_id=message_key(raw, message_id),
         sender_id=address,
         text=text,
-        received_at=sent,
+        # Our server's time of arrival, not the sender's Date: that one is the sender's say-so, and
+        # trusting it would let a flood date itself out of the hourly limit (the Date stays in `raw`).
+        received_at=received_at,
         sender_name=name,
         email=address,
         # In-Reply-To names the mail answered; a program that writes only References puts it last.

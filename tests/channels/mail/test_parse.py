@@ -74,7 +74,8 @@ def test_gbk_text_labelled_gb2312_keeps_the_characters_gb2312_lacks() -> None:
     assert message.text.startswith("老师您好：\n\n我是周末班（二班）的学员王喆，家长朱镕。")
     assert message.text.endswith("王喆\n2026年11月22日")
     assert "\ufffd" not in message.text
-    assert message.received_at == datetime(2026, 11, 22, 13, 3, 7, tzinfo=UTC)  # the sender's Date
+    assert message.received_at == NOW  # our arrival time; the sender's Date is only their say-so
+    assert message.raw["date"] == "Sun, 22 Nov 2026 21:03:07 +0800 (CST)"
     assert message.auto_reply is None
     assert message.attachments == ()
     assert "problems" not in message.raw
