@@ -59,6 +59,15 @@ _KEYWORDS = (  # in this order: the first that matches wins
 _SCORE = re.compile(
     r"^([0-9])(?![0-9.])\s*(?:分|星|stars?|points?|/\s*5)?[\s,，。.:：、!！-]*(.*)$", re.I | re.S
 )
+# "3 weeks and still no refund", "2个月了", "1 more thing": a number that counts something, not a score.
+_COUNTED = re.compile(
+    r"^[0-9]\s*(?:个|月|天|周|年|次|号|点|元|块|岁|日|星期|小时|分钟|位|门|节|课"
+    r"|weeks?\b|months?\b|days?\b|years?\b|hours?\b|minutes?\b|times?\b|more\b|of\b|k\b|yuan\b)",
+    re.I,
+)
+_UNIT = re.compile(r"^[0-9]\s*(?:分(?!钟)|星|stars?\b|points?\b|/\s*5)", re.I)
+_SCORE_COMMENT = 30  # a score's comment is short; a long text after a digit is a new message
+_QUESTION = re.compile(r"[?？]\s*$|吗|请问|一下|是否|能否|what|when|how|why|can i|could")
 # A keyword in a message this short is the answer itself; in a longer one it may be a new complaint
 # ("老师态度我很不满意……"), which must not reopen or confirm an older ticket by accident.
 _SHORT = 30
@@ -127,10 +136,12 @@ def parse(text: str, prefix: str = "TS") -> LearnerAct | None:
     if not folded:
         return None
     match = _SCORE.match(_without_numbers(folded, prefix))
-    if match:
+    if match and _is_score(match):
         # A digit counts as a score only while a survey waits for one (see `decide`).
         return LearnerAct(RATE, match.group(2).strip(), int(match.group(1)), standalone=True)
     lowered = folded.lower()
+    if _QUESTION.search(lowered):
+        return None  # "我想确认一下退费什么时候到账？" asks; it confirms nothing
     for kind, keywords in _KEYWORDS:
         if keywords.search(lowered):
             short = len(folded) <= _SHORT
@@ -228,3 +239,12 @@ def act_ticket(
         if ticket is not None:
             return ticket
     return None
+
+
+def _is_score(match: re.Match[str]) -> bool:
+    """A leading digit is a score when it says so ("4分", "5 stars") or stands alone with a short
+    comment, and is not a count of something ("3 weeks", "2个月了")."""
+    text = match.group(0)
+    if _UNIT.match(text):
+        return True
+    return not _COUNTED.match(text) and len(match.group(2).strip()) <= _SCORE_COMMENT

@@ -11,6 +11,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import ColumnElement, func, select
 
 from channels.fake import FakeChannel
@@ -300,3 +301,29 @@ async def test_a_learner_with_no_written_address_gets_a_call_at_once(
     assert task.recipient == "teaching" and "138****8000" in task.text and "13800138000" not in task.text
     shown = await view(core, number, at("2026-11-25 18:00"))
     assert shown["status"] == "follow_up" and "survey" not in [c["stage"] for c in shown["clocks"]]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3 weeks and still no refund of my 5000 yuan course fee, this is unacceptable",
+        "2个月了还没退款，你们到底管不管",
+        "1 more thing: the teacher was late again",
+        "3分钟就挂了我的电话",
+        "我想确认一下退费什么时候到账",
+        "请问能接受分期吗",
+        "Can I confirm the refund date?",
+    ],
+)
+def test_a_new_complaint_or_a_question_is_no_score_and_no_confirmation(text: str) -> None:
+    # Taken as an act, these would close, reopen or confirm an older ticket and never become a complaint.
+    assert parse(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "score"),
+    [("4", 4), ("5分", 5), ("3/5", 3), ("2 老师还是迟到", 2), ("4 the new teacher is good", 4)],
+)
+def test_a_score_is_a_digit_alone_or_with_a_short_comment(text: str, score: int) -> None:
+    act = parse(text)
+    assert act is not None and act.kind == "rate" and act.score == score
