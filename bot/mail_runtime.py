@@ -120,6 +120,7 @@ def start_email(application: Application, settings: Settings) -> EmailRuntime:
         application.core,
         per_sender_per_hour=config.ack_per_sender_per_hour,
         workers=config.intake_workers,
+        own_addresses=[config.from_address or ""],
     )
     source: ImapSource | MaildirSource
     if config.maildir is not None:

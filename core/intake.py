@@ -113,7 +113,8 @@ class Intake:
                 reason = "platform id already used by another sender (the adapter must make ids unique)"
                 key = f"{storage_key(message.external_id)[:180]}#sender:{sender_index[:16]}"
             key = key or message.external_id
-            kept = await keep_unparsed(self.core, message.channel, key, raw, reason, now)
+            auto = result is _NOT_A_COMPLAINT
+            kept = await keep_unparsed(self.core, message.channel, key, raw, reason, now, notify=not auto)
             raise (NotAComplaint if result is _NOT_A_COMPLAINT else IdReused)(message, kept)
         if self.on_commit is not None and not result.duplicate:
             self.on_commit()

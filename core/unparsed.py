@@ -23,9 +23,18 @@ RAW_LIMIT = 1_000_000  # characters kept of one raw payload; the reason says whe
 
 
 async def keep_unparsed(
-    core: CoreContext, channel: str, external_id: str, raw: str | bytes, reason: str, now: datetime
+    core: CoreContext,
+    channel: str,
+    external_id: str,
+    raw: str | bytes,
+    reason: str,
+    now: datetime,
+    *,
+    notify: bool = True,
 ) -> int:
-    """Store the raw input with the reason and notify the first-contact desk; returns the row id."""
+    """Store the raw input with the reason and (unless `notify` is false) tell the first-contact desk;
+    returns the row id. Machine-written mail is kept without a notice: a notice mailed to a desk whose
+    address is the complaint mailbox would come back as machine-written mail, for ever."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     if len(text) > RAW_LIMIT:
         reason = f"{reason} (raw input cut to {RAW_LIMIT} of {len(text)} characters)"
@@ -43,21 +52,22 @@ async def keep_unparsed(
         )
         session.add(row)
         await session.flush()
-        notice = core.templates.render(
-            core.staff_locale, "notice_unparsed.txt", channel=channel, reason=reason, id=row.id
-        )
-        desk = core.policy.departments.first_contact
-        enqueue(
-            session,
-            core.vault,
-            key=f"unparsed:{row.id}",
-            channel="staff",
-            recipient=desk,
-            kind="notice-staff",
-            text=notice,
-            now=now,
-            meta={"unparsed_id": row.id, "department": desk},
-        )
+        if notify:
+            notice = core.templates.render(
+                core.staff_locale, "notice_unparsed.txt", channel=channel, reason=reason, id=row.id
+            )
+            desk = core.policy.departments.first_contact
+            enqueue(
+                session,
+                core.vault,
+                key=f"unparsed:{row.id}",
+                channel="staff",
+                recipient=desk,
+                kind="notice-staff",
+                text=notice,
+                now=now,
+                meta={"unparsed_id": row.id, "department": desk},
+            )
         log.warning("unparsed %s input %s kept as #%d: %s", channel, external_id, row.id, reason)
         return row.id
 

@@ -99,6 +99,7 @@ class MailReader:
         per_sender_per_hour: int = 20,
         workers: int = 1,
         max_failures: int = 5,
+        own_addresses: Iterable[str] = (),
     ) -> None:
         self.intake = intake
         self.core = core
@@ -108,6 +109,8 @@ class MailReader:
         # `max_failures` passes it is kept raw for staff, with the error, and marked done.
         self.max_failures = max_failures
         self._failures: dict[str, int] = {}
+        # Our own From (staff mail sent to a desk address that is this mailbox): never taken in.
+        self.own_addresses = frozenset(a.strip().lower() for a in own_addresses if a.strip())
 
     async def take(self, mail: Mail, now: datetime, recent: int | None = None) -> Outcome:
         """Commit one message (or keep it for staff); raises when nothing could be committed.
@@ -116,6 +119,9 @@ class MailReader:
             await keep_unparsed(self.core, "email", mail.key, mail.raw, mail.problem or "unusable", now)
             return "kept"
         message = mail.message
+        if message.sender_id in self.own_addresses:
+            log.info("e-mail %s is our own (from %s): not taken in", mail.ref, message.sender_id)
+            return "kept"
         if self.per_sender_per_hour and message.auto_reply is None:
             if recent is None:
                 recent = (await self.recent([message.sender_id], now)).get(message.sender_id, 0)

@@ -125,3 +125,13 @@ async def test_a_flood_from_one_sender_is_recorded_without_replies(core: CoreCon
     later = complaint_mail("li.ming@163.com", "请尽快处理", message_id="<later@163.com>")
     assert await reader.take(prepare("9", later, NOW), NOW + timedelta(minutes=70)) == "taken"
     assert await learner_replies(core, "<later@163.com>") > 0
+
+
+async def test_our_own_mail_in_the_mailbox_is_not_taken_in(core: CoreContext, intake: Intake) -> None:
+    # Staff mail sent to a desk address that is the complaint mailbox itself comes back here.
+    reader = MailReader(intake, core, own_addresses=["Complaints@School.example.cn "])
+    raw = complaint_mail(
+        "complaints@school.example.cn", "🆕 TS-261123-00016 | 教学质量类", message_id="<own@x>"
+    )
+    assert await reader.take(prepare("1", raw, NOW), NOW) == "kept"
+    assert (await tally(core))["inbound"] == 0
