@@ -138,6 +138,22 @@ class BusinessCalendar:
             cursor = self._at(day, opens)
         raise RuntimeError(f"no working day within {_MAX_SCAN_DAYS} days of {start.isoformat()}")
 
+    def working_hours_between(self, start: datetime, end: datetime) -> float:
+        """The working time from `start` to `end`, in hours (0 when `end` is not later)."""
+        _require_aware(start, "start")
+        _require_aware(end, "end")
+        opens, closes = self._settings.workday_start, self._settings.workday_end
+        cursor, end = start.astimezone(self._tz), end.astimezone(self._tz)
+        total = timedelta(0)
+        day = cursor.date()
+        while day <= end.date():
+            if self.is_workday(day):
+                low, high = max(cursor, self._at(day, opens)), min(end, self._at(day, closes))
+                if high > low:
+                    total += high - low
+            day += timedelta(days=1)
+        return total.total_seconds() / 3600
+
     def add_working_days(self, start: datetime, days: int) -> datetime:
         """Close of business of the n-th working day after the (local) start day.
 

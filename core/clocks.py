@@ -12,18 +12,6 @@ from core.models import Clock, Ticket
 from core.policy import Policy
 
 
-def first_check(
-    started_at: datetime, due_at: datetime, *, paused: bool, met: bool, reminder_at: float
-) -> datetime | None:
-    """When the sweep first looks at a new clock: at the owner's reminder (`reminder_at` of the
-    stage's time), at the deadline for a clock waiting on the learner, never for one met already."""
-    if met:
-        return None
-    if paused:
-        return due_at
-    return started_at + (due_at - started_at) * reminder_at
-
-
 class ClockKeeper:
     """Computes deadlines from the policy and the business calendar; holds no state of its own."""
 
@@ -47,6 +35,38 @@ class ClockKeeper:
         if rule.round_the_clock:
             return self.calendar.add_hours(started_at, hours)
         return self.calendar.add_working_hours(started_at, hours)
+
+    def checkpoints(self, stage: str, started_at: datetime, due_at: datetime) -> tuple[datetime, datetime]:
+        """When the owner is reminded and when level 2 is due, counted like the deadline itself: a
+        share of the stage's working (or hotline, or real) time, not of the wall-clock span. A claim
+        clock started at 17:30 on a Friday is reminded Monday at 09:15, not on Sunday."""
+        escalation = self.policy.escalation
+        rule = self.policy.stage(stage)
+        if stage == "callback":
+            hours = rule.hours if rule.hours is not None else 1.0
+            return (
+                self._hotline_hours(started_at, hours * escalation.reminder_at),
+                self._hotline_hours(due_at, hours * escalation.level2_after),
+            )
+        if rule.round_the_clock:
+            span = max(due_at - started_at, timedelta(0))
+            return started_at + span * escalation.reminder_at, due_at + span * escalation.level2_after
+        worked = self.calendar.working_hours_between(started_at, due_at)
+        return (
+            self.calendar.add_working_hours(started_at, worked * escalation.reminder_at),
+            self.calendar.add_working_hours(due_at, worked * escalation.level2_after),
+        )
+
+    def first_check(
+        self, stage: str, started_at: datetime, due_at: datetime, *, paused: bool, met: bool
+    ) -> datetime | None:
+        """When the sweep first looks at a new clock: at the owner's reminder, at the deadline for a
+        clock waiting on the learner, never for one met already."""
+        if met:
+            return None
+        if paused:
+            return due_at
+        return self.checkpoints(stage, started_at, due_at)[0]
 
     def _hotline_hours(self, start: datetime, hours: float) -> datetime:
         """`hours` of the hotline's own opening hours after `start` (it keeps its own days and times)."""
@@ -75,12 +95,8 @@ class ClockKeeper:
             paused=rule.waits_on_learner,
             escalation_level=0,
         )
-        clock.next_check_at = first_check(
-            now,
-            clock.due_at,
-            paused=rule.waits_on_learner,
-            met=False,
-            reminder_at=self.policy.escalation.reminder_at,
+        clock.next_check_at = self.first_check(
+            stage, now, clock.due_at, paused=rule.waits_on_learner, met=False
         )
         session.add(clock)
         return clock

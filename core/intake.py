@@ -230,7 +230,7 @@ class Intake:
                 _INSERT_MESSAGE, inbound_values(self.core.vault, ticket_id, message, sender_index, now)
             )
         ).scalar_one()
-        rows = NewRows(ticket_id, self.core.vault, core.policy.escalation.reminder_at)
+        rows = NewRows(ticket_id, self.core.vault, core.clocks)
         keeper = core.clocks
         received = min(message.received_at, now)
         claim_due = keeper.due("claim", now, major=major)
@@ -331,7 +331,7 @@ class Intake:
         ticket.updated_at = now
         if not ticket.summary:  # opened empty (a voicemail not yet transcribed): this says what it is
             ticket.summary = summary(message)
-        rows = NewRows(ticket.id, self.core.vault, core.policy.escalation.reminder_at)
+        rows = NewRows(ticket.id, self.core.vault, core.clocks)
         facts = TicketFacts(ticket.id, {c: getattr(ticket, c) for c in TicketFacts.COLUMNS})
         replies: list[dict[str, Any]] = []
         # Only an answer from the address the question went to counts (a voicemail that names the

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from core.clocks import first_check
+from core.clocks import ClockKeeper
 from core.models import Clock, Event, Message, OutboxRow
 from core.outbox import LEARNER_KINDS
 from core.privacy import Vault
@@ -30,7 +30,7 @@ _INSERT_MESSAGES = insert(Message)
 class NewRows:
     ticket_id: int
     vault: Vault
-    reminder_at: float = 0.75  # the policy's share of a stage's time at which the owner is reminded
+    keeper: ClockKeeper | None = None  # when each new clock is first due a look (None: at its deadline)
     clocks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
@@ -56,8 +56,10 @@ class NewRows:
                 "paused": paused,
                 "escalation_level": 0,
                 "reminded_at": None,
-                "next_check_at": first_check(
-                    started_at, due_at, paused=paused, met=met_at is not None, reminder_at=self.reminder_at
+                "next_check_at": (
+                    self.keeper.first_check(stage, started_at, due_at, paused=paused, met=met_at is not None)
+                    if self.keeper is not None
+                    else (None if met_at is not None else due_at)
                 ),
             }
         )

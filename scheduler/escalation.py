@@ -2,8 +2,9 @@
 
 For every open staff clock: a reminder to the owner when `reminder_at` of the stage's time has passed,
 level 1 to the department's head on breach, level 2 to the managers once a further `level2_after` of
-the stage's time has passed. Shares are of the clock's own span (start to deadline, as the calendar
-counted it), so a three-working-day stage that spans a weekend gets its reminder on the third day.
+the stage's time has passed. Shares are counted like the deadline itself (`ClockKeeper.checkpoints`):
+working time for working-hour and working-day stages, the hotline's hours for a call-back, real time
+for round-the-clock ones — a claim started at 17:30 on a Friday is reminded on Monday morning.
 
 The sweep reads only clocks whose `next_check_at` has come (an index range), so it costs what is due,
 not what is stored. Each clock is claimed with an update conditioned on the `next_check_at` it was read
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, update
@@ -45,12 +46,8 @@ class Plan:
     next_check_at: datetime | None
 
 
-def plan(clock: Clock, now: datetime, reminder_at: float, level2_after: float) -> Plan:
-    """The steps that have come for `clock` by `now` (pure: no database)."""
-    span = clock.due_at - clock.started_at
-    span = max(span, timedelta(0))
-    remind_at = clock.started_at + span * reminder_at
-    level2_at = clock.due_at + span * level2_after
+def plan(clock: Clock, now: datetime, remind_at: datetime, level2_at: datetime) -> Plan:
+    """The steps that have come for `clock` by `now`, given its reminder and level-2 times (pure)."""
     level, reminded = clock.escalation_level, clock.reminded_at is not None
     steps: list[str] = []
     if now >= clock.due_at:
@@ -127,7 +124,6 @@ async def _handle(
     dry_run: bool,
     report: DutyReport,
 ) -> None:
-    policy = core.policy.escalation
     heads = await _heads(session)
     owners = await _staff(session, {t.owner_staff_id for _, t in rows if t.owner_staff_id is not None})
     batches: dict[tuple[str, str], list[Alert]] = defaultdict(list)
@@ -150,7 +146,7 @@ async def _handle(
             if clock.stage not in LEARNER_TIMERS:
                 claim(clock, None, clock.escalation_level, clock.reminded_at)
             continue
-        step_plan = plan(clock, now, policy.reminder_at, policy.level2_after)
+        step_plan = plan(clock, now, *core.clocks.checkpoints(clock.stage, clock.started_at, clock.due_at))
         if not step_plan.steps:
             if step_plan.next_check_at != clock.next_check_at:
                 claim(clock, step_plan.next_check_at, clock.escalation_level, clock.reminded_at)

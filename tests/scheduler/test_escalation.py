@@ -173,3 +173,26 @@ async def test_nothing_for_a_clock_waiting_on_the_learner_and_overdue_agrees(
     async with core.sessions() as session:
         overdue = [t.number for t in await list_tickets(session, "overdue", at("2026-11-23 11:05"))]
     assert overdue == [late]
+
+
+async def test_reminders_and_level_2_count_working_time_like_the_deadline(
+    core: CoreContext, intake: Intake
+) -> None:
+    await _setup(core)
+    [number] = await _complain(intake, at("2026-11-27 17:30"))  # Friday; claim due Monday 09:30
+    async with core.sessions() as session:
+        clock = await session.scalar(select(Clock).where(Clock.stage == "claim"))
+        assert clock is not None and clock.due_at == at("2026-11-30 09:30")
+    assert core.clocks.checkpoints("claim", clock.started_at, clock.due_at) == (
+        at("2026-11-30 09:15"),  # 45 working minutes in: Monday morning, not Sunday evening
+        at("2026-11-30 10:00"),  # a further half of the working hour after the deadline
+    )
+    assert (await escalation.run(core, at("2026-11-29 20:00"), False)).actions == []  # nothing on Sunday
+    assert (await escalation.run(core, at("2026-11-30 09:16"), False)).actions == [
+        f"{number} claim: reminder to 教学部 chat"
+    ]
+    # A call-back's shares are hotline time: a 22:14 call is reminded at 09:45, not at 07:00.
+    assert core.clocks.checkpoints("callback", at("2026-11-24 22:14"), at("2026-11-25 10:00")) == (
+        at("2026-11-25 09:45"),
+        at("2026-11-25 10:30"),
+    )

@@ -106,7 +106,7 @@ async def test_two_processes_send_every_alert_once_and_miss_none(
             if clock.met_at is not None and tick >= clock.met_at:
                 break
             step_plan = plan(
-                copy, tick, core.policy.escalation.reminder_at, core.policy.escalation.level2_after
+                copy, tick, *core.clocks.checkpoints(clock.stage, clock.started_at, clock.due_at)
             )
             for step in step_plan.steps:
                 expected[(numbers[clock.ticket_id], f"{clock.stage}: {step}")] += 1
