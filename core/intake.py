@@ -3,10 +3,9 @@
 In a single transaction: dedupe by `(channel, external_id)`, find or create the learner, attach the
 message to the ticket it continues or open a new one (number, classification, routing, clocks,
 audit events), and queue what must be sent (acknowledgement, follow-up question, staff card, alerts).
-A message that is also a learner's act (confirm a result, object, rate, appeal: `core.learner_acts`)
-carries it out in the same transaction.
-A redelivery, or a concurrent duplicate that loses the race on the unique key, returns the
-original's result and creates nothing.
+A message that is also a learner's act (confirm, object, rate, appeal: `core.learner_acts`) carries it
+out in the same transaction. A redelivery, or a concurrent duplicate that loses the race on the unique
+key, returns the original's result and creates nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from core.details import first_missing, question, take_answer
 from core.inbound import inbound_values, known_contact, printable, summary
 from core.kept_aside import IdReused, NotAComplaint
 from core.learner_acts import LearnerAct, act_of, act_ticket, decide_for
-from core.messages import InboundMessage, storage_key
+from core.messages import InboundMessage, erased_key, storage_key
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
 from core.numbering import allocate_number
 from core.outbox import LEARNER_KINDS, outbox_values
@@ -131,15 +130,16 @@ class Intake:
         now: datetime,
     ) -> IntakeResult | None:
         """The intake's transaction; None when the id belongs to another sender's message."""
+        erased = erased_key(self.core.vault.blind_index, message.channel, message.external_id)
         existing = session.execute(
-            select(Message.id, Message.ticket_id, Message.sender_index).where(
+            select(Message.id, Message.ticket_id, Message.sender_index, Message.external_id).where(
                 Message.channel == message.channel,
-                Message.external_id == storage_key(message.external_id),
+                Message.external_id.in_((storage_key(message.external_id), erased)),
                 Message.direction == "in",
             )
         ).first()
-        if existing is not None:
-            if existing.sender_index != sender_index:
+        if existing is not None:  # an erased message is still a redelivery, whoever sends it now
+            if existing.external_id != erased and existing.sender_index != sender_index:
                 return None
             return self._duplicate(session, existing.id, existing.ticket_id)
         learner, identity = learners.find_or_create(

@@ -7,7 +7,7 @@ platform call. Both are frozen and keep what the platform sent (`raw`) so nothin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,12 @@ def storage_key(external_id: str) -> str:
     if len(external_id) <= _KEY_LIMIT and "\x00" not in external_id:
         return external_id
     return "sha256:" + hashlib.sha256(external_id.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def erased_key(index: Callable[[str, str], str], channel: str, external_id: str) -> str:
+    """What an erased message keeps of its platform id: a keyed hash (`Vault.blind_index`), so a
+    redelivery of the same message is still recognised, and nothing of the id (a chat id) is left."""
+    return "erased:" + index("platform-id", f"{channel}|{storage_key(external_id)}")[:48]
 
 
 @dataclass(frozen=True)

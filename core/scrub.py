@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import Select, String, case, cast, literal, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
-from core.models import Event, Message, OutboxRow, Ticket
+from core.messages import erased_key
+from core.models import Base, Event, Message, OutboxRow, Ticket
 from core.outbox import DEAD, LEARNER_KINDS, PENDING, SENDING
 from core.privacy import redact
 
@@ -110,15 +111,30 @@ async def scrub_tickets(core: CoreContext, session: AsyncSession, ids: Sequence[
             raw_enc=None,
             attachments=[],
             sender_index=None,
-            # A platform id can hold the learner's chat id ("<chat>:<message>"); it must stay unique.
-            external_id=case(
-                (Message.external_id.is_(None), None),
-                else_=literal(ERASED_KEY, String) + cast(Message.id, String),
-            ),
         )
         .execution_options(synchronize_session=False)
     )
     scrubbed.messages = int(getattr(messages, "rowcount", 0) or 0)
+    # A platform id can hold the learner's chat id ("<chat>:<message>"): replaced by a keyed hash, which
+    # keeps it unique and lets intake still recognise a redelivery (an IMAP folder read again).
+    ids_kept = await session.execute(
+        select(Message.id, Message.channel, Message.external_id).where(
+            Message.ticket_id.in_(ids),
+            Message.external_id.is_not(None),
+            Message.external_id.not_like(f"{ERASED_KEY}%"),
+        )
+    )
+    renamed = [
+        {"mid": mid, "erased": erased_key(core.vault.blind_index, channel, external_id)}
+        for mid, channel, external_id in ids_kept.all()
+        if external_id
+    ]
+    if renamed:
+        table = Base.metadata.tables["messages"]
+        await (await session.connection()).execute(
+            update(table).where(table.c.id == bindparam("mid")).values(external_id=bindparam("erased")),
+            renamed,
+        )
     # Locked: a dispatcher finishing a send must not write the learner's platform reference back.
     rows = select(OutboxRow).where(OutboxRow.ticket_id.in_(ids)).with_for_update()
     for row in await session.scalars(rows):

@@ -177,3 +177,24 @@ async def test_a_local_file_behind_a_link_is_not_followed(
     li = await tell(core, intake, LI, at("2026-11-23 10:00"), attachment=link)
     report = await forget(core, li.learner_id)
     assert report.scrubbed.files_removed == [] and target.exists() and link.is_symlink()
+
+
+async def test_a_message_delivered_again_after_erasure_is_still_a_redelivery(
+    core: CoreContext, intake: Intake
+) -> None:
+    mail = FakeChannel("email")
+    message = mail.message(
+        "li@example.cn", "退费申请三个月了还没到账", at("2026-11-23 10:00"), external_id="<a1@x>"
+    )
+    first = await intake.receive(message, at("2026-11-23 10:00"))
+    async with core.sessions() as session:
+        learner_id = (await get_ticket(session, first.ticket_number)).learner_id
+    await forget(core, learner_id, "2026-11-24 10:00")
+    async with core.sessions() as session:
+        ids = list(await session.scalars(select(Message.external_id).where(Message.direction == "in")))
+    assert ids and all(i is not None and i.startswith("erased:") and "a1@x" not in i for i in ids)
+    # The mailbox is read again (a UIDVALIDITY change): the old mail must not become a new ticket.
+    again = await intake.receive(message, at("2026-11-25 10:00"))
+    assert again.duplicate and again.ticket_number == first.ticket_number
+    async with core.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Ticket)) == 1
