@@ -1,0 +1,269 @@
+"""Replies to WeChat learners through wechatpy against the local stand-in of the WeChat API, on SQLite
+and PostgreSQL: customer-service messages, the shared access token, its refresh, the 48-hour window."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from channels.fake import FakeChannel
+from channels.wechat.api import AccessToken, SharedAccessToken, WechatClient, cgi_base, token_fetcher
+from channels.wechat.sender import WINDOW_REASONS, WechatSender, template_data
+from core.context import CoreContext
+from core.intake import Intake
+from core.messages import OutboundMessage
+from core.models import OutboxRow, Ticket
+from core.outbox import DEAD, PENDING, SENT, Dispatcher, PermanentSendError, TemporarySendError, enqueue
+from core.state import get_state
+from core.tickets import get_ticket, ticket_view
+from tests.channels.wechat.wechatapi import CUSTOM, TEMPLATE, TOKEN, WechatApiServer
+from tests.conftest import at
+
+APP_ID, SECRET = "wx-test-app", "test-secret"
+OPENID = "oLearner-0001"
+TEMPLATE_ID = "TPL-complaint"
+NOW = at("2026-11-23 10:00")
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[WechatApiServer]:
+    async with WechatApiServer(APP_ID, SECRET, template_ids=(TEMPLATE_ID,)) as server:
+        yield server
+
+
+def wechat_sender(
+    core: CoreContext, base_url: str, *, template_id: str | None = None, secret: str = SECRET
+) -> WechatSender:
+    """A sender as one instance of the bot has it: its own client and its own view of the token."""
+    fetch = token_fetcher(APP_ID, secret, base_url)
+    token = SharedAccessToken(core.sessions, APP_ID, fetch, clock=lambda: NOW, wait=0.01)
+    return WechatSender(WechatClient(APP_ID, secret, base_url), token, template_id=template_id)
+
+
+def dispatcher(core: CoreContext, sender: WechatSender) -> Dispatcher:
+    return Dispatcher(core.sessions, core.vault, {"wechat": sender})
+
+
+def message(key: str, text: str, recipient: str = OPENID) -> OutboundMessage:
+    return OutboundMessage(key=key, channel="wechat", recipient=recipient, kind="reply", text=text)
+
+
+async def complain(intake: Intake) -> str:
+    learner = FakeChannel("wechat")
+    return (
+        await intake.receive(learner.message(OPENID, "王老师上课总是迟到，希望调换老师。", NOW), NOW)
+    ).ticket_number
+
+
+async def staff_reply(core: CoreContext, number: str, text: str) -> str:
+    """What `/reply` queues: an outbox row to the learner's OpenID on the ticket."""
+    key = f"test:reply:{number}"
+    async with core.sessions() as session, session.begin():
+        ticket = await session.scalar(select(Ticket).where(Ticket.number == number))
+        enqueue(
+            session,
+            core.vault,
+            key=key,
+            channel="wechat",
+            recipient=OPENID,
+            kind="reply",
+            text=text,
+            now=NOW,
+            ticket=ticket,
+            meta={"ticket_number": number},
+        )
+    return key
+
+
+async def row(core: CoreContext, key: str) -> OutboxRow:
+    async with core.sessions() as session:
+        return (await session.scalars(select(OutboxRow).where(OutboxRow.key == key))).one()
+
+
+async def test_a_staff_reply_reaches_the_learner_as_a_customer_service_message(
+    core: CoreContext, intake: Intake, api: WechatApiServer
+) -> None:
+    number = await complain(intake)
+    key = await staff_reply(core, number, "您好，已为您调换老师。")
+    report = await dispatcher(core, wechat_sender(core, api.url)).drain(NOW)
+    assert report.dead == 0 and report.retried == 0
+    assert (await row(core, key)).status == SENT
+    assert {"touser": OPENID, "msgtype": "text", "text": {"content": "您好，已为您调换老师。"}} in (
+        api.custom_messages
+    )
+    # The acknowledgement went the same way, with the ticket number; one token served every message.
+    assert any(number in m["text"]["content"] for m in api.custom_messages)
+    assert api.token_calls == 1
+    stored = AccessToken.load(await get_state(core.sessions, f"wechat:{APP_ID}:access_token"))
+    assert stored is not None and stored.value == "TOKEN-1"
+    assert {c.query["access_token"] for c in api.calls if c.endpoint == CUSTOM} == {"TOKEN-1"}
+
+
+async def test_two_instances_fetch_the_token_once_and_share_it(
+    core: CoreContext, api: WechatApiServer
+) -> None:
+    first, second = wechat_sender(core, api.url), wechat_sender(core, api.url)
+    await asyncio.gather(first.send(message("a", "一")), second.send(message("b", "二")))
+    await second.send(message("c", "三"))
+    assert api.token_calls == 1
+    assert sorted(m["text"]["content"] for m in api.custom_messages) == ["一", "三", "二"]
+
+
+@pytest.mark.parametrize("refusal", ["revoke", "expire"])  # 40001 invalid, 42001 expired
+async def test_a_refused_token_is_refreshed_once_for_every_instance(
+    core: CoreContext, api: WechatApiServer, refusal: str
+) -> None:
+    first, second = wechat_sender(core, api.url), wechat_sender(core, api.url)
+    await first.send(message("a", "一"))
+    await second.send(message("b", "二"))
+    if refusal == "revoke":
+        api.revoke_tokens()
+    else:
+        api.expire_tokens()
+    await first.send(message("c", "三"))
+    await second.send(message("d", "四"))  # refused too, and finds the token `first` fetched
+    assert api.token_calls == 2
+    assert [m["text"]["content"] for m in api.custom_messages] == ["一", "二", "三", "四"]
+    refused = [c.errcode for c in api.calls if c.endpoint == CUSTOM and c.errcode]
+    assert refused == [40001 if refusal == "revoke" else 42001] * 2
+
+
+async def test_a_token_refused_twice_waits_in_the_outbox(core: CoreContext, api: WechatApiServer) -> None:
+    async with core.sessions() as session, session.begin():
+        enqueue(
+            session,
+            core.vault,
+            key="r1",
+            channel="wechat",
+            recipient=OPENID,
+            kind="reply",
+            text="好",
+            now=NOW,
+        )
+    api.fail_next(CUSTOM, 40001, times=2)
+    report = await dispatcher(core, wechat_sender(core, api.url)).drain(NOW)
+    failed = await row(core, "r1")
+    assert (report.retried, failed.status) == (1, PENDING)
+    assert "freshly fetched access token" in (failed.last_error or "")
+    assert api.token_calls == 2 and api.custom_messages == []
+
+
+async def test_outside_the_48_hour_window_without_a_template_the_reply_is_shown_undelivered(
+    core: CoreContext, intake: Intake, api: WechatApiServer
+) -> None:
+    number = await complain(intake)
+    await dispatcher(core, wechat_sender(core, api.url)).drain(NOW)  # the acknowledgement
+    api.close_window(OPENID)
+    key = await staff_reply(core, number, "您好，已为您调换老师。")
+    report = await dispatcher(core, wechat_sender(core, api.url)).drain(NOW)
+    dead = await row(core, key)
+    assert (report.dead, dead.status, dead.attempts) == (1, DEAD, 1)
+    reason = "outside WeChat's 48-hour window: the learner must write first, or configure a template message"
+    assert dead.last_error == reason
+    async with core.sessions() as session:
+        view = await ticket_view(core, session, await get_ticket(session, number), NOW)
+    assert [o["last_error"] for o in view["outbox"] if o["kind"] == "reply"] == [reason]
+    assert api.template_messages == []
+
+
+@pytest.mark.parametrize("errcode", [45015, 45047])
+async def test_outside_the_window_a_configured_template_message_goes_instead(
+    core: CoreContext, intake: Intake, api: WechatApiServer, errcode: int
+) -> None:
+    number = await complain(intake)
+    sender = wechat_sender(core, api.url, template_id=TEMPLATE_ID)
+    await dispatcher(core, sender).drain(NOW)
+    key = await staff_reply(core, number, "您好，已为您调换老师。")
+    api.fail_next(CUSTOM, errcode)
+    await dispatcher(core, sender).drain(NOW)
+    sent = await row(core, key)
+    assert sent.status == SENT and (sent.external_ref or "").startswith("template:")
+    [template] = api.template_messages
+    assert (template["touser"], template["template_id"]) == (OPENID, TEMPLATE_ID)
+    assert template["data"] == {
+        "first": {"value": "您的投诉有新的消息"},
+        "keyword1": {"value": number},
+        "keyword2": {"value": "已回复"},
+        "remark": {"value": "您好，已为您调换老师。"},
+    }
+
+
+async def test_system_busy_is_tried_again_later(core: CoreContext, api: WechatApiServer) -> None:
+    async with core.sessions() as session, session.begin():
+        enqueue(
+            session,
+            core.vault,
+            key="r1",
+            channel="wechat",
+            recipient=OPENID,
+            kind="reply",
+            text="好",
+            now=NOW,
+        )
+    api.fail_next(CUSTOM, -1)
+    outbox = dispatcher(core, wechat_sender(core, api.url))
+    assert (await outbox.drain(NOW)).retried == 1
+    waiting = await row(core, "r1")
+    assert waiting.status == PENDING and "busy" in (waiting.last_error or "")
+    assert (await outbox.drain(waiting.next_attempt_at)).sent == 1
+    assert [m["text"]["content"] for m in api.custom_messages] == ["好"]
+
+
+async def test_other_refusals_are_permanent_with_wechats_words(
+    core: CoreContext, api: WechatApiServer
+) -> None:
+    api.fail_next(CUSTOM, 43004, "require subscribe")
+    with pytest.raises(PermanentSendError, match="43004 require subscribe"):
+        await wechat_sender(core, api.url).send(message("a", "一"))
+
+
+async def test_a_wrong_secret_or_an_unreachable_api_is_temporary(
+    core: CoreContext, api: WechatApiServer
+) -> None:
+    with pytest.raises(TemporarySendError, match=r"40125 .*check \[channels.wechat\] app_id, app_secret"):
+        await wechat_sender(core, api.url, secret="wrong").send(message("a", "一"))
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    with pytest.raises(TemporarySendError, match="unreachable"):
+        await wechat_sender(core, closed).send(message("a", "一"))
+    # With a valid token stored, the message call itself fails on the network.
+    await wechat_sender(core, api.url).send(message("b", "二"))
+    with pytest.raises(TemporarySendError, match="WeChat API unreachable"):
+        await wechat_sender(core, closed).send(message("c", "三"))
+    assert [c.endpoint for c in api.calls if c.errcode == 0] == [TOKEN, CUSTOM]
+
+
+def test_api_base_url_and_template_fields() -> None:
+    assert cgi_base(None) == "https://api.weixin.qq.com/cgi-bin/"
+    assert cgi_base("http://127.0.0.1:9000") == "http://127.0.0.1:9000/cgi-bin/"
+    assert cgi_base("https://proxy.school.cn/wx/cgi-bin/") == "https://proxy.school.cn/wx/cgi-bin/"
+    long = OutboundMessage(key="k", channel="wechat", recipient=OPENID, kind="notice", text="长" * 500)
+    data = template_data(long)
+    assert len(data["remark"]["value"]) == 200 and data["remark"]["value"].endswith("…")
+    assert (data["keyword1"]["value"], data["keyword2"]["value"]) == ("-", "处理进展")
+    assert set(WINDOW_REASONS) == {45015, 45047}
+    assert json.loads(AccessToken("t", NOW).dump())["token"] == "t" and AccessToken.load("{bad") is None
+
+
+async def test_the_template_path_is_only_taken_for_a_closed_window(
+    core: CoreContext, api: WechatApiServer
+) -> None:
+    api.fail_next(CUSTOM, 45002, "content size out of limit")
+    sender = wechat_sender(core, api.url, template_id=TEMPLATE_ID)
+    with pytest.raises(PermanentSendError, match="45002"):
+        await sender.send(message("a", "一"))
+    assert [c.endpoint for c in api.calls if c.endpoint == TEMPLATE] == []
+
+
+async def test_a_wrong_template_id_waits_for_the_configuration(
+    core: CoreContext, api: WechatApiServer
+) -> None:
+    api.fail_next(CUSTOM, 45015)
+    with pytest.raises(TemporarySendError, match=r"40037 .*check \[channels.wechat\] template_id"):
+        await wechat_sender(core, api.url, template_id="TPL-unknown").send(message("a", "一"))
