@@ -1,0 +1,67 @@
+"""The passive reply: the one message WeChat lets the HTTP response carry, and the outbox row it delivers.
+
+Intake queues the acknowledgement in the outbox like on every channel. When the response can carry it,
+the row is claimed for the response (marked sent, `PASSIVE_REF`) so the dispatcher does not send it a
+second time as a customer-service message; when it cannot (too late, or the dispatcher took it first),
+the row is left alone and the dispatcher sends it. The claim is a conditional update under the row's lock
+(a conditional UPDATE; `BEGIN IMMEDIATE` on SQLite), against the dispatcher's claim under the same
+row lock, so exactly one of the two delivers it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from wechatpy.replies import TextReply
+
+from core.context import CoreContext
+from core.models import Clock, OutboxRow
+from core.outbox import PENDING, SENT
+
+PASSIVE_REF = "wechat:passive-reply"  # OutboxRow.external_ref of a row delivered in an HTTP response
+
+
+async def claim_for_reply(core: CoreContext, key: str, now: datetime) -> bool:
+    """Whether the row `key` may go in this response; marks it sent if so.
+
+    A row already delivered passively may go again: that happens when WeChat did not get our first
+    response (it then retries), and WeChat shows the learner one reply per message however often it asks.
+    """
+    # On the writer (one hand-off per transaction on SQLite, instead of one per statement): this runs on
+    # every complaint's request path, right after intake's own transaction.
+    return await core.writer.run(partial(_claim, key=key, now=now))
+
+
+def _claim(session: Session, *, key: str, now: datetime) -> bool:
+    # What `core.outbox.mark_sent` does after a send, as two plain statements: it needs an async session
+    # (the writer's is not), and loading the ORM objects would cost more than the statements.
+    connection = session.connection()  # Core statements: the ORM's bookkeeping would double the cost
+    claimed = connection.execute(
+        update(OutboxRow)
+        .where(OutboxRow.key == key, OutboxRow.status == PENDING)
+        .values(status=SENT, sent_at=now, external_ref=PASSIVE_REF, lease_until=None, last_error=None)
+        .returning(OutboxRow.meets_clock_id)
+    ).first()
+    if claimed is None:  # taken by the dispatcher, or by an earlier delivery of the same message
+        row = session.execute(
+            select(OutboxRow.status, OutboxRow.external_ref).where(OutboxRow.key == key)
+        ).first()
+        return row is not None and (row.status, row.external_ref) == (SENT, PASSIVE_REF)
+    if claimed.meets_clock_id is not None:  # the acknowledgement meets its clock as it is delivered
+        connection.execute(
+            update(Clock)
+            .where(Clock.id == claimed.meets_clock_id, Clock.met_at.is_(None))
+            .values(met_at=now, next_check_at=None)
+        )
+    return True
+
+
+def text_reply(account: str, open_id: str, content: str, now: datetime) -> str:
+    """The reply XML; `account` is the push's ToUserName (our account's original id)."""
+    # wechatpy writes the content into a CDATA section, which "]]>" would end early.
+    safe = content.replace("]]>", "]]]]><![CDATA[>")
+    reply = TextReply(source=account, target=open_id, content=safe, time=int(now.timestamp()))
+    return str(reply.render())

@@ -1,0 +1,348 @@
+"""`GET/POST /wechat`: real signed (and encrypted) pushes in plaintext, compatible and safe mode.
+
+Requests are built by `signing` straight from WeChat's documented algorithm, and encrypted replies are
+opened the same way; the app runs in-process via `httpx.ASGITransport`, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot.web import create_app
+from channels.fake import FakeChannel
+from channels.wechat.passive import PASSIVE_REF
+from channels.wechat.webhook import WeChatWebhook
+from core.context import CoreContext
+from core.intake import Intake, IntakeResult
+from core.messages import InboundMessage, OutboundMessage
+from core.models import Base, Message, OutboxRow, Ticket, Unparsed
+from core.outbox import Dispatcher
+from tests.channels.wechat import signing
+from tests.channels.wechat.signing import ACCOUNT, text_xml
+
+NOW = datetime(2026, 9, 30, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a working day
+TS = int(NOW.timestamp())
+COMPLAINT = "老师上课总是迟到，已经三次了，请处理"
+MODES = ("plaintext", "compatible", "safe")
+T = TypeVar("T")
+
+
+@dataclass
+class Rig:
+    core: CoreContext
+    webhook: WeChatWebhook
+    client: httpx.AsyncClient
+
+    async def post(self, xml: str, mode: str = "safe", **sign: Any) -> httpx.Response:
+        signed = signing.push(xml, mode, **({"timestamp": TS} | sign))
+        return await self.client.post("/wechat", params=signed.params, content=signed.body)
+
+    async def count(self, model: type[Base]) -> int:
+        async with self.core.sessions() as session:
+            return await session.scalar(select(func.count()).select_from(model)) or 0
+
+    async def snapshot(self) -> dict[str, int]:
+        """Rows per table: "nothing stored" means this does not change."""
+        async with self.core.sessions() as session:
+            return {
+                table.name: await session.scalar(select(func.count()).select_from(table)) or 0
+                for table in Base.metadata.sorted_tables
+            }
+
+    async def dispatch(self) -> list[OutboundMessage]:
+        """What the outbox dispatcher then sends to the learner as customer-service messages."""
+        wechat = FakeChannel("wechat")
+        senders = {"wechat": wechat, "staff": FakeChannel("staff")}
+        await Dispatcher(self.core.sessions, self.core.vault, senders).drain(NOW)
+        return wechat.sent
+
+    async def acks(self) -> list[OutboxRow]:
+        async with self.core.sessions() as session:
+            return list(await session.scalars(select(OutboxRow).where(OutboxRow.kind == "ack")))
+
+
+def reply_content(response: httpx.Response, mode: str) -> str:
+    """The passive reply's text, opened (and its signature checked) when it came sealed."""
+    assert response.status_code == 200, response.text
+    xml = signing.open_reply(response.text) if mode != "plaintext" else response.text
+    root = ET.fromstring(xml)
+    assert root.findtext("MsgType") == "text"
+    assert (root.findtext("FromUserName"), root.findtext("ToUserName")) == (ACCOUNT, "oLearner")
+    return root.findtext("Content") or ""
+
+
+@pytest.fixture
+async def serve(intake: Intake, core: CoreContext) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
+    clients: list[httpx.AsyncClient] = []
+
+    async def build(**options: Any) -> Rig:
+        config: dict[str, Any] = {
+            "token": signing.TOKEN,
+            "app_id": signing.APP_ID,
+            "encoding_aes_key": signing.ENCODING_AES_KEY,
+            "clock": lambda: NOW,
+        }
+        webhook = WeChatWebhook(intake, core, **(config | options))
+        app = create_app(core, list(webhook.routes()))
+        clients.append(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+        )
+        return Rig(core, webhook, clients[-1])
+
+    yield build
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def rig(serve: Callable[..., Awaitable[Rig]], request: pytest.FixtureRequest) -> Rig:
+    """An account in the test's `mode`: one in plaintext mode has no EncodingAESKey configured."""
+    mode = getattr(request.node, "callspec", None) and request.node.callspec.params.get("mode")
+    return await serve(encoding_aes_key=None) if mode == "plaintext" else await serve()
+
+
+async def test_server_verification_echoes_echostr_only_when_signed(rig: Rig) -> None:
+    params = {"signature": signing.sha1_signature(signing.TOKEN, str(TS), "42"), "timestamp": str(TS)}
+    params |= {"nonce": "42", "echostr": "5838479218127813673"}
+    ok = await rig.client.get("/wechat", params=params)
+    assert (ok.status_code, ok.text) == (200, "5838479218127813673")
+    forged = await rig.client.get("/wechat", params=params | {"signature": "0" * 40})
+    assert forged.status_code == 403 and "5838479218127813673" not in forged.text
+    stale = str(TS - 600)
+    old = params | {"timestamp": stale, "signature": signing.sha1_signature(signing.TOKEN, stale, "42")}
+    assert (await rig.client.get("/wechat", params=old)).status_code == 403
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_text_complaint_is_answered_with_its_acknowledgement(rig: Rig, mode: str) -> None:
+    response = await rig.post(text_xml(COMPLAINT, at=TS), mode)
+    content = reply_content(response, mode)
+    if mode != "plaintext":
+        assert "<Encrypt>" in response.text and COMPLAINT not in response.text
+    (ticket,) = await _all(rig, Ticket)
+    assert ticket.channel == "wechat" and ticket.number in content and "处理流程与时限" in content
+    # Delivered by the response: the dispatcher must not send it again as a customer-service message.
+    (ack,) = await rig.acks()
+    assert (ack.status, ack.external_ref) == ("sent", PASSIVE_REF)
+    sent = await rig.dispatch()
+    assert [m.kind for m in sent] == ["ask"]  # the follow-up question: one message per response
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"token": "another-token"}, id="wrong-signature"),
+        pytest.param({"app_id": "wx0000000000000000"}, id="wrong-app-id"),
+        pytest.param({"timestamp": TS - 301}, id="stale-timestamp"),
+        pytest.param({"timestamp": TS + 301}, id="future-timestamp"),
+    ],
+)
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_forged_or_replayed_push_is_refused_and_changes_nothing(
+    rig: Rig, mode: str, change: dict[str, Any]
+) -> None:
+    if mode == "plaintext" and "app_id" in change:
+        pytest.skip("a plaintext push carries no app id")
+    before = await rig.snapshot()
+    response = await rig.post(text_xml(COMPLAINT, at=TS), mode, **change)
+    assert response.status_code == 403
+    assert await rig.snapshot() == before
+
+
+async def test_a_wrong_msg_signature_is_refused(rig: Rig) -> None:
+    signed = signing.push(text_xml(COMPLAINT, at=TS), "safe", timestamp=TS)
+    params = signed.params | {"msg_signature": signing.sha1_signature("x", "y", "z")}
+    before = await rig.snapshot()
+    assert (await rig.client.post("/wechat", params=params, content=signed.body)).status_code == 403
+    assert await rig.snapshot() == before
+
+
+# Nine levels of ten references each: a billion "lol"s, three gigabytes, if an entity were ever expanded.
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY lol0 "lol">'
+    + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+    + "]><xml><ToUserName>gh</ToUserName><FromUserName>oLearner</FromUserName><MsgType>text</MsgType>"
+    "<Content>&lol9;</Content><MsgId>1</MsgId></xml>"
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "xml",
+    [
+        pytest.param(BILLION_LAUGHS, id="billion-laughs"),
+        pytest.param(
+            '<!doctype xml SYSTEM "file:///etc/passwd"><xml><Content>x</Content></xml>', id="doctype"
+        ),
+        pytest.param('<xml><!ENTITY x "y"><Content>x</Content></xml>', id="entity"),
+    ],
+)
+async def test_entity_tricks_are_refused_fast_and_nothing_is_stored(rig: Rig, mode: str, xml: str) -> None:
+    before = await rig.snapshot()
+    started = time.perf_counter()
+    response = await rig.post(xml, mode)  # in safe mode the declaration hides inside the ciphertext
+    assert response.status_code == 400
+    assert time.perf_counter() - started < 0.5
+    assert await rig.snapshot() == before
+
+
+async def test_an_oversized_body_is_refused(rig: Rig) -> None:
+    before = await rig.snapshot()
+    response = await rig.post(text_xml("投诉" * 20_000, at=TS), "safe")
+    assert response.status_code == 413
+    assert await rig.snapshot() == before
+
+
+async def test_with_a_key_configured_a_plaintext_push_is_refused(rig: Rig) -> None:
+    before = await rig.snapshot()
+    assert (await rig.post(text_xml(COMPLAINT, at=TS), "plaintext")).status_code == 403
+    assert await rig.snapshot() == before
+
+
+async def test_authentic_xml_that_cannot_be_read_is_kept_for_staff(rig: Rig) -> None:
+    response = await rig.post("<xml><FromUserName>oLearner</FromUserName><MsgType>text", "safe")
+    assert (response.status_code, response.text) == (200, "success")
+    (kept,) = await _all(rig, Unparsed)
+    assert kept.channel == "wechat" and "malformed" in kept.reason
+    assert await rig.count(Ticket) == 0
+
+
+async def test_an_encrypted_push_without_a_configured_key_is_kept_for_staff(
+    serve: Callable[..., Awaitable[Rig]],
+) -> None:
+    rig = await serve(encoding_aes_key=None)
+    response = await rig.post(text_xml(COMPLAINT, at=TS), "safe")
+    assert (response.status_code, response.text) == (200, "success")
+    (kept,) = await _all(rig, Unparsed)
+    assert "no encoding_aes_key" in kept.reason and await rig.count(Ticket) == 0
+    # In compatible mode the plaintext copy is there: read it, and answer in plaintext.
+    content = reply_content(await rig.post(text_xml(COMPLAINT, at=TS), "compatible"), "plaintext")
+    (ticket,) = await _all(rig, Ticket)
+    assert ticket.number in content
+
+
+async def test_a_voice_message_files_its_recognition_with_the_media_id(rig: Rig) -> None:
+    xml = (
+        f"<xml><ToUserName>{ACCOUNT}</ToUserName><FromUserName>oLearner</FromUserName><CreateTime>{TS}"
+        "</CreateTime><MsgType>voice</MsgType><MediaId>media-voice-1</MediaId><Format>amr</Format>"
+        f"<Recognition>{COMPLAINT}</Recognition><MsgId>6000000000000000001</MsgId></xml>"
+    )
+    content = reply_content(await rig.post(xml), "safe")
+    (ticket,) = await _all(rig, Ticket)
+    assert ticket.number in content and ticket.summary == COMPLAINT
+    (message,) = await _all(rig, Message, Message.direction == "in")
+    assert rig.core.vault.decrypt(message.text_enc) == COMPLAINT
+    assert message.attachments == [
+        {"kind": "voice", "ref": "media-voice-1", "name": None, "mime": "audio/amr", "size": None}
+    ]
+
+
+async def test_an_image_is_an_attachment(rig: Rig) -> None:
+    xml = (
+        f"<xml><ToUserName>{ACCOUNT}</ToUserName><FromUserName>oLearner</FromUserName><CreateTime>{TS}"
+        "</CreateTime><MsgType>image</MsgType><PicUrl>http://mmbiz.example/pic.jpg</PicUrl>"
+        "<MediaId>media-image-1</MediaId><MsgId>6000000000000000002</MsgId></xml>"
+    )
+    reply_content(await rig.post(xml), "safe")
+    (message,) = await _all(rig, Message, Message.direction == "in")
+    assert [(a["kind"], a["ref"]) for a in message.attachments] == [("image", "media-image-1")]
+
+
+def _event(event: str, key: str = "") -> str:
+    return (
+        f"<xml><ToUserName>{ACCOUNT}</ToUserName><FromUserName>oLearner</FromUserName><CreateTime>{TS}"
+        f"</CreateTime><MsgType>event</MsgType><Event>{event}</Event><EventKey>{key}</EventKey></xml>"
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_following_the_account_greets_with_the_privacy_notice(rig: Rig, mode: str) -> None:
+    before = await rig.snapshot()
+    content = reply_content(await rig.post(_event("subscribe", "qrscene_123"), mode), mode)
+    assert "隐私说明" in content and "投诉编号" in content
+    assert await rig.snapshot() == before
+
+
+async def test_other_events_get_success(rig: Rig) -> None:
+    before = await rig.snapshot()
+    for event in ("unsubscribe", "CLICK", "LOCATION"):
+        response = await rig.post(_event(event))
+        assert (response.status_code, response.text) == (200, "success")
+    assert await rig.snapshot() == before
+
+
+def _slow(core: CoreContext, delay: float) -> None:
+    """Every transaction on the writer (intake's, the passive reply's claim) starts `delay` late."""
+    run = core.writer.run
+
+    async def slow(work: Callable[..., T]) -> T:
+        await asyncio.sleep(delay)
+        return await run(work)
+
+    core.writer.run = slow  # type: ignore[method-assign]
+
+
+def _count_intakes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The external ids of every message that went into intake."""
+    calls: list[str] = []
+    receive = Intake.receive
+
+    async def counted(self: Intake, message: InboundMessage, now: datetime) -> IntakeResult:
+        calls.append(message.external_id)
+        return await receive(self, message, now)
+
+    monkeypatch.setattr(Intake, "receive", counted)
+    return calls
+
+
+async def test_a_slow_database_answers_success_and_the_ack_goes_by_customer_service(
+    serve: Callable[..., Awaitable[Rig]], core: CoreContext
+) -> None:
+    rig = await serve(reply_timeout=0.2)
+    _slow(core, 0.5)
+    started = time.perf_counter()
+    response = await rig.post(text_xml(COMPLAINT, at=TS))
+    assert (response.status_code, response.text) == (200, "success")
+    assert time.perf_counter() - started < 0.45
+    await rig.webhook.wait_idle()
+    (ticket,) = await _all(rig, Ticket)
+    (ack,) = await rig.acks()
+    assert ack.status == "pending" and ack.channel == "wechat"
+    sent = await rig.dispatch()
+    assert [(m.kind, m.recipient) for m in sent] == [("ack", "oLearner"), ("ask", "oLearner")]
+    assert ticket.number in sent[0].text
+
+
+@pytest.mark.parametrize("mode", ["plaintext", "safe"])
+async def test_four_deliveries_two_at_once_make_one_ticket_and_one_acknowledgement(
+    rig: Rig, core: CoreContext, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intakes = _count_intakes(monkeypatch)
+    _slow(core, 0.05)  # the first delivery is still in intake when the second arrives
+    xml = text_xml(COMPLAINT, at=TS)
+    first, second = await asyncio.gather(rig.post(xml, mode, nonce="a"), rig.post(xml, mode, nonce="b"))
+    third = await rig.post(xml, mode, nonce="c")
+    fourth = await rig.post(xml, mode, nonce="d")
+    contents = {reply_content(r, mode) for r in (first, second, third, fourth)}
+    assert len(contents) == 1
+    (ticket,) = await _all(rig, Ticket)
+    assert ticket.number in contents.pop()
+    assert len(await _all(rig, Message, Message.direction == "in")) == 1
+    (ack,) = await rig.acks()
+    assert (ack.status, ack.external_ref) == ("sent", PASSIVE_REF)
+    assert len(intakes) == 3  # the concurrent pair shared one intake; the later two met its dedupe
+
+
+async def _all(rig: Rig, model: type[Any], *where: Any) -> list[Any]:
+    async with rig.core.sessions() as session:
+        return list(await session.scalars(select(model).where(*where)))
