@@ -18,6 +18,7 @@ from bot.mail_runtime import EmailRuntime, start_email
 from bot.telegram_runtime import TelegramRuntime, TelegramStartError, start_telegram
 from bot.voicemail_runtime import VoicemailRuntime, start_voicemail
 from bot.web import create_app
+from bot.wechat_runtime import WechatRuntime, start_wechat, wecom_sink
 from core.db import upgrade
 from scheduler.runner import Schedule, Scheduler
 from scheduler.sweep import sweep
@@ -47,6 +48,7 @@ async def serve(settings: Settings) -> None:
         telegram: TelegramRuntime | None = None
         voicemail: VoicemailRuntime | None = None
         email: EmailRuntime | None = None
+        wechat: WechatRuntime | None = None
         for name, missing in channel_report(settings):
             if missing:
                 console.print(f"channel {name}: skipped ({missing})", markup=False)
@@ -57,6 +59,13 @@ async def serve(settings: Settings) -> None:
                     console.print(f"channel telegram: skipped ({exc})", markup=False)
                 else:
                     console.print(f"channel telegram: {telegram.summary}", markup=False)
+            elif name == "wechat":
+                try:
+                    wechat = start_wechat(application, settings)
+                except ValueError as exc:  # e.g. an EncodingAESKey that is not 43 characters
+                    console.print(f"channel wechat: skipped ({exc})", markup=False)
+                else:
+                    console.print(f"channel wechat: {wechat.summary}", markup=False)
             elif name == "email":
                 try:
                     email = start_email(application, settings)
@@ -75,6 +84,10 @@ async def serve(settings: Settings) -> None:
                 console.print(
                     f"channel {name}: configured, but this build has no {name} adapter yet", markup=False
                 )
+        robots = wecom_sink(settings)
+        if "staff" not in application.dispatcher.senders and robots is not None:
+            application.dispatcher.senders["staff"] = robots  # schools whose staff live in WeCom
+            console.print("staff chats: WeCom group robots", markup=False)
         if "staff" not in application.dispatcher.senders:
             console.print(
                 "staff chats: none configured; staff cards and alerts wait in the outbox", markup=False
@@ -95,7 +108,11 @@ async def serve(settings: Settings) -> None:
         application.intake.on_commit = lambda: scheduler.run_soon("outbox")
         scheduler.start()
         try:
-            routes = [*(telegram.routes if telegram else []), *(voicemail.routes if voicemail else [])]
+            routes = [
+                *(telegram.routes if telegram else []),
+                *(voicemail.routes if voicemail else []),
+                *(wechat.routes if wechat else []),
+            ]
             web = create_app(application.core, routes)
             server = _Server(
                 uvicorn.Config(
@@ -119,6 +136,8 @@ async def serve(settings: Settings) -> None:
                 await voicemail.close()
             if email is not None:
                 await email.close()
+            if wechat is not None:
+                await wechat.close()
             if telegram is not None:
                 await telegram.close()
     finally:
