@@ -99,7 +99,13 @@ async def _due(
 ) -> list[Due]:
     query = (
         select(Ticket.id, Ticket.number, Ticket.learner_id, Ticket.closed_at)
-        .where(Ticket.closed_at < cutoff, Ticket.status == CLOSED, Ticket.anonymized_at.is_(None))
+        # The partial index's own predicate (`ix_tickets_retention_due`), so the planner uses it.
+        .where(
+            Ticket.anonymized_at.is_(None),
+            Ticket.closed_at.is_not(None),
+            Ticket.closed_at < cutoff,
+            Ticket.status == CLOSED,
+        )
         .order_by(Ticket.closed_at, Ticket.id)
         .limit(BATCH)
     )
