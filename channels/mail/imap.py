@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import aioimaplib
 
 from channels.mail.reader import MailReader, MailReport, ReadLease, keep_reading, pause, prepare
-from core.state import get_state, set_state
+from core.state import get_state, hold_lease, set_state
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -196,6 +196,7 @@ class ImapSource:
         self.state_key = _key("email:imap:", account.name)
         self.lease = _key("email:imap-reader:", account.name)
         self.connection: ImapConnection | None = None
+        self._renew: Callable[[], Awaitable[bool]] | None = None  # set by run(): the lease, kept
 
     async def fetch_once(self, now: datetime) -> MailReport:
         """One pass: take every waiting message; stops early (and reports `left`) when intake fails."""
@@ -207,6 +208,10 @@ class ImapSource:
         uids = sorted(set(unseen) | set(above))
         report = MailReport()
         for start in range(0, len(uids), self.batch):
+            if start and self._renew is not None and not await self._renew():
+                # A long backlog pass outlived the lease: another instance may read now; stop here.
+                report.left += len(uids) - start
+                break
             chunk = uids[start : start + self.batch]
             fetched = await connection.fetch(chunk)
             part = await self.reader.take_all(
@@ -245,6 +250,11 @@ class ImapSource:
             return True
 
         lease = ReadLease(self.sessions, self.lease, self.holder, self.lease_ttl, self.clock)
+
+        async def renew() -> bool:  # between batches of one pass, so a long pass keeps the lease
+            return await hold_lease(self.sessions, self.lease, self.holder, self.clock(), self.lease_ttl)
+
+        self._renew = renew
         name = f"imap {self.account.name}"
         await keep_reading(name, step, stop, reset=self.close, expected=_EXPECTED, lease=lease)
 

@@ -369,3 +369,20 @@ async def test_tls(core: CoreContext, intake: Intake) -> None:
         await untrusted.close()
     finally:
         server.close()
+
+
+async def test_a_pass_that_loses_its_lease_stops_between_batches(
+    dovecot: Dovecot, core: CoreContext, intake: Intake
+) -> None:
+    dovecot.append(complaints(5))
+    reader = source(dovecot, MailReader(intake, core), batch=2)
+    renewals: list[bool] = [False]  # the lease is lost after the first batch (a long backlog pass)
+
+    async def renew() -> bool:
+        return renewals.pop(0) if renewals else False
+
+    reader._renew = renew
+    report = await reader.fetch_once(NOW)
+    await reader.close()
+    assert (report.taken, report.left) == (2, 3)  # what another instance now reads was left alone
+    assert len(dovecot.search("UNSEEN")) == 3
