@@ -8,15 +8,19 @@ staff close the task saying so.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from core.context import CoreContext
 from core.messages import InboundMessage, storage_key
-from core.models import Clock, Learner, LearnerIdentity, Message, Ticket
+from core.models import Clock, Learner, LearnerIdentity, Message, Staff, Ticket
+from core.outbox import outbox_values
 from core.privacy import Vault, mask
+from core.rows import NewRows
 
 # Channels the bot can write to on its own; a voicemail or a staff-logged phone number cannot be.
 REPLYABLE = ("telegram", "wechat", "email")
@@ -90,3 +94,38 @@ def wants_callback(session: Session, ticket_id: int, message: InboundMessage) ->
         Message.external_id == storage_key(message.reply_to),
     )
     return session.scalar(same_call) is None
+
+
+def request_callback(
+    core: CoreContext,
+    session: Session,
+    rows: NewRows,
+    ticket: Ticket,
+    message: InboundMessage,
+    message_id: int,
+    now: datetime,
+) -> None:
+    """A voicemail on a ticket that has one already: a call-back clock from the call itself, and the
+    ticket's owner, if it has one, gets the number privately (audited), as a new owner does on claim."""
+    received = min(message.received_at, now)
+    due = core.clocks.due("callback", received, major=ticket.severity == "major")
+    rows.clock("callback", received, due)
+    rows.event(now, "learner:voicemail", "callback", "requested by voicemail")
+    owner = session.get(Staff, ticket.owner_staff_id) if ticket.owner_staff_id else None
+    if owner is None or not owner.telegram_id or not message.phone:
+        return  # unclaimed: whoever claims it gets the number then; withheld: nothing to send
+    rows.event(now, "complaintbot", "disclosed", f"call-back number, privately to {owner.name}")
+    rows.send(
+        outbox_values(
+            core.vault,
+            key=f"in:{message_id}:callback-number",
+            channel="telegram",
+            recipient=owner.telegram_id,
+            kind="notice-staff",
+            text=f"📞 {ticket.number}: a new voicemail; call back {message.phone} by {core.local_text(due)}, "
+            f"then /called {ticket.number} with what was said.",
+            now=now,
+            ticket_id=ticket.id,
+            meta={"sensitive": True, "ticket_number": ticket.number},
+        )
+    )

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from core import learners
 from core.act_outcomes import with_act
 from core.announce import TicketFacts, acknowledgement, staff_messages
-from core.callback import callback_task, reachable_identity, wants_callback
+from core.callback import callback_task, reachable_identity, request_callback, wants_callback
 from core.classify import Classification, classify
 from core.context import CoreContext
 from core.continuation import continued_ticket, foreign_reference, referenced_ticket
@@ -340,10 +340,7 @@ class Intake:
         answered = ticket.awaiting_field if own else None
         actor = f"learner:{message.channel}"
         if message.channel == "voicemail" and wants_callback(session, ticket.id, message):
-            received = min(message.received_at, now)
-            major = ticket.severity == "major"
-            rows.clock("callback", received, core.clocks.due("callback", received, major=major))
-            rows.event(now, actor, "callback", "requested by voicemail")
+            request_callback(core, session, rows, ticket, message, message_id, now)
         if answered is not None and acting is None:
             replies.append(
                 take_answer(core, rows, facts, ticket, learner, message, answered, message_id, now, actor)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from channels.voicemail.parse import message as voicemail_message
 from core.intake import Intake
 from core.models import Clock
+from core.numbers import find_ticket_numbers
 from core.tickets import get_ticket
 from tests.channels.telegram.test_staff_commands import (
     HEAD,
@@ -94,3 +95,21 @@ async def test_the_button_closes_the_call_back_and_a_reply_reaches_the_callers_t
     said = await rig.say(TEACHING_CHAT, TEACHER, f"/reply {number} 已回电，明天给您答复")
     assert said.startswith("✅")
     assert "已回电" in rig.botapi.texts_to(LEARNER)[-1]
+
+
+async def test_a_voicemail_on_a_claimed_ticket_gives_its_owner_the_number(rig: Rig) -> None:
+    rig.botapi.learner_message(LEARNER, TEACHING, first_name="Ming")
+    queued = rig.botapi._updates[-1]  # the stand-in builds no contact messages; add one to this
+    queued["message"]["contact"] = {"phone_number": CALLER, "first_name": "Ming", "user_id": LEARNER}
+    await rig.round()
+    number = str(find_ticket_numbers(rig.botapi.texts_to(LEARNER)[0])[0])
+    assert (await rig.say(TEACHING_CHAT, TEACHER, f"/claim {number}")).startswith("✅")
+    before = len(rig.botapi.texts_to(TEACHER))
+    await _voicemail(rig, "900.3", f"我是之前投诉的学员，编号 {number}，请尽快回电")
+    private = rig.botapi.texts_to(TEACHER)[before:]
+    assert any(CALLER in text and f"/called {number}" in text for text in private), private
+    assert not any(CALLER in text for text in rig.botapi.texts_to(TEACHING_CHAT))
+    assert await _callback_open(rig, number)
+    assert [e.detail for e in await rig.events(number, "disclosed")] == [
+        "call-back number, privately to 王老师"
+    ]
