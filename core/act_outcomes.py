@@ -11,6 +11,7 @@ from dataclasses import Field, dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -18,9 +19,10 @@ from core.context import CoreContext
 from core.followup import record_score, send_survey
 from core.inbound import summary
 from core.learner_acts import APPEAL, CONFIRM, OBJECT, RATE, Decision, LearnerAct, decide_for
-from core.messages import InboundMessage
-from core.models import Ticket
-from core.outbox import enqueue
+from core.messages import InboundMessage, storage_key
+from core.models import OutboxRow, Ticket
+from core.numbers import find_ticket_numbers
+from core.outbox import enqueue, outbox_values
 from core.second_instance import open_second_instance
 from core.tickets import apply_move
 from core.workflow import LEARNER, Actor, WorkflowError
@@ -169,3 +171,29 @@ def _notify_staff(
         ticket=ticket,
         meta={"ticket_number": ticket.number, "department": ticket.department},
     )
+
+
+def no_ticket_reply(
+    core: CoreContext, session: Session, message: InboundMessage, locale: str, now: datetime
+) -> tuple[str, str, bool]:
+    """The answer to a command (`/confirm TS-…`, `/rate 5`) that none of the sender's tickets takes:
+    said once per message, and never turned into a complaint of its own. (text, outbox key, repeat)."""
+    key = f"act:{message.channel}:{storage_key(message.external_id)}"[:255]
+    said = session.scalar(select(OutboxRow.payload).where(OutboxRow.key == key))
+    if said is not None:  # a redelivery of the same command
+        return str(said.get("text", "")), key, True
+    numbers = find_ticket_numbers(f"{message.text} {message.subject or ''}", core.prefix)
+    text = core.templates.render(
+        locale, "act.txt", outcome="refused", reason="no_ticket", number=str(numbers[0]) if numbers else None
+    )
+    values = outbox_values(
+        core.vault,
+        key=key,
+        channel=message.channel,
+        recipient=message.sender_id,
+        kind="notice",
+        text=text,
+        now=now,
+    )
+    session.connection().execute(insert(OutboxRow), values)
+    return text, key, False

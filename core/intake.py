@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import learners
-from core.act_outcomes import with_act
+from core.act_outcomes import no_ticket_reply, with_act
 from core.announce import TicketFacts, acknowledgement, staff_messages
 from core.callback import callback_task, reachable_identity, request_callback, wants_callback
 from core.classify import Classification, classify
@@ -160,6 +160,9 @@ class Intake:
             ticket = act_ticket(session, message, learner, act, self.core.prefix)
             decision = decide_for(session, ticket, act, self.core.policy) if ticket is not None else None
             ticket, acting = (ticket, decision.outcome) if decision is not None else (None, None)
+        if act is not None and act.explicit and ticket is None and message.text.lstrip().startswith("/"):
+            text, key, again = no_ticket_reply(self.core, session, message, classification.language, now)
+            return IntakeResult("", 0, 0, created=False, duplicate=again, replies=(text,), reply_keys=(key,))
         if ticket is None and not message.new_ticket:
             ticket = continued_ticket(session, message, learner, identity, self.core.prefix)
         if ticket is not None:

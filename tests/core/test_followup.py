@@ -327,3 +327,27 @@ def test_a_new_complaint_or_a_question_is_no_score_and_no_confirmation(text: str
 def test_a_score_is_a_digit_alone_or_with_a_short_comment(text: str, score: int) -> None:
     act = parse(text)
     assert act is not None and act.kind == "rate" and act.score == score
+
+
+async def test_a_command_no_ticket_of_the_sender_takes_is_answered_and_opens_nothing(
+    core: CoreContext, intake: Intake
+) -> None:
+    telegram = FakeChannel("telegram")
+    now = at("2026-11-23 10:00")
+    mine = await intake.receive(telegram.message("8001", "老师上课总是迟到", now), now)
+    stranger = telegram.message("8002", f"/confirm {mine.ticket_number}", now)
+    answer = await intake.receive(stranger, now)
+    assert answer.ticket_number == "" and not answer.created
+    assert "None of your complaints has the number " + mine.ticket_number in answer.replies[0]
+    again = await intake.receive(stranger, now)
+    assert again.duplicate and again.replies == answer.replies
+    # Its owner's own command, while the ticket waits for "which course?", is no answer to that question.
+    await intake.receive(telegram.message("8001", "/rate 5", now), now)
+    async with core.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Ticket)) == 1
+        ticket = await get_ticket(session, mine.ticket_number)
+        assert ticket.course is None and ticket.awaiting_field == "course"
+        kept = await session.scalar(
+            select(func.count()).select_from(OutboxRow).where(OutboxRow.key.like("act:%"))
+        )
+    assert kept == 1  # the stranger's answer; the owner's /rate was refused on their own ticket
