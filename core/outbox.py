@@ -319,6 +319,7 @@ class Dispatcher:
                 fresh.status = DEAD
                 report.dead += 1
                 log.warning("outbox %s: gave up after %d attempt(s): %s", row.key, fresh.attempts, error)
+                _fall_back(session, fresh, self.vault, now)
             else:
                 delay = self.retry.delay(fresh.attempts, self.rng)
                 if retry_after is not None:
@@ -345,3 +346,24 @@ async def send_once(sessions: async_sessionmaker[AsyncSession], vault: Vault, **
             return False
         enqueue(session, vault, **fields)
         return True
+
+
+def _fall_back(session: AsyncSession, row: OutboxRow, vault: Vault, now: datetime) -> None:
+    """A message that names a fallback (`meta.fallback = {channel, recipient}`) goes there when it cannot
+    be delivered: a reminder for someone who never opened a private chat with the bot reaches their
+    department's chat instead of being lost."""
+    meta = dict(row.payload.get("meta") or {})
+    fallback = meta.pop("fallback", None)
+    if not isinstance(fallback, dict) or not fallback.get("channel") or not fallback.get("recipient"):
+        return
+    enqueue(
+        session,
+        vault,
+        key=f"{row.key}:fallback"[:255],
+        channel=str(fallback["channel"]),
+        recipient=str(fallback["recipient"]),
+        kind=row.kind,
+        text=str(row.payload.get("text", "")),
+        now=now,
+        meta=meta,
+    )

@@ -126,7 +126,8 @@ async def _handle(
 ) -> None:
     heads = await _heads(session)
     owners = await _staff(session, {t.owner_staff_id for _, t in rows if t.owner_staff_id is not None})
-    batches: dict[tuple[str, str], list[Alert]] = defaultdict(list)
+    # (channel, recipient, department chat to fall back on when a private message cannot be delivered)
+    batches: dict[tuple[str, str, str], list[Alert]] = defaultdict(list)
     claims: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
 
@@ -156,7 +157,10 @@ async def _handle(
         due = core.local_text(clock.due_at)
         for step in step_plan.steps:
             channel, recipient, who = _recipient(core, step, ticket, owners, heads)
-            batches[(channel, recipient)].append(Alert(ticket.number, clock.stage, step, due, clock.id))
+            fallback = ticket.department if channel == "telegram" else ""
+            batches[(channel, recipient, fallback)].append(
+                Alert(ticket.number, clock.stage, step, due, clock.id)
+            )
             report.actions.append(f"{ticket.number} {clock.stage}: {step} to {who}")
             events.append(
                 {
@@ -176,8 +180,8 @@ async def _handle(
         await connection.execute(_CLAIM, claims)
     if events:
         await connection.execute(insert(Event), events)
-    for (channel, recipient), alerts in batches.items():
-        _send(core, session, channel, recipient, alerts, now)
+    for (channel, recipient, fallback), alerts in batches.items():
+        _send(core, session, channel, recipient, alerts, now, fallback)
 
 
 _CLOCKS = Base.metadata.tables["clocks"].c
@@ -225,12 +229,18 @@ def _recipient(
 
 
 def _send(
-    core: CoreContext, session: AsyncSession, channel: str, recipient: str, alerts: list[Alert], now: datetime
+    core: CoreContext,
+    session: AsyncSession,
+    channel: str,
+    recipient: str,
+    alerts: list[Alert],
+    now: datetime,
+    fallback: str = "",
 ) -> None:
     # The key names exactly the (clock, step) pairs this transaction won, so it is unique, and a
     # retried transaction after a crash would carry the same one.
     won = ",".join(f"{a.clock_id}:{a.step}" for a in sorted(alerts, key=lambda a: (a.clock_id, a.step)))
-    digest = hashlib.sha256(f"{channel}|{recipient}|{won}".encode()).hexdigest()[:40]
+    digest = hashlib.sha256(f"{channel}|{recipient}|{fallback}|{won}".encode()).hexdigest()[:40]
     text = core.templates.render(
         core.staff_locale, "sweep_alerts.txt", alerts=alerts, count=len(alerts), at=core.local_text(now)
     )
@@ -243,5 +253,13 @@ def _send(
         kind="alert",
         text=text,
         now=now,
-        meta={"department": recipient} if channel == "staff" else {},
+        # A person who never opened a private chat with the bot cannot be written to: the alert then
+        # goes to their department's chat (core.outbox falls back when the send fails for good).
+        meta=(
+            {"department": recipient}
+            if channel == "staff"
+            else {"fallback": {"channel": "staff", "recipient": fallback}}
+            if fallback
+            else {}
+        ),
     )

@@ -12,7 +12,7 @@ from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.intake import Intake
 from core.models import Clock, Event, OutboxRow, Staff
-from core.outbox import Dispatcher
+from core.outbox import Dispatcher, PermanentSendError
 from core.staff import add_staff
 from core.tickets import apply_move, get_ticket, list_tickets, staff_actor
 from scheduler import escalation
@@ -196,3 +196,19 @@ async def test_reminders_and_level_2_count_working_time_like_the_deadline(
         at("2026-11-25 09:45"),
         at("2026-11-25 10:30"),
     )
+
+
+async def test_an_alert_nobody_can_receive_privately_goes_to_the_department_chat(
+    core: CoreContext, intake: Intake
+) -> None:
+    await _setup(core)
+    [number] = await _complain(intake, at("2026-11-23 10:00"))
+    await escalation.run(core, at("2026-11-23 11:05"), False)  # level 1 to the head, privately
+    telegram, staff = FakeChannel("telegram"), FakeChannel("staff")
+    # The head never opened a private chat with the bot: Telegram refuses for good.
+    telegram.fail_next.append(PermanentSendError("Forbidden: bot can't initiate conversation with a user"))
+    dispatcher = Dispatcher(core.sessions, core.vault, {"telegram": telegram, "staff": staff})
+    await dispatcher.drain(at("2026-11-23 11:06"))
+    [alert] = [m for m in staff.sent if m.kind == "alert"]
+    assert alert.recipient == "teaching" and number in alert.text
+    assert telegram.sent == []
