@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.web import BodyTooLarge, read_body
+from channels.http import BodyTooLarge, read_body
 from channels.voicemail.parse import MAX_BYTES, VoicemailError, parse_transcript, parse_twilio
 from core.context import CoreContext
 from core.intake import Intake

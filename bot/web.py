@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from channels.http import BodyTooLarge, read_body
 from core.context import CoreContext
 from core.models import OutboxRow, Ticket
 
@@ -65,23 +66,6 @@ def create_app(core: CoreContext, extra_routes: list[BaseRoute] | None = None) -
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/metrics", metrics_route)]
     return Starlette(routes=routes + list(extra_routes or []))
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (`BodyTooLarge`) past `limit` bytes without reading the rest."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise BodyTooLarge
-    return bytes(body)
 
 
 def telegram_webhook(

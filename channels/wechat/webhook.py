@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from channels.http import BodyTooLarge, read_body
 from channels.wechat.parse import (
     MAX_BYTES,
     BadXml,
@@ -61,10 +62,6 @@ REPLY_TIMEOUT_S = 4.0  # WeChat waits 5 s; the rest is for the claim and the res
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 @dataclass
@@ -132,8 +129,8 @@ class WeChatWebhook:
             log.warning("wechat push refused: not encrypted, although encoding_aes_key is configured")
             return PlainTextResponse("forbidden", status_code=403)
         try:
-            body = await _read_body(request, MAX_BYTES)
-        except _TooLarge:
+            body = await read_body(request, MAX_BYTES)
+        except BodyTooLarge:
             return PlainTextResponse("body too large", status_code=413)
         try:
             fields = self._fields(body, query)
@@ -253,19 +250,6 @@ class WeChatWebhook:
 
 def _digest(body: bytes) -> str:
     return f"xml:{hashlib.sha256(body).hexdigest()}"
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """As `bot.web.read_body` (channels do not import the application): refused past `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise _TooLarge
-    return bytes(body)
 
 
 def wechat_routes(
