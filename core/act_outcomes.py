@@ -22,7 +22,7 @@ from core.learner_acts import APPEAL, CONFIRM, OBJECT, RATE, Decision, LearnerAc
 from core.messages import InboundMessage, storage_key
 from core.models import OutboxRow, Ticket
 from core.numbers import find_ticket_numbers
-from core.outbox import enqueue, outbox_values
+from core.outbox import enqueue, notify_department, outbox_values
 from core.second_instance import open_second_instance
 from core.tickets import apply_move
 from core.workflow import LEARNER, Actor, WorkflowError
@@ -159,18 +159,7 @@ def _notify_staff(
     notice = core.templates.render(
         core.staff_locale, "notice_learner_message.txt", number=ticket.number, text=summary(message, 500)
     )
-    enqueue(
-        session,
-        core.vault,
-        key=f"in:{message_id}:staff-notice",
-        channel="staff",
-        recipient=ticket.department,
-        kind="notice-staff",
-        text=notice,
-        now=now,
-        ticket=ticket,
-        meta={"ticket_number": ticket.number, "department": ticket.department},
-    )
+    notify_department(session, core.vault, ticket, key=f"in:{message_id}:staff-notice", text=notice, now=now)
 
 
 def no_ticket_reply(

@@ -22,7 +22,7 @@ from core.clocks import close_clocks
 from core.context import CoreContext
 from core.messages import Button
 from core.models import Clock, Event, Learner, LearnerIdentity, Ticket
-from core.outbox import enqueue
+from core.outbox import enqueue, notify_department
 from core.privacy import redact
 from core.tickets import apply_move
 from core.workflow import (
@@ -175,18 +175,7 @@ async def send_call_task(
         low=core.policy.follow_up.score_min,
         high=core.policy.follow_up.score_max,
     )
-    enqueue(
-        session,
-        core.vault,
-        key=key,
-        channel="staff",
-        recipient=ticket.department,
-        kind="notice-staff",
-        text=text,
-        now=now,
-        ticket=ticket,
-        meta={"ticket_number": ticket.number, "department": ticket.department},
-    )
+    notify_department(session, core.vault, ticket, key=key, text=text, now=now)
     session.add(Event(ticket=ticket, at=now, actor=SYSTEM_ACTOR.label, action="call-task", detail=why))
     log.info("ticket %s: follow-up call task for %s (%s)", ticket.number, ticket.department, why)
 
@@ -269,17 +258,13 @@ async def record_score(
             comment=comment,
             reopened=low,
         )
-        enqueue(
+        notify_department(
             session,
             core.vault,
+            ticket,
             key=f"ticket:{ticket.id}:rated:{event.id}:staff",
-            channel="staff",
-            recipient=ticket.department,
-            kind="notice-staff",
             text=notice,
             now=now,
-            ticket=ticket,
-            meta={"ticket_number": ticket.number, "department": ticket.department},
         )
     log.info("ticket %s: satisfaction %d -> %s", ticket.number, score, ticket.status)
     return text

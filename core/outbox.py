@@ -115,6 +115,24 @@ def enqueue(
     return row
 
 
+def notify_department(
+    session: AsyncSession, vault: Vault, ticket: Ticket, *, key: str, text: str, now: datetime
+) -> OutboxRow:
+    """A notice about `ticket` to its department's staff chat (whatever sink serves `staff`)."""
+    return enqueue(
+        session,
+        vault,
+        key=key,
+        channel="staff",
+        recipient=ticket.department,
+        kind="notice-staff",
+        text=text,
+        now=now,
+        ticket=ticket,
+        meta={"ticket_number": ticket.number, "department": ticket.department},
+    )
+
+
 def to_message(row: OutboxRow, vault: Vault, context: Mapping[str, Any] | None = None) -> OutboundMessage:
     payload = row.payload
     meta = {**payload.get("meta", {}), **(context or {})}
