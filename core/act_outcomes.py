@@ -25,6 +25,7 @@ from core.numbers import find_ticket_numbers
 from core.outbox import enqueue, notify_department, outbox_values
 from core.second_instance import open_second_instance
 from core.tickets import apply_move
+from core.wakeup import written
 from core.workflow import LEARNER, Actor, WorkflowError
 
 
@@ -185,4 +186,5 @@ def no_ticket_reply(
         now=now,
     )
     session.connection().execute(insert(OutboxRow), values)
+    written(session)
     return text, key, False

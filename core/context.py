@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.calendar import BusinessCalendar
 from core.classify import ClassificationRules
 from core.clocks import ClockKeeper
+from core.db import outbox_signal
 from core.policy import Policy
 from core.privacy import Vault
 from core.templates import Templates
+from core.wakeup import SIGNAL
 from core.writer import Writer
 
 
@@ -39,7 +41,8 @@ class CoreContext:
         engine = self.sessions.kw["bind"]
         if not isinstance(engine, AsyncEngine):
             raise TypeError("CoreContext.sessions must be bound to an AsyncEngine")
-        self.writer = Writer(engine)
+        # The writer's sessions fire the same outbox signal as ours (`core.wakeup`).
+        self.writer = Writer(engine, info={SIGNAL: outbox_signal(self.sessions)})
 
     async def close(self) -> None:
         await self.writer.close()

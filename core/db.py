@@ -14,6 +14,8 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from core.wakeup import SIGNAL, OutboxSignal
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -73,7 +75,18 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions on `engine`, each carrying the database's `OutboxSignal` (`core.wakeup`): a commit that
+    queued messages wakes the dispatcher."""
+    return async_sessionmaker(engine, expire_on_commit=False, info={SIGNAL: OutboxSignal()})
+
+
+def outbox_signal(sessions: async_sessionmaker[AsyncSession]) -> OutboxSignal:
+    """The signal the sessions of `sessions` fire (one is added if they were made without one)."""
+    info = sessions.kw.setdefault("info", {})
+    signal = info.get(SIGNAL)
+    if not isinstance(signal, OutboxSignal):
+        signal = info[SIGNAL] = OutboxSignal()
+    return signal
 
 
 @asynccontextmanager

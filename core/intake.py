@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from core import learners
@@ -68,12 +69,29 @@ def _key(message_id: int, what: str) -> str:
     return f"in:{message_id}:{what}"
 
 
+def _conflict(exc: DBAPIError) -> bool:
+    """Whether trying again can succeed: a unique key taken meanwhile, a deadlock or a serialization
+    failure between instances (PostgreSQL's 40P01, 40001)."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(exc, IntegrityError) or sqlstate in ("40P01", "40001")
+
+
+def _hold_for_inline_reply(replies: list[dict[str, Any]], message: InboundMessage) -> None:
+    """The first reply waits while the platform's own response may carry it (WeChat's passive reply):
+    the dispatcher, woken by the commit, would otherwise race the response for it."""
+    if replies and message.reply_inline_until is not None:
+        first = replies[0]
+        first["next_attempt_at"] = max(first["next_attempt_at"], message.reply_inline_until)
+
+
 class Intake:
-    def __init__(self, core: CoreContext, *, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, core: CoreContext, *, observe: Callable[[str, float], None] | None = None) -> None:
         self.core = core
-        self.on_commit = on_commit  # wakes the outbox dispatcher so acknowledgements leave at once
+        # Told (channel, seconds) of every message committed: intake latency, for the metrics.
+        self.observe = observe
 
     async def receive(self, message: InboundMessage, now: datetime) -> IntakeResult:
+        began = time.perf_counter()
         # Pure work first, outside the transaction: the write lock is held only for the writes.
         classification = classify(message.text, self.core.rules)
         sender_index = self.core.vault.blind_index(message.channel, message.sender_id)
@@ -93,10 +111,10 @@ class Intake:
                 else:  # rare, and its moves are async code: on an async session, not the writer
                     result = await with_act(self.core, work, act, message, now)
                 break
-            except IntegrityError:
+            except DBAPIError as exc:
                 # A concurrent delivery of the same message, or of the same new learner, won the
-                # race; the next try sees its committed rows.
-                if attempt == _MAX_TRIES:
+                # race (or two instances' batches deadlocked); the next try sees its committed rows.
+                if not _conflict(exc) or attempt == _MAX_TRIES:
                     raise
                 log.info(
                     "intake %s:%s: conflict on try %d, retrying",
@@ -115,8 +133,8 @@ class Intake:
             auto = result is _NOT_A_COMPLAINT
             kept = await keep_unparsed(self.core, message.channel, key, raw, reason, now, notify=not auto)
             raise (NotAComplaint if result is _NOT_A_COMPLAINT else IdReused)(message, kept)
-        if self.on_commit is not None and not result.duplicate:
-            self.on_commit()
+        if self.observe is not None:
+            self.observe(message.channel, time.perf_counter() - began)
         return result
 
     def _receive(
@@ -296,6 +314,7 @@ class Intake:
                         self.core, rows, ticket, values["awaiting_field"], channel, address, message_id, now
                     )
                 )
+        _hold_for_inline_reply(replies, message)
         staff_messages(
             self.core,
             rows,
@@ -353,6 +372,7 @@ class Intake:
             return _result(ticket.number, ticket.id, message_id, created=False, replies=[], act=acting)
         else:
             rows.event(now, actor, "message", message.auto_reply and f"automatic: {message.auto_reply}")
+        _hold_for_inline_reply(replies, message)
         notice = core.templates.render(
             core.staff_locale, "notice_learner_message.txt", number=ticket.number, text=summary(message, 500)
         )

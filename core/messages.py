@@ -72,6 +72,9 @@ class InboundMessage:
     # Why nothing may be sent back although it is a learner's message (a flood from one address):
     # it opens or continues a ticket as usual, unacknowledged.
     unanswered: str | None = None
+    # Until when the platform's response to this very message can carry the first reply (WeChat's
+    # passive reply): that reply is not sent otherwise before then.
+    reply_inline_until: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:

@@ -231,7 +231,18 @@ class OutboxRow(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # A lane's due rows: `status = 'pending' AND channel = :lane AND next_attempt_at <= :now`.
+        Index("ix_outbox_lane_due", "status", "channel", "next_attempt_at"),
+        # Unfinished rows per recipient, for the per-recipient order; partial, so the history of sent
+        # rows (most of the table) stays out of it.
+        Index(
+            "ix_outbox_waiting",
+            "channel",
+            "recipient_key",
+            "id",
+            sqlite_where=text("status IN ('pending', 'sending', 'parked')"),
+            postgresql_where=text("status IN ('pending', 'sending', 'parked')"),
+        ),
         Index("ix_outbox_channel_external_ref", "channel", "external_ref"),
         Index("ix_outbox_external_thread", "external_thread"),
     )
@@ -240,9 +251,12 @@ class OutboxRow(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     channel: Mapped[str] = mapped_column(String(20))
     recipient_enc: Mapped[str] = mapped_column(Text)
+    # A keyed hash of channel and recipient (`core.outbox.recipient_key`): messages with the same key
+    # leave in the order they were written. None on rows written before it existed.
+    recipient_key: Mapped[str | None] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(20))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(10))  # pending | sending | sent | dead
+    status: Mapped[str] = mapped_column(String(10))  # pending | sending | sent | dead | parked
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -19,6 +19,7 @@ from core.clocks import ClockKeeper
 from core.models import Clock, Event, Message, OutboxRow
 from core.outbox import LEARNER_KINDS
 from core.privacy import Vault
+from core.wakeup import written
 
 _INSERT_CLOCKS = insert(Clock).returning(Clock.id, Clock.stage)
 _INSERT_EVENTS = insert(Event)
@@ -89,6 +90,7 @@ class NewRows:
             stage = self.meets.get(values["key"])
             values["meets_clock_id"] = clock_ids.get(stage) if stage else values.get("meets_clock_id")
         outbox_ids = {key: row_id for row_id, key in connection.execute(_INSERT_OUTBOX, self.outbox)}
+        written(session)
         conversation = [
             {
                 "ticket_id": self.ticket_id,

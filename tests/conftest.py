@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.db import create_engine, session_factory, upgrade
+from core.dispatch import Dispatcher, RetryPolicy
 from core.intake import Intake
 from core.models import Base
-from core.outbox import Dispatcher, RetryPolicy
 from core.policy import parse_policy
 from core.privacy import Vault, generate_key
 from core.templates import Templates

@@ -8,10 +8,10 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.kept_aside import NotAComplaint
 from core.models import Event, OutboxRow, Ticket, Unparsed
-from core.outbox import Dispatcher
 from core.tickets import get_ticket
 from tests.conftest import at
 

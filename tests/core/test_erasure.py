@@ -9,10 +9,11 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.erasure import ErasureReport, erase_learner
 from core.intake import Intake
 from core.models import Event, Learner, LearnerIdentity, Message, OutboxRow, Ticket
-from core.outbox import DEAD, Dispatcher, enqueue
+from core.outbox import DEAD, enqueue
 from core.scrub import ERASED, NOT_SENT
 from core.tickets import get_ticket, ticket_view
 from tests.conftest import at

@@ -16,10 +16,10 @@ from sqlalchemy import ColumnElement, func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake, IntakeResult
 from core.learner_acts import parse
 from core.models import Base, Event, OutboxRow, Ticket
-from core.outbox import Dispatcher
 from core.staff import add_staff
 from core.tickets import apply_move, get_ticket, staff_actor, ticket_view
 from scheduler import followup

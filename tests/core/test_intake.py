@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.kept_aside import IdReused
 from core.models import Learner, Message, OutboxRow, Ticket, Unparsed
 from core.numbers import TicketNumber
-from core.outbox import Dispatcher
 from core.tickets import get_ticket, ticket_view
 from tests.conftest import at
 

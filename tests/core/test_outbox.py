@@ -12,10 +12,11 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.dispatch import Dispatcher, RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage, SendResult
 from core.models import OutboxRow
-from core.outbox import DEAD, PENDING, SENT, Dispatcher, PermanentSendError, RetryPolicy, TemporarySendError
+from core.outbox import DEAD, PENDING, SENT, PermanentSendError, TemporarySendError
 from core.tickets import get_ticket, ticket_view
 from tests.conftest import at
 

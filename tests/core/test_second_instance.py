@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake, IntakeResult
 from core.models import Event, Ticket
-from core.outbox import Dispatcher
 from core.second_instance import open_second_instance
 from core.staff import add_staff
 from core.tickets import apply_move, get_ticket, staff_actor, ticket_view

@@ -11,9 +11,9 @@ from sqlalchemy import Connection, select, text
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Base, OutboxRow, Unparsed
-from core.outbox import Dispatcher
 from core.templates import Templates
 from core.unparsed import keep_unparsed
 from tests.conftest import Database, at

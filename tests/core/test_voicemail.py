@@ -16,10 +16,10 @@ from channels.fake import FakeChannel
 from channels.voicemail.parse import message as voicemail_message
 from channels.voicemail.parse import parse_transcript
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.messages import InboundMessage
 from core.models import Clock, Learner, OutboxRow, Ticket
-from core.outbox import Dispatcher
 from core.tickets import apply_move, get_ticket
 from core.workflow import Actor, WorkflowError
 from tests.conftest import at

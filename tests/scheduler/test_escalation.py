@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Clock, Event, OutboxRow, Staff
-from core.outbox import Dispatcher, PermanentSendError
+from core.outbox import PermanentSendError
 from core.staff import add_staff
 from core.tickets import apply_move, get_ticket, list_tickets, staff_actor
 from scheduler import escalation

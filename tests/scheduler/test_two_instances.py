@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Clock, Event, OutboxRow, Ticket
-from core.outbox import Dispatcher
 from core.staff import add_staff
 from core.tickets import apply_move, staff_actor
 from scheduler.escalation import plan

@@ -20,10 +20,11 @@ from channels.fake import FakeChannel
 from channels.mail.compose import references_of, subject_of
 from channels.mail.sender import MailSender, MailStaffSink, SmtpServer
 from core.context import CoreContext
+from core.dispatch import Dispatcher, RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage
 from core.models import OutboxRow
-from core.outbox import DEAD, PENDING, SENT, Dispatcher, PermanentSendError, RetryPolicy, TemporarySendError
+from core.outbox import DEAD, PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError
 from core.tickets import get_ticket, ticket_view
 from tests.channels.mail.smtp import Certificate, Recorder, SmtpStandIn, free_port, password_check, run_smtp
 from tests.conftest import at
@@ -281,7 +282,8 @@ async def test_managers_come_from_the_directory_else_the_desk(smtp: SmtpStandIn)
         ["desk@school.example.cn"],
     ]
     lonely = MailStaffSink(mail_sender(smtp), {}, staff_sink(smtp).managers)
-    with pytest.raises(TemporarySendError, match=r"\[departments.teaching\] email"):
+    # Nothing to send it to: the outbox parks the row (no attempt used) until a desk is configured.
+    with pytest.raises(NotConfiguredError, match=r"\[departments.teaching\] email"):
         await lonely.send(staff("card", "teaching"))
 
 
@@ -358,12 +360,13 @@ async def test_a_temporary_refusal_is_retried_then_sent_with_its_message_id(
 ) -> None:
     await _complain(intake)
     dispatcher = email_dispatcher(core, smtp)
-    rows = await _rows(core)
-    smtp.recorder.data_replies.extend(["451 4.3.0 try again later"] * len(rows))  # every row fails once
+    smtp.recorder.data_replies.append("451 4.3.0 try again later")
     await dispatcher.run_once(NOW)
     failed = (await _rows(core))["ack"]
     assert (failed.status, failed.attempts) == (PENDING, 1) and "451 4.3.0" in (failed.last_error or "")
     assert smtp.recorder.received == []
+    # The question waits behind the acknowledgement to the same learner, untried.
+    assert ((await _rows(core))["ask"].status, (await _rows(core))["ask"].attempts) == (PENDING, 0)
     await dispatcher.drain(failed.next_attempt_at + timedelta(minutes=5))
     ack_row = (await _rows(core))["ack"]
     assert (ack_row.status, ack_row.attempts, ack_row.last_error) == (SENT, 2, None)

@@ -15,10 +15,10 @@ from bot.telegram import TelegramUpdates
 from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Message, OutboxRow, Ticket, Unparsed
 from core.numbers import find_ticket_numbers
-from core.outbox import Dispatcher
 from core.staff import add_staff
 from core.state import set_state
 from core.tickets import get_ticket

@@ -20,10 +20,11 @@ from bot.telegram import TelegramUpdates
 from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Event, Learner, OutboxRow, Ticket
 from core.numbers import find_ticket_numbers
-from core.outbox import Dispatcher, Sender
+from core.outbox import Sender
 from core.staff import add_staff
 from core.state import set_state
 from core.tickets import get_ticket, ticket_view
@@ -60,6 +61,10 @@ class Rig:
         """A group member writes; the bot's answer to that message ("" when it stays silent)."""
         update = self.botapi.group_message(chat_id, user_id, text, **where)
         await self.round()
+        return self.answer_to(chat_id, update)
+
+    def answer_to(self, chat_id: int, update: dict[str, Any]) -> str:
+        """The bot's answer to a command: what replies to it (the chat also gets cards, on another lane)."""
         asked = update["message"]["message_id"]
         answers = [
             m["text"]
@@ -253,10 +258,11 @@ async def test_log_opens_a_ticket_with_the_staff_member_as_first_contact(rig: Ri
 
     update = rig.botapi.group_message(TEACHING_CHAT, TEACHER, f"/log walk-in 138-0013-8000 {TEACHING}")
     await rig.round()
-    answers = rig.botapi.texts_to(TEACHING_CHAT)
-    numbers = find_ticket_numbers(answers[-1])
-    assert answers[-1].startswith("✅") and numbers and "138****8000" in answers[-1]
+    answer = rig.answer_to(TEACHING_CHAT, update)
+    numbers = find_ticket_numbers(answer)
+    assert answer.startswith("✅") and numbers and "138****8000" in answer
     number = str(numbers[0])
+    assert any(text.startswith(f"🆕 {number}") for text in rig.botapi.texts_to(TEACHING_CHAT))  # its card
     async with rig.core.sessions() as session:
         ticket = await get_ticket(session, number)
         view = await ticket_view(rig.core, session, ticket, rig.now)

@@ -17,9 +17,10 @@ from bot.telegram import TelegramUpdates
 from channels.telegram.poller import TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.numbers import find_ticket_numbers
-from core.outbox import Dispatcher, Sender
+from core.outbox import Sender
 from core.staff import add_staff
 from core.tickets import get_ticket, ticket_view
 from tests.channels.telegram.botapi import BotApiServer

@@ -27,10 +27,10 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.telegram_runtime import TelegramRuntime, start_telegram, utc_now
 from bot.web import TELEGRAM_SECRET_HEADER, create_app
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Base, OutboxRow, Ticket
 from core.numbers import find_ticket_numbers
-from core.outbox import Dispatcher
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port
 from tests.channels.telegram.botapi import BotApiServer

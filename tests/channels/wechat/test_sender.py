@@ -15,10 +15,11 @@ from channels.fake import FakeChannel
 from channels.wechat.api import AccessToken, SharedAccessToken, WechatClient, cgi_base, token_fetcher
 from channels.wechat.sender import WINDOW_REASONS, WechatSender, template_data
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.messages import OutboundMessage
 from core.models import OutboxRow, Ticket
-from core.outbox import DEAD, PENDING, SENT, Dispatcher, PermanentSendError, TemporarySendError, enqueue
+from core.outbox import DEAD, PENDING, SENT, PermanentSendError, TemporarySendError, enqueue
 from core.state import get_state
 from core.tickets import get_ticket, ticket_view
 from tests.channels.wechat.wechatapi import CUSTOM, TEMPLATE, TOKEN, WechatApiServer

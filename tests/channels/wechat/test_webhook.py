@@ -23,10 +23,10 @@ from channels.fake import FakeChannel
 from channels.wechat.passive import PASSIVE_REF
 from channels.wechat.webhook import WeChatWebhook
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake, IntakeResult
 from core.messages import InboundMessage, OutboundMessage
 from core.models import Base, Message, OutboxRow, Ticket, Unparsed
-from core.outbox import Dispatcher
 from tests.channels.wechat import signing
 from tests.channels.wechat.signing import ACCOUNT, text_xml
 

@@ -15,10 +15,11 @@ from channels.fake import FakeChannel
 from channels.wechat.sender import WechatSender
 from channels.wechat.wecom import MARKDOWN_LIMIT, TEXT_LIMIT, WecomStaffSink, cut, payload
 from core.context import CoreContext
+from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.messages import OutboundMessage
 from core.models import OutboxRow, Ticket
-from core.outbox import PENDING, SENT, Dispatcher, PermanentSendError, TemporarySendError, enqueue
+from core.outbox import PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError, enqueue
 from tests.channels.wechat.wechatapi import ROBOT, WechatApiServer
 from tests.conftest import DEPARTMENTS, at
 
@@ -106,11 +107,12 @@ async def test_recipients_map_to_robots_with_the_first_contact_desk_as_default(a
     await robot.send(staff("alert", "重大投诉", recipient="managers"))
     await robot.send(staff("notice-staff", "通知", recipient="finance"))  # no robot of its own
     assert [key for key, _ in api.robot_posts] == ["robot-managers", "robot-service"]
-    with pytest.raises(TemporarySendError, match=r"set \[departments.finance\] wecom_robot_key"):
+    # Nowhere to post: the outbox parks such a row (no attempt used) until a robot is configured.
+    with pytest.raises(NotConfiguredError, match=r"set \[departments.finance\] wecom_robot_key"):
         await sink(api, {"teaching": "robot-teaching"}).send(
             staff("notice-staff", "通知", recipient="finance")
         )
-    with pytest.raises(TemporarySendError, match=r"set \[channels.wechat\] wecom_managers_key"):
+    with pytest.raises(NotConfiguredError, match=r"set \[channels.wechat\] wecom_managers_key"):
         await sink(api, {"teaching": "robot-teaching"}).send(staff("alert", "x", recipient="managers"))
 
 

@@ -1,0 +1,476 @@
+"""Sending the outbox: one lane per channel and staff sink, each at its own pace.
+
+A lane pass claims the lane's due rows in one transaction (a lease; `FOR UPDATE SKIP LOCKED`, so
+several instances share a lane), sends them at once within the lane's limits, and records every result
+in one more transaction. Lanes never wait for each other: a staff sink that cannot deliver, an SMTP
+server that is down or a platform's 429 slows only its own lane.
+
+Order per recipient: a row is claimed only when no earlier row to the same recipient (`recipient_key`)
+is still waiting, so the acknowledgement leaves before the first question and a failing message holds
+back only that recipient's later messages. A row whose recipient nothing is configured to reach
+(`NotConfiguredError`) is parked, without using an attempt, and so are the later rows to that recipient;
+`prepare` (at start) and `release_parked` (now and then) give them another chance.
+
+A crash after a send and before its record leaves a lease that runs out: the row is claimed again and
+sent once more under the same idempotency key, so a message is never lost and is at most repeated once
+per crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from core.models import Clock, OutboxRow
+from core.outbox import (
+    DEAD,
+    PARKED,
+    PENDING,
+    SENDING,
+    SENT,
+    WAITING,
+    LaneLimits,
+    NotConfiguredError,
+    PacedError,
+    PermanentSendError,
+    Sender,
+    TemporarySendError,
+    fall_back,
+    recipient_key,
+    to_message,
+)
+from core.privacy import Vault, redact
+
+log = logging.getLogger(__name__)
+
+HELD = "waiting behind an earlier message to the same recipient, which is parked"
+
+
+class DeliveryObserver(Protocol):
+    """What the dispatcher reports as it records results (the web app's metrics implement it)."""
+
+    def delivered(self, lane: str, kind: str, result: str, waited: timedelta | None) -> None:
+        """`result`: sent | retried | dead | parked | paced; `waited`: from the row's creation to its
+        delivery (for `sent` only)."""
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    parked: int = 0
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.dead + self.parked
+
+    def add(self, other: DispatchReport) -> None:
+        self.sent += other.sent
+        self.retried += other.retried
+        self.dead += other.dead
+        self.parked += other.parked
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: timedelta = timedelta(seconds=5)
+    max_delay: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(seconds=120)
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        """Exponential backoff with full jitter, so many failed rows do not retry in lockstep."""
+        ceiling: timedelta = min(self.max_delay, self.base_delay * (2 ** max(attempts - 1, 0)))
+        return ceiling * (0.5 + rng.random() / 2)
+
+
+@dataclass(frozen=True)
+class LaneState:
+    """One lane as the operator sees it (`/metrics`, `run`'s report and warnings)."""
+
+    lane: str
+    counts: Mapping[str, int]  # rows by status
+    oldest_due: timedelta | None  # how long the longest-waiting sendable row has been due
+    parked_reasons: Sequence[str] = ()
+
+
+@dataclass
+class _Outcome:
+    row: OutboxRow
+    external_ref: str | None = None
+    thread_ref: str | None = None
+    error: str | None = None
+    permanent: bool = False
+    retry_after: float | None = None
+    paced: bool = False
+    parked: bool = False
+
+
+def _earlier_waiting() -> ColumnElement[bool]:
+    """An earlier row to the same recipient is still pending or being sent (it must leave first)."""
+    earlier = aliased(OutboxRow)
+    return (
+        select(earlier.id)
+        .where(
+            earlier.channel == OutboxRow.channel,
+            earlier.recipient_key == OutboxRow.recipient_key,
+            earlier.status.in_((PENDING, SENDING)),
+            earlier.id < OutboxRow.id,
+        )
+        .exists()
+    )
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        vault: Vault,
+        senders: Mapping[str, Sender],
+        *,
+        retry: RetryPolicy | None = None,
+        batch: int | None = None,  # for every lane, instead of each sender's own `limits`
+        concurrency: int | None = None,
+        rng: random.Random | None = None,
+        observer: DeliveryObserver | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.vault = vault
+        self.senders = dict(senders)  # lane name (the rows' `channel`) -> its sender
+        self.retry = retry or RetryPolicy()
+        self.batch = batch
+        self.concurrency = concurrency
+        self.rng = rng or random.Random()
+        self.observer = observer
+
+    @property
+    def lanes(self) -> list[str]:
+        return list(self.senders)
+
+    def limits(self, lane: str) -> LaneLimits:
+        own = getattr(self.senders.get(lane), "limits", None)
+        limits = own if isinstance(own, LaneLimits) else LaneLimits()
+        return LaneLimits(
+            batch=self.batch or limits.batch, concurrency=self.concurrency or limits.concurrency
+        )
+
+    async def run_once(self, now: datetime) -> DispatchReport:
+        """One pass of every lane, side by side."""
+        report = DispatchReport()
+        for lane in await asyncio.gather(*(self.run_lane(name, now) for name in self.lanes)):
+            report.add(lane)
+        return report
+
+    async def drain(self, now: datetime, rounds: int = 100) -> DispatchReport:
+        """Dispatch until nothing is due (tests and `sweep` use it with a fixed `now`)."""
+        total = DispatchReport()
+        for _ in range(rounds):
+            report = await self.run_once(now)
+            if not report.handled:
+                break
+            total.add(report)
+        return total
+
+    async def run_lane(
+        self, lane: str, now: datetime, clock: Callable[[], datetime] | None = None
+    ) -> DispatchReport:
+        """Claim, send and record one batch of `lane`; `clock` (else `now`) times the results."""
+        report = DispatchReport()
+        sender = self.senders.get(lane)
+        if sender is None:
+            return report
+        rows = await self.claim(lane, now)
+        if not rows:
+            return report
+        limit = asyncio.Semaphore(self.limits(lane).concurrency)
+
+        async def one(row: OutboxRow) -> _Outcome:
+            async with limit:
+                return await self._send(sender, row)
+
+        outcomes = await asyncio.gather(*(one(row) for row in rows))
+        await self._record(lane, outcomes, clock() if clock is not None else now, report)
+        return report
+
+    async def claim(self, lane: str, now: datetime) -> list[OutboxRow]:
+        """Take `lane`'s due rows (and rows whose sender died holding them) under a lease."""
+        due = or_(
+            (OutboxRow.status == PENDING) & (OutboxRow.next_attempt_at <= now),
+            (OutboxRow.status == SENDING) & (OutboxRow.lease_until <= now),
+        )
+        query = (
+            select(OutboxRow)
+            .where(OutboxRow.channel == lane, due, ~_earlier_waiting())
+            .order_by(OutboxRow.id)
+            .limit(self.limits(lane).batch)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.sessions() as session, session.begin():
+            candidates = list(await session.scalars(query))
+            held = await self._parked_before(session, lane, candidates)
+            claimed = []
+            for row in candidates:
+                if row.id in held:  # its recipient is unreachable: it waits with the earlier one
+                    row.status, row.lease_until, row.last_error = PARKED, None, HELD
+                elif row.status == SENDING and row.attempts >= self.retry.max_attempts:
+                    # Its senders kept dying before they could record anything: stop, and show it.
+                    row.status, row.lease_until = DEAD, None
+                    row.last_error = f"no result after {row.attempts} attempt(s): the sender never finished"
+                else:
+                    row.status = SENDING
+                    row.attempts += 1
+                    row.lease_until = now + self.retry.lease
+                    claimed.append(row)
+            return claimed
+
+    async def _parked_before(self, session: AsyncSession, lane: str, rows: list[OutboxRow]) -> set[int]:
+        """The ids among `rows` with a parked row to the same recipient before them."""
+        keys = {row.recipient_key for row in rows if row.recipient_key is not None}
+        if not keys:
+            return set()
+        first = await session.execute(
+            select(OutboxRow.recipient_key, func.min(OutboxRow.id))
+            .where(OutboxRow.channel == lane, OutboxRow.status == PARKED, OutboxRow.recipient_key.in_(keys))
+            .group_by(OutboxRow.recipient_key)
+        )
+        parked = dict(first.all())
+        return {row.id for row in rows if row.recipient_key in parked and parked[row.recipient_key] < row.id}
+
+    async def _follow(self, row: OutboxRow) -> dict[str, Any]:
+        """Where a staff message about a ticket belongs: the card it edits, the card's topic."""
+        if row.channel != "staff" or row.ticket_id is None or row.kind == "card":
+            return {}
+        edits = row.payload.get("meta", {}).get("edits")
+        async with self.sessions() as session:
+            query = select(OutboxRow).where(
+                OutboxRow.ticket_id == row.ticket_id, OutboxRow.channel == "staff", OutboxRow.kind == "card"
+            )
+            query = query.where(OutboxRow.key == edits) if edits else query.where(OutboxRow.status == SENT)
+            card = await session.scalar(query.order_by(OutboxRow.id.desc()).limit(1))
+            newer = None
+            if edits:  # a later edit of the same card makes this one pointless, and it must not win
+                newer = await session.scalar(
+                    select(OutboxRow.id).where(
+                        OutboxRow.key.startswith(f"{edits}:edit:", autoescape=True), OutboxRow.id > row.id
+                    )
+                )
+        if newer is not None:
+            return {"superseded": True}
+        if edits and (card is None or card.status != SENT or card.external_ref is None):
+            raise TemporarySendError("the card to edit has not been sent yet")
+        if card is None:
+            return {}
+        return {"card_ref": card.external_ref, "thread_ref": card.external_thread}
+
+    async def _send(self, sender: Sender, row: OutboxRow) -> _Outcome:
+        outcome = _Outcome(row)
+        try:
+            context = await self._follow(row)
+            if not context.get("superseded"):
+                result = await sender.send(to_message(row, self.vault, context))
+                outcome.external_ref, outcome.thread_ref = result.external_ref, result.thread_ref
+        except NotConfiguredError as exc:
+            outcome.error, outcome.parked = str(exc) or type(exc).__name__, True
+        except PacedError as exc:
+            outcome.error, outcome.retry_after, outcome.paced = str(exc), exc.retry_after, True
+        except TemporarySendError as exc:
+            outcome.error, outcome.retry_after = str(exc) or type(exc).__name__, exc.retry_after
+        except PermanentSendError as exc:
+            outcome.error, outcome.permanent = str(exc) or type(exc).__name__, True
+        except Exception as exc:  # a sender bug must not stop the other rows; it is kept on the row
+            log.exception("outbox %s: sender for %s failed", row.key, row.channel)
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        return outcome
+
+    async def _record(
+        self, lane: str, outcomes: Sequence[_Outcome], now: datetime, report: DispatchReport
+    ) -> None:
+        """Every result of a pass in one transaction (a commit per row would cost more than the sends)."""
+        ids = [o.row.id for o in outcomes]
+        async with self.sessions() as session, session.begin():
+            fresh_rows = {
+                row.id: row
+                for row in await session.scalars(
+                    select(OutboxRow).where(OutboxRow.id.in_(ids)).with_for_update()
+                )
+            }
+            met: list[int] = []
+            for outcome in outcomes:
+                fresh = fresh_rows.get(outcome.row.id)
+                if fresh is None or fresh.status != SENDING or fresh.attempts != outcome.row.attempts:
+                    # Our lease ran out during the send and another dispatcher took the row: its
+                    # result stands; overwriting it could undo a "sent" and send a third time.
+                    log.warning(
+                        "outbox %s: result of attempt %d dropped, row taken over",
+                        outcome.row.key,
+                        outcome.row.attempts,
+                    )
+                    continue
+                result = self._apply(session, fresh, outcome, now, met)
+                # Paced rows come back like retried ones, without having failed.
+                counted = "retried" if result == "paced" else result
+                setattr(report, counted, getattr(report, counted) + 1)
+                if self.observer is not None:
+                    waited = now - fresh.created_at if result == "sent" else None
+                    self.observer.delivered(lane, fresh.kind, result, waited)
+            if met:  # an acknowledgement meets its clock as it is delivered
+                await session.execute(
+                    update(Clock)
+                    .where(Clock.id.in_(met), Clock.met_at.is_(None))
+                    .values(met_at=now, next_check_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+
+    def _apply(
+        self, session: AsyncSession, row: OutboxRow, outcome: _Outcome, now: datetime, met: list[int]
+    ) -> str:
+        """One result onto its row; returns what became of it (a `DispatchReport` field, or "paced")."""
+        row.lease_until = None
+        if outcome.error is None:
+            row.status, row.sent_at, row.last_error = SENT, now, None
+            row.external_ref, row.external_thread = outcome.external_ref, outcome.thread_ref
+            if row.payload.get("meta", {}).get("sensitive"):
+                # Unmasked personal data sent to one person: not kept in clear once delivered.
+                row.payload = {**row.payload, "text": "(personal data: removed after delivery)"}
+            if row.meets_clock_id is not None:
+                met.append(row.meets_clock_id)
+            return "sent"
+        if outcome.parked or outcome.paced:
+            # Nobody to send it to yet, or the destination's rate is used up: no attempt is used.
+            row.attempts -= 1
+            if outcome.parked:
+                row.status, row.last_error = PARKED, redact(outcome.error)[:2000]
+                log.warning("outbox %s: parked: %s", row.key, outcome.error)
+                return "parked"
+            row.status = PENDING
+            row.next_attempt_at = now + timedelta(seconds=outcome.retry_after or 1.0)
+            return "paced"
+        row.last_error = outcome.error[:2000]
+        if outcome.permanent or row.attempts >= self.retry.max_attempts:
+            row.status = DEAD
+            log.warning("outbox %s: gave up after %d attempt(s): %s", row.key, row.attempts, outcome.error)
+            fall_back(session, row, self.vault, now)
+            return "dead"
+        delay = self.retry.delay(row.attempts, self.rng)
+        if outcome.retry_after is not None:
+            delay = max(delay, timedelta(seconds=outcome.retry_after))
+            # Flood control is the platform pacing us, not a failure of this message: it must
+            # not use up the attempts, or a long 429 storm would end in dead messages.
+            row.attempts -= 1
+        row.status = PENDING
+        row.next_attempt_at = now + delay
+        log.info(
+            "outbox %s: attempt %d failed (%s); retry in %s", row.key, row.attempts, outcome.error, delay
+        )
+        return "retried"
+
+    async def next_due(self, lane: str) -> datetime | None:
+        """When `lane` next has a row it may send: the earliest pending row not held back by an earlier
+        one to its recipient, or the earliest lease to run out. None: nothing at all."""
+        async with self.sessions() as session:
+            pending = await session.scalar(
+                select(func.min(OutboxRow.next_attempt_at)).where(
+                    OutboxRow.channel == lane, OutboxRow.status == PENDING, ~_earlier_waiting()
+                )
+            )
+            leased = await session.scalar(
+                select(func.min(OutboxRow.lease_until)).where(
+                    OutboxRow.channel == lane, OutboxRow.status == SENDING
+                )
+            )
+        times = [t for t in (pending, leased) if t is not None]
+        return min(times) if times else None
+
+    async def prepare(self, now: datetime) -> None:
+        """At start: key rows written before recipient keys existed, give parked rows of the configured
+        lanes another chance, and park what waits for a channel nobody configured (shown, not retried)."""
+        async with self.sessions() as session, session.begin():
+            unkeyed = await session.execute(
+                select(OutboxRow.id, OutboxRow.channel, OutboxRow.recipient_enc).where(
+                    OutboxRow.status.in_(WAITING), OutboxRow.recipient_key.is_(None)
+                )
+            )
+            for row_id, channel, recipient_enc in unkeyed.all():
+                key = recipient_key(self.vault, channel, self.vault.decrypt(recipient_enc))
+                await session.execute(
+                    update(OutboxRow).where(OutboxRow.id == row_id).values(recipient_key=key)
+                )
+        await self.release_parked(now)
+        await self.park_unconfigured()
+
+    async def release_parked(self, now: datetime) -> int:
+        """Parked rows of the configured lanes become due again (a recipient may have been configured)."""
+        if not self.lanes:
+            return 0
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.status == PARKED, OutboxRow.channel.in_(self.lanes))
+                .values(status=PENDING, next_attempt_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def park_unconfigured(self) -> int:
+        """Pending rows of channels with no sender here: parked with the reason, untouched after that."""
+        parked = 0
+        async with self.sessions() as session, session.begin():
+            channels = await session.scalars(
+                select(OutboxRow.channel)
+                .where(OutboxRow.status == PENDING, OutboxRow.channel.not_in(self.lanes))
+                .distinct()
+            )
+            for channel in list(channels):
+                result = await session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.status == PENDING, OutboxRow.channel == channel)
+                    .values(status=PARKED, last_error=f"no sender for channel {channel!r} is configured")
+                    .execution_options(synchronize_session=False)
+                )
+                parked += int(getattr(result, "rowcount", 0) or 0)
+        return parked
+
+    async def states(self, now: datetime) -> list[LaneState]:
+        """Every channel with unfinished or failed rows, and every lane, as the operator should see them."""
+        async with self.sessions() as session:
+            counts = await session.execute(
+                select(OutboxRow.channel, OutboxRow.status, func.count())
+                .where(OutboxRow.status.in_((*WAITING, DEAD)))
+                .group_by(OutboxRow.channel, OutboxRow.status)
+            )
+            oldest = await session.execute(
+                select(OutboxRow.channel, func.min(OutboxRow.next_attempt_at))
+                .where(OutboxRow.status == PENDING, OutboxRow.next_attempt_at <= now, ~_earlier_waiting())
+                .group_by(OutboxRow.channel)
+            )
+            reasons = await session.execute(
+                select(OutboxRow.channel, OutboxRow.last_error)
+                .where(OutboxRow.status == PARKED, OutboxRow.last_error != HELD)
+                .distinct()
+            )
+        by_lane: dict[str, dict[str, int]] = {lane: {} for lane in self.lanes}
+        for channel, status, count in counts:
+            by_lane.setdefault(channel, {})[status] = count
+        due = {channel: when for channel, when in oldest}
+        why: dict[str, list[str]] = {}
+        for channel, reason in reasons:
+            why.setdefault(channel, []).append(reason or "")
+        return [
+            LaneState(
+                lane,
+                counts,
+                max(now - due[lane], timedelta(0)) if due.get(lane) is not None else None,
+                sorted(why.get(lane, [])),
+            )
+            for lane, counts in sorted(by_lane.items())
+        ]
