@@ -10,10 +10,12 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from bot.metrics import Metrics
 from core.context import CoreContext
 from core.db import create_engine, session_factory
+from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.outbox import Dispatcher, Sender
+from core.outbox import Sender
 from core.policy import load_policy
 from core.privacy import Vault, generate_key
 from core.templates import Templates
@@ -53,6 +55,7 @@ class Application:
     core: CoreContext
     intake: Intake
     dispatcher: Dispatcher
+    metrics: Metrics = field(default_factory=Metrics)
     senders: dict[str, Sender] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
 
@@ -81,13 +84,15 @@ def build(
         staff_locale=settings.staff.locale,
     )
     all_senders: dict[str, Sender] = dict(senders or {})
-    dispatcher = Dispatcher(sessions, core.vault, all_senders)
+    metrics = Metrics()
+    dispatcher = Dispatcher(sessions, core.vault, all_senders, observer=metrics)
     return Application(
         settings=settings,
         engine=engine,
         core=core,
-        intake=Intake(core),
+        intake=Intake(core, observe=metrics.received),
         dispatcher=dispatcher,
+        metrics=metrics,
         senders=all_senders,
         notices=notices,
     )

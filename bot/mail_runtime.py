@@ -81,8 +81,9 @@ def email_senders(
             key: _addresses(department.email, f"departments.{key}.email")
             for key, department in settings.departments.items()
         }
+        desk = MailSender(smtp_server(config), config.from_address, from_name=from_name)
         senders["staff"] = MailStaffSink(
-            mail,
+            desk,
             {key: found for key, found in departments.items() if found},
             manager_addresses(staff_sessions),
             default=departments.get(FIRST_CONTACT, []),

@@ -7,10 +7,11 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import uvicorn
 from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build, channel_report
 from bot.config import ConfigError, Settings
@@ -19,13 +20,38 @@ from bot.telegram_runtime import TelegramRuntime, TelegramStartError, start_tele
 from bot.voicemail_runtime import VoicemailRuntime, start_voicemail
 from bot.web import create_app
 from bot.wechat_runtime import WechatRuntime, start_wechat, wecom_sink
-from core.db import upgrade
+from core.db import outbox_signal, upgrade
+from core.dispatch import LaneState
+from scheduler.delivery import Delivery
 from scheduler.runner import Schedule, Scheduler
 from scheduler.sweep import sweep
 
 log = logging.getLogger(__name__)
-OUTBOX_EVERY_SECONDS = 5.0
 SWEEP_EVERY_SECONDS = 60.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def listen_dsn(engine: AsyncEngine) -> str | None:
+    """Where to LISTEN for the other instances' commits: PostgreSQL only (SQLite has one process)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def outbox_report(states: list[LaneState]) -> list[str]:
+    """What `run` says of the outbox at start: messages waiting per lane, and why parked ones wait."""
+    lines = []
+    for state in states:
+        waiting = {status: n for status, n in state.counts.items() if n and status != "dead"}
+        if not waiting:
+            continue
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(waiting.items()))
+        reasons = "; ".join(state.parked_reasons[:3])
+        lines.append(f"outbox {state.lane}: {counts}" + (f" (parked: {reasons})" if reasons else ""))
+    return lines
 
 
 class _Server(uvicorn.Server):
@@ -93,19 +119,22 @@ async def serve(settings: Settings) -> None:
                 "staff chats: none configured; staff cards and alerts wait in the outbox", markup=False
             )
         core = application.core
+        now = utc_now()
+        dispatcher = application.dispatcher
+        await dispatcher.prepare(now)  # a new configuration: parked messages get another chance
+        for line in outbox_report(await dispatcher.states(now)):
+            console.print(line, markup=False)
 
         async def duties(now: datetime) -> object:
             return await sweep(core, now)
 
-        scheduler = Scheduler(
-            [
-                Schedule("outbox", application.dispatcher.run_once, OUTBOX_EVERY_SECONDS),
-                # Reminders and escalations are minute-grained: a sweep a minute is punctual enough.
-                Schedule("sweep", duties, SWEEP_EVERY_SECONDS),
-            ]
+        # Reminders and escalations are minute-grained: a sweep a minute is punctual enough.
+        scheduler = Scheduler([Schedule("sweep", duties, SWEEP_EVERY_SECONDS)])
+        delivery = Delivery(
+            dispatcher, outbox_signal(core.sessions), listen_dsn=listen_dsn(application.engine)
         )
-        # A committed complaint brings the outbox forward: acknowledgements leave within seconds.
-        application.intake.on_commit = lambda: scheduler.run_soon("outbox")
+        stop_delivery = asyncio.Event()
+        delivering = asyncio.create_task(delivery.run(stop_delivery), name="outbox")
         scheduler.start()
         try:
             routes = [
@@ -113,7 +142,7 @@ async def serve(settings: Settings) -> None:
                 *(voicemail.routes if voicemail else []),
                 *(wechat.routes if wechat else []),
             ]
-            web = create_app(application.core, routes)
+            web = create_app(core, routes, dispatcher=dispatcher, metrics=application.metrics)
             server = _Server(
                 uvicorn.Config(
                     web, host=settings.web.host, port=settings.web.port, log_level="info", lifespan="off"
@@ -132,13 +161,20 @@ async def serve(settings: Settings) -> None:
                     loop.remove_signal_handler(sig)
         finally:
             scheduler.shutdown()
+            # What comes in stops first; the outbox then gets a moment to send what it committed.
             if voicemail is not None:
                 await voicemail.close()
             if email is not None:
                 await email.close()
             if wechat is not None:
                 await wechat.close()
+            stop_delivery.set()
+            await delivering
             if telegram is not None:
                 await telegram.close()
+            for sender in dispatcher.senders.values():
+                close = getattr(sender, "close", None)
+                if close is not None:  # pooled connections (SMTP)
+                    await close()
     finally:
         await application.close()

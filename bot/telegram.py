@@ -82,25 +82,17 @@ class TelegramUpdates:
                 await set_state(self.core.sessions, _new_key(message.sender_id), "0", now)
         elif isinstance(event, LearnerCommand):
             await self._learner_command(event, now)
-            self._wake()
         elif isinstance(event, ButtonPress) and event.chat_id == event.user_id:
             # A button in the learner's own private chat: the survey's scores. Staff buttons sit on
             # cards in groups, whose ids are never a user's.
             await self._learner_button(event, update, now)
-            self._wake()
         elif isinstance(event, StaffCommand | StaffText | ButtonPress):
             await self.staff(event, now)
-            self._wake()
         elif isinstance(event, Unusable):
             raw = json.dumps(update, ensure_ascii=False, default=str)
             await keep_unparsed(self.core, "telegram", event.external_id, raw, event.reason, now)
         elif isinstance(event, Ignored):
             log.debug("telegram update %s ignored: %s", event.update_id, event.reason)
-
-    def _wake(self) -> None:
-        """Answers to commands leave at once, like acknowledgements (the outbox is brought forward)."""
-        if self.intake.on_commit is not None:
-            self.intake.on_commit()
 
     async def give_up(self, update: Mapping[str, Any], error: Exception) -> None:
         """An update that keeps failing: kept raw with the reason and shown to staff, not retried."""

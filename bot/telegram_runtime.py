@@ -23,7 +23,7 @@ from bot.staff_commands import StaffChats, StaffCommands
 from bot.telegram import TelegramUpdates
 from bot.web import telegram_webhook
 from channels.telegram.poller import ALLOWED_UPDATES, TelegramPoller
-from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
+from channels.telegram.sender import GroupPacing, TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from core.outbox import Sender
 
 
@@ -65,14 +65,15 @@ async def connect_telegram(application: Application, settings: Settings) -> Tele
         reason = "the token was rejected" if isinstance(exc, InvalidToken) else str(exc)
         raise TelegramStartError(f"cannot connect: {reason}") from exc
     chats = staff_chats(settings)
-    senders: dict[str, Sender] = {"telegram": TelegramSender(bot)}
+    pacing = GroupPacing()  # one per bot: both senders write to the staff groups
+    senders: dict[str, Sender] = {"telegram": TelegramSender(bot, pacing)}
     sink_chats = {key: chats.departments.get(key, chats.default) for key in application.core.department_names}
     sink = {key: chat for key, chat in sink_chats.items() if chat is not None}
     managers = chats.managers if chats.managers is not None else chats.default
     if managers is not None:
         sink["managers"] = managers
     if sink:
-        senders["staff"] = TelegramStaffSink(bot, sink)
+        senders["staff"] = TelegramStaffSink(bot, sink, pacing)
 
     async def answer(callback_id: str, text: str) -> None:
         await bot.answer_callback_query(callback_id, text)

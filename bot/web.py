@@ -6,18 +6,20 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from sqlalchemy import func, select, text
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.metrics import Metrics
 from channels.http import BodyTooLarge, read_body
 from core.context import CoreContext
-from core.models import OutboxRow, Ticket
+from core.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +29,16 @@ TELEGRAM_MAX_BODY = 1024 * 1024  # updates are a few kB; anything this large is 
 UpdateHandler = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
-class Metrics:
-    """Our own registry (no process-wide globals), refreshed from the database at each scrape."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.tickets = Gauge("complaintbot_tickets", "Tickets by status", ["status"], registry=self.registry)
-        self.outbox = Gauge(
-            "complaintbot_outbox_messages", "Outbox rows by status", ["status"], registry=self.registry
-        )
-
-    async def refresh(self, core: CoreContext) -> None:
-        async with core.sessions() as session:
-            tickets = await session.execute(select(Ticket.status, func.count()).group_by(Ticket.status))
-            outbox = await session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status))
-        for status, count in tickets:
-            self.tickets.labels(status=status).set(count)
-        for status, count in outbox:
-            self.outbox.labels(status=status).set(count)
-
-
-def create_app(core: CoreContext, extra_routes: list[BaseRoute] | None = None) -> Starlette:
-    metrics = Metrics()
+def create_app(
+    core: CoreContext,
+    extra_routes: list[BaseRoute] | None = None,
+    *,
+    dispatcher: Dispatcher | None = None,
+    metrics: Metrics | None = None,
+) -> Starlette:
+    """The web app; `dispatcher` lets `/metrics` show the outbox lanes, `metrics` is the registry that
+    intake and the dispatcher report to (a fresh one when not given)."""
+    metrics = metrics or Metrics()
 
     async def healthz(request: Request) -> Response:
         try:
@@ -61,7 +51,7 @@ def create_app(core: CoreContext, extra_routes: list[BaseRoute] | None = None) -
         return JSONResponse({"status": "ok", "database": "ok"})
 
     async def metrics_route(request: Request) -> Response:
-        await metrics.refresh(core)
+        await metrics.refresh(core, dispatcher, datetime.now(UTC))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/metrics", metrics_route)]

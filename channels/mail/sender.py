@@ -6,52 +6,37 @@ configuration, which an operator fixes; the row's growing attempts show it meanw
 is a `PermanentSendError`: a 5xx refusal of this message or its recipient (550 mailbox unavailable,
 553 bad address, 554 rejected), kept on the dead row with the server's own words for `tickets show`.
 
-One connection per message: the outbox sends a few rows at a time, and a connection held open
-between batches would only be closed by the server and fail the next send.
+Each sender keeps its own few SMTP connections open between messages (`channels.mail.smtp`), so a burst
+of acknowledgements costs one handshake per connection, not per message, and the staff desk's mail
+(`MailStaffSink`, its own lane) never waits for the learners' connections or they for it.
 """
 
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import Literal
-
-import aiosmtplib
 
 from channels.mail.compose import as_message_id, compose
+from channels.mail.smtp import SmtpConnections, SmtpServer
 from core.messages import OutboundMessage, SendResult
-from core.outbox import PermanentSendError, TemporarySendError
-from core.privacy import mask, redact
+from core.outbox import LaneLimits, NotConfiguredError, PermanentSendError
+from core.privacy import mask
+
+__all__ = ["MailSender", "MailStaffSink", "ManagerAddresses", "SmtpServer", "address"]
 
 log = logging.getLogger(__name__)
 
-# Replies about our login, not about the message: fixing the configuration lets the message through.
-_LOGIN_CODES = frozenset({530, 534, 535, 538})
-
 ManagerAddresses = Callable[[], Awaitable[Sequence[str]]]
+MAIL_LIMITS = LaneLimits(batch=64, concurrency=4)  # one SMTP connection per message in flight
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class SmtpServer:
-    """Where and how to hand mail over (`[channels.email] smtp_*`)."""
-
-    host: str
-    port: int = 587
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password: str | None = None
-    timeout: float = 30.0  # per SMTP command: a hung server must not hold a dispatcher slot for long
-    tls_context: ssl.SSLContext | None = None  # a private CA's; default: the system's trust store
 
 
 def address(text: str) -> Address:
@@ -62,59 +47,6 @@ def address(text: str) -> Address:
         raise PermanentSendError(
             f"not a usable e-mail address {mask('email', text)!r}: {exc or 'empty'}"
         ) from exc
-
-
-def _refusal(code: int, text: str, what: str) -> TemporarySendError | PermanentSendError:
-    reason = redact(f"{what}: {code} {text}")  # servers often quote the address they refused
-    if 500 <= code < 600 and code not in _LOGIN_CODES:
-        return PermanentSendError(reason)
-    return TemporarySendError(reason)
-
-
-async def transmit(
-    server: SmtpServer, mail: EmailMessage, envelope_from: str, to: Sequence[str]
-) -> dict[str, str]:
-    """Hand one mail to the server. Returns the recipients it refused while taking the others
-    (only possible with several); raises when nobody got it."""
-    where = f"{server.host}:{server.port}"
-    try:
-        refused, _ = await aiosmtplib.send(
-            mail,
-            sender=envelope_from,
-            recipients=list(to),
-            hostname=server.host,
-            port=server.port,
-            username=server.username or None,
-            password=server.password if server.username else None,
-            use_tls=server.security == "tls",
-            # False rather than aiosmtplib's "if offered" for "none": the operator chose no TLS.
-            start_tls=server.security == "starttls",
-            timeout=server.timeout,
-            tls_context=server.tls_context,
-        )
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        # The server's answer without the address: error texts are logged and shown on staff screens.
-        detail = redact(
-            "; ".join(f"{r.code} {r.message} ({mask('email', r.recipient)})" for r in exc.recipients)
-        )
-        if all(500 <= r.code < 600 for r in exc.recipients):
-            raise PermanentSendError(f"recipient refused by {where}: {detail}") from exc
-        raise TemporarySendError(f"recipient refused for now by {where}: {detail}") from exc
-    except aiosmtplib.SMTPAuthenticationError as exc:
-        raise TemporarySendError(
-            f"SMTP login refused by {where} ({exc.code} {exc.message}): check smtp_user and smtp_password"
-        ) from exc
-    except aiosmtplib.SMTPSenderRefused as exc:
-        raise _refusal(exc.code, exc.message, f"sender {exc.sender} refused by {where}") from exc
-    except aiosmtplib.SMTPDataError as exc:
-        raise _refusal(exc.code, exc.message, f"message refused by {where}") from exc
-    except aiosmtplib.SMTPResponseException as exc:  # at the greeting or HELO: the server's state, not ours
-        raise TemporarySendError(
-            f"SMTP server {where} refused the session: {exc.code} {exc.message}"
-        ) from exc
-    except (aiosmtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS failed, no STARTTLS/AUTH
-        raise TemporarySendError(f"SMTP server {where} unreachable: {type(exc).__name__}: {exc}") from exc
-    return {recipient: f"{answer.code} {answer.message}" for recipient, answer in refused.items()}
 
 
 class MailSender:
@@ -131,11 +63,14 @@ class MailSender:
         *,
         from_name: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        limits: LaneLimits = MAIL_LIMITS,
     ) -> None:
         self.server = server
         # Checked here, at start-up: a bad From would otherwise fail every message one by one.
         self.sender = Address(display_name=from_name or "", addr_spec=from_address)
         self.clock = clock
+        self.limits = limits
+        self.connections = SmtpConnections(server, size=limits.concurrency)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         to = address(message.recipient)
@@ -144,7 +79,10 @@ class MailSender:
         return SendResult(external_ref=str(mail["Message-ID"]))
 
     async def deliver(self, mail: EmailMessage, to: Sequence[Address]) -> dict[str, str]:
-        return await transmit(self.server, mail, self.sender.addr_spec, [a.addr_spec for a in to])
+        return await self.connections.transmit(mail, self.sender.addr_spec, [a.addr_spec for a in to])
+
+    async def close(self) -> None:
+        await self.connections.close()
 
 
 class MailStaffSink:
@@ -153,7 +91,9 @@ class MailStaffSink:
     A department key goes to `departments[key]` (from `[departments.<key>] email`), else to `default`;
     "managers" to `managers()`, asked at every send so that a manager added with `staff add --email`
     gets the next alert, else to `default` as well. A recipient with no address at all is a
-    `TemporarySendError` naming what to configure, as on Telegram: the message waits for it.
+    `NotConfiguredError` naming what to configure, as on Telegram: the message is parked until then.
+    `mail` should be a sender of its own (its own connections), so that the desk's lane and the
+    learners' never wait for each other.
     Everything about a ticket is threaded under its card (In-Reply-To the card's Message-ID), so a
     mail client shows one conversation per ticket. Cards carry no buttons here: staff act from the CLI.
     A card edit (every move edits the card) is not mailed unless `card_updates`: a mail for each move
@@ -176,6 +116,7 @@ class MailStaffSink:
         self.default = list(default)
         self.locale = locale
         self.card_updates = card_updates
+        self.limits = mail.limits
 
     async def send(self, message: OutboundMessage) -> SendResult:
         card_ref = as_message_id(str(message.meta.get("card_ref") or ""))
@@ -186,7 +127,7 @@ class MailStaffSink:
             where = f"[departments.{message.recipient}] email"
             if message.recipient == "managers":
                 where = "a manager with an e-mail to the staff directory"
-            raise TemporarySendError(f"no e-mail address for staff {message.recipient!r}: add {where}")
+            raise NotConfiguredError(f"no e-mail address for staff {message.recipient!r}: add {where}")
         if card_ref is not None and message.kind != "card":
             message = replace(message, reply_to=card_ref)
         mail = compose(message, sender=self.mail.sender, to=to, now=self.mail.clock(), locale=self.locale)
@@ -202,3 +143,6 @@ class MailStaffSink:
             list(await self.managers()) if recipient == "managers" else self.departments.get(recipient, [])
         )
         return list(dict.fromkeys(found or self.default))  # once each, in order
+
+    async def close(self) -> None:
+        await self.mail.close()

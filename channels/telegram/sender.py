@@ -1,8 +1,13 @@
 """Sending on Telegram: learner messages and staff cards through the real client (python-telegram-bot).
 
-Every call goes through PTB's rate limiter. Flood control (429) is not waited out here: it becomes
-a `TemporarySendError` carrying Telegram's `retry_after`, and the outbox sends again after it, so a
-429 storm delays messages without holding a dispatcher slot or losing anything.
+Every call goes through PTB's rate limiter (about 30 messages a second overall). Flood control (429) is
+not waited out here: it becomes a `TemporarySendError` carrying Telegram's `retry_after`, and the outbox
+sends again after it, so a 429 storm delays messages without holding a dispatcher slot or losing anything.
+Group chats take 20 messages a minute: `GroupPacing` checks that before the call and answers `PacedError`
+(the row comes back in a few seconds, no attempt used) instead of letting PTB's limiter wait inside a
+send, which would hold a pass of the lane that also carries learners' acknowledgements. Private chats
+may take short bursts (an acknowledgement and its first question together); past them, Telegram's 429
+paces us.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from aiolimiter import AsyncLimiter
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
@@ -19,10 +25,33 @@ from telegram.warnings import PTBDeprecationWarning
 
 from channels.telegram.parse import external_id
 from core.messages import OutboundMessage, SendResult
-from core.outbox import PermanentSendError, TemporarySendError
+from core.outbox import LaneLimits, NotConfiguredError, PacedError, PermanentSendError, TemporarySendError
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 TelegramBot = ExtBot[Any]  # the client with PTB's rate limiter
+GROUP_RATE, GROUP_PERIOD_S = 20, 60.0  # Telegram's limit per group chat
+LEARNER_LIMITS = LaneLimits(batch=64, concurrency=16)  # PTB's limiter keeps the overall 30/s
+STAFF_LIMITS = LaneLimits(batch=32, concurrency=4)
+
+
+class GroupPacing:
+    """Telegram's 20 messages a minute per group, shared by every sender of one bot: a message that
+    would exceed it is `PacedError`, due again when the bucket has room (a leaky bucket frees one
+    place every 3 s)."""
+
+    def __init__(self, rate: int = GROUP_RATE, period: float = GROUP_PERIOD_S) -> None:
+        self.rate, self.period = rate, period
+        self._chats: dict[int, AsyncLimiter] = {}
+
+    async def take(self, chat_id: int) -> None:
+        if chat_id >= 0:  # a private chat (user ids are positive, groups' negative)
+            return
+        limiter = self._chats.setdefault(chat_id, AsyncLimiter(self.rate, self.period))
+        if not limiter.has_capacity():
+            raise PacedError(
+                f"Telegram group {chat_id}: {self.rate} messages a minute", self.period / self.rate
+            )
+        await limiter.acquire()  # has room: does not wait
 
 
 def make_bot(token: str, base_url: str | None = None) -> TelegramBot:
@@ -81,13 +110,17 @@ async def send_text(
 
 
 class TelegramSender:
-    """The `telegram` channel: messages to learners, in their private chat (recipient = chat id)."""
+    """The `telegram` channel: messages to learners, in their private chat (recipient = chat id), and
+    answers to staff commands in their group."""
 
-    def __init__(self, bot: TelegramBot) -> None:
+    def __init__(self, bot: TelegramBot, pacing: GroupPacing | None = None) -> None:
         self.bot = bot
+        self.pacing = pacing or GroupPacing()
+        self.limits = LEARNER_LIMITS
 
     async def send(self, message: OutboundMessage) -> SendResult:
         chat_id = int(message.recipient)
+        await self.pacing.take(chat_id)
         thread = message.meta.get("thread_id")  # a staff answer inside a ticket's forum topic
         sent = await send_text(self.bot, chat_id, message, int(thread) if thread is not None else None)
         return SendResult(external_ref=external_id(chat_id, sent.message_id))
@@ -102,9 +135,11 @@ class TelegramStaffSink:
     in place (the dispatcher supplies the card's reference as `meta.card_ref`).
     """
 
-    def __init__(self, bot: TelegramBot, chats: Mapping[str, int]) -> None:
+    def __init__(self, bot: TelegramBot, chats: Mapping[str, int], pacing: GroupPacing | None = None) -> None:
         self.bot = bot
         self.chats = dict(chats)
+        self.pacing = pacing or GroupPacing()
+        self.limits = STAFF_LIMITS
         self._forums: dict[int, bool] = {}
         self._topics: dict[str, int] = {}  # card key -> its topic, so a retried card opens no second one
 
@@ -113,7 +148,12 @@ class TelegramStaffSink:
             return await self._edit(message)
         chat_id = self.chats.get(message.recipient)
         if chat_id is None:
-            raise TemporarySendError(f"no Telegram chat configured for {message.recipient!r}")
+            where = f"[departments.{message.recipient}] telegram_chat_id"
+            raise NotConfiguredError(
+                f"no Telegram chat configured for {message.recipient!r}: set {where}"
+                " or [channels.telegram] staff_chat_id"
+            )
+        await self.pacing.take(chat_id)
         thread = _thread_in(chat_id, message.meta.get("thread_ref"))
         if thread is None and message.meta.get("thread_id") is not None:
             thread = int(message.meta["thread_id"])
@@ -130,6 +170,7 @@ class TelegramStaffSink:
         chat, _, message_id = ref.rpartition(":")
         if not chat or not message_id.isdigit():
             raise PermanentSendError(f"no card to edit ({ref!r})")
+        await self.pacing.take(int(chat))
         try:
             await self.bot.edit_message_text(
                 message.text, chat_id=int(chat), message_id=int(message_id), reply_markup=_markup(message)

@@ -20,6 +20,7 @@ from wechatpy.replies import TextReply
 from core.context import CoreContext
 from core.models import Clock, OutboxRow
 from core.outbox import PENDING, SENT
+from core.wakeup import written
 
 PASSIVE_REF = "wechat:passive-reply"  # OutboxRow.external_ref of a row delivered in an HTTP response
 
@@ -50,6 +51,7 @@ def _claim(session: Session, *, key: str, now: datetime) -> bool:
             select(OutboxRow.status, OutboxRow.external_ref).where(OutboxRow.key == key)
         ).first()
         return row is not None and (row.status, row.external_ref) == (SENT, PASSIVE_REF)
+    written(session)  # what waited behind it for the same learner (the first question) may go now
     if claimed.meets_clock_id is not None:  # the acknowledgement meets its clock as it is delivered
         connection.execute(
             update(Clock)
@@ -57,6 +59,21 @@ def _claim(session: Session, *, key: str, now: datetime) -> bool:
             .values(met_at=now, next_check_at=None)
         )
     return True
+
+
+async def release_hold(core: CoreContext, key: str, now: datetime) -> None:
+    """No response will carry row `key` any more (WeChat was answered `success` while intake ran): it
+    may go now as a customer-service message, instead of at the end of the hold intake gave it."""
+    await core.writer.run(partial(_release, key=key, now=now))
+
+
+def _release(session: Session, *, key: str, now: datetime) -> None:
+    session.connection().execute(
+        update(OutboxRow)
+        .where(OutboxRow.key == key, OutboxRow.status == PENDING, OutboxRow.next_attempt_at > now)
+        .values(next_attempt_at=now)
+    )
+    written(session)  # the dispatcher takes it at once
 
 
 def text_reply(account: str, open_id: str, content: str, now: datetime) -> str:

@@ -24,8 +24,8 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -46,7 +46,7 @@ from channels.wechat.parse import (
     parse_push,
     read_xml,
 )
-from channels.wechat.passive import claim_for_reply, text_reply
+from channels.wechat.passive import claim_for_reply, release_hold, text_reply
 from channels.wechat.security import Envelope, Forbidden, Undecryptable, fresh, signature_ok
 from core.context import CoreContext
 from core.intake import Intake, IntakeResult
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 SUCCESS = "success"  # WeChat's "received, nothing to say": no retry, no error shown to the learner
 REPLY_TIMEOUT_S = 4.0  # WeChat waits 5 s; the rest is for the claim and the response's way back
+REPLY_HOLD_MARGIN_S = 1.0  # past the reply timeout, for the claim: then the outbox may take the row
 
 
 def _utc_now() -> datetime:
@@ -96,10 +97,7 @@ class WeChatWebhook:
         self.clock = clock
         self.reply_timeout = reply_timeout
         self.locale = locale
-        # Our own intake, which wakes nobody on commit: woken at once, the dispatcher would race the
-        # passive reply for the acknowledgement. `_wake` uses the application's hook after the claim.
-        self._waker = intake
-        self._intake = Intake(core)
+        self._intake = intake
         self._flights: dict[str, _Flight] = {}
 
     def routes(self, path: str = "/wechat") -> list[Route]:
@@ -177,7 +175,10 @@ class WeChatWebhook:
         """The passive reply's text, or None for `success`."""
         push: WeChatPush = fields if isinstance(fields, Unusable) else parse_push(fields, received_at=now)
         if isinstance(push, Complaint):
-            return await self._complaint(push.message, now)
+            # The acknowledgement waits for this response, which carries it if intake is quick enough;
+            # past the hold the outbox sends it as a customer-service message.
+            hold = now + timedelta(seconds=self.reply_timeout + REPLY_HOLD_MARGIN_S)
+            return await self._complaint(replace(push.message, reply_inline_until=hold), now)
         if isinstance(push, Subscribed):
             return self.core.templates.render(self.locale, "wechat_welcome.txt")
         if isinstance(push, OtherEvent):
@@ -202,15 +203,12 @@ class WeChatWebhook:
         except TimeoutError:
             log.warning("wechat %s: no commit in %.1f s: success", message.external_id, self.reply_timeout)
             return None
-        try:
-            if result is None or not result.reply_keys:
-                return None
-            # One message fits in a passive reply: the first, the acknowledgement. A follow-up question
-            # stays in the outbox for the customer-service API.
-            claimed = await claim_for_reply(self.core, result.reply_keys[0], now)
-            return result.replies[0] if claimed else None
-        finally:
-            self._wake()  # the rest of what intake queued (staff card, question) may go now
+        if result is None or not result.reply_keys:
+            return None
+        # One message fits in a passive reply: the first, the acknowledgement. A follow-up question
+        # stays in the outbox for the customer-service API.
+        claimed = await claim_for_reply(self.core, result.reply_keys[0], now)
+        return result.replies[0] if claimed else None
 
     async def _receive(self, message: InboundMessage, now: datetime, flight: _Flight) -> IntakeResult | None:
         received: IntakeResult | None
@@ -224,8 +222,13 @@ class WeChatWebhook:
             if asyncio.get_running_loop().time() >= flight.deadline:
                 await self._rescue(message, exc, now)  # WeChat heard `success`: it will not send it again
             raise
-        if asyncio.get_running_loop().time() >= flight.deadline:
-            self._wake()  # nobody claims the acknowledgement for a response any more
+        if (
+            received is not None
+            and received.reply_keys
+            and asyncio.get_running_loop().time() >= flight.deadline
+        ):
+            # WeChat heard `success`: no response carries the acknowledgement, the outbox sends it now.
+            await release_hold(self.core, received.reply_keys[0], now)
         return received
 
     async def _rescue(self, message: InboundMessage, exc: Exception, now: datetime) -> None:
@@ -242,10 +245,6 @@ class WeChatWebhook:
             del self._flights[key]
         if not task.cancelled():
             task.exception()  # retrieved here: waiters got it already, or `_receive` logged it
-
-    def _wake(self) -> None:
-        if self._waker.on_commit is not None:  # read now: the application sets it after building us
-            self._waker.on_commit()
 
 
 def _digest(body: bytes) -> str:

@@ -5,8 +5,9 @@ A group robot is a webhook: `POST <robot_url>?key=<key>` with `{"msgtype": "mark
 tickets from the CLI (or Telegram) and a WeCom group reads as a feed of the desk's news.
 
 Limits of the robot: markdown content 4,096 bytes, text content 2,048 bytes (UTF-8), 20 messages a
-minute per robot. A longer text is cut on a character boundary and ends with "…"; past the rate
-(45009) the message waits a minute in the outbox.
+minute per robot. A longer text is cut on a character boundary and ends with "…". The rate is kept
+before each post (a message over it is paced: due again in 3 s); if WeCom still answers 45009, the
+message waits a minute in the outbox.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from aiolimiter import AsyncLimiter
 
 from core.messages import OutboundMessage, SendResult
-from core.outbox import PermanentSendError, TemporarySendError
+from core.outbox import LaneLimits, NotConfiguredError, PacedError, PermanentSendError, TemporarySendError
 
 DEFAULT_ROBOT_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 MARKDOWN_LIMIT = 4096
 TEXT_LIMIT = 2048
 RATE_LIMITED = 45009  # 20 messages a minute per robot
+ROBOT_RATE, ROBOT_PERIOD_S = 20, 60.0
 BAD_KEY = 93000  # "invalid webhook url": the key is wrong or the robot was removed from its group
 BUSY = -1
 ELLIPSIS = "…"
@@ -83,6 +86,8 @@ class WecomStaffSink:
         self.robot_url = robot_url
         self.card_updates = card_updates
         self.timeout = timeout
+        self.limits = LaneLimits(batch=32, concurrency=4)
+        self._pacing: dict[str, AsyncLimiter] = {}  # per robot key
 
     async def send(self, message: OutboundMessage) -> SendResult:
         if message.kind == "card-edit" and not self.card_updates:
@@ -92,7 +97,11 @@ class WecomStaffSink:
             where = "[channels.wechat] wecom_managers_key"
             if message.recipient != "managers":
                 where = f"[departments.{message.recipient}] wecom_robot_key"
-            raise TemporarySendError(f"no WeCom robot for staff {message.recipient!r}: set {where}")
+            raise NotConfiguredError(f"no WeCom robot for staff {message.recipient!r}: set {where}")
+        limiter = self._pacing.setdefault(key, AsyncLimiter(ROBOT_RATE, ROBOT_PERIOD_S))
+        if not limiter.has_capacity():  # its 20 a minute are used: back in 3 s, no attempt used
+            raise PacedError("WeCom robot: 20 messages a minute", ROBOT_PERIOD_S / ROBOT_RATE)
+        await limiter.acquire()
         await self.post(key, payload(message))
         return SendResult(external_ref=f"wecom:{message.key}")
 
