@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -116,6 +116,16 @@ class _Outcome:
     parked: bool = False
 
 
+# Spelled out as literals, as in the partial indexes' condition: with bound parameters neither SQLite
+# nor PostgreSQL (prepared statements) can tell that those indexes apply.
+_QUEUED: tuple[ColumnElement[str], ...] = (literal_column(f"'{PENDING}'"), literal_column(f"'{SENDING}'"))
+
+
+def _queued(table: type[OutboxRow] | Any = OutboxRow) -> ColumnElement[bool]:
+    """Still to send: pending or being sent (`ix_outbox_queue`, `ix_outbox_queue_recipient`)."""
+    return table.status.in_(_QUEUED)
+
+
 def _earlier_waiting() -> ColumnElement[bool]:
     """An earlier row to the same recipient is still pending or being sent (it must leave first)."""
     earlier = aliased(OutboxRow)
@@ -124,10 +134,28 @@ def _earlier_waiting() -> ColumnElement[bool]:
         .where(
             earlier.channel == OutboxRow.channel,
             earlier.recipient_key == OutboxRow.recipient_key,
-            earlier.status.in_((PENDING, SENDING)),
+            _queued(earlier),
             earlier.id < OutboxRow.id,
         )
         .exists()
+    )
+
+
+async def _park_behind(session: AsyncSession, row: OutboxRow) -> None:
+    """Park the rows queued behind `row` for its recipient (in one statement: a backlog behind an
+    unreachable recipient must not cost a pass per row)."""
+    if row.recipient_key is None:
+        return
+    await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.channel == row.channel,
+            OutboxRow.recipient_key == row.recipient_key,
+            OutboxRow.status == PENDING,
+            OutboxRow.id > row.id,
+        )
+        .values(status=PARKED, last_error=HELD)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -189,7 +217,7 @@ class Dispatcher:
         sender = self.senders.get(lane)
         if sender is None:
             return report
-        rows = await self.claim(lane, now)
+        rows, report.parked = await self.claim(lane, now)
         if not rows:
             return report
         limit = asyncio.Semaphore(self.limits(lane).concurrency)
@@ -202,15 +230,16 @@ class Dispatcher:
         await self._record(lane, outcomes, clock() if clock is not None else now, report)
         return report
 
-    async def claim(self, lane: str, now: datetime) -> list[OutboxRow]:
-        """Take `lane`'s due rows (and rows whose sender died holding them) under a lease."""
+    async def claim(self, lane: str, now: datetime) -> tuple[list[OutboxRow], int]:
+        """Take `lane`'s due rows (and rows whose sender died holding them) under a lease; also returns
+        how many it parked instead, behind a parked row to the same recipient."""
         due = or_(
             (OutboxRow.status == PENDING) & (OutboxRow.next_attempt_at <= now),
             (OutboxRow.status == SENDING) & (OutboxRow.lease_until <= now),
         )
         query = (
             select(OutboxRow)
-            .where(OutboxRow.channel == lane, due, ~_earlier_waiting())
+            .where(OutboxRow.channel == lane, _queued(), due, ~_earlier_waiting())
             .order_by(OutboxRow.id)
             .limit(self.limits(lane).batch)
             .with_for_update(skip_locked=True)
@@ -222,6 +251,7 @@ class Dispatcher:
             for row in candidates:
                 if row.id in held:  # its recipient is unreachable: it waits with the earlier one
                     row.status, row.lease_until, row.last_error = PARKED, None, HELD
+                    await _park_behind(session, row)
                 elif row.status == SENDING and row.attempts >= self.retry.max_attempts:
                     # Its senders kept dying before they could record anything: stop, and show it.
                     row.status, row.lease_until = DEAD, None
@@ -231,7 +261,7 @@ class Dispatcher:
                     row.attempts += 1
                     row.lease_until = now + self.retry.lease
                     claimed.append(row)
-            return claimed
+            return claimed, len(held)
 
     async def _parked_before(self, session: AsyncSession, lane: str, rows: list[OutboxRow]) -> set[int]:
         """The ids among `rows` with a parked row to the same recipient before them."""
@@ -305,6 +335,7 @@ class Dispatcher:
                 )
             }
             met: list[int] = []
+            parked: list[OutboxRow] = []
             for outcome in outcomes:
                 fresh = fresh_rows.get(outcome.row.id)
                 if fresh is None or fresh.status != SENDING or fresh.attempts != outcome.row.attempts:
@@ -316,13 +347,15 @@ class Dispatcher:
                         outcome.row.attempts,
                     )
                     continue
-                result = self._apply(session, fresh, outcome, now, met)
+                result = self._apply(session, fresh, outcome, now, met, parked)
                 # Paced rows come back like retried ones, without having failed.
                 counted = "retried" if result == "paced" else result
                 setattr(report, counted, getattr(report, counted) + 1)
                 if self.observer is not None:
                     waited = now - fresh.created_at if result == "sent" else None
                     self.observer.delivered(lane, fresh.kind, result, waited)
+            for row in parked:  # what waits for the same recipient waits parked too, untried
+                await _park_behind(session, row)
             if met:  # an acknowledgement meets its clock as it is delivered
                 await session.execute(
                     update(Clock)
@@ -332,7 +365,13 @@ class Dispatcher:
                 )
 
     def _apply(
-        self, session: AsyncSession, row: OutboxRow, outcome: _Outcome, now: datetime, met: list[int]
+        self,
+        session: AsyncSession,
+        row: OutboxRow,
+        outcome: _Outcome,
+        now: datetime,
+        met: list[int],
+        parked_behind: list[OutboxRow],
     ) -> str:
         """One result onto its row; returns what became of it (a `DispatchReport` field, or "paced")."""
         row.lease_until = None
@@ -351,6 +390,7 @@ class Dispatcher:
             if outcome.parked:
                 row.status, row.last_error = PARKED, redact(outcome.error)[:2000]
                 log.warning("outbox %s: parked: %s", row.key, outcome.error)
+                parked_behind.append(row)
                 return "parked"
             row.status = PENDING
             row.next_attempt_at = now + timedelta(seconds=outcome.retry_after or 1.0)
@@ -380,12 +420,12 @@ class Dispatcher:
         async with self.sessions() as session:
             pending = await session.scalar(
                 select(func.min(OutboxRow.next_attempt_at)).where(
-                    OutboxRow.channel == lane, OutboxRow.status == PENDING, ~_earlier_waiting()
+                    OutboxRow.channel == lane, _queued(), OutboxRow.status == PENDING, ~_earlier_waiting()
                 )
             )
             leased = await session.scalar(
                 select(func.min(OutboxRow.lease_until)).where(
-                    OutboxRow.channel == lane, OutboxRow.status == SENDING
+                    OutboxRow.channel == lane, _queued(), OutboxRow.status == SENDING
                 )
             )
         times = [t for t in (pending, leased) if t is not None]
@@ -450,7 +490,12 @@ class Dispatcher:
             )
             oldest = await session.execute(
                 select(OutboxRow.channel, func.min(OutboxRow.next_attempt_at))
-                .where(OutboxRow.status == PENDING, OutboxRow.next_attempt_at <= now, ~_earlier_waiting())
+                .where(
+                    _queued(),
+                    OutboxRow.status == PENDING,
+                    OutboxRow.next_attempt_at <= now,
+                    ~_earlier_waiting(),
+                )
                 .group_by(OutboxRow.channel)
             )
             reasons = await session.execute(

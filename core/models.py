@@ -226,6 +226,9 @@ class Event(Base):
     ticket: Mapped[Ticket | None] = relationship()
 
 
+_QUEUED = text("status IN ('pending', 'sending')")
+
+
 class OutboxRow(Base):
     """A message waiting to be sent, written in the transaction of the change that caused it."""
 
@@ -233,15 +236,17 @@ class OutboxRow(Base):
     __table_args__ = (
         # A lane's due rows: `status = 'pending' AND channel = :lane AND next_attempt_at <= :now`.
         Index("ix_outbox_lane_due", "status", "channel", "next_attempt_at"),
-        # Unfinished rows per recipient, for the per-recipient order; partial, so the history of sent
-        # rows (most of the table) stays out of it.
+        # The queue: rows still to send, per lane in order, and per recipient for the per-recipient
+        # order. Partial, so the history of sent rows (most of the table) stays out of them; queries
+        # spell the condition out literally (`core.dispatch`), or the planners cannot use them.
+        Index("ix_outbox_queue", "channel", "id", sqlite_where=_QUEUED, postgresql_where=_QUEUED),
         Index(
-            "ix_outbox_waiting",
+            "ix_outbox_queue_recipient",
             "channel",
             "recipient_key",
             "id",
-            sqlite_where=text("status IN ('pending', 'sending', 'parked')"),
-            postgresql_where=text("status IN ('pending', 'sending', 'parked')"),
+            sqlite_where=_QUEUED,
+            postgresql_where=_QUEUED,
         ),
         Index("ix_outbox_channel_external_ref", "channel", "external_ref"),
         Index("ix_outbox_external_thread", "external_thread"),

@@ -14,7 +14,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-_WAITING = sa.text("status IN ('pending', 'sending', 'parked')")
+_QUEUED = sa.text("status IN ('pending', 'sending')")
 
 
 def upgrade() -> None:
@@ -22,17 +22,19 @@ def upgrade() -> None:
         batch.add_column(sa.Column("recipient_key", sa.String(32), nullable=True))
     op.drop_index("ix_outbox_due", table_name="outbox")
     op.create_index("ix_outbox_lane_due", "outbox", ["status", "channel", "next_attempt_at"])
+    op.create_index("ix_outbox_queue", "outbox", ["channel", "id"], sqlite_where=_QUEUED, postgresql_where=_QUEUED)
     op.create_index(
-        "ix_outbox_waiting",
+        "ix_outbox_queue_recipient",
         "outbox",
         ["channel", "recipient_key", "id"],
-        sqlite_where=_WAITING,
-        postgresql_where=_WAITING,
+        sqlite_where=_QUEUED,
+        postgresql_where=_QUEUED,
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_waiting", table_name="outbox")
+    op.drop_index("ix_outbox_queue_recipient", table_name="outbox")
+    op.drop_index("ix_outbox_queue", table_name="outbox")
     op.drop_index("ix_outbox_lane_due", table_name="outbox")
     op.create_index("ix_outbox_due", "outbox", ["status", "next_attempt_at"])
     with op.batch_alter_table("outbox") as batch:
