@@ -64,9 +64,11 @@ def _run_units(session: Session, works: Sequence[Work]) -> list[Outcome]:
     for work in works:
         try:
             with session.begin_nested():
-                outcomes.append((True, work(session)))
+                result = work(session)
         except Exception as exc:  # rolled back to its savepoint; handed to its own caller
             outcomes.append((False, exc))
+        else:
+            outcomes.append((True, result))
     return outcomes
 
 
@@ -114,22 +116,21 @@ class Writer:
             units = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
             try:
                 outcomes = await self._transaction([u.work for u in units])
+                for unit, (ok, value) in zip(units, outcomes, strict=True):
+                    if unit.answer.done():
+                        continue
+                    if ok:
+                        unit.answer.set_result(value)
+                    else:
+                        unit.answer.set_exception(value)
             except Exception as exc:  # the transaction itself failed (commit, connection): nothing is kept
                 for unit in units:
                     if not unit.answer.done():
                         unit.answer.set_exception(exc)
-                continue
             except BaseException:
                 for unit in units:
                     unit.answer.cancel()
                 raise
-            for unit, (ok, value) in zip(units, outcomes, strict=True):
-                if unit.answer.done():
-                    continue
-                if ok:
-                    unit.answer.set_result(value)
-                else:
-                    unit.answer.set_exception(value)
 
     async def _transaction(self, works: list[Work]) -> list[Outcome]:
         if self._thread is None:

@@ -50,6 +50,10 @@ class Delivery:
         self.safety_net = safety_net
         self.recheck_parked = recheck_parked
         self._events: dict[str, asyncio.Event] = {}
+        # Set once every lane has made its first pass (and the listener, if any, listens): from then on
+        # only a wake-up, a due time or the safety net starts a pass.
+        self.ready = asyncio.Event()
+        self._settled: set[str] = set()
 
     def wake(self) -> None:
         for event in self._events.values():
@@ -58,6 +62,8 @@ class Delivery:
     async def run(self, stop: asyncio.Event, grace: float = 5.0) -> None:
         """Until `stop` is set; a pass under way then gets `grace` seconds to record what it sent."""
         self._events = {lane: asyncio.Event() for lane in self.dispatcher.lanes}
+        self._settled = set(self._events) | ({"listener"} if self.listen_dsn is not None else set())
+        self._mark_ready(None)
         unsubscribe = self.signal.subscribe(self.wake)
         tasks = [asyncio.create_task(self._lane(lane, stop), name=f"outbox-{lane}") for lane in self._events]
         tasks.append(asyncio.create_task(self._housekeeping(stop), name="outbox-housekeeping"))
@@ -94,7 +100,13 @@ class Delivery:
             timeout = self.safety_net
             if due is not None:
                 timeout = min(max((due - self.clock()).total_seconds(), _MIN_SLEEP_S), self.safety_net)
+            self._mark_ready(lane)
             await _wait(stop, event, timeout)
+
+    def _mark_ready(self, part: str | None) -> None:
+        self._settled.discard(part or "")
+        if not self._settled:
+            self.ready.set()
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
         """The safety net, parked rows' second chances, and warnings about late lanes."""
@@ -137,6 +149,7 @@ class Delivery:
                 connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, lambda *_args: self.wake())
                 self.wake()
+                self._mark_ready("listener")
                 await _wait(stop, lost, None)
             finally:
                 with contextlib.suppress(Exception):

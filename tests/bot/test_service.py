@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import stat
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from channels.fake import FakeChannel
+from core.context import CoreContext
+from core.db import create_engine, session_factory
+from core.intake import Intake
+from core.policy import parse_policy
+from core.privacy import Vault
+from core.templates import Templates
 from tests.bot.cli_helpers import SCRIPT, clean_env
 
 START_TIMEOUT = 20.0
@@ -127,3 +136,29 @@ def test_second_run_keeps_the_key_and_sigterm_stops_it(first_run: Stopped, site:
     assert second.returncode == 0, second.stderr
     assert second.stop_seconds < STOP_TIMEOUT
     assert "Traceback" not in second.stderr
+
+
+def test_run_reports_what_waits_in_the_outbox_and_why(first_run: Stopped, site: Path) -> None:
+    """A complaint taken in while no channel was configured: its messages wait, parked, and `run` and
+    `/metrics` say where and why."""
+    key = (site / "var" / "privacy.key").read_text(encoding="ascii").strip()
+
+    async def complain() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{site / 'var' / 'complaintbot.db'}")
+        core = CoreContext(
+            sessions=session_factory(engine), policy=parse_policy(), vault=Vault([key]), templates=Templates()
+        )
+        try:
+            now = datetime.now(UTC)
+            await Intake(core).receive(FakeChannel("telegram").message("5001", "老师上课总是迟到", now), now)
+        finally:
+            await core.close()
+            await engine.dispose()
+
+    asyncio.run(complain())
+    third = run_service(site, signal.SIGTERM)
+    said = third.stdout + third.stderr
+    assert "outbox staff: 1 parked (parked: no sender for channel 'staff' is configured)" in said, said
+    assert "outbox telegram: 2 parked (parked: no sender for channel 'telegram' is configured)" in said
+    assert 'complaintbot_outbox_messages{channel="staff",status="parked"} 1.0' in third.metrics.text
+    assert third.returncode == 0, third.stderr

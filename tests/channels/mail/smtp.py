@@ -40,6 +40,7 @@ class Received:
     content: bytes
     login: str | None  # who authenticated, if anyone
     tls: bool
+    peer: Any = None  # the client's (host, port): one per connection
 
     def message(self) -> EmailMessage:
         parsed = email.message_from_bytes(self.content, policy=email.policy.default)
@@ -76,7 +77,8 @@ class Recorder:
         tls = session.ssl is not None or (
             transport is not None and transport.get_extra_info("ssl_object") is not None
         )
-        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), content, login, tls))
+        mail_from, rcpt_tos = str(envelope.mail_from), list(envelope.rcpt_tos)
+        self.received.append(Received(mail_from, rcpt_tos, content, login, tls, session.peer))
         return "250 2.0.0 accepted"
 
 

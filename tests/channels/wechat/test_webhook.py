@@ -23,12 +23,15 @@ from channels.fake import FakeChannel
 from channels.wechat.passive import PASSIVE_REF
 from channels.wechat.webhook import WeChatWebhook
 from core.context import CoreContext
+from core.db import outbox_signal
 from core.dispatch import Dispatcher
 from core.intake import Intake, IntakeResult
 from core.messages import InboundMessage, OutboundMessage
 from core.models import Base, Message, OutboxRow, Ticket, Unparsed
+from scheduler.delivery import Delivery
 from tests.channels.wechat import signing
 from tests.channels.wechat.signing import ACCOUNT, text_xml
+from tests.scheduler.test_delivery import Inbox
 
 NOW = datetime(2026, 9, 30, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a working day
 TS = int(NOW.timestamp())
@@ -346,3 +349,25 @@ async def test_four_deliveries_two_at_once_make_one_ticket_and_one_acknowledgeme
 async def _all(rig: Rig, model: type[Any], *where: Any) -> list[Any]:
     async with rig.core.sessions() as session:
         return list(await session.scalars(select(model).where(*where)))
+
+
+async def test_the_outbox_woken_by_the_commit_leaves_the_acknowledgement_to_the_response(
+    serve: Callable[..., Awaitable[Rig]], core: CoreContext
+) -> None:
+    rig = await serve()
+    wechat = Inbox("wechat")
+    dispatcher = Dispatcher(core.sessions, core.vault, {"wechat": wechat, "staff": FakeChannel("staff")})
+    delivery = Delivery(dispatcher, outbox_signal(core.sessions), clock=lambda: NOW, safety_net=3600)
+    stop = asyncio.Event()
+    running = asyncio.create_task(delivery.run(stop))
+    try:
+        await asyncio.wait_for(delivery.ready.wait(), 60)
+        response = await rig.post(text_xml(COMPLAINT, at=TS))
+        (ticket,) = await _all(rig, Ticket)
+        assert ticket.number in reply_content(response, "safe")
+        # The question waited behind the acknowledgement, and left once the response had carried it.
+        assert [m.kind for m in await wechat.count(1)] == ["ask"]
+    finally:
+        stop.set()
+        await running
+    assert [m.kind for m in wechat.sent] == ["ask"]
