@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,7 +49,7 @@ from core.outbox import (
     recipient_key,
     to_message,
 )
-from core.privacy import Vault, redact
+from core.privacy import PrivacyKeyError, Vault, redact
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class _Outcome:
     retry_after: float | None = None
     paced: bool = False
     parked: bool = False
+    skipped: bool = False  # not tried: the pass ran out of time (see `run_lane`)
 
 
 # Spelled out as literals, as in the partial indexes' condition: with bound parameters neither SQLite
@@ -171,6 +173,7 @@ class Dispatcher:
         concurrency: int | None = None,
         rng: random.Random | None = None,
         observer: DeliveryObserver | None = None,
+        timer: Callable[[], float] = time.monotonic,  # seconds, for a pass's own deadline
     ) -> None:
         self.sessions = sessions
         self.vault = vault
@@ -180,6 +183,7 @@ class Dispatcher:
         self.concurrency = concurrency
         self.rng = rng or random.Random()
         self.observer = observer
+        self.timer = timer
 
     @property
     def lanes(self) -> list[str]:
@@ -221,9 +225,15 @@ class Dispatcher:
         if not rows:
             return report
         limit = asyncio.Semaphore(self.limits(lane).concurrency)
+        # A pass must end well within its lease, or another instance would take its rows and send them
+        # again: rows not started by half the lease (sends that time out, one after another) are left
+        # for the next pass, untried. A send itself is bounded by its sender's own timeout.
+        deadline = self.timer() + self.retry.lease.total_seconds() / 2
 
         async def one(row: OutboxRow) -> _Outcome:
             async with limit:
+                if self.timer() > deadline:
+                    return _Outcome(row, skipped=True)
                 return await self._send(sender, row)
 
         outcomes = await asyncio.gather(*(one(row) for row in rows))
@@ -375,6 +385,9 @@ class Dispatcher:
     ) -> str:
         """One result onto its row; returns what became of it (a `DispatchReport` field, or "paced")."""
         row.lease_until = None
+        if outcome.skipped:
+            row.status, row.attempts = PENDING, row.attempts - 1
+            return "paced"
         if outcome.error is None:
             row.status, row.sent_at, row.last_error = SENT, now, None
             row.external_ref, row.external_thread = outcome.external_ref, outcome.thread_ref
@@ -441,7 +454,11 @@ class Dispatcher:
                 )
             )
             for row_id, channel, recipient_enc in unkeyed.all():
-                key = recipient_key(self.vault, channel, self.vault.decrypt(recipient_enc))
+                try:
+                    key = recipient_key(self.vault, channel, self.vault.decrypt(recipient_enc))
+                except PrivacyKeyError:  # a key no longer configured: the row keeps no order
+                    log.warning("outbox row %d: recipient unreadable; sent without ordering", row_id)
+                    continue
                 await session.execute(
                     update(OutboxRow).where(OutboxRow.id == row_id).values(recipient_key=key)
                 )

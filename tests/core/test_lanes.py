@@ -316,3 +316,37 @@ async def test_a_crash_in_the_middle_of_a_batch_loses_nothing_and_shows_nothing_
     for key in platform.calls:
         per_learner.setdefault(platform.shown[key].recipient, []).append(platform.shown[key].kind)
     assert all(kinds[-1] == "ask" and "ask" not in kinds[:-1] for kinds in per_learner.values())
+
+
+class Slow:
+    """Each send takes a minute of the pass's time (a server that answers only at its timeout)."""
+
+    def __init__(self, channel: FakeChannel, clock: list[float]) -> None:
+        self.channel, self.clock = channel, clock
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.clock[0] += 60.0
+        return await self.channel.send(message)
+
+
+async def test_a_pass_ends_within_its_lease_and_leaves_the_rest_untried(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
+    await _complaints(intake, learner_channel, 5)
+    clock = [0.0]
+    retry = RetryPolicy(lease=timedelta(seconds=120))
+    dispatcher = Dispatcher(
+        core.sessions,
+        core.vault,
+        {"telegram": Slow(learner_channel, clock)},
+        retry=retry,
+        concurrency=1,
+        timer=lambda: clock[0],
+    )
+    await dispatcher.run_lane("telegram", NOW)
+    # Two sends fit in half the lease (60 s each); the other three were not started, nor counted.
+    assert len(learner_channel.sent) == 2
+    rows = [r for r in await _rows(core, "telegram") if r.kind == "ack"]
+    assert sorted((r.status, r.attempts) for r in rows) == [(PENDING, 0)] * 3 + [(SENT, 1)] * 2
+    await dispatcher.drain(NOW)
+    assert Counter(m.kind for m in learner_channel.sent) == {"ack": 5, "ask": 5}
