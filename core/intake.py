@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 _MAX_TRIES = 5
 STAFF_LOGGED = "staff"  # the channel of complaints staff log on a learner's behalf (/log)
 _INSERT_TICKET = insert(Ticket).returning(Ticket.id)
+# Built once (intake's first statement, every time): the same message received before, or its erased form.
+_RECEIVED = select(Message.id, Message.ticket_id, Message.sender_index, Message.external_id).where(
+    Message.channel == bindparam("channel"),
+    Message.external_id.in_((bindparam("external_id"), bindparam("erased"))),
+    Message.direction == "in",
+)
 _INSERT_MESSAGE = insert(Message).returning(Message.id)
 
 
@@ -149,13 +155,18 @@ class Intake:
     ) -> IntakeResult | None:
         """The intake's transaction; None when the id belongs to another sender's message."""
         erased = erased_key(self.core.vault.blind_index, message.channel, message.external_id)
-        existing = session.execute(
-            select(Message.id, Message.ticket_id, Message.sender_index, Message.external_id).where(
-                Message.channel == message.channel,
-                Message.external_id.in_((storage_key(message.external_id), erased)),
-                Message.direction == "in",
+        existing = (
+            session.connection()
+            .execute(
+                _RECEIVED,
+                {
+                    "channel": message.channel,
+                    "external_id": storage_key(message.external_id),
+                    "erased": erased,
+                },
             )
-        ).first()
+            .first()
+        )
         if existing is not None:  # an erased message is still a redelivery, whoever sends it now
             if existing.external_id != erased and existing.sender_index != sender_index:
                 return None

@@ -8,7 +8,9 @@ increment commits or rolls back with the ticket, a failed intake leaves no gap i
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -16,16 +18,23 @@ from core.models import TicketCounter
 from core.numbers import TicketNumber
 
 
-def allocate_number(session: Session, prefix: str, day: date) -> TicketNumber:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (
+def _upsert(insert: Any) -> Any:
+    return (
         insert(TicketCounter)
-        .values(prefix=prefix, day=day, value=1)
+        .values(prefix=bindparam("prefix"), day=bindparam("day"), value=1)
         .on_conflict_do_update(
             index_elements=[TicketCounter.prefix, TicketCounter.day],
             set_={"value": TicketCounter.value + 1},
         )
         .returning(TicketCounter.value)
     )
-    sequence = (session.execute(statement)).scalar_one()
+
+
+# Built once: intake runs this for every complaint, and building it cost more than running it.
+_UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
+
+
+def allocate_number(session: Session, prefix: str, day: date) -> TicketNumber:
+    statement = _UPSERT[session.get_bind().dialect.name]
+    sequence = session.connection().execute(statement, {"prefix": prefix, "day": day}).scalar_one()
     return TicketNumber(prefix=prefix, day=day, sequence=int(sequence))
