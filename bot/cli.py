@@ -238,11 +238,11 @@ def tickets_show(
     if undelivered:
         out.print("[bold]not delivered[/bold]")
         for o in undelivered:
-            out.print(
-                f"  {o['kind']} via {o['channel']}: {o['status']} after {o['attempts']} attempt(s) "
-                f"{o['last_error'] or ''}",
-                markup=False,
-            )
+            if o["status"] == "parked":  # nothing configured to reach it: it waits, untried
+                state = f"parked until its destination is configured: {o['last_error'] or ''}"
+            else:
+                state = f"{o['status']} after {o['attempts']} attempt(s) {o['last_error'] or ''}"
+            out.print(f"  {o['kind']} via {o['channel']}: {state}", markup=False)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from core.intake import Intake
 from core.policy import parse_policy
 from core.privacy import Vault
 from core.templates import Templates
-from tests.bot.cli_helpers import SCRIPT, clean_env
+from tests.bot.cli_helpers import SCRIPT, clean_env, complaintbot
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -143,22 +143,27 @@ def test_run_reports_what_waits_in_the_outbox_and_why(first_run: Stopped, site: 
     `/metrics` say where and why."""
     key = (site / "var" / "privacy.key").read_text(encoding="ascii").strip()
 
-    async def complain() -> None:
+    async def complain() -> str:
         engine = create_engine(f"sqlite+aiosqlite:///{site / 'var' / 'complaintbot.db'}")
         core = CoreContext(
             sessions=session_factory(engine), policy=parse_policy(), vault=Vault([key]), templates=Templates()
         )
         try:
             now = datetime.now(UTC)
-            await Intake(core).receive(FakeChannel("telegram").message("5001", "老师上课总是迟到", now), now)
+            message = FakeChannel("telegram").message("5001", "老师上课总是迟到", now)
+            return (await Intake(core).receive(message, now)).ticket_number
         finally:
             await core.close()
             await engine.dispose()
 
-    asyncio.run(complain())
+    number = asyncio.run(complain())
     third = run_service(site, signal.SIGTERM)
     said = third.stdout + third.stderr
     assert "outbox staff: 1 parked (parked: no sender for channel 'staff' is configured)" in said, said
     assert "outbox telegram: 2 parked (parked: no sender for channel 'telegram' is configured)" in said
     assert 'complaintbot_outbox_messages{channel="staff",status="parked"} 1.0' in third.metrics.text
     assert third.returncode == 0, third.stderr
+    shown = " ".join(complaintbot(site, "tickets", "show", number).stdout.split())  # however it wraps
+    assert "card via staff: parked until its destination is configured: no sender for channel 'staff'" in (
+        shown
+    ), shown
