@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from core.dispatch import Dispatcher
+from core.dispatch import Dispatcher, LaneState
 from core.wakeup import CHANNEL, OutboxSignal
 
 log = logging.getLogger(__name__)
@@ -120,16 +120,25 @@ class Delivery:
                     await self.dispatcher.park_unconfigured()
                     if await self.dispatcher.release_parked(self.clock()):
                         self.wake()
-                for state in await self.dispatcher.states(self.clock()):
-                    if state.oldest_due is not None and state.oldest_due > LATE_AFTER:
-                        log.warning(
-                            "outbox lane %s is late: its oldest due message has waited %d s (%s)",
-                            state.lane,
-                            state.oldest_due.total_seconds(),
-                            ", ".join(f"{n} {status}" for status, n in sorted(state.counts.items())),
-                        )
+                await self.report_late(self.clock())
             except Exception:
                 log.warning("outbox housekeeping failed; again in %.0f s", self.safety_net, exc_info=True)
+
+    async def report_late(self, now: datetime) -> list[LaneState]:
+        """Log a warning for each lane whose oldest due message has waited longer than `LATE_AFTER`."""
+        late = [
+            state
+            for state in await self.dispatcher.states(now)
+            if state.oldest_due is not None and state.oldest_due > LATE_AFTER
+        ]
+        for state in late:
+            log.warning(
+                "outbox lane %s is late: its oldest due message has waited %d s (%s)",
+                state.lane,
+                state.oldest_due.total_seconds() if state.oldest_due else 0,
+                ", ".join(f"{n} {status}" for status, n in sorted(state.counts.items())),
+            )
+        return late
 
     async def _listen(self, dsn: str, stop: asyncio.Event) -> None:
         """`LISTEN` for other instances' commits; reconnects with backoff, and wakes every lane after

@@ -178,3 +178,18 @@ async def test_two_instances_share_the_lanes_without_sending_a_message_twice(
     assert len(keys) == len(set(keys)) == 200
     for i in range(100):  # each learner: the number first, then the question
         assert [m.kind for m in sent if m.recipient == f"chat-{i}"] == ["ack", "ask"]
+
+
+async def test_a_lane_whose_oldest_due_message_waits_over_a_minute_is_reported(
+    core: CoreContext, intake: Intake, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = Inbox()
+    dispatcher = Dispatcher(core.sessions, core.vault, {"telegram": inbox})
+    delivery = Delivery(dispatcher, outbox_signal(core.sessions))
+    then = utc_now()
+    await intake.receive(inbox.message("chat-1", TEACHING, then), then)
+    assert await delivery.report_late(then + timedelta(seconds=59)) == []
+    with caplog.at_level("WARNING", logger="scheduler.delivery"):
+        late = {state.lane: state for state in await delivery.report_late(then + timedelta(seconds=90))}
+    assert late["telegram"].oldest_due == timedelta(seconds=90)
+    assert "outbox lane telegram is late: its oldest due message has waited 90 s (2 pending)" in caplog.text
