@@ -204,7 +204,7 @@ class Dispatcher:
         return report
 
     async def drain(self, now: datetime, rounds: int = 100) -> DispatchReport:
-        """Dispatch until nothing is due (tests and `sweep` use it with a fixed `now`)."""
+        """Dispatch until nothing is due, as of a fixed `now` (tests; `run` sends continuously instead)."""
         total = DispatchReport()
         for _ in range(rounds):
             report = await self.run_once(now)
