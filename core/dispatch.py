@@ -54,6 +54,7 @@ from core.privacy import PrivacyKeyError, Vault, redact
 log = logging.getLogger(__name__)
 
 HELD = "waiting behind an earlier message to the same recipient, which is parked"
+ACK = "ack"  # the kind that goes first: the promise is an acknowledgement within seconds
 
 
 class DeliveryObserver(Protocol):
@@ -247,15 +248,20 @@ class Dispatcher:
             (OutboxRow.status == PENDING) & (OutboxRow.next_attempt_at <= now),
             (OutboxRow.status == SENDING) & (OutboxRow.lease_until <= now),
         )
+        batch = self.limits(lane).batch
         query = (
             select(OutboxRow)
             .where(OutboxRow.channel == lane, _queued(), due, ~_earlier_waiting())
             .order_by(OutboxRow.id)
-            .limit(self.limits(lane).batch)
             .with_for_update(skip_locked=True)
         )
         async with self.sessions() as session, session.begin():
-            candidates = list(await session.scalars(query))
+            # Acknowledgements first: in a burst a learner's number must not wait behind other
+            # learners' questions (each learner's own messages keep their order all the same). A
+            # quarter of the batch stays for the rest, so nothing waits for ever behind a flood.
+            candidates = list(await session.scalars(query.where(OutboxRow.kind == ACK).limit(batch)))
+            rest = max(batch - len(candidates), batch // 4)
+            candidates += await session.scalars(query.where(OutboxRow.kind != ACK).limit(rest))
             held = await self._parked_before(session, lane, candidates)
             claimed = []
             for row in candidates:

@@ -350,3 +350,18 @@ async def test_a_pass_ends_within_its_lease_and_leaves_the_rest_untried(
     assert sorted((r.status, r.attempts) for r in rows) == [(PENDING, 0)] * 3 + [(SENT, 1)] * 2
     await dispatcher.drain(NOW)
     assert Counter(m.kind for m in learner_channel.sent) == {"ack": 5, "ask": 5}
+
+
+async def test_acknowledgements_go_first_and_each_learner_still_hears_in_order(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
+    for i in range(10):
+        await intake.receive(learner_channel.message(f"chat-{i}", TEACHING, NOW), NOW)
+    dispatcher = Dispatcher(core.sessions, core.vault, {"telegram": learner_channel}, batch=4, concurrency=1)
+    await dispatcher.drain(NOW)
+    sent = [(m.recipient, m.kind) for m in learner_channel.sent]
+    last_ack = max(i for i, (_, kind) in enumerate(sent) if kind == "ack")
+    # Ten numbers out before most questions: only a quarter of each pass is kept for the rest.
+    assert [kind for _, kind in sent[: last_ack + 1]].count("ask") <= 3
+    for i in range(10):
+        assert [kind for who, kind in sent if who == f"chat-{i}"] == ["ack", "ask"]
