@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import getaddresses
 
 from sqlalchemy import select
@@ -22,7 +23,11 @@ from core.models import Staff
 from core.outbox import Sender
 from core.workflow import MANAGER
 
-FIRST_CONTACT = "service"  # its address stands in for a department without one, and for absent managers
+FIRST_CONTACT = "service"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)  # its address stands in for a department without one, and for absent managers
 
 
 def smtp_server(config: EmailConfig) -> SmtpServer:
@@ -122,6 +127,7 @@ def start_email(application: Application, settings: Settings) -> EmailRuntime:
         per_sender_per_hour=config.ack_per_sender_per_hour,
         workers=config.intake_workers,
         own_addresses=[config.from_address or ""],
+        clock=utc_now,
     )
     source: ImapSource | MaildirSource
     if config.maildir is not None:

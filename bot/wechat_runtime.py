@@ -76,6 +76,7 @@ def start_wechat(application: Application, settings: Settings) -> WechatRuntime:
         token=config.token,
         app_id=config.app_id,
         encoding_aes_key=config.encoding_aes_key,
+        observer=application.metrics,
     )
     senders = wechat_senders(settings, application.core)
     senders.pop("wecom-staff", None)  # registered apart, where no other staff sink took `staff`

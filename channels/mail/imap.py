@@ -197,6 +197,7 @@ class ImapSource:
         self.lease = _key("email:imap-reader:", account.name)
         self.connection: ImapConnection | None = None
         self._renew: Callable[[], Awaitable[bool]] | None = None  # set by run(): the lease, kept
+        self._stop: asyncio.Event | None = None  # set by run(): a long pass ends at a batch's end
 
     async def fetch_once(self, now: datetime) -> MailReport:
         """One pass: take every waiting message; stops early (and reports `left`) when intake fails."""
@@ -208,6 +209,9 @@ class ImapSource:
         uids = sorted(set(unseen) | set(above))
         report = MailReport()
         for start in range(0, len(uids), self.batch):
+            if start and self._stop is not None and self._stop.is_set():
+                report.left += len(uids) - start  # shutting down: the rest is read at the next start
+                break
             if start and self._renew is not None and not await self._renew():
                 # A long backlog pass outlived the lease: another instance may read now; stop here.
                 report.left += len(uids) - start
@@ -241,8 +245,13 @@ class ImapSource:
         wait = min(self.poll_seconds, self.lease_ttl.total_seconds() / 3)  # the lease is renewed in time
 
         async def step() -> bool:
-            if (await self.fetch_once(self.clock())).left:
+            report = await self.fetch_once(self.clock())
+            if report.left:
                 return False
+            if report.done:
+                # Mail that arrived during this pass was announced to its commands, not to an IDLE
+                # that starts afterwards: look again at once rather than wait for the next push.
+                return True
             if self.idle and self.connection is not None and self.connection.has("IDLE"):
                 await self.connection.idle(stop, wait)
             else:
@@ -254,7 +263,7 @@ class ImapSource:
         async def renew() -> bool:  # between batches of one pass, so a long pass keeps the lease
             return await hold_lease(self.sessions, self.lease, self.holder, self.clock(), self.lease_ttl)
 
-        self._renew = renew
+        self._renew, self._stop = renew, stop
         name = f"imap {self.account.name}"
         await keep_reading(name, step, stop, reset=self.close, expected=_EXPECTED, lease=lease)
 

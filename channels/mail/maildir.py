@@ -47,6 +47,7 @@ class MaildirSource:
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.colon = mailbox.Maildir.colon
+        self._stop: asyncio.Event | None = None  # set by run(): a long pass ends at a batch's end
 
     def ensure_dirs(self) -> None:
         mailbox.Maildir(self.directory, create=True)
@@ -57,6 +58,9 @@ class MaildirSource:
         waiting = self._waiting()
         report = MailReport()
         for start in range(0, len(waiting), self.batch):
+            if start and self._stop is not None and self._stop.is_set():
+                report.left += len(waiting) - start  # shutting down: the rest is read at the next start
+                break
             paths = {path.name: path for path in waiting[start : start + self.batch]}
             mails = [mail for mail in (self._read(path) for path in paths.values()) if mail is not None]
             part = await self.reader.take_all(mails, now)
@@ -72,11 +76,14 @@ class MaildirSource:
         """Take what waits, then look again every `poll_seconds`, until `stop` is set."""
 
         async def step() -> bool:
-            if (await self.fetch_once(self.clock())).left:
+            report = await self.fetch_once(self.clock())
+            if report.left:
                 return False
-            await pause(stop, self.poll_seconds)
+            if not report.done:  # something came: what arrived meanwhile is looked for at once
+                await pause(stop, self.poll_seconds)
             return True
 
+        self._stop = stop
         await keep_reading(f"maildir {self.directory}", step, stop, expected=(OSError,))
 
     def _waiting(self) -> list[Path]:

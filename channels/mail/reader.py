@@ -100,8 +100,12 @@ class MailReader:
         workers: int = 1,
         max_failures: int = 5,
         own_addresses: Iterable[str] = (),
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.intake = intake
+        # Each message's own time of intake, rather than the pass's (a backlog pass lasts a while): the
+        # clocks it starts and the acknowledgement's latency count from its commit, not the pass's start.
+        self.clock = clock
         self.core = core
         self.per_sender_per_hour = per_sender_per_hour  # 0: no limit
         self.workers = max(1, workers)
@@ -115,6 +119,7 @@ class MailReader:
     async def take(self, mail: Mail, now: datetime, recent: int | None = None) -> Outcome:
         """Commit one message (or keep it for staff); raises when nothing could be committed.
         `recent`: the sender's messages in the last hour, when the caller has counted them."""
+        now = self.clock() if self.clock is not None else now
         if mail.message is None:
             await keep_unparsed(self.core, "email", mail.key, mail.raw, mail.problem or "unusable", now)
             return "kept"

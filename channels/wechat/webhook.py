@@ -49,6 +49,7 @@ from channels.wechat.parse import (
 from channels.wechat.passive import claim_for_reply, release_hold, text_reply
 from channels.wechat.security import Envelope, Forbidden, Undecryptable, fresh, signature_ok
 from core.context import CoreContext
+from core.dispatch import DeliveryObserver
 from core.intake import Intake, IntakeResult
 from core.kept_aside import KeptAside
 from core.messages import InboundMessage
@@ -71,6 +72,7 @@ class _Flight:
 
     deadline: float  # loop time; a retry that joins pushes it back
     task: asyncio.Task[IntakeResult | None] = field(init=False)
+    committed: float = 0.0  # loop time intake returned: the acknowledgement's latency counts from it
 
 
 class WeChatWebhook:
@@ -88,6 +90,7 @@ class WeChatWebhook:
         clock: Callable[[], datetime] = _utc_now,
         reply_timeout: float = REPLY_TIMEOUT_S,
         locale: str = "zh",
+        observer: DeliveryObserver | None = None,
     ) -> None:
         if not token:
             raise ValueError("a WeChat webhook needs channels.wechat.token")
@@ -97,6 +100,7 @@ class WeChatWebhook:
         self.clock = clock
         self.reply_timeout = reply_timeout
         self.locale = locale
+        self.observer = observer  # told of acknowledgements the response carries (the outbox never sees them)
         self._intake = intake
         self._flights: dict[str, _Flight] = {}
 
@@ -208,12 +212,16 @@ class WeChatWebhook:
         # One message fits in a passive reply: the first, the acknowledgement. A follow-up question
         # stays in the outbox for the customer-service API.
         claimed = await claim_for_reply(self.core, result.reply_keys[0], now)
+        if claimed and result.created and self.observer is not None:
+            waited = timedelta(seconds=loop.time() - flight.committed)
+            self.observer.delivered("wechat", "ack", "sent", waited)
         return result.replies[0] if claimed else None
 
     async def _receive(self, message: InboundMessage, now: datetime, flight: _Flight) -> IntakeResult | None:
         received: IntakeResult | None
         try:
             received = await self._intake.receive(message, now)
+            flight.committed = asyncio.get_running_loop().time()
             again = " (redelivery)" if received.duplicate else ""
             log.info("ticket %s: wechat %s%s", received.ticket_number, message.external_id, again)
         except KeptAside:  # kept as unparsed and shown to staff by intake: done with

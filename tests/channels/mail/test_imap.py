@@ -11,15 +11,15 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from channels.mail.imap import ImapAccount, ImapConnection, ImapError, ImapSource
 from channels.mail.parse import parse_mail
-from channels.mail.reader import Mail, MailReader, Outcome
+from channels.mail.reader import Mail, MailReader, MailReport, Outcome
 from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.intake import Intake
@@ -386,3 +386,62 @@ async def test_a_pass_that_loses_its_lease_stops_between_batches(
     await reader.close()
     assert (report.taken, report.left) == (2, 3)  # what another instance now reads was left alone
     assert len(dovecot.search("UNSEEN")) == 3
+
+
+class ArrivesDuringThePass(MailReader):
+    """A learner's mail lands in the mailbox while the reader is busy with the first one."""
+
+    def __init__(self, dovecot: Dovecot, intake: Intake, core: CoreContext) -> None:
+        super().__init__(intake, core)
+        self.dovecot, self.passes = dovecot, 0
+
+    async def take_all(self, mails: Sequence[Mail], now: datetime) -> MailReport:
+        self.passes += 1
+        if self.passes == 1:
+            await asyncio.to_thread(self.dovecot.append, complaints(1, start=1))
+        return await super().take_all(mails, now)
+
+
+async def test_mail_that_arrives_during_a_pass_is_taken_without_waiting_for_the_next_push(
+    dovecot: Dovecot, core: CoreContext, intake: Intake
+) -> None:
+    dovecot.append(complaints(1))
+    # Without a push or a poll for an hour, only looking again at once can find the second mail.
+    hour = timedelta(hours=3)
+    reader = source(dovecot, ArrivesDuringThePass(dovecot, intake, core), poll_seconds=3600, lease_ttl=hour)
+    stop = asyncio.Event()
+    running = asyncio.create_task(reader.run(stop))
+
+    async def tickets(n: int) -> bool:
+        return (await tally(core))["tickets"] == n
+
+    try:
+        await until(lambda: tickets(2), 60)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    assert dovecot.search("UNSEEN") == []
+
+
+class StopsDuringThePass(MailReader):
+    """The service is asked to stop while the reader works through a backlog."""
+
+    def __init__(self, intake: Intake, core: CoreContext, stop: asyncio.Event) -> None:
+        super().__init__(intake, core)
+        self.stop = stop
+
+    async def take_all(self, mails: Sequence[Mail], now: datetime) -> MailReport:
+        self.stop.set()
+        return await super().take_all(mails, now)
+
+
+async def test_a_stop_during_a_backlog_ends_the_pass_at_the_batch_under_way(
+    dovecot: Dovecot, core: CoreContext, intake: Intake
+) -> None:
+    dovecot.append(complaints(30))
+    stop = asyncio.Event()
+    reader = source(dovecot, StopsDuringThePass(intake, core, stop), batch=5)
+    await asyncio.wait_for(reader.run(stop), 60)
+    # The batch under way was finished and marked; the rest waits, unread, for the next start.
+    assert (await tally(core))["tickets"] == 5
+    assert len(dovecot.search("UNSEEN")) == 25

@@ -135,3 +135,19 @@ async def test_our_own_mail_in_the_mailbox_is_not_taken_in(core: CoreContext, in
     )
     assert await reader.take(prepare("1", raw, NOW), NOW) == "kept"
     assert (await tally(core))["inbound"] == 0
+
+
+async def test_each_message_is_timed_by_its_own_intake_not_by_the_passs_start(
+    tmp_path: Path, core: CoreContext, intake: Intake
+) -> None:
+    box = mailbox.Maildir(tmp_path / "mail", create=True)
+    for i in range(3):
+        deliver(box, complaint_mail(f"learner{i}@163.com", ZH, message_id=f"<c{i}@163.com>"))
+    ticks = iter(NOW + timedelta(seconds=10 * n) for n in range(1, 100))
+    source = MaildirSource(tmp_path / "mail", MailReader(intake, core, clock=lambda: next(ticks)))
+    await source.fetch_once(NOW)
+    async with core.sessions() as session:
+        acks = list(await session.scalars(select(OutboxRow).where(OutboxRow.kind == "ack")))
+    # A backlog pass takes a while: each acknowledgement (and the clocks it meets) dates from the
+    # moment its own message went in, which is what its latency and deadlines count from.
+    assert sorted(row.created_at for row in acks) == [NOW + timedelta(seconds=s) for s in (10, 20, 30)]

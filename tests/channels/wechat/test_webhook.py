@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from bot.metrics import Metrics
 from bot.web import create_app
 from channels.fake import FakeChannel
 from channels.wechat.passive import PASSIVE_REF
@@ -371,3 +372,14 @@ async def test_the_outbox_woken_by_the_commit_leaves_the_acknowledgement_to_the_
         stop.set()
         await running
     assert [m.kind for m in wechat.sent] == ["ask"]
+
+
+async def test_an_acknowledgement_carried_by_the_response_is_counted_in_the_metrics(
+    serve: Callable[..., Awaitable[Rig]],
+) -> None:
+    metrics = Metrics()
+    rig = await serve(observer=metrics)
+    await rig.post(text_xml(COMPLAINT, at=TS))
+    sample = metrics.registry.get_sample_value
+    assert sample("complaintbot_acknowledgement_seconds_count", {"channel": "wechat"}) == 1.0
+    assert sample("complaintbot_outbox_results_total", {"channel": "wechat", "result": "sent"}) == 1.0
