@@ -129,7 +129,7 @@ class EmailConfig(_Section):
     # Past this many e-mails from one address within an hour, mail is recorded but not answered (0: off).
     ack_per_sender_per_hour: int = Field(default=20, ge=0)
     # Senders' mail taken in at once: PostgreSQL gains from a few; SQLite writes one at a time anyway.
-    intake_workers: int = Field(default=4, ge=1, le=64)
+    intake_workers: int = Field(default=32, ge=1, le=64)
 
     def missing(self) -> str | None:
         if not (self.imap_host or self.maildir):

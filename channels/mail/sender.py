@@ -19,9 +19,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import Message
 
-from channels.mail.compose import as_message_id, compose
+from channels.mail.compose import as_message_id, compose, envelope_address
 from channels.mail.smtp import SmtpConnections, SmtpServer
 from core.messages import OutboundMessage, SendResult
 from core.outbox import LaneLimits, NotConfiguredError, PermanentSendError
@@ -40,9 +40,12 @@ def utc_now() -> datetime:
 
 
 def address(text: str) -> Address:
-    """One e-mail address (no display name), or `PermanentSendError`: resending cannot fix it."""
+    """One e-mail address (no display name) we can write to, or `PermanentSendError`: resending cannot
+    fix it."""
     try:
-        return Address(addr_spec=text.strip())
+        parsed = Address(addr_spec=text.strip())
+        envelope_address(parsed)
+        return parsed
     except (ValueError, IndexError, HeaderParseError) as exc:  # IndexError: the empty string
         raise PermanentSendError(
             f"not a usable e-mail address {mask('email', text)!r}: {exc or 'empty'}"
@@ -68,6 +71,7 @@ class MailSender:
         self.server = server
         # Checked here, at start-up: a bad From would otherwise fail every message one by one.
         self.sender = Address(display_name=from_name or "", addr_spec=from_address)
+        envelope_address(self.sender)
         self.clock = clock
         self.limits = limits
         self.connections = SmtpConnections(server, size=limits.concurrency)
@@ -78,8 +82,9 @@ class MailSender:
         await self.deliver(mail, [to])
         return SendResult(external_ref=str(mail["Message-ID"]))
 
-    async def deliver(self, mail: EmailMessage, to: Sequence[Address]) -> dict[str, str]:
-        return await self.connections.transmit(mail, self.sender.addr_spec, [a.addr_spec for a in to])
+    async def deliver(self, mail: Message, to: Sequence[Address]) -> dict[str, str]:
+        recipients = [envelope_address(a) for a in to]
+        return await self.connections.transmit(mail, envelope_address(self.sender), recipients)
 
     async def close(self) -> None:
         await self.connections.close()

@@ -22,7 +22,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from typing import Literal
 
 import aiosmtplib
@@ -94,7 +94,7 @@ class SmtpConnections:
         self._slots = asyncio.Semaphore(size)
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # connection, when it was last given back
 
-    async def transmit(self, mail: EmailMessage, envelope_from: str, to: Sequence[str]) -> dict[str, str]:
+    async def transmit(self, mail: Message, envelope_from: str, to: Sequence[str]) -> dict[str, str]:
         """Hand one mail to the server. Returns the recipients it refused while taking the others
         (only possible with several); raises when nobody got it."""
         async with self._slots:

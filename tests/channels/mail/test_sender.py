@@ -395,3 +395,16 @@ def test_senders_from_the_configuration() -> None:
     broken = Settings(channels={"email": email}, departments={"finance": {"email": "finance at school"}})
     with pytest.raises(ConfigError, match=r"departments.finance.email"):
         email_senders(broken, staff_sessions=sessions)
+
+
+async def test_an_international_domain_is_written_in_its_ascii_form(smtp: SmtpStandIn) -> None:
+    await mail_sender(smtp).send(ack(recipient="li.lei@例子.中国"))
+    received = smtp.recorder.received[0]
+    assert received.rcpt_tos == ["li.lei@xn--fsqu00a.xn--fiqs8s"]
+    assert received.message()["To"].addresses[0].addr_spec == "li.lei@xn--fsqu00a.xn--fiqs8s"
+
+
+async def test_a_mailbox_name_that_is_not_ascii_is_refused_for_good(smtp: SmtpStandIn) -> None:
+    with pytest.raises(PermanentSendError, match="not a usable e-mail address"):
+        await mail_sender(smtp).send(ack(recipient="李雷@example.org"))
+    assert smtp.recorder.received == []
