@@ -21,7 +21,7 @@ from bot.voicemail_runtime import VoicemailRuntime, start_voicemail
 from bot.web import create_app
 from bot.wechat_runtime import WechatRuntime, start_wechat, wecom_sink
 from core.db import outbox_signal, upgrade
-from core.dispatch import LaneState
+from core.queue import LaneState
 from scheduler.delivery import Delivery
 from scheduler.runner import Schedule, Scheduler
 from scheduler.sweep import sweep

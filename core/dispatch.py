@@ -9,7 +9,8 @@ Order per recipient: a row is claimed only when no earlier row to the same recip
 is still waiting, so the acknowledgement leaves before the first question and a failing message holds
 back only that recipient's later messages. A row whose recipient nothing is configured to reach
 (`NotConfiguredError`) is parked, without using an attempt, and so are the later rows to that recipient;
-`prepare` (at start) and `release_parked` (now and then) give them another chance.
+`prepare` (at start) and `release_parked` (now and then) give them another chance. What may go, and
+what waits, is read through `core.queue`.
 
 A crash after a send and before its record leaves a lease that runs out: the row is claimed again and
 sent once more under the same idempotency key, so a message is never lost and is at most repeated once
@@ -27,10 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, func, literal_column, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
+from core import queue
 from core.models import Clock, OutboxRow
 from core.outbox import (
     DEAD,
@@ -38,7 +39,6 @@ from core.outbox import (
     PENDING,
     SENDING,
     SENT,
-    WAITING,
     LaneLimits,
     NotConfiguredError,
     PacedError,
@@ -46,14 +46,13 @@ from core.outbox import (
     Sender,
     TemporarySendError,
     fall_back,
-    recipient_key,
     to_message,
 )
-from core.privacy import PrivacyKeyError, Vault, redact
+from core.privacy import Vault, redact
+from core.queue import LaneState
 
 log = logging.getLogger(__name__)
 
-HELD = "waiting behind an earlier message to the same recipient, which is parked"
 ACK = "ack"  # the kind that goes first: the promise is an acknowledgement within seconds
 
 
@@ -96,16 +95,6 @@ class RetryPolicy:
         return ceiling * (0.5 + rng.random() / 2)
 
 
-@dataclass(frozen=True)
-class LaneState:
-    """One lane as the operator sees it (`/metrics`, `run`'s report and warnings)."""
-
-    lane: str
-    counts: Mapping[str, int]  # rows by status
-    oldest_due: timedelta | None  # how long the longest-waiting sendable row has been due
-    parked_reasons: Sequence[str] = ()
-
-
 @dataclass
 class _Outcome:
     row: OutboxRow
@@ -117,49 +106,6 @@ class _Outcome:
     paced: bool = False
     parked: bool = False
     skipped: bool = False  # not tried: the pass ran out of time (see `run_lane`)
-
-
-# Spelled out as literals, as in the partial indexes' condition: with bound parameters neither SQLite
-# nor PostgreSQL (prepared statements) can tell that those indexes apply.
-_QUEUED: tuple[ColumnElement[str], ...] = (literal_column(f"'{PENDING}'"), literal_column(f"'{SENDING}'"))
-
-
-def _queued(table: type[OutboxRow] | Any = OutboxRow) -> ColumnElement[bool]:
-    """Still to send: pending or being sent (`ix_outbox_queue`, `ix_outbox_queue_recipient`)."""
-    return table.status.in_(_QUEUED)
-
-
-def _earlier_waiting() -> ColumnElement[bool]:
-    """An earlier row to the same recipient is still pending or being sent (it must leave first)."""
-    earlier = aliased(OutboxRow)
-    return (
-        select(earlier.id)
-        .where(
-            earlier.channel == OutboxRow.channel,
-            earlier.recipient_key == OutboxRow.recipient_key,
-            _queued(earlier),
-            earlier.id < OutboxRow.id,
-        )
-        .exists()
-    )
-
-
-async def _park_behind(session: AsyncSession, row: OutboxRow) -> None:
-    """Park the rows queued behind `row` for its recipient (in one statement: a backlog behind an
-    unreachable recipient must not cost a pass per row)."""
-    if row.recipient_key is None:
-        return
-    await session.execute(
-        update(OutboxRow)
-        .where(
-            OutboxRow.channel == row.channel,
-            OutboxRow.recipient_key == row.recipient_key,
-            OutboxRow.status == PENDING,
-            OutboxRow.id > row.id,
-        )
-        .values(status=PARKED, last_error=HELD)
-        .execution_options(synchronize_session=False)
-    )
 
 
 class Dispatcher:
@@ -251,7 +197,7 @@ class Dispatcher:
         batch = self.limits(lane).batch
         query = (
             select(OutboxRow)
-            .where(OutboxRow.channel == lane, _queued(), due, ~_earlier_waiting())
+            .where(OutboxRow.channel == lane, queue.queued(), due, ~queue.earlier_waiting())
             .order_by(OutboxRow.id)
             .with_for_update(skip_locked=True)
         )
@@ -262,12 +208,12 @@ class Dispatcher:
             candidates = list(await session.scalars(query.where(OutboxRow.kind == ACK).limit(batch)))
             rest = max(batch - len(candidates), batch // 4)
             candidates += await session.scalars(query.where(OutboxRow.kind != ACK).limit(rest))
-            held = await self._parked_before(session, lane, candidates)
+            held = await queue.parked_before(session, lane, candidates)
             claimed = []
             for row in candidates:
                 if row.id in held:  # its recipient is unreachable: it waits with the earlier one
-                    row.status, row.lease_until, row.last_error = PARKED, None, HELD
-                    await _park_behind(session, row)
+                    row.status, row.lease_until, row.last_error = PARKED, None, queue.HELD
+                    await queue.park_behind(session, row)
                 elif row.status == SENDING and row.attempts >= self.retry.max_attempts:
                     # Its senders kept dying before they could record anything: stop, and show it.
                     row.status, row.lease_until = DEAD, None
@@ -278,19 +224,6 @@ class Dispatcher:
                     row.lease_until = now + self.retry.lease
                     claimed.append(row)
             return claimed, len(held)
-
-    async def _parked_before(self, session: AsyncSession, lane: str, rows: list[OutboxRow]) -> set[int]:
-        """The ids among `rows` with a parked row to the same recipient before them."""
-        keys = {row.recipient_key for row in rows if row.recipient_key is not None}
-        if not keys:
-            return set()
-        first = await session.execute(
-            select(OutboxRow.recipient_key, func.min(OutboxRow.id))
-            .where(OutboxRow.channel == lane, OutboxRow.status == PARKED, OutboxRow.recipient_key.in_(keys))
-            .group_by(OutboxRow.recipient_key)
-        )
-        parked = dict(first.all())
-        return {row.id for row in rows if row.recipient_key in parked and parked[row.recipient_key] < row.id}
 
     async def _follow(self, row: OutboxRow) -> dict[str, Any]:
         """Where a staff message about a ticket belongs: the card it edits, the card's topic."""
@@ -371,7 +304,7 @@ class Dispatcher:
                     waited = now - fresh.created_at if result == "sent" else None
                     self.observer.delivered(lane, fresh.kind, result, waited)
             for row in parked:  # what waits for the same recipient waits parked too, untried
-                await _park_behind(session, row)
+                await queue.park_behind(session, row)
             if met:  # an acknowledgement meets its clock as it is delivered
                 await session.execute(
                     update(Clock)
@@ -433,112 +366,23 @@ class Dispatcher:
         )
         return "retried"
 
+    # What waits, and housekeeping (core.queue): for the delivery loop, `run`'s report and /metrics.
+
     async def next_due(self, lane: str) -> datetime | None:
-        """When `lane` next has a row it may send: the earliest pending row not held back by an earlier
-        one to its recipient, or the earliest lease to run out. None: nothing at all."""
-        async with self.sessions() as session:
-            pending = await session.scalar(
-                select(func.min(OutboxRow.next_attempt_at)).where(
-                    OutboxRow.channel == lane, _queued(), OutboxRow.status == PENDING, ~_earlier_waiting()
-                )
-            )
-            leased = await session.scalar(
-                select(func.min(OutboxRow.lease_until)).where(
-                    OutboxRow.channel == lane, _queued(), OutboxRow.status == SENDING
-                )
-            )
-        times = [t for t in (pending, leased) if t is not None]
-        return min(times) if times else None
+        return await queue.next_due(self.sessions, lane)
 
     async def prepare(self, now: datetime) -> None:
         """At start: key rows written before recipient keys existed, give parked rows of the configured
         lanes another chance, and park what waits for a channel nobody configured (shown, not retried)."""
-        async with self.sessions() as session, session.begin():
-            unkeyed = await session.execute(
-                select(OutboxRow.id, OutboxRow.channel, OutboxRow.recipient_enc).where(
-                    OutboxRow.status.in_(WAITING), OutboxRow.recipient_key.is_(None)
-                )
-            )
-            for row_id, channel, recipient_enc in unkeyed.all():
-                try:
-                    key = recipient_key(self.vault, channel, self.vault.decrypt(recipient_enc))
-                except PrivacyKeyError:  # a key no longer configured: the row keeps no order
-                    log.warning("outbox row %d: recipient unreadable; sent without ordering", row_id)
-                    continue
-                await session.execute(
-                    update(OutboxRow).where(OutboxRow.id == row_id).values(recipient_key=key)
-                )
+        await queue.key_unkeyed(self.sessions, self.vault)
         await self.release_parked(now)
         await self.park_unconfigured()
 
     async def release_parked(self, now: datetime) -> int:
-        """Parked rows of the configured lanes become due again (a recipient may have been configured)."""
-        if not self.lanes:
-            return 0
-        async with self.sessions() as session, session.begin():
-            result = await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.status == PARKED, OutboxRow.channel.in_(self.lanes))
-                .values(status=PENDING, next_attempt_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await queue.release_parked(self.sessions, self.lanes, now)
 
     async def park_unconfigured(self) -> int:
-        """Pending rows of channels with no sender here: parked with the reason, untouched after that."""
-        parked = 0
-        async with self.sessions() as session, session.begin():
-            channels = await session.scalars(
-                select(OutboxRow.channel)
-                .where(OutboxRow.status == PENDING, OutboxRow.channel.not_in(self.lanes))
-                .distinct()
-            )
-            for channel in list(channels):
-                result = await session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.status == PENDING, OutboxRow.channel == channel)
-                    .values(status=PARKED, last_error=f"no sender for channel {channel!r} is configured")
-                    .execution_options(synchronize_session=False)
-                )
-                parked += int(getattr(result, "rowcount", 0) or 0)
-        return parked
+        return await queue.park_unconfigured(self.sessions, self.lanes)
 
     async def states(self, now: datetime) -> list[LaneState]:
-        """Every channel with unfinished or failed rows, and every lane, as the operator should see them."""
-        async with self.sessions() as session:
-            counts = await session.execute(
-                select(OutboxRow.channel, OutboxRow.status, func.count())
-                .where(OutboxRow.status.in_((*WAITING, DEAD)))
-                .group_by(OutboxRow.channel, OutboxRow.status)
-            )
-            oldest = await session.execute(
-                select(OutboxRow.channel, func.min(OutboxRow.next_attempt_at))
-                .where(
-                    _queued(),
-                    OutboxRow.status == PENDING,
-                    OutboxRow.next_attempt_at <= now,
-                    ~_earlier_waiting(),
-                )
-                .group_by(OutboxRow.channel)
-            )
-            reasons = await session.execute(
-                select(OutboxRow.channel, OutboxRow.last_error)
-                .where(OutboxRow.status == PARKED, OutboxRow.last_error != HELD)
-                .distinct()
-            )
-        by_lane: dict[str, dict[str, int]] = {lane: {} for lane in self.lanes}
-        for channel, status, count in counts:
-            by_lane.setdefault(channel, {})[status] = count
-        due = {channel: when for channel, when in oldest}
-        why: dict[str, list[str]] = {}
-        for channel, reason in reasons:
-            why.setdefault(channel, []).append(reason or "")
-        return [
-            LaneState(
-                lane,
-                counts,
-                max(now - due[lane], timedelta(0)) if due.get(lane) is not None else None,
-                sorted(why.get(lane, [])),
-            )
-            for lane, counts in sorted(by_lane.items())
-        ]
+        return await queue.states(self.sessions, self.lanes, now)

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from core.dispatch import Dispatcher, LaneState
+from core.dispatch import Dispatcher
+from core.queue import LaneState
 from core.wakeup import CHANNEL, OutboxSignal
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,207 @@
+"""The outbox as queues: which rows may go now, what waits and why (the dispatcher's reading side).
+
+A row is queued while it is pending or being sent. A queued row may go only when no earlier row to the
+same recipient (`recipient_key`) is queued: that is the per-recipient order. A parked row waits for its
+destination to be configured, and the rows behind it for the same recipient wait parked with it (`HELD`).
+These are also the views the operator gets: per lane, the rows waiting by status, how long the oldest
+sendable one has been due, and why parked ones are parked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, literal_column, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from core.models import OutboxRow
+from core.outbox import DEAD, PARKED, PENDING, SENDING, WAITING, recipient_key
+from core.privacy import PrivacyKeyError, Vault
+
+log = logging.getLogger(__name__)
+
+HELD = "waiting behind an earlier message to the same recipient, which is parked"
+# Spelled out as literals, as in the partial indexes' condition: with bound parameters neither SQLite
+# nor PostgreSQL (prepared statements) can tell that those indexes apply.
+_QUEUED: tuple[ColumnElement[str], ...] = (literal_column(f"'{PENDING}'"), literal_column(f"'{SENDING}'"))
+
+
+@dataclass(frozen=True)
+class LaneState:
+    """One lane as the operator sees it (`/metrics`, `run`'s report and warnings)."""
+
+    lane: str
+    counts: Mapping[str, int]  # rows by status
+    oldest_due: timedelta | None  # how long the longest-waiting sendable row has been due
+    parked_reasons: Sequence[str] = ()
+
+
+def queued(table: type[OutboxRow] | Any = OutboxRow) -> ColumnElement[bool]:
+    """Still to send: pending or being sent (`ix_outbox_queue`, `ix_outbox_queue_recipient`)."""
+    return table.status.in_(_QUEUED)
+
+
+def earlier_waiting() -> ColumnElement[bool]:
+    """An earlier row to the same recipient is still pending or being sent (it must leave first)."""
+    earlier = aliased(OutboxRow)
+    return (
+        select(earlier.id)
+        .where(
+            earlier.channel == OutboxRow.channel,
+            earlier.recipient_key == OutboxRow.recipient_key,
+            queued(earlier),
+            earlier.id < OutboxRow.id,
+        )
+        .exists()
+    )
+
+
+async def park_behind(session: AsyncSession, row: OutboxRow) -> None:
+    """Park the rows queued behind `row` for its recipient (in one statement: a backlog behind an
+    unreachable recipient must not cost a pass per row)."""
+    if row.recipient_key is None:
+        return
+    await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.channel == row.channel,
+            OutboxRow.recipient_key == row.recipient_key,
+            OutboxRow.status == PENDING,
+            OutboxRow.id > row.id,
+        )
+        .values(status=PARKED, last_error=HELD)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def parked_before(session: AsyncSession, lane: str, rows: list[OutboxRow]) -> set[int]:
+    """The ids among `rows` with a parked row to the same recipient before them."""
+    keys = {row.recipient_key for row in rows if row.recipient_key is not None}
+    if not keys:
+        return set()
+    first = await session.execute(
+        select(OutboxRow.recipient_key, func.min(OutboxRow.id))
+        .where(OutboxRow.channel == lane, OutboxRow.status == PARKED, OutboxRow.recipient_key.in_(keys))
+        .group_by(OutboxRow.recipient_key)
+    )
+    parked = dict(first.all())
+    return {row.id for row in rows if row.recipient_key in parked and parked[row.recipient_key] < row.id}
+
+
+async def next_due(sessions: async_sessionmaker[AsyncSession], lane: str) -> datetime | None:
+    """When `lane` next has a row it may send: the earliest pending row not held back by an earlier one
+    to its recipient, or the earliest lease to run out. None: nothing at all."""
+    async with sessions() as session:
+        pending = await session.scalar(
+            select(func.min(OutboxRow.next_attempt_at)).where(
+                OutboxRow.channel == lane, queued(), OutboxRow.status == PENDING, ~earlier_waiting()
+            )
+        )
+        leased = await session.scalar(
+            select(func.min(OutboxRow.lease_until)).where(
+                OutboxRow.channel == lane, queued(), OutboxRow.status == SENDING
+            )
+        )
+    times = [t for t in (pending, leased) if t is not None]
+    return min(times) if times else None
+
+
+async def key_unkeyed(sessions: async_sessionmaker[AsyncSession], vault: Vault) -> None:
+    """Give rows written before recipient keys existed theirs, so they too keep the order."""
+    async with sessions() as session, session.begin():
+        unkeyed = await session.execute(
+            select(OutboxRow.id, OutboxRow.channel, OutboxRow.recipient_enc).where(
+                OutboxRow.status.in_(WAITING), OutboxRow.recipient_key.is_(None)
+            )
+        )
+        for row_id, channel, recipient_enc in unkeyed.all():
+            try:
+                key = recipient_key(vault, channel, vault.decrypt(recipient_enc))
+            except PrivacyKeyError:  # a key no longer configured: the row keeps no order
+                log.warning("outbox row %d: recipient unreadable; sent without ordering", row_id)
+                continue
+            await session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(recipient_key=key))
+
+
+async def release_parked(
+    sessions: async_sessionmaker[AsyncSession], lanes: Sequence[str], now: datetime
+) -> int:
+    """Parked rows of the configured lanes become due again (a recipient may have been configured)."""
+    if not lanes:
+        return 0
+    async with sessions() as session, session.begin():
+        result = await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.status == PARKED, OutboxRow.channel.in_(lanes))
+            .values(status=PENDING, next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def park_unconfigured(sessions: async_sessionmaker[AsyncSession], lanes: Sequence[str]) -> int:
+    """Pending rows of channels with no sender here: parked with the reason, untouched after that."""
+    parked = 0
+    async with sessions() as session, session.begin():
+        channels = await session.scalars(
+            select(OutboxRow.channel)
+            .where(OutboxRow.status == PENDING, OutboxRow.channel.not_in(lanes))
+            .distinct()
+        )
+        for channel in list(channels):
+            result = await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.status == PENDING, OutboxRow.channel == channel)
+                .values(status=PARKED, last_error=f"no sender for channel {channel!r} is configured")
+                .execution_options(synchronize_session=False)
+            )
+            parked += int(getattr(result, "rowcount", 0) or 0)
+    return parked
+
+
+async def states(
+    sessions: async_sessionmaker[AsyncSession], lanes: Sequence[str], now: datetime
+) -> list[LaneState]:
+    """Every channel with unfinished or failed rows, and every lane, as the operator should see them."""
+    async with sessions() as session:
+        counts = await session.execute(
+            select(OutboxRow.channel, OutboxRow.status, func.count())
+            .where(OutboxRow.status.in_((*WAITING, DEAD)))
+            .group_by(OutboxRow.channel, OutboxRow.status)
+        )
+        oldest = await session.execute(
+            select(OutboxRow.channel, func.min(OutboxRow.next_attempt_at))
+            .where(
+                queued(),
+                OutboxRow.status == PENDING,
+                OutboxRow.next_attempt_at <= now,
+                ~earlier_waiting(),
+            )
+            .group_by(OutboxRow.channel)
+        )
+        reasons = await session.execute(
+            select(OutboxRow.channel, OutboxRow.last_error)
+            .where(OutboxRow.status == PARKED, OutboxRow.last_error != HELD)
+            .distinct()
+        )
+    by_lane: dict[str, dict[str, int]] = {lane: {} for lane in lanes}
+    for channel, status, count in counts:
+        by_lane.setdefault(channel, {})[status] = count
+    due = {channel: when for channel, when in oldest}
+    why: dict[str, list[str]] = {}
+    for channel, reason in reasons:
+        why.setdefault(channel, []).append(reason or "")
+    return [
+        LaneState(
+            lane,
+            counts,
+            max(now - due[lane], timedelta(0)) if due.get(lane) is not None else None,
+            sorted(why.get(lane, [])),
+        )
+        for lane, counts in sorted(by_lane.items())
+    ]
