@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -36,23 +32,20 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the Dovecot helper lives with the tests, which are not installed
+sys.path.insert(0, str(ROOT))  # the Dovecot helper lives with the tests, not installed; so does benchmarks/
 
+from benchmarks.common import complaint_texts, throwaway_database  # noqa: E402
 from channels.mail.imap import ImapConnection, ImapSource  # noqa: E402
 from channels.mail.reader import MailReader, prepare  # noqa: E402
 from core.context import CoreContext  # noqa: E402
-from core.db import create_engine, session_factory, upgrade  # noqa: E402
+from core.db import create_engine, session_factory  # noqa: E402
 from core.intake import Intake  # noqa: E402
 from core.policy import parse_policy  # noqa: E402
 from core.privacy import Vault, generate_key  # noqa: E402
 from core.templates import Templates  # noqa: E402
 from tests.channels.mail.dovecot import MISSING, Dovecot, tally  # noqa: E402
 
-CORPUS = ROOT / "tests" / "core" / "data" / "complaints.jsonl"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 TARGET = 500.0
 NAMES = ("李明", "王芳", "张伟", "陈静", "Emily Carter", "James Wong", None)
@@ -65,8 +58,7 @@ ANSWERS = (
 def workload(count: int, seed: int) -> tuple[list[bytes], int]:
     """The raw messages, and how many tickets they must open."""
     rng = random.Random(seed)
-    lines = CORPUS.read_text(encoding="utf-8").splitlines()
-    texts = [str(json.loads(line)["text"]) for line in lines if line.strip()]
+    texts = complaint_texts()
     raws: list[bytes] = []
     first: list[tuple[str, str]] = []  # (sender, Message-ID) of the learners who wrote once so far
     opened = 0
@@ -110,39 +102,6 @@ async def raw_fetch(server: Dovecot, batch: int) -> tuple[int, float]:
         fetched += len(await connection.fetch(uids[start : start + batch]))
     await connection.close()
     return fetched, time.perf_counter() - began
-
-
-@asynccontextmanager
-async def database(backend: str, name: str) -> AsyncIterator[str | None]:
-    """A fresh, migrated database; None when PostgreSQL does not answer."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="complaintbot-bench-") as tmp:
-            url = f"sqlite+aiosqlite:///{tmp}/{name}.db"
-            await _migrate(url)
-            yield url
-        return
-    admin = os.environ.get("COMPLAINTBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        conn = await asyncpg.connect(admin.replace("+asyncpg", ""), timeout=2)
-    except OSError as error:
-        print(f"postgres: skipped, no server ({error}): set COMPLAINTBOT_TEST_POSTGRES_URL or start one")
-        yield None
-        return
-    db = f"complaintbot_bench_{os.getpid()}_{name}"
-    try:
-        await conn.execute(f'CREATE DATABASE "{db}"')
-        url = make_url(admin).set(drivername="postgresql+asyncpg", database=db).render_as_string(False)
-        await _migrate(url)
-        yield url
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await conn.close()
-
-
-async def _migrate(url: str) -> None:
-    engine = create_engine(url)
-    await upgrade(engine)
-    await engine.dispose()
 
 
 async def ingest(server: Dovecot, url: str, workers: int, batch: int) -> tuple[int, float, dict[str, int]]:
@@ -198,7 +157,7 @@ async def main() -> None:
         print(row.format("backend", "workers", "n", "raw fetch/s", "ingest/s", "ratio", "tickets", "acks"))
         for backend in ("sqlite", "postgres") if args.backend == "all" else (args.backend,):
             for count in workers:
-                async with database(backend, f"w{count}") as url:
+                async with throwaway_database(backend, f"w{count}") as url:
                     if url is None:
                         break
                     with server.session() as client:  # the mailbox as it was: every message unseen

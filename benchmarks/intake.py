@@ -19,10 +19,10 @@ import asyncio
 import json
 import os
 import random
-import tempfile
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -31,20 +31,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiosqlite
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from sqlalchemy.engine import make_url
 
-from core.classify import Classification, classify
-from core.context import CoreContext
-from core.db import create_engine, session_factory, upgrade
-from core.intake import Intake, IntakeResult
-from core.messages import InboundMessage
-from core.numbers import TicketNumber
-from core.policy import Policy, parse_policy
-from core.privacy import Vault, generate_key
-from core.templates import Templates
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed: benchmarks.common, when run as a script
 
-CORPUS = Path(__file__).resolve().parents[1] / "tests" / "core" / "data" / "complaints.jsonl"
+from benchmarks.common import complaint_texts, throwaway_databases  # noqa: E402
+from core.classify import Classification, classify  # noqa: E402
+from core.context import CoreContext  # noqa: E402
+from core.db import create_engine, session_factory  # noqa: E402
+from core.intake import Intake, IntakeResult  # noqa: E402
+from core.messages import InboundMessage  # noqa: E402
+from core.numbers import TicketNumber  # noqa: E402
+from core.policy import Policy, parse_policy  # noqa: E402
+from core.privacy import Vault, generate_key  # noqa: E402
+from core.templates import Templates  # noqa: E402
+
 START = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Monday morning, a working day
 MIN_PER_S, MIN_RATIO, PASS = 1000.0, 0.15, ("MISS", "PASS")  # the targets: intake on SQLite
 NAMES = ("李明", "王芳", "张伟", "陈静", "Emily Carter", "James Wong")
@@ -87,8 +90,7 @@ def message(
 
 def build(count: int, seed: int, policy: Policy, vault: Vault) -> list[Step]:
     rng, rules = random.Random(seed), policy.classification_rules()
-    lines = CORPUS.read_text(encoding="utf-8").splitlines()
-    corpus = [str(json.loads(line)["text"]) for line in lines if line.strip()]
+    corpus = complaint_texts()
     waiting: list[tuple[Step, list[str]]] = []  # learners with a question pending: last step, fields left
     steps: list[Step] = []
     for i in range(count):
@@ -271,11 +273,7 @@ class Timing:
 
 
 async def bench(backend: str, urls: list[str], steps: list[Step], args: argparse.Namespace) -> list[Timing]:
-    """Intake into urls[0] and the baseline into urls[1], taking turns; the timings of both."""
-    for url in urls:
-        engine = create_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
+    """Intake into urls[0] and the baseline into urls[1] (migrated), taking turns; the timings of both."""
     engine = create_engine(urls[0])
     policy, vault = parse_policy(), Vault([generate_key()])
     core = CoreContext(sessions=session_factory(engine), policy=policy, vault=vault, templates=Templates())
@@ -320,29 +318,9 @@ async def bench(backend: str, urls: list[str], steps: list[Step], args: argparse
     return timings
 
 
-@asynccontextmanager
-async def databases(backend: str) -> AsyncIterator[list[str]]:
-    """Two empty databases, intake's and the baseline's; none when PostgreSQL does not answer."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="complaintbot-bench-") as tmp:
-            yield [f"sqlite+aiosqlite:///{tmp}/{name}.db" for name in ("intake", "raw")]
-        return
-    admin = os.environ.get("COMPLAINTBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        conn = await asyncpg.connect(admin.replace("+asyncpg", ""), timeout=2)
-    except OSError as error:
-        print(f"postgres: skipped, no server ({error}): set COMPLAINTBOT_TEST_POSTGRES_URL or start one")
-        yield []
-        return
-    names = [f"complaintbot_bench_{os.getpid()}_{what}" for what in ("intake", "raw")]
-    try:
-        for name in names:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        yield [make_url(admin).set(database=name).render_as_string(hide_password=False) for name in names]
-    finally:
-        for name in names:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+def databases(backend: str) -> AbstractAsyncContextManager[list[str]]:
+    """Two fresh, migrated databases, intake's and the baseline's; none when PostgreSQL does not answer."""
+    return throwaway_databases(backend, "intake", "raw")
 
 
 def report(timings: list[Timing]) -> None:
