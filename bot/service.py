@@ -116,7 +116,7 @@ async def serve(settings: Settings) -> None:
             console.print("staff chats: WeCom group robots", markup=False)
         if "staff" not in application.dispatcher.senders:
             console.print(
-                "staff chats: none configured; staff cards and alerts wait in the outbox", markup=False
+                "staff chats: none configured; staff cards and alerts are parked until one is", markup=False
             )
         core = application.core
         now = utc_now()
