@@ -13,11 +13,9 @@ from core.messages import InboundMessage, storage_key
 from core.privacy import Vault, redact
 
 
-def inbound_values(
-    vault: Vault, ticket_id: int, message: InboundMessage, sender_index: str, now: datetime
-) -> dict[str, Any]:
+def inbound_values(vault: Vault, message: InboundMessage, sender_index: str, now: datetime) -> dict[str, Any]:
+    """The message's row, but for its ticket: worked out (and encrypted) before intake's transaction."""
     return {
-        "ticket_id": ticket_id,
         "direction": "in",
         "channel": message.channel,
         "external_id": storage_key(message.external_id),

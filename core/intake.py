@@ -101,12 +101,14 @@ class Intake:
         # Pure work first, outside the transaction: the write lock is held only for the writes.
         classification = classify(message.text, self.core.rules)
         sender_index = self.core.vault.blind_index(message.channel, message.sender_id)
+        inbound = inbound_values(self.core.vault, message, sender_index, now)
         act = act_of(message, self.core.prefix)
         work = partial(
             self._receive,
             message=message,
             classification=classification,
             sender_index=sender_index,
+            inbound=inbound,
             act=act,
             now=now,
         )
@@ -150,6 +152,7 @@ class Intake:
         message: InboundMessage,
         classification: Classification,
         sender_index: str,
+        inbound: dict[str, Any],
         act: LearnerAct | None = None,
         now: datetime,
     ) -> IntakeResult | None:
@@ -182,7 +185,7 @@ class Intake:
             ticket = ticket or referenced_ticket(session, message)
             if ticket is None:
                 return _NOT_A_COMPLAINT
-            return self._continue(session, ticket, learner, identity, message, sender_index, now, None)
+            return self._continue(session, ticket, learner, identity, message, inbound, now, None)
         if act is not None:
             # An act names its ticket more loosely than a message (a lone "5" is the pending survey's
             # score); only when it fits the ticket's state does it take that ticket.
@@ -195,8 +198,8 @@ class Intake:
         if ticket is None and not message.new_ticket:
             ticket = continued_ticket(session, message, learner, identity, self.core.prefix)
         if ticket is not None:
-            return self._continue(session, ticket, learner, identity, message, sender_index, now, acting)
-        return self._open(session, learner, identity, message, classification, sender_index, now)
+            return self._continue(session, ticket, learner, identity, message, inbound, now, acting)
+        return self._open(session, learner, identity, message, classification, inbound, now)
 
     def _duplicate(self, session: Session, message_id: int, ticket_id: int) -> IntakeResult:
         ticket = session.get_one(Ticket, ticket_id)
@@ -219,7 +222,7 @@ class Intake:
         identity: LearnerIdentity,
         message: InboundMessage,
         classification: Classification,
-        sender_index: str,
+        inbound: dict[str, Any],
         now: datetime,
     ) -> IntakeResult:
         core = self.core
@@ -257,11 +260,7 @@ class Intake:
         values["number"] = str(number)
         connection = session.connection()
         ticket_id = (connection.execute(_INSERT_TICKET, values)).scalar_one()
-        message_id = (
-            connection.execute(
-                _INSERT_MESSAGE, inbound_values(self.core.vault, ticket_id, message, sender_index, now)
-            )
-        ).scalar_one()
+        message_id = (connection.execute(_INSERT_MESSAGE, {**inbound, "ticket_id": ticket_id})).scalar_one()
         rows = NewRows(ticket_id, self.core.vault, core.clocks)
         keeper = core.clocks
         received = min(message.received_at, now)
@@ -348,7 +347,7 @@ class Intake:
         learner: Learner,
         identity: LearnerIdentity,
         message: InboundMessage,
-        sender_index: str,
+        inbound: dict[str, Any],
         now: datetime,
         acting: str | None = None,
     ) -> IntakeResult:
@@ -356,11 +355,7 @@ class Intake:
         next): it is no answer to a details question, and the act's own outcome tells staff."""
         core = self.core
         connection = session.connection()
-        message_id = (
-            connection.execute(
-                _INSERT_MESSAGE, inbound_values(self.core.vault, ticket.id, message, sender_index, now)
-            )
-        ).scalar_one()
+        message_id = (connection.execute(_INSERT_MESSAGE, {**inbound, "ticket_id": ticket.id})).scalar_one()
         ticket.updated_at = now
         if not ticket.summary:  # opened empty (a voicemail not yet transcribed): this says what it is
             ticket.summary = summary(message)
