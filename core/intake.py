@@ -174,19 +174,22 @@ class Intake:
             if existing.external_id != erased and existing.sender_index != sender_index:
                 return None
             return self._duplicate(session, existing.id, existing.ticket_id)
-        learner, identity = learners.find_or_create(
+        learner, identity, new = learners.find_or_create(
             session, self.core.vault, message, classification.language, now
         )
         ticket, acting = None, None
+        # A learner new just now has no ticket to continue or act on: nothing to look up.
+        known = learner if not new else None
         if message.auto_reply is not None:
             # A robot's mail (out-of-office, bounce) joins the ticket it is about, whoever sent it, and
             # is answered nothing; about no ticket, it is no complaint.
-            ticket = continued_ticket(session, message, learner, identity, self.core.prefix)
+            if known is not None:
+                ticket = continued_ticket(session, message, known, identity, self.core.prefix)
             ticket = ticket or referenced_ticket(session, message)
             if ticket is None:
                 return _NOT_A_COMPLAINT
             return self._continue(session, ticket, learner, identity, message, inbound, now, None)
-        if act is not None:
+        if act is not None and known is not None:
             # An act names its ticket more loosely than a message (a lone "5" is the pending survey's
             # score); only when it fits the ticket's state does it take that ticket.
             ticket = act_ticket(session, message, learner, act, self.core.prefix)
@@ -195,8 +198,8 @@ class Intake:
         if act is not None and act.explicit and ticket is None and message.text.lstrip().startswith("/"):
             text, key, again = no_ticket_reply(self.core, session, message, classification.language, now)
             return IntakeResult("", 0, 0, created=False, duplicate=again, replies=(text,), reply_keys=(key,))
-        if ticket is None and not message.new_ticket:
-            ticket = continued_ticket(session, message, learner, identity, self.core.prefix)
+        if ticket is None and not message.new_ticket and known is not None:
+            ticket = continued_ticket(session, message, known, identity, self.core.prefix)
         if ticket is not None:
             return self._continue(session, ticket, learner, identity, message, inbound, now, acting)
         return self._open(session, learner, identity, message, classification, inbound, now)

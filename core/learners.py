@@ -36,11 +36,14 @@ T = TypeVar("T", Learner, LearnerIdentity)
 
 def find_or_create(
     session: Session, vault: Vault, message: InboundMessage, locale: str, now: datetime
-) -> tuple[Learner, LearnerIdentity]:
+) -> tuple[Learner, LearnerIdentity, bool]:
+    """The learner behind the message's sender and that address's identity, created when new; and
+    whether the learner is new (no tickets to continue, nothing to look up)."""
     address_index = vault.blind_index(message.channel, message.sender_id)
     identity = session.scalar(_IDENTITY, {"channel": message.channel, "address_index": address_index})
     phone_index = _index(vault, "phone", message.phone)
     email_index = _index(vault, "email", message.email)
+    new = False
     if identity is not None:
         learner = session.get_one(Learner, identity.learner_id)
     else:
@@ -48,6 +51,7 @@ def find_or_create(
         if known is not None:
             learner = known
         else:
+            new = True
             values: dict[str, Any] = {
                 "name_enc": vault.encrypt_opt(message.sender_name or None),
                 "phone_enc": vault.encrypt_opt(message.phone) if phone_index else None,
@@ -74,7 +78,7 @@ def find_or_create(
         learner.phone_enc, learner.phone_index = vault.encrypt_opt(message.phone), phone_index
     if email_index and not learner.email_index:
         learner.email_enc, learner.email_index = vault.encrypt_opt(message.email), email_index
-    return learner, identity
+    return learner, identity, new
 
 
 def _inserted(session: Session, model: type[T], statement: Any, values: dict[str, Any]) -> T:
