@@ -66,6 +66,9 @@ def _run_units(session: Session, works: Sequence[Work]) -> list[Outcome]:
             with session.begin_nested():
                 result = work(session)
         except Exception as exc:  # rolled back to its savepoint; handed to its own caller
+            # Objects it made persistent without a flush (`core.learners`) would stay in the identity
+            # map although their rows are gone, and clash with the next unit's rows of the same id.
+            session.expunge_all()
             outcomes.append((False, exc))
         else:
             outcomes.append((True, result))
