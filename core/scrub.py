@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.context import CoreContext
 from core.messages import erased_key
 from core.models import Base, Event, Message, OutboxRow, Ticket
-from core.outbox import DEAD, LEARNER_KINDS, PENDING, SENDING
+from core.outbox import DEAD, LEARNER_KINDS, WAITING
 from core.privacy import redact
 
 log = logging.getLogger(__name__)
@@ -180,12 +180,13 @@ def scrub_outbox_row(row: OutboxRow, token: str, *, learner_bound: bool) -> None
         return
     row.payload = {**row.payload, "reply_to": None}
     row.recipient_enc = token
+    row.recipient_key = None  # a keyed hash of the address: it would link the rows to a new one
     row.external_ref = None
     if row.last_error:  # a server's refusal may quote the address it refused
         row.last_error = redact(row.last_error)
     if row.ticket_id is None:
         row.key = f"{ERASED_KEY}{row.id}"
-    if row.status in (PENDING, SENDING):
+    if row.status in WAITING:  # pending, being sent or parked: it can no longer go anywhere
         row.status, row.lease_until, row.last_error = DEAD, None, NOT_SENT
 
 

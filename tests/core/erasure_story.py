@@ -15,7 +15,7 @@ from core.context import CoreContext
 from core.intake import Intake
 from core.messages import Attachment, InboundMessage
 from core.models import Base, Clock, Event, Learner, Staff, Ticket
-from core.outbox import enqueue, send_once
+from core.outbox import enqueue, recipient_key, send_once
 from core.staff import add_staff
 from core.tickets import apply_move, get_ticket, staff_actor
 from core.workflow import CLOSED
@@ -41,6 +41,7 @@ class Person:
             core.vault.blind_index("phone", self.phone),
             core.vault.blind_index("email", self.email),
             core.vault.blind_index("telegram", self.chat),
+            str(recipient_key(core.vault, "telegram", self.chat)),  # how the outbox orders its messages
         ]
 
 

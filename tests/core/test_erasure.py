@@ -13,7 +13,7 @@ from core.dispatch import Dispatcher
 from core.erasure import ErasureReport, erase_learner
 from core.intake import Intake
 from core.models import Event, Learner, LearnerIdentity, Message, OutboxRow, Ticket
-from core.outbox import DEAD, enqueue
+from core.outbox import DEAD, NotConfiguredError, enqueue
 from core.scrub import ERASED, NOT_SENT
 from core.tickets import get_ticket, ticket_view
 from tests.conftest import at
@@ -199,3 +199,30 @@ async def test_a_message_delivered_again_after_erasure_is_still_a_redelivery(
     assert again.duplicate and again.ticket_number == first.ticket_number
     async with core.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Ticket)) == 1
+
+
+class Unreachable:
+    async def send(self, message: object) -> object:
+        raise NotConfiguredError("no chat configured for this learner's channel")
+
+
+async def test_a_parked_message_to_an_erased_learner_is_given_up_not_sent_later(
+    core: CoreContext, intake: Intake
+) -> None:
+    learners = FakeChannel("telegram")
+    now = at("2026-12-01 09:00")
+    result = await intake.receive(learners.message("tg-1", "老师上课总是迟到", now), now)
+    await Dispatcher(core.sessions, core.vault, {"telegram": Unreachable()}).drain(now)  # type: ignore[dict-item]
+    async with core.sessions() as session:
+        ticket = await get_ticket(session, result.ticket_number)
+        learner_id = ticket.learner_id
+    await forget(core, learner_id)
+
+    # The channel is configured later: nothing is sent to the erased learner.
+    restarted = Dispatcher(core.sessions, core.vault, {"telegram": learners})
+    await restarted.prepare(at("2026-12-02 09:00"))
+    await restarted.drain(at("2026-12-02 09:00"))
+    assert learners.sent == []
+    async with core.sessions() as session:
+        rows = list(await session.scalars(select(OutboxRow).where(OutboxRow.channel == "telegram")))
+    assert [(r.status, r.last_error, r.recipient_key) for r in rows] == [(DEAD, NOT_SENT, None)] * 2
