@@ -49,8 +49,8 @@ def outbox_report(states: list[LaneState]) -> list[str]:
         if not waiting:
             continue
         counts = ", ".join(f"{n} {status}" for status, n in sorted(waiting.items()))
-        reasons = "; ".join(state.parked_reasons[:3])
-        lines.append(f"outbox {state.lane}: {counts}" + (f" (parked: {reasons})" if reasons else ""))
+        reasons = "; ".join(state.reasons[:3])
+        lines.append(f"outbox {state.lane}: {counts}" + (f" ({reasons})" if reasons else ""))
     return lines
 
 

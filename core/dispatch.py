@@ -372,17 +372,13 @@ class Dispatcher:
         return await queue.next_due(self.sessions, lane)
 
     async def prepare(self, now: datetime) -> None:
-        """At start: key rows written before recipient keys existed, give parked rows of the configured
-        lanes another chance, and park what waits for a channel nobody configured (shown, not retried)."""
+        """At start: key rows written before recipient keys existed, and give parked rows of the
+        configured lanes another chance."""
         await queue.key_unkeyed(self.sessions, self.vault)
         await self.release_parked(now)
-        await self.park_unconfigured()
 
     async def release_parked(self, now: datetime) -> int:
         return await queue.release_parked(self.sessions, self.lanes, now)
-
-    async def park_unconfigured(self) -> int:
-        return await queue.park_unconfigured(self.sessions, self.lanes)
 
     async def states(self, now: datetime) -> list[LaneState]:
         return await queue.states(self.sessions, self.lanes, now)

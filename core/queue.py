@@ -38,7 +38,8 @@ class LaneState:
     lane: str
     counts: Mapping[str, int]  # rows by status
     oldest_due: timedelta | None  # how long the longest-waiting sendable row has been due
-    parked_reasons: Sequence[str] = ()
+    reasons: Sequence[str] = ()  # why rows wait: parked rows' reasons, or that no sender is configured
+    configured: bool = True  # a lane of this instance (else its rows wait, untouched, for one)
 
 
 def queued(table: type[OutboxRow] | Any = OutboxRow) -> ColumnElement[bool]:
@@ -144,30 +145,12 @@ async def release_parked(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def park_unconfigured(sessions: async_sessionmaker[AsyncSession], lanes: Sequence[str]) -> int:
-    """Pending rows of channels with no sender here: parked with the reason, untouched after that."""
-    parked = 0
-    async with sessions() as session, session.begin():
-        channels = await session.scalars(
-            select(OutboxRow.channel)
-            .where(OutboxRow.status == PENDING, OutboxRow.channel.not_in(lanes))
-            .distinct()
-        )
-        for channel in list(channels):
-            result = await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.status == PENDING, OutboxRow.channel == channel)
-                .values(status=PARKED, last_error=f"no sender for channel {channel!r} is configured")
-                .execution_options(synchronize_session=False)
-            )
-            parked += int(getattr(result, "rowcount", 0) or 0)
-    return parked
-
-
 async def states(
     sessions: async_sessionmaker[AsyncSession], lanes: Sequence[str], now: datetime
 ) -> list[LaneState]:
-    """Every channel with unfinished or failed rows, and every lane, as the operator should see them."""
+    """Every lane, and every channel with unfinished or failed rows, as the operator should see them. A
+    channel with no sender here is not a lane: its rows wait untouched (another instance may have
+    one), not due for this instance, and say why."""
     async with sessions() as session:
         counts = await session.execute(
             select(OutboxRow.channel, OutboxRow.status, func.count())
@@ -196,12 +179,13 @@ async def states(
     why: dict[str, list[str]] = {}
     for channel, reason in reasons:
         why.setdefault(channel, []).append(reason or "")
-    return [
-        LaneState(
-            lane,
-            counts,
-            max(now - due[lane], timedelta(0)) if due.get(lane) is not None else None,
-            sorted(why.get(lane, [])),
-        )
-        for lane, counts in sorted(by_lane.items())
-    ]
+    states = []
+    for lane, waiting in sorted(by_lane.items()):
+        configured = lane in lanes
+        why_waiting = sorted(why.get(lane, []))
+        if not configured:
+            why_waiting.append(f"no sender for channel {lane!r} is configured")
+        since = due.get(lane) if configured else None
+        waited = max(now - since, timedelta(0)) if since is not None else None
+        states.append(LaneState(lane, waiting, waited, why_waiting, configured))
+    return states

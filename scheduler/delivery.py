@@ -118,7 +118,6 @@ class Delivery:
             try:
                 if loop.time() >= next_recheck:
                     next_recheck = loop.time() + self.recheck_parked
-                    await self.dispatcher.park_unconfigured()
                     if await self.dispatcher.release_parked(self.clock()):
                         self.wake()
                 await self.report_late(self.clock())
@@ -126,7 +125,8 @@ class Delivery:
                 log.warning("outbox housekeeping failed; again in %.0f s", self.safety_net, exc_info=True)
 
     async def report_late(self, now: datetime) -> list[LaneState]:
-        """Log a warning for each lane whose oldest due message has waited longer than `LATE_AFTER`."""
+        """Log a warning for each lane whose oldest due message has waited longer than `LATE_AFTER` (a
+        channel with no sender here is shown at start, not warned about every half minute)."""
         late = [
             state
             for state in await self.dispatcher.states(now)

@@ -139,8 +139,8 @@ def test_second_run_keeps_the_key_and_sigterm_stops_it(first_run: Stopped, site:
 
 
 def test_run_reports_what_waits_in_the_outbox_and_why(first_run: Stopped, site: Path) -> None:
-    """A complaint taken in while no channel was configured: its messages wait, parked, and `run` and
-    `/metrics` say where and why."""
+    """A complaint taken in while no channel was configured: its messages wait, untouched, and `run`,
+    `/metrics` and `tickets show` say where and why."""
     key = (site / "var" / "privacy.key").read_text(encoding="ascii").strip()
 
     async def complain() -> str:
@@ -159,11 +159,9 @@ def test_run_reports_what_waits_in_the_outbox_and_why(first_run: Stopped, site: 
     number = asyncio.run(complain())
     third = run_service(site, signal.SIGTERM)
     said = third.stdout + third.stderr
-    assert "outbox staff: 1 parked (parked: no sender for channel 'staff' is configured)" in said, said
-    assert "outbox telegram: 2 parked (parked: no sender for channel 'telegram' is configured)" in said
-    assert 'complaintbot_outbox_messages{channel="staff",status="parked"} 1.0' in third.metrics.text
+    assert "outbox staff: 1 pending (no sender for channel 'staff' is configured)" in said, said
+    assert "outbox telegram: 2 pending (no sender for channel 'telegram' is configured)" in said
+    assert 'complaintbot_outbox_messages{channel="staff",status="pending"} 1.0' in third.metrics.text
     assert third.returncode == 0, third.stderr
     shown = " ".join(complaintbot(site, "tickets", "show", number).stdout.split())  # however it wraps
-    assert "card via staff: parked until its destination is configured: no sender for channel 'staff'" in (
-        shown
-    ), shown
+    assert "not delivered" in shown and "card via staff: pending after 0 attempt(s)" in shown, shown

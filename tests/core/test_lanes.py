@@ -229,17 +229,22 @@ async def test_parked_messages_are_shown_and_leave_in_order_once_their_destinati
     ]
 
 
-async def test_a_lane_with_no_sender_is_parked_at_start_and_shown(
-    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+async def test_a_channel_with_no_sender_waits_untouched_and_is_shown(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel, staff_channel: FakeChannel
 ) -> None:
     await intake.receive(learner_channel.message("chat-1", TEACHING, NOW), NOW)
     dispatcher = Dispatcher(core.sessions, core.vault, {"telegram": learner_channel})
     await dispatcher.prepare(NOW)
-    await dispatcher.drain(NOW)
-    states = {s.lane: s for s in await dispatcher.states(NOW)}
-    assert states["staff"].counts == {PARKED: 1}
-    assert states["staff"].parked_reasons == ["no sender for channel 'staff' is configured"]
+    await dispatcher.drain(NOW + timedelta(hours=1))
+    states = {s.lane: s for s in await dispatcher.states(NOW + timedelta(hours=1))}
+    # Not tried, not parked (another instance may have a sender for it), and said why.
+    assert states["staff"].counts == {PENDING: 1} and not states["staff"].configured
+    assert states["staff"].reasons == ["no sender for channel 'staff' is configured"]
+    assert states["staff"].oldest_due is None  # not late: nobody here can send it
     assert states["telegram"].counts == {} and states["telegram"].oldest_due is None
+    # An instance with a staff sink sends it as it is.
+    await Dispatcher(core.sessions, core.vault, {"staff": staff_channel}).drain(NOW + timedelta(hours=1))
+    assert [m.kind for m in staff_channel.sent] == ["card"]
 
 
 async def test_paced_messages_come_back_without_using_an_attempt(
