@@ -195,25 +195,30 @@ class Dispatcher:
             (OutboxRow.status == SENDING) & (OutboxRow.lease_until <= now),
         )
         batch = self.limits(lane).batch
+        # Whether an earlier row to the same recipient is parked, read in the same statement (one
+        # snapshot): released in between, it would otherwise let this row overtake it.
         query = (
-            select(OutboxRow)
+            select(OutboxRow, queue.earlier_parked().label("held"))
             .where(OutboxRow.channel == lane, queue.queued(), due, ~queue.earlier_waiting())
             .order_by(OutboxRow.id)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=OutboxRow, skip_locked=True)
         )
         async with self.sessions() as session, session.begin():
             # Acknowledgements first: in a burst a learner's number must not wait behind other
             # learners' questions (each learner's own messages keep their order all the same). A
             # quarter of the batch stays for the rest, so nothing waits for ever behind a flood.
-            candidates = list(await session.scalars(query.where(OutboxRow.kind == ACK).limit(batch)))
-            rest = max(batch - len(candidates), batch // 4)
-            candidates += await session.scalars(query.where(OutboxRow.kind != ACK).limit(rest))
-            held = await queue.parked_before(session, lane, candidates)
+            found = list(await session.execute(query.where(OutboxRow.kind == ACK).limit(batch)))
+            rest = max(batch - len(found), batch // 4, 1)
+            found += await session.execute(query.where(OutboxRow.kind != ACK).limit(rest))
+            candidates = [row for row, _ in found]
+            held = {row.id for row, is_held in found if is_held}
             claimed = []
             for row in candidates:
                 if row.id in held:  # its recipient is unreachable: it waits with the earlier one
                     row.status, row.lease_until, row.last_error = PARKED, None, queue.HELD
                     await queue.park_behind(session, row)
+                    if self.observer is not None:
+                        self.observer.delivered(lane, row.kind, "parked", None)
                 elif row.status == SENDING and row.attempts >= self.retry.max_attempts:
                     # Its senders kept dying before they could record anything: stop, and show it.
                     row.status, row.lease_until = DEAD, None
@@ -297,14 +302,20 @@ class Dispatcher:
                     )
                     continue
                 result = self._apply(session, fresh, outcome, now, met, parked)
-                # Paced rows come back like retried ones, without having failed.
-                counted = "retried" if result == "paced" else result
+                # Paced and deferred rows come back like retried ones, without having failed.
+                counted = "retried" if result in ("paced", "deferred") else result
                 setattr(report, counted, getattr(report, counted) + 1)
                 if self.observer is not None:
                     waited = now - fresh.created_at if result == "sent" else None
                     self.observer.delivered(lane, fresh.kind, result, waited)
             for row in parked:  # what waits for the same recipient waits parked too, untried
                 await queue.park_behind(session, row)
+            # What was held behind a row that is now done with (sent or dead) may go in its turn.
+            done = {
+                r.recipient_key for r in fresh_rows.values() if r.status in (SENT, DEAD) and r.recipient_key
+            }
+            if done:
+                await queue.release_held(session, lane, done, now)
             if met:  # an acknowledgement meets its clock as it is delivered
                 await session.execute(
                     update(Clock)
@@ -326,7 +337,7 @@ class Dispatcher:
         row.lease_until = None
         if outcome.skipped:
             row.status, row.attempts = PENDING, row.attempts - 1
-            return "paced"
+            return "deferred"
         if outcome.error is None:
             row.status, row.sent_at, row.last_error = SENT, now, None
             row.external_ref, row.external_thread = outcome.external_ref, outcome.thread_ref

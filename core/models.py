@@ -227,6 +227,7 @@ class Event(Base):
 
 
 _QUEUED = text("status IN ('pending', 'sending')")
+_PARKED = text("status = 'parked'")
 
 
 class OutboxRow(Base):
@@ -247,6 +248,15 @@ class OutboxRow(Base):
             "id",
             sqlite_where=_QUEUED,
             postgresql_where=_QUEUED,
+        ),
+        # Parked rows per recipient: what a claimed row must wait behind.
+        Index(
+            "ix_outbox_parked",
+            "channel",
+            "recipient_key",
+            "id",
+            sqlite_where=_PARKED,
+            postgresql_where=_PARKED,
         ),
         Index("ix_outbox_channel_external_ref", "channel", "external_ref"),
         Index("ix_outbox_external_thread", "external_thread"),

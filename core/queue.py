@@ -80,18 +80,34 @@ async def park_behind(session: AsyncSession, row: OutboxRow) -> None:
     )
 
 
-async def parked_before(session: AsyncSession, lane: str, rows: list[OutboxRow]) -> set[int]:
-    """The ids among `rows` with a parked row to the same recipient before them."""
-    keys = {row.recipient_key for row in rows if row.recipient_key is not None}
-    if not keys:
-        return set()
-    first = await session.execute(
-        select(OutboxRow.recipient_key, func.min(OutboxRow.id))
-        .where(OutboxRow.channel == lane, OutboxRow.status == PARKED, OutboxRow.recipient_key.in_(keys))
-        .group_by(OutboxRow.recipient_key)
+def earlier_parked() -> ColumnElement[bool]:
+    """An earlier row to the same recipient is parked (this one must wait with it: `HELD`)."""
+    earlier = aliased(OutboxRow)
+    return (
+        select(earlier.id)
+        .where(
+            earlier.channel == OutboxRow.channel,
+            earlier.recipient_key == OutboxRow.recipient_key,
+            earlier.status == literal_column(f"'{PARKED}'"),  # as `ix_outbox_parked` says it
+            earlier.id < OutboxRow.id,
+        )
+        .exists()
     )
-    parked = dict(first.all())
-    return {row.id for row in rows if row.recipient_key in parked and parked[row.recipient_key] < row.id}
+
+
+async def release_held(session: AsyncSession, lane: str, keys: set[str], now: datetime) -> None:
+    """The rows held behind a parked row to one of these recipients, once that row is done with."""
+    await session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.channel == lane,
+            OutboxRow.status == PARKED,
+            OutboxRow.recipient_key.in_(keys),
+            OutboxRow.last_error == HELD,
+        )
+        .values(status=PENDING, next_attempt_at=now, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def next_due(sessions: async_sessionmaker[AsyncSession], lane: str) -> datetime | None:

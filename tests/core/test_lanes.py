@@ -27,6 +27,7 @@ from core.outbox import (
     TemporarySendError,
     enqueue,
 )
+from core.queue import HELD
 from core.tickets import get_ticket, ticket_view
 from tests.conftest import at
 
@@ -370,3 +371,23 @@ async def test_acknowledgements_go_first_and_each_learner_still_hears_in_order(
     assert [kind for _, kind in sent[: last_ack + 1]].count("ask") <= 3
     for i in range(10):
         assert [kind for who, kind in sent if who == f"chat-{i}"] == ["ack", "ask"]
+
+
+async def test_messages_held_behind_a_parked_one_follow_it_once_it_is_sent(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel, staff_channel: FakeChannel
+) -> None:
+    """The parked card is given another chance on its own (released while the notice behind it was
+    being claimed, say): once it is sent, the held notice goes after it without waiting to be released."""
+    fees = "我要退费，交了500元，机构一直拖着不退。"
+    await intake.receive(learner_channel.message("chat-1", fees, NOW), NOW)
+    sink = Configurable(staff_channel, set())
+    await Dispatcher(core.sessions, core.vault, {"staff": sink}).drain(NOW)
+    await intake.receive(learner_channel.message("chat-1", "课程是会计班", NOW), NOW)
+    await Dispatcher(core.sessions, core.vault, {"staff": sink}).drain(NOW)
+    card, notice = await _rows(core, "staff")
+    assert (card.status, notice.status, notice.last_error) == (PARKED, PARKED, HELD)
+    async with core.sessions() as session, session.begin():
+        (await session.get_one(OutboxRow, card.id)).status = PENDING
+    sink.reachable.add("finance")
+    await Dispatcher(core.sessions, core.vault, {"staff": sink}).drain(NOW)
+    assert [m.kind for m in staff_channel.sent] == ["card", "notice-staff"]

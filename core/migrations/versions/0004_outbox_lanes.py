@@ -15,6 +15,7 @@ branch_labels = None
 depends_on = None
 
 _QUEUED = sa.text("status IN ('pending', 'sending')")
+_PARKED = sa.text("status = 'parked'")
 
 
 def upgrade() -> None:
@@ -30,9 +31,17 @@ def upgrade() -> None:
         sqlite_where=_QUEUED,
         postgresql_where=_QUEUED,
     )
+    op.create_index(
+        "ix_outbox_parked",
+        "outbox",
+        ["channel", "recipient_key", "id"],
+        sqlite_where=_PARKED,
+        postgresql_where=_PARKED,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_parked", table_name="outbox")
     op.drop_index("ix_outbox_queue_recipient", table_name="outbox")
     op.drop_index("ix_outbox_queue", table_name="outbox")
     op.drop_index("ix_outbox_lane_due", table_name="outbox")
