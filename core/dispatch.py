@@ -161,9 +161,14 @@ class Dispatcher:
         return total
 
     async def run_lane(
-        self, lane: str, now: datetime, clock: Callable[[], datetime] | None = None
+        self,
+        lane: str,
+        now: datetime,
+        clock: Callable[[], datetime] | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> DispatchReport:
-        """Claim, send and record one batch of `lane`; `clock` (else `now`) times the results."""
+        """Claim, send and record one batch of `lane`; `clock` (else `now`) times the results. Once
+        `stopping()` says so, no further send starts, and what was sent is recorded."""
         report = DispatchReport()
         sender = self.senders.get(lane)
         if sender is None:
@@ -172,18 +177,34 @@ class Dispatcher:
         if not rows:
             return report
         limit = asyncio.Semaphore(self.limits(lane).concurrency)
-        # A pass must end well within its lease, or another instance would take its rows and send them
-        # again: rows not started by half the lease (sends that time out, one after another) are left
-        # for the next pass, untried. A send itself is bounded by its sender's own timeout.
-        deadline = self.timer() + self.retry.lease.total_seconds() / 2
+        # A pass must be over before its lease runs out, or another instance would take its rows and
+        # send them again: no send starts after half the lease (sends that time out one after another
+        # leave the rest for the next pass, untried), and none may run past nine tenths of it.
+        lease = self.retry.lease.total_seconds()
+        began = self.timer()
 
         async def one(row: OutboxRow) -> _Outcome:
             async with limit:
-                if self.timer() > deadline:
+                if self.timer() - began > lease / 2 or (stopping is not None and stopping()):
                     return _Outcome(row, skipped=True)
-                return await self._send(sender, row)
+                try:
+                    async with asyncio.timeout(lease * 0.9 - (self.timer() - began)):
+                        return await self._send(sender, row)
+                except TimeoutError:
+                    return _Outcome(row, error="no answer from the platform before the row's lease ran out")
 
-        outcomes = await asyncio.gather(*(one(row) for row in rows))
+        sends = [asyncio.ensure_future(one(row)) for row in rows]
+        try:
+            outcomes = await asyncio.gather(*sends)
+        except asyncio.CancelledError:
+            # Stopped in the middle of the pass: what was sent is recorded, or it would go again once
+            # its lease ran out. A send cut short stays unrecorded: it goes again, at most once more.
+            for send in sends:
+                send.cancel()
+            finished = [s.result() for s in sends if s.done() and not s.cancelled() and s.exception() is None]
+            if finished:
+                await asyncio.shield(self._record(lane, finished, clock() if clock else now, report))
+            raise
         await self._record(lane, outcomes, clock() if clock is not None else now, report)
         return report
 

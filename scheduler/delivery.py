@@ -87,7 +87,7 @@ class Delivery:
         while not stop.is_set():
             event.clear()  # a wake-up from here on means another pass
             try:
-                report = await self.dispatcher.run_lane(lane, self.clock(), self.clock)
+                report = await self.dispatcher.run_lane(lane, self.clock(), self.clock, stop.is_set)
                 failures = 0
                 if report.handled:
                     continue  # drain while anything is due

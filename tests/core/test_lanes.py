@@ -21,6 +21,7 @@ from core.outbox import (
     DEAD,
     PARKED,
     PENDING,
+    SENDING,
     SENT,
     NotConfiguredError,
     PacedError,
@@ -30,6 +31,7 @@ from core.outbox import (
 from core.queue import HELD
 from core.tickets import get_ticket, ticket_view
 from tests.conftest import at
+from tests.core.test_outbox import Killed
 
 NOW = at("2026-11-23 10:00")
 TEACHING = "老师上课总是迟到，讲课照本宣科，教学质量很差"
@@ -283,7 +285,7 @@ class DiesMidBatch:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         if len(self.platform.calls) >= self.survive:
-            raise asyncio.CancelledError  # killed: nothing of this pass is recorded
+            raise Killed  # nothing of this pass is recorded
         self.platform.take(message)
         return SendResult(external_ref=message.key)
 
@@ -306,7 +308,7 @@ async def test_a_crash_in_the_middle_of_a_batch_loses_nothing_and_shows_nothing_
     crashing = Dispatcher(
         core.sessions, core.vault, {"telegram": DiesMidBatch(platform, 5)}, retry=retry, concurrency=1
     )
-    with contextlib.suppress(asyncio.CancelledError):
+    with contextlib.suppress(Killed):
         await crashing.run_lane("telegram", NOW)
     assert len(platform.calls) == 5
     restarted = Dispatcher(core.sessions, core.vault, {"telegram": Delivers(platform)}, retry=retry)
@@ -350,7 +352,8 @@ async def test_a_pass_ends_within_its_lease_and_leaves_the_rest_untried(
         timer=lambda: clock[0],
     )
     await dispatcher.run_lane("telegram", NOW)
-    # Two sends fit in half the lease (60 s each); the other three were not started, nor counted.
+    # No send starts after half the lease (60 s): the first two started at 0 s and 60 s; the other three
+    # were not started, nor counted.
     assert len(learner_channel.sent) == 2
     rows = [r for r in await _rows(core, "telegram") if r.kind == "ack"]
     assert sorted((r.status, r.attempts) for r in rows) == [(PENDING, 0)] * 3 + [(SENT, 1)] * 2
@@ -391,3 +394,90 @@ async def test_messages_held_behind_a_parked_one_follow_it_once_it_is_sent(
     sink.reachable.add("finance")
     await Dispatcher(core.sessions, core.vault, {"staff": sink}).drain(NOW)
     assert [m.kind for m in staff_channel.sent] == ["card", "notice-staff"]
+
+
+class Hangs:
+    """A platform that never answers (and a client without a timeout of its own)."""
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_send_still_running_near_the_end_of_its_lease_is_given_up(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
+    await intake.receive(learner_channel.message("chat-1", TEACHING, NOW), NOW)
+    retry = RetryPolicy(lease=timedelta(milliseconds=300))  # another instance may take it after that
+    dispatcher = Dispatcher(core.sessions, core.vault, {"telegram": Hangs()}, retry=retry)
+    async with asyncio.timeout(60):  # a guard: without the pass's own limit this would never return
+        await dispatcher.run_lane("telegram", NOW)
+    ack = next(r for r in await _rows(core, "telegram") if r.kind == "ack")
+    assert (ack.status, ack.attempts) == (PENDING, 1)
+    assert "no answer from the platform before the row's lease ran out" in (ack.last_error or "")
+
+
+class Gated:
+    """Sends that wait for the test's word, counting the ones under way."""
+
+    def __init__(self, channel: FakeChannel) -> None:
+        self.channel, self.started, self.release = channel, 0, asyncio.Event()
+        self.all_started = asyncio.Event()
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.started += 1
+        if self.started == 4:
+            self.all_started.set()
+        await self.release.wait()
+        return await self.channel.send(message)
+
+
+async def test_a_stop_in_the_middle_of_a_pass_starts_no_more_sends_and_records_the_ones_made(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
+    await _complaints(intake, learner_channel, 20)
+    gated = Gated(learner_channel)
+    dispatcher = Dispatcher(core.sessions, core.vault, {"telegram": gated}, concurrency=4)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run_lane("telegram", NOW, stopping=stopping.is_set))
+    async with asyncio.timeout(60):
+        await gated.all_started.wait()  # four sends under way, sixteen waiting for a place
+    stopping.set()
+    gated.release.set()
+    await running
+    rows = [r for r in await _rows(core, "telegram") if r.kind == "ack"]
+    sent = [r for r in rows if r.status == SENT]
+    assert len(sent) == len(learner_channel.sent) == 4  # recorded: none goes again after its lease
+    assert sorted((r.status, r.attempts) for r in rows if r.status != SENT) == [(PENDING, 0)] * 16
+
+
+class TwoNeverAnswer:
+    """Delivers to everyone but chat-0 and chat-1, whose sends never come back."""
+
+    def __init__(self, channel: FakeChannel, expected: int) -> None:
+        self.channel, self.expected, self.delivered = channel, expected, asyncio.Event()
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        if message.recipient in ("chat-0", "chat-1"):
+            await asyncio.Event().wait()
+        result = await self.channel.send(message)
+        if len(self.channel.sent) == self.expected:
+            self.delivered.set()
+        return result
+
+
+async def test_a_pass_cancelled_in_the_middle_records_the_sends_that_finished(
+    core: CoreContext, intake: Intake, learner_channel: FakeChannel
+) -> None:
+    await _complaints(intake, learner_channel, 6)
+    sender = TwoNeverAnswer(learner_channel, expected=4)
+    dispatcher = Dispatcher(core.sessions, core.vault, {"telegram": sender}, concurrency=6)
+    running = asyncio.create_task(dispatcher.run_lane("telegram", NOW))
+    async with asyncio.timeout(60):
+        await sender.delivered.wait()
+    running.cancel()  # the service stops and its grace is over
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    statuses = sorted(r.status for r in await _rows(core, "telegram") if r.kind == "ack")
+    # The four delivered are recorded as sent; the two cut short wait for their lease, to go again.
+    assert statuses == [SENDING, SENDING, SENT, SENT, SENT, SENT]

@@ -145,6 +145,10 @@ async def test_dead_after_max_attempts_and_permanent_errors_are_shown_on_the_tic
     assert next(c for c in view["clocks"] if c["stage"] == "acknowledge")["met_at"] is None
 
 
+class Killed(BaseException):
+    """The process is killed (SIGKILL, power cut): nothing after this point runs, nothing is recorded."""
+
+
 class CrashAfterSend:
     """Delivers the message, then dies before the dispatcher can record it (a killed process)."""
 
@@ -153,7 +157,7 @@ class CrashAfterSend:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         await self.channel.send(message)
-        raise asyncio.CancelledError
+        raise Killed
 
 
 async def test_killed_between_send_and_mark_the_message_is_not_lost(
@@ -164,7 +168,7 @@ async def test_killed_between_send_and_mark_the_message_is_not_lost(
     crashing = Dispatcher(
         core.sessions, core.vault, {"telegram": CrashAfterSend(learner_channel)}, retry=retry, concurrency=1
     )
-    with pytest.raises(asyncio.CancelledError):
+    with pytest.raises(Killed):
         await crashing.run_once(NOW)
     rows = [r for r in await _rows(core) if r.channel == "telegram"]
     assert all(r.status in ("sending", PENDING) for r in rows)  # nothing recorded as sent
@@ -244,7 +248,7 @@ async def test_a_row_whose_sender_always_dies_ends_dead_not_resent_forever(
         crashing = Dispatcher(
             core.sessions, core.vault, {"telegram": CrashAfterSend(learner_channel)}, retry=retry
         )
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(Killed):
             await crashing.run_once(when)
         when += timedelta(seconds=61)
     ack = next(r for r in await _rows(core) if r.kind == "ack")
