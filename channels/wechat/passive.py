@@ -2,8 +2,9 @@
 
 Intake queues the acknowledgement in the outbox like on every channel. When the response can carry it,
 the row is claimed for the response (marked sent, `PASSIVE_REF`) so the dispatcher does not send it a
-second time as a customer-service message; when it cannot (too late, or the dispatcher took it first),
-the row is left alone and the dispatcher sends it. The claim is a conditional update under the row's lock
+second time as a customer-service message; when it cannot (too late, the dispatcher took it first, or an
+earlier message to the same learner is still waiting: the order per recipient holds here too), the row is
+left alone and the dispatcher sends it. The claim is a conditional update under the row's lock
 (a conditional UPDATE; `BEGIN IMMEDIATE` on SQLite), against the dispatcher's claim under the same
 row lock, so exactly one of the two delivers it.
 """
@@ -20,6 +21,7 @@ from wechatpy.replies import TextReply
 from core.context import CoreContext
 from core.models import Clock, OutboxRow
 from core.outbox import PENDING, SENT
+from core.queue import earlier_waiting
 from core.wakeup import written
 
 PASSIVE_REF = "wechat:passive-reply"  # OutboxRow.external_ref of a row delivered in an HTTP response
@@ -42,7 +44,9 @@ def _claim(session: Session, *, key: str, now: datetime) -> bool:
     connection = session.connection()  # Core statements: the ORM's bookkeeping would double the cost
     claimed = connection.execute(
         update(OutboxRow)
-        .where(OutboxRow.key == key, OutboxRow.status == PENDING)
+        # Not past an earlier message to the same learner still waiting (a staff reply in backoff):
+        # the response would overtake it; the outbox sends this one after it instead.
+        .where(OutboxRow.key == key, OutboxRow.status == PENDING, ~earlier_waiting())
         .values(status=SENT, sent_at=now, external_ref=PASSIVE_REF, lease_until=None, last_error=None)
         .returning(OutboxRow.meets_clock_id)
     ).first()

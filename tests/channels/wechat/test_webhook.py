@@ -11,7 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -29,6 +29,7 @@ from core.dispatch import Dispatcher
 from core.intake import Intake, IntakeResult
 from core.messages import InboundMessage, OutboundMessage
 from core.models import Base, Message, OutboxRow, Ticket, Unparsed
+from core.outbox import enqueue
 from scheduler.delivery import Delivery
 from tests.channels.wechat import signing
 from tests.channels.wechat.signing import ACCOUNT, text_xml
@@ -383,3 +384,29 @@ async def test_an_acknowledgement_carried_by_the_response_is_counted_in_the_metr
     sample = metrics.registry.get_sample_value
     assert sample("complaintbot_acknowledgement_seconds_count", {"channel": "wechat"}) == 1.0
     assert sample("complaintbot_outbox_results_total", {"channel": "wechat", "result": "sent"}) == 1.0
+
+
+async def test_the_response_does_not_overtake_a_message_to_the_learner_still_waiting(
+    rig: Rig, core: CoreContext
+) -> None:
+    await rig.post(text_xml(COMPLAINT, at=TS))
+    (ticket,) = await _all(rig, Ticket)
+    async with core.sessions() as session, session.begin():  # a staff reply, its first try failed
+        row = enqueue(
+            session,
+            core.vault,
+            key="telegram:1:reply",
+            channel="wechat",
+            recipient="oLearner",
+            kind="reply",
+            text="您好，已为您调换老师。",
+            now=NOW,
+            ticket_id=ticket.id,
+        )
+        row.next_attempt_at = NOW + timedelta(minutes=5)
+    response = await rig.post(text_xml("课程是雅思口语班", msg_id="1234567890123457", at=TS + 10))
+    # The answer to the learner's second message waits behind the reply rather than jump the queue.
+    assert (response.status_code, response.text) == (200, "success")
+    sent = await rig.dispatch()
+    # The first complaint's question goes; the reply waits for its retry, and the answer behind it.
+    assert [m.kind for m in sent] == ["ask"]
