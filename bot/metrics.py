@@ -1,7 +1,8 @@
 """`/metrics`: what an operator watches, in our own Prometheus registry (no process-wide globals).
 
 Counted as it happens in this process: intake latency (a message handed to intake until its commit),
-acknowledgement latency (the ticket's commit until the acknowledgement left), and every delivery result
+acknowledgement latency (the message taken in, i.e. the ticket's creation, until the acknowledgement left:
+the commit and the outbox's wait), and every delivery result
 per lane. Read from the database at each scrape, so that every instance shows the same: tickets by
 status, outbox rows by lane and status (parked included), and how long each lane's oldest due message
 has waited.
@@ -46,7 +47,7 @@ class Metrics:
         )
         self.acknowledgement = Histogram(
             "complaintbot_acknowledgement_seconds",
-            "From a ticket's commit until its acknowledgement was sent",
+            "From a ticket's creation (its message taken in) until its acknowledgement was sent",
             ["channel"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,

@@ -248,9 +248,10 @@ class ImapSource:
             report = await self.fetch_once(self.clock())
             if report.left:
                 return False
-            if report.done:
+            if report.taken or report.kept:
                 # Mail that arrived during this pass was announced to its commands, not to an IDLE
-                # that starts afterwards: look again at once rather than wait for the next push.
+                # that starts afterwards: look again at once rather than wait for the next push. (Not
+                # after mere repeats: a mailbox that cannot keep `\Seen` would be read again and again.)
                 return True
             if self.idle and self.connection is not None and self.connection.has("IDLE"):
                 await self.connection.idle(stop, wait)

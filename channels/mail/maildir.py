@@ -79,7 +79,7 @@ class MaildirSource:
             report = await self.fetch_once(self.clock())
             if report.left:
                 return False
-            if not report.done:  # something came: what arrived meanwhile is looked for at once
+            if not (report.taken or report.kept):  # something new came: look again at once
                 await pause(stop, self.poll_seconds)
             return True
 

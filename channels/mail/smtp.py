@@ -4,8 +4,9 @@ A burst of acknowledgements is hundreds of messages: a connection (and TLS hands
 message would cost more than the messages. `SmtpConnections` keeps up to `size` connections; a message
 takes one, and gives it back for the next once the server has accepted it. A connection idle for longer
 than `idle_seconds` is closed before it is used again (servers drop idle clients after a while), and a
-kept connection that turns out to be gone when a message starts on it is replaced once, at once: the
-server had not taken that message. After any other failure the connection is dropped, never reused in
+kept connection that turns out to be gone when a message starts on it is replaced once, at once (had the
+link dropped only after the message's data, the server may have it: that is sending once more, as a
+retry after a crash does). After any other failure the connection is dropped, never reused in
 an unknown state.
 
 Failures, as the outbox wants them: a 4xx reply, a refused connection, a timeout, a TLS failure and a
@@ -105,7 +106,7 @@ class SmtpConnections:
                 except aiosmtplib.SMTPServerDisconnected:
                     if not kept:
                         raise
-                    # The server closed a kept connection meanwhile: it has taken nothing of this mail.
+                    # The server closed a kept connection meanwhile (almost always before this mail).
                     _discard(client)
                     client = await self._connect()
                     refused, _ = await client.send_message(mail, sender=envelope_from, recipients=list(to))

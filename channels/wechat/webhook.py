@@ -72,7 +72,7 @@ class _Flight:
 
     deadline: float  # loop time; a retry that joins pushes it back
     task: asyncio.Task[IntakeResult | None] = field(init=False)
-    committed: float = 0.0  # loop time intake returned: the acknowledgement's latency counts from it
+    began: float = 0.0  # loop time intake began: the acknowledgement's latency counts from it
 
 
 class WeChatWebhook:
@@ -213,15 +213,15 @@ class WeChatWebhook:
         # stays in the outbox for the customer-service API.
         claimed = await claim_for_reply(self.core, result.reply_keys[0], now)
         if claimed and result.created and self.observer is not None:
-            waited = timedelta(seconds=loop.time() - flight.committed)
+            waited = timedelta(seconds=loop.time() - flight.began)
             self.observer.delivered("wechat", "ack", "sent", waited)
         return result.replies[0] if claimed else None
 
     async def _receive(self, message: InboundMessage, now: datetime, flight: _Flight) -> IntakeResult | None:
         received: IntakeResult | None
         try:
+            flight.began = asyncio.get_running_loop().time()
             received = await self._intake.receive(message, now)
-            flight.committed = asyncio.get_running_loop().time()
             again = " (redelivery)" if received.duplicate else ""
             log.info("ticket %s: wechat %s%s", received.ticket_number, message.external_id, again)
         except KeptAside:  # kept as unparsed and shown to staff by intake: done with
