@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 import core.intake as intake_module
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.db import create_engine
 from core.intake import Intake
 from core.models import Message, Ticket, TicketCounter
 from core.writer import Writer
-from tests.conftest import at
+from tests.conftest import Database, at
 
 NOW = at("2026-11-23 10:00")
 
@@ -73,15 +74,18 @@ async def test_a_failing_unit_is_rolled_back_alone(core: CoreContext) -> None:
     assert await _days(core) == [1, 2]  # neither the bug's row nor the duplicate
 
 
-async def test_a_caller_hears_back_only_once_its_unit_is_committed(core: CoreContext) -> None:
-    seen: list[int] = []
-
-    async def call() -> None:
-        await core.writer.run(_counter(5))
-        seen.extend(await _days(core))  # read through another connection: committed by now
-
-    await call()
-    assert seen == [5]
+async def test_a_caller_hears_back_only_once_its_unit_is_committed(core: CoreContext, db: Database) -> None:
+    # Another engine, as another process would read: it sees only what is committed, and does not wait
+    # for this process's writer.
+    other = create_engine(db.url)
+    try:
+        for day in (5, 6, 7):
+            await core.writer.run(_counter(day))
+            async with other.connect() as connection:
+                seen = await connection.scalar(select(func.count()).select_from(TicketCounter))
+            assert seen == day - 4
+    finally:
+        await other.dispose()
 
 
 async def test_fifty_concurrent_callers_and_racing_redeliveries_make_each_ticket_once(

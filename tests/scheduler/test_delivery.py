@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -194,3 +195,37 @@ async def test_a_lane_whose_oldest_due_message_waits_over_a_minute_is_reported(
     assert late["telegram"].oldest_due == timedelta(seconds=90)
     assert set(late) == {"telegram"}  # the staff card has no sender here: shown at start, not "late"
     assert "outbox lane telegram is late: its oldest due message has waited 90 s (2 pending)" in caplog.text
+
+
+class SlowToSleep(Dispatcher):
+    """Its lane is slow to fall asleep: a commit lands while it works out when to wake next."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.armed = False
+        self.deciding = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def next_due(self, lane: str) -> datetime | None:
+        due = await super().next_due(lane)  # nothing: it will sleep until woken (or for an hour)
+        if self.armed:
+            self.armed = False
+            self.deciding.set()
+            await self.go_on.wait()
+        return due
+
+
+async def test_a_wake_up_while_the_lane_decides_to_sleep_is_not_lost(
+    core: CoreContext, intake: Intake
+) -> None:
+    inbox = Inbox()
+    dispatcher = SlowToSleep(core.sessions, core.vault, {"telegram": inbox})
+    async with delivering(dispatcher) as delivery:
+        dispatcher.armed = True
+        delivery.wake()  # a pass that finds nothing, then stops to decide how long to sleep
+        async with asyncio.timeout(GUARD):
+            await dispatcher.deciding.wait()
+        now = utc_now()
+        await intake.receive(inbox.message("chat-1", TEACHING, now), now)  # its wake-up comes now
+        dispatcher.go_on.set()
+        assert [m.kind for m in await inbox.count(2)] == ["ack", "ask"]
