@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import BindParameter, Select, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import queue
@@ -106,6 +106,33 @@ class _Outcome:
     paced: bool = False
     parked: bool = False
     skipped: bool = False  # not tried: the pass ran out of time (see `run_lane`)
+
+
+def _claim_query(acks: bool) -> Select[OutboxRow, bool]:
+    """A lane's due rows (and rows whose sender died holding them), each with whether an earlier row
+    to its recipient is parked, read in the same statement (one snapshot: released in between, that row
+    would otherwise be overtaken). Built once: a lane runs it at every pass."""
+    now: BindParameter[datetime] = bindparam("now")
+    due = or_(
+        (OutboxRow.status == PENDING) & (OutboxRow.next_attempt_at <= now),
+        (OutboxRow.status == SENDING) & (OutboxRow.lease_until <= now),
+    )
+    return (
+        select(OutboxRow, queue.earlier_parked().label("held"))
+        .where(
+            OutboxRow.channel == bindparam("lane"),
+            queue.queued(),
+            due,
+            ~queue.earlier_waiting(),
+            OutboxRow.kind == ACK if acks else OutboxRow.kind != ACK,
+        )
+        .order_by(OutboxRow.id)
+        .limit(bindparam("batch"))
+        .with_for_update(of=OutboxRow, skip_locked=True)
+    )
+
+
+_CLAIM_ACKS, _CLAIM_OTHERS = _claim_query(acks=True), _claim_query(acks=False)
 
 
 class Dispatcher:
@@ -211,26 +238,15 @@ class Dispatcher:
     async def claim(self, lane: str, now: datetime) -> tuple[list[OutboxRow], int]:
         """Take `lane`'s due rows (and rows whose sender died holding them) under a lease; also returns
         how many it parked instead, behind a parked row to the same recipient."""
-        due = or_(
-            (OutboxRow.status == PENDING) & (OutboxRow.next_attempt_at <= now),
-            (OutboxRow.status == SENDING) & (OutboxRow.lease_until <= now),
-        )
         batch = self.limits(lane).batch
-        # Whether an earlier row to the same recipient is parked, read in the same statement (one
-        # snapshot): released in between, it would otherwise let this row overtake it.
-        query = (
-            select(OutboxRow, queue.earlier_parked().label("held"))
-            .where(OutboxRow.channel == lane, queue.queued(), due, ~queue.earlier_waiting())
-            .order_by(OutboxRow.id)
-            .with_for_update(of=OutboxRow, skip_locked=True)
-        )
+        params = {"lane": lane, "now": now, "batch": batch}
         async with self.sessions() as session, session.begin():
             # Acknowledgements first: in a burst a learner's number must not wait behind other
             # learners' questions (each learner's own messages keep their order all the same). A
             # quarter of the batch stays for the rest, so nothing waits for ever behind a flood.
-            found = list(await session.execute(query.where(OutboxRow.kind == ACK).limit(batch)))
+            found = list(await session.execute(_CLAIM_ACKS, params))
             rest = max(batch - len(found), batch // 4, 1)
-            found += await session.execute(query.where(OutboxRow.kind != ACK).limit(rest))
+            found += await session.execute(_CLAIM_OTHERS, {**params, "batch": rest})
             candidates = [row for row, _ in found]
             held = {row.id for row, is_held in found if is_held}
             claimed = []

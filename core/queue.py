@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column, select, update
+from sqlalchemy import ColumnElement, bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -114,16 +114,8 @@ async def next_due(sessions: async_sessionmaker[AsyncSession], lane: str) -> dat
     """When `lane` next has a row it may send: the earliest pending row not held back by an earlier one
     to its recipient, or the earliest lease to run out. None: nothing at all."""
     async with sessions() as session:
-        pending = await session.scalar(
-            select(func.min(OutboxRow.next_attempt_at)).where(
-                OutboxRow.channel == lane, queued(), OutboxRow.status == PENDING, ~earlier_waiting()
-            )
-        )
-        leased = await session.scalar(
-            select(func.min(OutboxRow.lease_until)).where(
-                OutboxRow.channel == lane, queued(), OutboxRow.status == SENDING
-            )
-        )
+        pending = await session.scalar(_NEXT_PENDING, {"lane": lane})
+        leased = await session.scalar(_NEXT_LEASE, {"lane": lane})
     times = [t for t in (pending, leased) if t is not None]
     return min(times) if times else None
 
@@ -205,3 +197,12 @@ async def states(
         waited = max(now - since, timedelta(0)) if since is not None else None
         states.append(LaneState(lane, waiting, waited, why_waiting, configured))
     return states
+
+
+# Built once: an idle lane asks them after every pass that found nothing.
+_NEXT_PENDING = select(func.min(OutboxRow.next_attempt_at)).where(
+    OutboxRow.channel == bindparam("lane"), queued(), OutboxRow.status == PENDING, ~earlier_waiting()
+)
+_NEXT_LEASE = select(func.min(OutboxRow.lease_until)).where(
+    OutboxRow.channel == bindparam("lane"), queued(), OutboxRow.status == SENDING
+)
