@@ -40,6 +40,7 @@ from tests.channels.mail.dovecot import Dovecot
 
 # The service's accounts, in its config; the load (pipeline_load) signs with the same secrets.
 MAILBOX = "complaints@school.example.cn"
+AUTHSERV_ID = "mx.school.example"  # the receiving server whose Authentication-Results the service trusts
 WECHAT_SECRET = "pipeline-app-secret"
 TELEGRAM_TOKEN = "7000001:AAbenchPipelineToken_x"
 TELEGRAM_SECRET = "pipeline-webhook-secret"
@@ -103,6 +104,7 @@ class Setup:
                 "smtp_port": self.sinks.smtp_port,
                 "smtp_tls": "none",
                 "from_address": MAILBOX,
+                "authserv_id": AUTHSERV_ID,
             }
         if self.webhooks:
             sections["channels.telegram"] = {

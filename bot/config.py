@@ -128,6 +128,10 @@ class EmailConfig(_Section):
     imap_poll_seconds: float = Field(default=60.0, gt=0)
     # Past this many e-mails from one address within an hour, mail is recorded but not answered (0: off).
     ack_per_sender_per_hour: int = Field(default=20, ge=0)
+    # The authserv-id of our own receiving mail server's Authentication-Results header (RFC 8601), e.g.
+    # "mx.school.edu.cn": its verdict is trusted (an aligned dmarc=pass vouches for the sender; a DMARC
+    # or SPF failure is not answered). Unset: no such header is believed, whoever claims to write it.
+    authserv_id: str | None = None
     # Senders' mail taken in at once: PostgreSQL gains from a few; SQLite writes one at a time anyway.
     intake_workers: int = Field(default=32, ge=1, le=64)
 

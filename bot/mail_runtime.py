@@ -64,7 +64,10 @@ def manager_addresses(sessions: async_sessionmaker[AsyncSession]) -> ManagerAddr
 
 
 def email_senders(
-    settings: Settings, *, staff_sessions: async_sessionmaker[AsyncSession] | None = None
+    settings: Settings,
+    *,
+    staff_sessions: async_sessionmaker[AsyncSession] | None = None,
+    id_secret: bytes | None = None,
 ) -> dict[str, Sender]:
     """`email` when SMTP is configured (`smtp_host` and `from_address`); `staff` too when
     `staff_sessions` is given, for a school whose staff read mail instead of a Telegram chat.
@@ -77,7 +80,7 @@ def email_senders(
         return {}
     from_name = config.from_name or settings.department_names().get(FIRST_CONTACT)
     try:
-        mail = MailSender(smtp_server(config), config.from_address, from_name=from_name)
+        mail = MailSender(smtp_server(config), config.from_address, from_name=from_name, id_secret=id_secret)
     except (ValueError, IndexError) as exc:
         raise ConfigError(f"channels.email.from_address: not an e-mail address: {exc}") from None
     senders: dict[str, Sender] = {"email": mail}
@@ -86,7 +89,7 @@ def email_senders(
             key: _addresses(department.email, f"departments.{key}.email")
             for key, department in settings.departments.items()
         }
-        desk = MailSender(smtp_server(config), config.from_address, from_name=from_name)
+        desk = MailSender(smtp_server(config), config.from_address, from_name=from_name, id_secret=id_secret)
         senders["staff"] = MailStaffSink(
             desk,
             {key: found for key, found in departments.items() if found},
@@ -119,7 +122,8 @@ def start_email(application: Application, settings: Settings) -> EmailRuntime:
     config = settings.channels.email
     dispatcher = application.dispatcher
     staff = None if "staff" in dispatcher.senders else application.core.sessions
-    senders = email_senders(settings, staff_sessions=staff)
+    secret = application.core.vault.derived_key("message-id")
+    senders = email_senders(settings, staff_sessions=staff, id_secret=secret)
     dispatcher.senders.update(senders)
     reader = MailReader(
         application.intake,
@@ -127,6 +131,7 @@ def start_email(application: Application, settings: Settings) -> EmailRuntime:
         per_sender_per_hour=config.ack_per_sender_per_hour,
         workers=config.intake_workers,
         own_addresses=[config.from_address or ""],
+        authserv_id=config.authserv_id,
         clock=utc_now,
     )
     source: ImapSource | MaildirSource

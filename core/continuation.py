@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session
 from core.messages import InboundMessage, storage_key
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
 from core.numbers import find_ticket_numbers
+from core.outbox import recipient_key
+from core.privacy import Vault
 from core.workflow import OPEN_STATES
 
 
@@ -88,3 +90,37 @@ def foreign_reference(session: Session, message: InboundMessage, learner_id: int
         return None
     ticket = session.get(Ticket, ticket_id)
     return ticket.number if ticket is not None and ticket.learner_id != learner_id else None
+
+
+def answers_our_mail(session: Session, vault: Vault, message: InboundMessage) -> bool:
+    """Whether the message replies to one we sent to its sender's address: In-Reply-To or References
+    name the id of a message of ours to that very recipient. Our e-mail Message-IDs are keyed with a
+    server secret, so naming one is proof of having received it, which a forged From is not."""
+    refs = [ref for ref in dict.fromkeys((message.reply_to, *message.references)) if ref]
+    key = recipient_key(vault, message.channel, message.sender_id)
+    if not refs or key is None:
+        return False
+    found = session.scalar(
+        select(OutboxRow.id)
+        .where(
+            OutboxRow.channel == message.channel,
+            OutboxRow.external_ref.in_(refs[-50:]),
+            OutboxRow.recipient_key == key,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def named_foreign_tickets(
+    session: Session, message: InboundMessage, learner_id: int, prefix: str
+) -> list[str]:
+    """Numbers of other learners' tickets the message names (a caller quoting "their" number): never
+    joined, since a number is no proof of whose it is, but staff see it on the new ticket."""
+    numbers = {str(n) for n in find_ticket_numbers(f"{message.text or ''} {message.subject or ''}", prefix)}
+    if not numbers:
+        return []
+    found = session.scalars(
+        select(Ticket.number).where(Ticket.number.in_(numbers), Ticket.learner_id != learner_id)
+    )
+    return sorted(found)

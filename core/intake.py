@@ -14,8 +14,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,13 @@ from core.announce import TicketFacts, acknowledgement, staff_messages
 from core.callback import callback_task, reachable_identity, request_callback, wants_callback
 from core.classify import Classification, classify
 from core.context import CoreContext
-from core.continuation import continued_ticket, foreign_reference, referenced_ticket
+from core.continuation import (
+    answers_our_mail,
+    continued_ticket,
+    foreign_reference,
+    named_foreign_tickets,
+    referenced_ticket,
+)
 from core.details import first_missing, question, take_answer
 from core.inbound import inbound_values, known_contact, printable, summary
 from core.kept_aside import IdReused, NotAComplaint
@@ -46,7 +52,9 @@ log = logging.getLogger(__name__)
 
 # Conflicts on the dedupe and identity keys resolve on the next try; a few tries are plenty.
 _MAX_TRIES = 5
-STAFF_LOGGED = "staff"  # the channel of complaints staff log on a learner's behalf (/log)
+STAFF_LOGGED = "staff"
+# Where anyone can claim any sender (a From header): acknowledgements to unknown addresses are capped.
+CAPPED_CHANNELS = frozenset({"email"})  # the channel of complaints staff log on a learner's behalf (/log)
 _INSERT_TICKET = insert(Ticket).returning(Ticket.id)
 # Built once (intake's first statement, every time): the same message received before, or its erased form.
 _RECEIVED = select(Message.id, Message.ticket_id, Message.sender_index, Message.external_id).where(
@@ -174,9 +182,14 @@ class Intake:
             if existing.external_id != erased and existing.sender_index != sender_index:
                 return None
             return self._duplicate(session, existing.id, existing.ticket_id)
+        # Only a sender the platform vouches for, or whose mail answers ours, may act, answer a
+        # question or link identities; anything else is recorded for staff and changes nothing more.
+        proven = message.sender_verified or answers_our_mail(session, self.core.vault, message)
         learner, identity, new = learners.find_or_create(
-            session, self.core.vault, message, classification.language, now
+            session, self.core.vault, message, classification.language, now, proven=proven
         )
+        if not proven:
+            act = None
         ticket, acting = None, None
         # A learner new just now has no ticket to continue or act on: nothing to look up.
         known = learner if not new else None
@@ -188,7 +201,7 @@ class Intake:
             ticket = ticket or referenced_ticket(session, message)
             if ticket is None:
                 return _NOT_A_COMPLAINT
-            return self._continue(session, ticket, learner, identity, message, inbound, now, None)
+            return self._continue(session, ticket, learner, identity, message, inbound, now, None, proven)
         if act is not None and known is not None:
             # An act names its ticket more loosely than a message (a lone "5" is the pending survey's
             # score); only when it fits the ticket's state does it take that ticket.
@@ -201,8 +214,22 @@ class Intake:
         if ticket is None and not message.new_ticket and known is not None:
             ticket = continued_ticket(session, message, known, identity, self.core.prefix)
         if ticket is not None:
-            return self._continue(session, ticket, learner, identity, message, inbound, now, acting)
+            return self._continue(session, ticket, learner, identity, message, inbound, now, acting, proven)
+        if new and not proven and message.unanswered is None:
+            message = self._capped(session, message, now)
         return self._open(session, learner, identity, message, classification, inbound, now)
+
+    def _capped(self, session: Session, message: InboundMessage, now: datetime) -> InboundMessage:
+        """The message, left unanswered when too many unknown addresses already got an acknowledgement
+        this hour: a forged From would make us mail strangers (backscatter); staff review the rest."""
+        cap = self.core.policy.intake.new_sender_acks_per_hour
+        if not cap or message.channel not in CAPPED_CHANNELS:
+            return message
+        seen = learners.new_addresses_since(session, message.channel, now - timedelta(hours=1))
+        if seen <= cap:  # this message's own new identity is among them
+            return message
+        log.warning("intake %s: %d new addresses this hour, not answered", message.external_id, seen)
+        return replace(message, unanswered=f"held for staff review: over {cap} new addresses in an hour")
 
     def _duplicate(self, session: Session, message_id: int, ticket_id: int) -> IntakeResult:
         ticket = session.get_one(Ticket, ticket_id)
@@ -292,6 +319,8 @@ class Intake:
         rows.clock("claim", now, claim_due)
         reasons = "; ".join(classification.reasons) or "no keyword matched"
         rows.event(now, f"learner:{message.channel}", "received", f"via {message.channel}")
+        if message.unanswered:
+            rows.event(now, "complaintbot", "not_acknowledged", message.unanswered)
         rows.event(
             now,
             "complaintbot",
@@ -301,6 +330,8 @@ class Intake:
         rows.event(now, "complaintbot", "routed", department)
         if linked := foreign_reference(session, message, learner.id):  # staff see the thread it answers
             rows.event(now, "complaintbot", "linked", f"replies to {linked}, a ticket of another sender")
+        for named in named_foreign_tickets(session, message, learner.id, core.prefix):
+            rows.event(now, "complaintbot", "linked", f"names {named}, a ticket of another learner")
         ticket = TicketFacts(ticket_id, values)
         replies = []
         if ack_to is not None:
@@ -353,9 +384,11 @@ class Intake:
         inbound: dict[str, Any],
         now: datetime,
         acting: str | None = None,
+        proven: bool = True,
     ) -> IntakeResult:
         """Add the message to `ticket`. `acting`: the learner act it carries out (`with_act` does that
-        next): it is no answer to a details question, and the act's own outcome tells staff."""
+        next): it is no answer to a details question, and the act's own outcome tells staff. Not
+        `proven`, it is recorded only: it answers nothing (a forged one could change the contact)."""
         core = self.core
         connection = session.connection()
         message_id = (connection.execute(_INSERT_MESSAGE, {**inbound, "ticket_id": ticket.id})).scalar_one()
@@ -367,7 +400,12 @@ class Intake:
         replies: list[dict[str, Any]] = []
         # Only an answer from the address the question went to counts (a voicemail that names the
         # ticket is news, not the answer to "which course?"), and never a robot's.
-        own = ticket.identity_id == identity.id and message.auto_reply is None and not message.unanswered
+        own = (
+            proven
+            and ticket.identity_id == identity.id
+            and message.auto_reply is None
+            and not message.unanswered
+        )
         answered = ticket.awaiting_field if own else None
         actor = f"learner:{message.channel}"
         if message.channel == "voicemail" and wants_callback(session, ticket.id, message):
@@ -380,7 +418,10 @@ class Intake:
             rows.write(session)
             return _result(ticket.number, ticket.id, message_id, created=False, replies=[], act=acting)
         else:
-            rows.event(now, actor, "message", message.auto_reply and f"automatic: {message.auto_reply}")
+            detail = f"automatic: {message.auto_reply}" if message.auto_reply else None
+            if not proven:
+                detail = "sender not verified: recorded only, no act or answer taken"
+            rows.event(now, actor, "message", detail)
         _hold_for_inline_reply(replies, message)
         notice = core.templates.render(
             core.staff_locale, "notice_learner_message.txt", number=ticket.number, text=summary(message, 500)

@@ -1,8 +1,10 @@
 """Learner identities: one learner, many addresses (a Telegram chat, a WeChat OpenID, an e-mail, a phone).
 
 Addresses are stored encrypted and found through keyed hashes. A new address is linked to an
-existing learner when the message carries a phone number or e-mail address already known for one,
-so a caller who complained on WeChat before is recognised on the hotline.
+existing learner only by proof: when a message the platform vouches for (a Telegram contact shared by
+its own account, an e-mail our mail server or our own thread vouches for) carries a phone number or
+e-mail address already known for one. A caller ID or a From header alone links nothing: anyone can
+set them, and a link would send that learner's replies where the impostor wants.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from core.messages import InboundMessage
@@ -35,14 +37,21 @@ T = TypeVar("T", Learner, LearnerIdentity)
 
 
 def find_or_create(
-    session: Session, vault: Vault, message: InboundMessage, locale: str, now: datetime
+    session: Session,
+    vault: Vault,
+    message: InboundMessage,
+    locale: str,
+    now: datetime,
+    *,
+    proven: bool = True,
 ) -> tuple[Learner, LearnerIdentity, bool]:
     """The learner behind the message's sender and that address's identity, created when new; and
-    whether the learner is new (no tickets to continue, nothing to look up)."""
+    whether the learner is new (no tickets to continue, nothing to look up). Unless `proven` (the
+    sender is who they say), the phone or e-mail the message carries neither links nor is recorded."""
     address_index = vault.blind_index(message.channel, message.sender_id)
     identity = session.scalar(_IDENTITY, {"channel": message.channel, "address_index": address_index})
-    phone_index = _index(vault, "phone", message.phone)
-    email_index = _index(vault, "email", message.email)
+    phone_index = _index(vault, "phone", message.phone) if proven else None
+    email_index = _index(vault, "email", message.email) if proven else None
     new = False
     if identity is not None:
         learner = session.get_one(Learner, identity.learner_id)
@@ -79,6 +88,18 @@ def find_or_create(
     if email_index and not learner.email_index:
         learner.email_enc, learner.email_index = vault.encrypt_opt(message.email), email_index
     return learner, identity, new
+
+
+def new_addresses_since(session: Session, channel: str, since: datetime) -> int:
+    """How many addresses of `channel` wrote to us for the first time since `since`."""
+    return (
+        session.scalar(
+            select(func.count(LearnerIdentity.id)).where(
+                LearnerIdentity.channel == channel, LearnerIdentity.created_at >= since
+            )
+        )
+        or 0
+    )
 
 
 def _inserted(session: Session, model: type[T], statement: Any, values: dict[str, Any]) -> T:

@@ -75,6 +75,10 @@ class InboundMessage:
     # Until when the platform's response to this very message can carry the first reply (WeChat's
     # passive reply): that reply is not sent otherwise before then.
     reply_inline_until: datetime | None = None
+    # Whether the platform vouches that `sender_id` (and the phone or e-mail it carries) is really the
+    # sender's: a bot account or a signed webhook does; a caller ID or an e-mail From alone does not.
+    # Unverified, a message acts on nothing, answers no question and links no identities.
+    sender_verified: bool = True
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:

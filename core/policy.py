@@ -54,6 +54,8 @@ class HotlinePolicy(_Model):
 class IntakePolicy(_Model):
     ask_fields: list[str] = Field(default_factory=lambda: ["course", "expected_resolution", "contact"])
     handoff_minutes: int = 30
+    # Acknowledgements to e-mail addresses never seen before, per hour; past it, held for staff (0: no cap).
+    new_sender_acks_per_hour: int = Field(default=300, ge=0)
 
     @field_validator("ask_fields")
     @classmethod

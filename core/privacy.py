@@ -65,10 +65,16 @@ class Vault:
         # The blind-index key comes from the LAST (oldest) key, not the first: rotation puts a new key in
         # front, and every stored index must stay valid. Retiring that oldest key means recomputing every
         # stored index with the new last key before it is removed from the list.
-        oldest = base64.urlsafe_b64decode(keys[-1].strip())
+        self._oldest = base64.urlsafe_b64decode(keys[-1].strip())
         self._index_key = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=_BLIND_INDEX_INFO
-        ).derive(oldest)
+        ).derive(self._oldest)
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A secret of its own for `purpose` (e.g. unguessable Message-IDs), from the same oldest key as
+        the blind index, so it stays the same while keys are rotated in front of it."""
+        info = f"complaintbot/{purpose}/v1".encode()
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._oldest)
 
     def encrypt(self, value: str) -> str:
         return self._fernet.encrypt(value.encode("utf-8")).decode("ascii")

@@ -10,6 +10,7 @@ clients and servers deduplicate, and a learner's answer (In-Reply-To) finds the 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import html
 import re
 from collections.abc import Iterable, Sequence
@@ -71,15 +72,17 @@ def domain_of(address: str) -> str:
         return domain
 
 
-def message_id(message: OutboundMessage, domain: str) -> str:
+def message_id(message: OutboundMessage, domain: str, secret: bytes | None = None) -> str:
     """Our Message-ID for one outbox row, the same on every attempt.
 
     The key alone would repeat after a database is rebuilt (keys count rows); recipient and ticket
     number, which carry the date, keep two different messages from sharing an id, which some
-    providers would silently treat as a duplicate and hide.
+    providers would silently treat as a duplicate and hide. Keyed with the server's `secret`, nobody
+    else can compute it: a mail that names it in In-Reply-To answers a mail we really sent there.
     """
-    seed = "\n".join((message.key, message.recipient, message.ticket_number or ""))
-    return f"<{hashlib.sha256(seed.encode('utf-8')).hexdigest()[:32]}@{domain}>"
+    seed = "\n".join((message.key, message.recipient, message.ticket_number or "")).encode("utf-8")
+    digest = hmac.new(secret, seed, hashlib.sha256) if secret else hashlib.sha256(seed)
+    return f"<{digest.hexdigest()[:32]}@{domain}>"
 
 
 def locale_of(message: OutboundMessage) -> str:
@@ -151,15 +154,17 @@ def compose(
     to: Sequence[Address],
     now: datetime,
     locale: str | None = None,
+    id_secret: bytes | None = None,
 ) -> Message:
-    """The whole mail for one outbox row: headers, plain text and its HTML alternative, in UTF-8."""
+    """The whole mail for one outbox row: headers, plain text and its HTML alternative, in UTF-8.
+    `id_secret` keys the Message-ID (`message_id`)."""
     locale = locale or locale_of(message)
     headers: list[tuple[str, str | Address | list[Address]]] = [
         ("From", sender),
         ("To", list(to)),
         ("Subject", subject_of(message, locale)),
         ("Date", format_datetime(now)),
-        ("Message-ID", message_id(message, domain_of(sender.addr_spec))),
+        ("Message-ID", message_id(message, domain_of(sender.addr_spec), id_secret)),
     ]
     thread = references_of(message)
     if thread:

@@ -132,6 +132,9 @@ def _parse(raw: bytes, received_at: datetime) -> InboundMessage:
         attachments=tuple(body.files),
         raw=_raw(msg, message_id, trimmed, body.from_html, problems),
         auto_reply=auto_reply_reason(msg, address, subject),
+        # A From header is the sender's say-so: the reader believes it only when our mail server vouches
+        # for it, and intake when the mail answers one we sent to that address.
+        sender_verified=False,
     )
 
 
@@ -215,6 +218,9 @@ def _raw(
         value = header(msg, name)
         if value is not None:
             kept[key] = value[:_HEADER_KEPT_CHARS]
+    results = msg.get_all("Authentication-Results") or []
+    if results:  # topmost first, as the servers on the way prepended them (channels.mail.trust)
+        kept["authentication_results"] = [str(value)[:_HEADER_KEPT_CHARS] for value in results[:5]]
     kept["content_type"] = content_type(msg)
     if trimmed:
         kept["quote_trimmed"] = True

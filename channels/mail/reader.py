@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.mail.parse import MailError, message_key, parse_mail
+from channels.mail.trust import sender_verdict
 from core.context import CoreContext
 from core.intake import Intake
 from core.kept_aside import KeptAside
@@ -100,6 +101,7 @@ class MailReader:
         workers: int = 1,
         max_failures: int = 5,
         own_addresses: Iterable[str] = (),
+        authserv_id: str | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.intake = intake
@@ -115,6 +117,8 @@ class MailReader:
         self._failures: dict[str, int] = {}
         # Our own From (staff mail sent to a desk address that is this mailbox): never taken in.
         self.own_addresses = frozenset(a.strip().lower() for a in own_addresses if a.strip())
+        # Whose Authentication-Results we believe (our receiving server's), if any.
+        self.authserv_id = authserv_id
 
     async def take(self, mail: Mail, now: datetime, recent: int | None = None) -> Outcome:
         """Commit one message (or keep it for staff); raises when nothing could be committed.
@@ -127,6 +131,7 @@ class MailReader:
         if message.sender_id in self.own_addresses:
             log.info("e-mail %s is our own (from %s): not taken in", mail.ref, message.sender_id)
             return "kept"
+        message = self._checked(message)
         if self.per_sender_per_hour and message.auto_reply is None:
             if recent is None:
                 recent = (await self.recent([message.sender_id], now)).get(message.sender_id, 0)
@@ -147,6 +152,18 @@ class MailReader:
             " (already received)" if result.duplicate else "",
         )
         return "duplicate" if result.duplicate else "taken"
+
+    def _checked(self, message: InboundMessage) -> InboundMessage:
+        """The message as our mail server vouches for its sender: verified on an aligned DMARC pass;
+        on a DMARC or SPF failure recorded for staff but never answered (no backscatter to a forged From)."""
+        results = message.raw.get("authentication_results") or []
+        verdict = sender_verdict(results, self.authserv_id, message.sender_id)
+        if verdict == "pass":
+            return replace(message, sender_verified=True)
+        if verdict == "fail" and message.unanswered is None:
+            log.warning("e-mail %s: the sender failed DMARC/SPF, not answered", message.external_id)
+            return replace(message, unanswered="the sender's address failed DMARC/SPF at our mail server")
+        return message
 
     async def take_all(self, mails: Sequence[Mail], now: datetime) -> MailReport:
         """Take every message, each sender's in order, up to `workers` senders at once."""

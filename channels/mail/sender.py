@@ -67,8 +67,11 @@ class MailSender:
         from_name: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         limits: LaneLimits = MAIL_LIMITS,
+        id_secret: bytes | None = None,
     ) -> None:
         self.server = server
+        # Keys our Message-IDs, so that a reply naming one proves it answers our mail to that address.
+        self.id_secret = id_secret
         # Checked here, at start-up: a bad From would otherwise fail every message one by one.
         self.sender = Address(display_name=from_name or "", addr_spec=from_address)
         envelope_address(self.sender)
@@ -78,7 +81,7 @@ class MailSender:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         to = address(message.recipient)
-        mail = compose(message, sender=self.sender, to=[to], now=self.clock())
+        mail = compose(message, sender=self.sender, to=[to], now=self.clock(), id_secret=self.id_secret)
         await self.deliver(mail, [to])
         return SendResult(external_ref=str(mail["Message-ID"]))
 
@@ -135,7 +138,14 @@ class MailStaffSink:
             raise NotConfiguredError(f"no e-mail address for staff {message.recipient!r}: add {where}")
         if card_ref is not None and message.kind != "card":
             message = replace(message, reply_to=card_ref)
-        mail = compose(message, sender=self.mail.sender, to=to, now=self.mail.clock(), locale=self.locale)
+        mail = compose(
+            message,
+            sender=self.mail.sender,
+            to=to,
+            now=self.mail.clock(),
+            locale=self.locale,
+            id_secret=self.mail.id_secret,
+        )
         refused = await self.mail.deliver(mail, to)
         if refused:
             log.warning(

@@ -154,6 +154,7 @@ def message(
         phone=phone,
         attachments=attachments,
         raw=dict(raw),
+        sender_verified=False,  # a caller ID is whatever the caller's network says: anyone can set it
     )
 
 

@@ -19,7 +19,7 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.messages import InboundMessage
-from core.models import Clock, Learner, OutboxRow, Ticket
+from core.models import Clock, Event, Learner, OutboxRow, Ticket
 from core.tickets import apply_move, get_ticket
 from core.workflow import Actor, WorkflowError
 from tests.conftest import at
@@ -102,53 +102,58 @@ async def test_an_empty_transcript_still_opens_a_ticket_and_the_call_back_fills_
             await apply_move(core, session, ticket, "called", HOTLINE, at("2026-11-25 09:30"))
 
 
-async def test_a_known_caller_is_linked_and_acknowledged_on_the_channel_they_wrote_from(
+async def test_a_caller_id_alone_links_no_learner_and_writes_nothing_to_their_other_channels(
     core: CoreContext, intake: Intake, dispatcher: Dispatcher, learner_channel: FakeChannel
 ) -> None:
+    # Anyone can call with someone else's number: a link would send the impostor's acknowledgement,
+    # and later the staff's replies, to the real owner's Telegram.
     now = at("2026-11-24 15:00")
     first = await intake.receive(
         learner_channel.message("7001", "退费申请三个月了还没到账", now, phone="13812348000"), now
     )
+    await dispatcher.drain(now)
+    before = learner_channel.texts_to("7001")
     later = at("2026-11-24 22:30")
     second = await intake.receive(call("2.1", "我想投诉老师上课总是迟到", later), later)
     assert second.created and second.ticket_number != first.ticket_number
     async with core.sessions() as session:
         tickets = list(await session.scalars(select(Ticket).order_by(Ticket.id)))
-        assert len((await session.scalars(select(Learner))).all()) == 1
-    assert tickets[0].learner_id == tickets[1].learner_id
+        learners = list(await session.scalars(select(Learner).order_by(Learner.id)))
+    assert len(learners) == 2 and tickets[0].learner_id != tickets[1].learner_id
+    assert learners[1].phone_index is None  # the caller ID is not recorded as a proven phone either
     await dispatcher.drain(later)
-    ack = learner_channel.texts_to("7001")[-1]
-    assert second.ticket_number in ack and "2026-11-25 10:00" in ack and "回拨" in ack
-    _, clocks, _ = await _rows(core, second.ticket_number)
-    assert clocks["acknowledge"].met_at == later  # the written acknowledgement met the clock
+    assert learner_channel.texts_to("7001") == before
+    _, clocks, outbox = await _rows(core, second.ticket_number)
+    assert "acknowledge" not in clocks  # the call-back is the acknowledgement
+    assert clocks["callback"].due_at == at("2026-11-25 10:00")
+    assert not [row for row in outbox if row.channel != "staff"]
 
 
-async def test_a_transcript_naming_the_callers_open_ticket_continues_it(
+async def test_a_transcript_naming_another_learners_ticket_opens_its_own_and_staff_see_the_number(
     core: CoreContext, intake: Intake
 ) -> None:
     now = at("2026-11-24 15:00")
     telegram = FakeChannel("telegram")
     first = await intake.receive(telegram.message("7002", "老师上课总是迟到", now, phone="13812348000"), now)
-    before, _, _ = await _rows(core, first.ticket_number)
-    assert before.awaiting_field == "course"
     later = at("2026-11-25 06:10")
     said = f"我之前投诉过，编号 {first.ticket_number}，到现在没人联系我"
     result = await intake.receive(call("3.1", said, later), later)
-    assert not result.created and result.ticket_number == first.ticket_number
-    ticket, clocks, outbox = await _rows(core, first.ticket_number)
+    # A number is no proof of whose ticket it is: the call opens its own, with its own call-back.
+    assert result.created and result.ticket_number != first.ticket_number
+    before, _, outbox = await _rows(core, first.ticket_number)
+    assert before.awaiting_field == "course" and before.course is None
+    assert not any("没人联系我" in str(row.payload.get("text")) for row in outbox)
+    _, clocks, _ = await _rows(core, result.ticket_number)
     assert clocks["callback"].due_at == at("2026-11-25 10:00")
-    # The voicemail is news for staff, not the answer to "which course?" asked on Telegram.
-    assert ticket.awaiting_field == "course" and ticket.course is None
-    assert any(row.kind == "notice-staff" and "没人联系我" in str(row.payload["text"]) for row in outbox)
-    # A second call on the same ticket does not open a second call-back.
-    await intake.receive(call("3.2", said, later), later)
     async with core.sessions() as session:
-        open_callbacks = await session.scalars(
-            select(Clock).where(
-                Clock.ticket_id == ticket.id, Clock.stage == "callback", Clock.met_at.is_(None)
-            )
+        ticket = await get_ticket(session, result.ticket_number)
+        linked = await session.scalar(
+            select(Event.detail).where(Event.ticket_id == ticket.id, Event.action == "linked")
         )
-        assert len(open_callbacks.all()) == 1
+    assert linked == f"names {first.ticket_number}, a ticket of another learner"
+    # The same call again is the same ticket.
+    again = await intake.receive(call("3.1", said, later), later)
+    assert again.duplicate and again.ticket_number == result.ticket_number
 
 
 async def test_withheld_numbers_are_never_one_caller(core: CoreContext, intake: Intake) -> None:

@@ -112,17 +112,19 @@ async def learner_replies(core: CoreContext, external_id: str) -> int:
 
 
 async def test_a_flood_from_one_sender_is_recorded_without_replies(core: CoreContext, intake: Intake) -> None:
-    reader = MailReader(intake, core, per_sender_per_hour=2)
+    # Our mail server vouches for the sender, so the second mail counts as the answer it is.
+    reader = MailReader(intake, core, per_sender_per_hour=2, authserv_id="mx.school.example.cn")
     texts = [ZH, "课程名称是 Python 全栈班", "我的电话是 13800138000", "还有，退款什么时候到？"]
     ids = [f"<flood-{i}@163.com>" for i in range(len(texts))]
+    vouched = {"Authentication-Results": "mx.school.example.cn; dmarc=pass header.from=163.com"}
     for n, (text, mid) in enumerate(zip(texts, ids, strict=True)):
-        raw = complaint_mail("li.ming@163.com", text, message_id=mid)
+        raw = complaint_mail("li.ming@163.com", text, message_id=mid, headers=vouched)
         assert await reader.take(prepare(str(n), raw, NOW), NOW + timedelta(minutes=n)) == "taken"
     assert [await learner_replies(core, mid) > 0 for mid in ids] == [True, True, False, False]
     assert (await tally(core))["inbound"] == 4  # recorded all the same
 
     # An hour later the sender may write again and is answered.
-    later = complaint_mail("li.ming@163.com", "请尽快处理", message_id="<later@163.com>")
+    later = complaint_mail("li.ming@163.com", "请尽快处理", message_id="<later@163.com>", headers=vouched)
     assert await reader.take(prepare("9", later, NOW), NOW + timedelta(minutes=70)) == "taken"
     assert await learner_replies(core, "<later@163.com>") > 0
 

@@ -31,7 +31,7 @@ from bot.web import create_app
 from channels.voicemail.parse import MAX_BYTES
 from core.context import CoreContext
 from core.intake import Intake
-from core.models import Base, Clock, Learner, Message, OutboxRow, Ticket, Unparsed
+from core.models import Base, Clock, LearnerIdentity, Message, OutboxRow, Ticket, Unparsed
 
 SECRET = "voicemail-shared-secret"
 TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"
@@ -290,8 +290,10 @@ async def test_a_twilio_callback_with_its_signature_opens_a_ticket_for_the_calle
     (ticket,) = await rig.tickets()
     assert (ticket.number, ticket.channel) == (response.json()["ticket"], "voicemail")
     async with rig.core.sessions() as session:
-        learner = await session.get(Learner, ticket.learner_id)
-    assert learner is not None and rig.core.vault.decrypt_opt(learner.phone_enc) == CALLER
+        identity = await session.get(LearnerIdentity, ticket.identity_id)
+    # The caller is known by the number that called (to call back), not as a proven phone of a learner.
+    assert identity is not None and identity.channel == "voicemail"
+    assert rig.core.vault.decrypt(identity.address_enc) == CALLER
 
 
 @pytest.mark.parametrize(
