@@ -21,6 +21,7 @@ from bot.app import Application
 from bot.config import Settings
 from bot.staff_commands import StaffChats, StaffCommands
 from bot.telegram import TelegramUpdates
+from bot.telegram_gate import UpdateGate
 from bot.web import telegram_webhook
 from channels.telegram.poller import ALLOWED_UPDATES, TelegramPoller
 from channels.telegram.sender import GroupPacing, TelegramBot, TelegramSender, TelegramStaffSink, make_bot
@@ -132,7 +133,8 @@ async def start_telegram(application: Application, settings: Settings) -> Telegr
 async def _start_webhook(parts: TelegramParts, settings: Settings) -> TelegramRuntime:
     config = settings.channels.telegram
     assert config.webhook_url and config.webhook_secret  # TelegramConfig.missing() checked both
-    route = telegram_webhook(parts.updates, config.webhook_secret)
+    # One chat's updates in Telegram's order; one that keeps failing kept for staff, like polling.
+    route = telegram_webhook(UpdateGate(parts.updates, parts.updates.give_up), config.webhook_secret)
     try:
         await parts.bot.set_webhook(
             config.webhook_url, secret_token=config.webhook_secret, allowed_updates=ALLOWED_UPDATES

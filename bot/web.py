@@ -64,8 +64,9 @@ def telegram_webhook(
     """`POST /telegram`: Telegram's webhook delivery, handed to the same handler long polling uses.
 
     The secret header is checked first (403, nothing read or stored). The answer is 200 only after the
-    handler returned, i.e. after the update's effects are committed; if it raises, 500 makes Telegram
-    deliver the update again, and the handler's dedupe keeps a redelivery from creating anything twice.
+    handler returned, i.e. after the update's effects are committed (or, through `UpdateGate`, after an
+    update that keeps failing was kept for staff); if it raises, 500 makes Telegram deliver the update
+    again, and the handler's dedupe keeps a redelivery from creating anything twice.
     """
     if not secret:
         raise ValueError("a Telegram webhook needs a non-empty secret")

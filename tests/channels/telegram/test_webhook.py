@@ -29,7 +29,7 @@ from bot.web import TELEGRAM_SECRET_HEADER, create_app
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.models import Base, OutboxRow, Ticket
+from core.models import Base, OutboxRow, Ticket, Unparsed
 from core.numbers import find_ticket_numbers
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port
@@ -277,6 +277,30 @@ async def test_a_failure_after_commit_gets_500_and_the_redelivery_creates_nothin
     texts = rig.botapi.texts_to(LEARNER)
     assert texts and find_ticket_numbers(texts[0])
     assert len(texts) == len(set(texts))  # the acknowledgement and follow-up question, each once
+
+
+async def test_an_update_that_keeps_failing_is_kept_for_staff_and_answered_200(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram would redeliver a failing update for a day, holding the chat back: after five tries it
+    is kept raw with the reason, as polling does, and the next update of the chat goes through."""
+
+    async def always_failing(message: Any, now: datetime) -> Any:
+        raise RuntimeError("a bug in intake")
+
+    receive = rig.application.intake.receive
+    monkeypatch.setattr(rig.application.intake, "receive", always_failing)
+    update = rig.botapi.learner_message(LEARNER, COMPLAINT)
+    answers = [(await rig.push(update)).status_code for _ in range(5)]
+    assert answers == [500, 500, 500, 500, 200]
+    async with rig.core.sessions() as session:
+        (kept,) = (await session.scalars(select(Unparsed))).all()
+    assert kept.external_id == f"update:{update['update_id']}" and "a bug in intake" in kept.reason
+    assert rig.core.vault.decrypt(kept.raw_enc).count(COMPLAINT) == 1  # nothing lost
+
+    monkeypatch.setattr(rig.application.intake, "receive", receive)
+    assert (await rig.push(rig.botapi.learner_message(LEARNER, "还有一件事"))).status_code == 200
+    assert await rig.count(Ticket) == 1
 
 
 def test_webhook_mode_without_url_or_secret_is_skipped_with_the_reason() -> None:
