@@ -7,6 +7,7 @@ import getpass
 import json
 import logging
 import os
+import tomllib
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -21,8 +22,10 @@ from bot.cli_base import State, fail, guarded, out, settings, with_app
 from bot.cli_learner import learner_app
 from bot.cli_staff import staff_app
 from bot.cli_sweep import parse_at, sweep_command
+from bot.config import PrivacyConfig, ServiceConfig
 from bot.errors import os_reason
 from core.db import upgrade
+from core.keycheck import check_key
 from core.policy import DEFAULT_POLICY_TEXT
 from core.privacy import generate_key
 from core.tickets import LIST_FILTERS, get_ticket, list_tickets, record_disclosure, summary_view, ticket_view
@@ -78,8 +81,10 @@ def init(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise fail(f"cannot create {directory}: {os_reason(exc)}") from None
+    # A key that data may already be written with is never replaced: --force keeps it.
+    key = ",".join(_existing_keys(config_file)) or generate_key()
     for path, text in (
-        (config_file, example.replace("@PRIVACY_KEY@", generate_key())),
+        (config_file, example.replace("@PRIVACY_KEY@", key)),
         (policy_file, DEFAULT_POLICY_TEXT),
     ):
         # The config holds the privacy key: created readable by its owner only, never for a moment more.
@@ -103,6 +108,7 @@ def init(
         application = build(loaded, create_key=False)
         try:
             await upgrade(application.engine)
+            await check_key(application.core.sessions, application.core.vault, datetime.now(UTC))
         finally:
             await application.close()
 
@@ -114,12 +120,30 @@ def init(
     )
 
 
+def _existing_keys(config_file: Path) -> list[str]:
+    """The privacy keys an existing config file names, or its service's key file holds (none: a new
+    install). Read from the file alone: a key given by environment variable stays out of the file."""
+    if not config_file.exists():
+        return []
+    try:
+        data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise fail(f"{config_file} exists but cannot be read ({exc}): move it away to start afresh") from None
+    keys = PrivacyConfig(key=data.get("privacy", {}).get("key")).keys()
+    var_dir = Path(str(data.get("service", {}).get("var_dir", ServiceConfig().var_dir)))
+    key_file = (var_dir if var_dir.is_absolute() else config_file.parent / var_dir) / "privacy.key"
+    if not keys and key_file.exists():
+        keys = [k.strip() for k in key_file.read_text(encoding="ascii").split(",") if k.strip()]
+    return keys
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending database migrations."""
 
     async def action(application: Application) -> None:
         await upgrade(application.engine)
+        await check_key(application.core.sessions, application.core.vault, datetime.now(UTC))
 
     with_app(action, create_key=True, migrated=False)
     out.print("database is up to date")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,6 +15,7 @@ from bot.app import Application, build
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import USER_ERRORS, explain
 from core.db import current_revision
+from core.keycheck import check_key
 
 T = TypeVar("T")
 
@@ -57,6 +59,8 @@ def with_app(
         try:
             if migrated and await current_revision(application.engine) is None:
                 raise ConfigError("the database has no tables yet: run `complaintbot db upgrade` first")
+            if migrated:
+                await check_key(application.core.sessions, application.core.vault, datetime.now(UTC))
             return await action(application)
         finally:
             await application.close()

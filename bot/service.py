@@ -21,6 +21,7 @@ from bot.voicemail_runtime import VoicemailRuntime, start_voicemail
 from bot.web import create_app
 from bot.wechat_runtime import WechatRuntime, start_wechat, wecom_sink
 from core.db import outbox_signal, upgrade
+from core.keycheck import check_key
 from core.queue import LaneState
 from scheduler.delivery import Delivery
 from scheduler.runner import Schedule, Scheduler
@@ -70,6 +71,7 @@ async def serve(settings: Settings) -> None:
         console.print(notice, style="yellow", markup=False)
     try:
         await upgrade(application.engine)
+        await check_key(application.core.sessions, application.core.vault, datetime.now(UTC))
         console.print(f"database: {settings.database_shown()} (migrated)", markup=False)
         telegram: TelegramRuntime | None = None
         voicemail: VoicemailRuntime | None = None

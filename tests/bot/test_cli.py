@@ -96,12 +96,28 @@ def test_second_init_refuses_and_keeps_the_key(init_runs: InitRuns) -> None:
     assert init_runs.after_again == init_runs.first_config  # the key that encrypts the data is not lost
 
 
-def test_init_force_overwrites(init_runs: InitRuns) -> None:
+def test_init_force_rewrites_the_files_but_never_the_key_the_data_was_written_with(
+    init_runs: InitRuns,
+) -> None:
     assert init_runs.forced.returncode == 0, init_runs.forced.stderr
     config = init_runs.directory / "complaintbot.toml"
     text = config.read_text(encoding="utf-8")
-    assert privacy_key(text) != privacy_key(init_runs.first_config)
+    assert privacy_key(text) == privacy_key(init_runs.first_config)
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
+
+
+def test_a_command_with_another_key_refuses_in_one_line(init_runs: InitRuns) -> None:
+    # A lost key file regenerated, or a second instance configured apart: it must not write data the
+    # others cannot read (nor miss every learner by their blind index).
+    other = {"COMPLAINTBOT_PRIVACY__KEY": generate_key()}
+    calls = {
+        name: Call(init_runs.directory, args, other)
+        for name, args in (("list", ("tickets", "list")), ("upgrade", ("db", "upgrade")))
+    }
+    for result in complaintbot_many(calls).values():
+        line = one_error_line(result)
+        assert "[privacy] key cannot read this database" in line, line
+    assert complaintbot(init_runs.directory, "tickets", "list").returncode == 0  # the right key still works
 
 
 @dataclass(frozen=True)

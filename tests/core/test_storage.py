@@ -11,6 +11,7 @@ from sqlalchemy import Connection, select, text
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
+from core.db import create_engine
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Base, OutboxRow, Unparsed
@@ -98,3 +99,16 @@ async def test_operator_templates_override_packaged_ones_file_by_file(
     ack, ask = learner_channel.texts_to("chat-1")
     assert ack == f"已收到，编号 {result.ticket_number}。本校投诉专线 400-123-4567。"
     assert "课程" in ask  # templates not overridden still come from the package
+
+
+async def test_a_received_complaint_is_on_disk_before_the_platform_is_answered(tmp_path: Path) -> None:
+    # WAL with synchronous=NORMAL survives a crash of the process but may lose the last commits on a
+    # power loss; FULL syncs the log at each commit (one per group of complaints).
+    engine = create_engine(f"sqlite:///{tmp_path / 'durable.db'}")
+    try:
+        async with engine.connect() as connection:
+            modes = (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
+            synchronous = (await connection.execute(text("PRAGMA synchronous"))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert (modes, synchronous) == ("wal", 2)  # 2: FULL
