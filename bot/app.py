@@ -82,6 +82,7 @@ def build(
         prefix=settings.tickets.prefix.upper(),
         department_names=settings.department_names(),
         staff_locale=settings.staff.locale,
+        file_roots=tuple(d for d in (settings.channels.voicemail.recordings_dir,) if d is not None),
     )
     all_senders: dict[str, Sender] = dict(senders or {})
     metrics = Metrics()

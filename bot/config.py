@@ -147,6 +147,9 @@ class VoicemailConfig(_Section):
     _PUBLIC_URL: ClassVar[re.Pattern[str]] = re.compile(r"https?://[^/\s?#]+(/\S*)?")
 
     spool_dir: Path | None = None
+    # Where the telephony system keeps recordings: erasure deletes a recording a transcript names by
+    # path or file:// URL only inside it (a payload naming any other file is never obeyed).
+    recordings_dir: Path | None = None
     secret: str | None = None  # HMAC secret of POST /voicemail (X-Voicemail-Signature)
     # Twilio's transcription callback: signed with the account's auth token over the URL Twilio called,
     # which behind a proxy is not the URL we see (default: the request's own URL).

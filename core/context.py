@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -29,6 +30,8 @@ class CoreContext:
     prefix: str = "TS"
     department_names: Mapping[str, str] = field(default_factory=dict)
     staff_locale: str = "zh"
+    # Directories whose files erasure may delete when a message names them (recordings); nothing else.
+    file_roots: tuple[Path, ...] = ()
     calendar: BusinessCalendar = field(init=False)
     clocks: ClockKeeper = field(init=False)
     rules: ClassificationRules = field(init=False)

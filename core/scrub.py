@@ -93,7 +93,7 @@ async def scrub_tickets(core: CoreContext, session: AsyncSession, ids: Sequence[
         for attachments in await session.scalars(
             select(Message.attachments).where(Message.ticket_id.in_(ids))
         )
-        for path in _local_files(attachments)
+        for path in _local_files(attachments, core.file_roots)
     ]
     await session.execute(
         update(Ticket)
@@ -190,13 +190,16 @@ def scrub_outbox_row(row: OutboxRow, token: str, *, learner_bound: bool) -> None
         row.status, row.lease_until, row.last_error = DEAD, None, NOT_SENT
 
 
-def _local_files(attachments: Any) -> list[Path]:
-    """The attachments that are files on this machine (an absolute path or a file:// URL).
+def _local_files(attachments: Any, roots: Sequence[Path]) -> list[Path]:
+    """The attachments that are files on this machine (an absolute path or a file:// URL) inside one of
+    the configured `roots`: a path comes from a payload, and a payload must never get any other file
+    deleted ("/etc/…", "../", a link out of the directory).
 
     Platform file ids (Telegram) and http(s) URLs (Twilio recordings) are not ours to delete; a
     relative ref is taken for a platform id, never resolved against the working directory.
     """
     found = []
+    inside = [root.resolve() for root in roots]
     for attachment in attachments or []:
         ref = attachment.get("ref") if isinstance(attachment, dict) else None
         if not isinstance(ref, str) or not ref:
@@ -205,9 +208,14 @@ def _local_files(attachments: Any) -> list[Path]:
             ref = unquote(urlsplit(ref).path)
         path = Path(ref)
         try:
-            # Never through a link: only the file the message named.
-            if path.is_absolute() and path.is_file() and not path.is_symlink():
-                found.append(path)
+            # Never through a link: only the file the message named, and only where it may be.
+            if not (path.is_absolute() and path.is_file() and not path.is_symlink()):
+                continue
+            real = path.resolve()
         except (OSError, ValueError):  # a NUL or an unreadable directory: not a file we can remove
             continue
+        if any(real.is_relative_to(root) for root in inside):
+            found.append(path)
+        else:
+            log.warning("erasure: %s is outside the recordings directory; left alone", path)
     return found

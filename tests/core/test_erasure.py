@@ -31,6 +31,7 @@ async def forget(core: CoreContext, learner_id: int, now_text: str = "2026-12-01
 async def test_after_erasure_no_personal_data_of_the_learner_is_readable_anywhere(
     core: CoreContext, intake: Intake, dispatcher: Dispatcher, tmp_path: Path
 ) -> None:
+    core.file_roots = (tmp_path,)  # the recordings directory
     receipt = tmp_path / "receipt.pdf"
     receipt.write_bytes(b"%PDF personal")
     li = await tell(core, intake, LI, at("2026-11-23 10:00"), attachment=receipt)
@@ -171,6 +172,7 @@ async def test_messages_not_yet_sent_to_the_learner_are_given_up_and_the_card_is
 async def test_a_local_file_behind_a_link_is_not_followed(
     core: CoreContext, intake: Intake, tmp_path: Path
 ) -> None:
+    core.file_roots = (tmp_path,)
     target = tmp_path / "elsewhere.txt"
     target.write_text("not the learner's")
     link = tmp_path / "link.pdf"
@@ -178,6 +180,21 @@ async def test_a_local_file_behind_a_link_is_not_followed(
     li = await tell(core, intake, LI, at("2026-11-23 10:00"), attachment=link)
     report = await forget(core, li.learner_id)
     assert report.scrubbed.files_removed == [] and target.exists() and link.is_symlink()
+
+
+async def test_a_file_outside_the_recordings_directory_is_never_deleted(
+    core: CoreContext, intake: Intake, tmp_path: Path
+) -> None:
+    # A transcript's payload names whatever path it likes: "/etc/…", or "../" out of the directory.
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    core.file_roots = (recordings,)
+    precious = tmp_path / "config.toml"
+    precious.write_text("an operator's file")
+    escaping = recordings / ".." / "config.toml"
+    li = await tell(core, intake, LI, at("2026-11-23 10:00"), attachment=escaping)
+    report = await forget(core, li.learner_id)
+    assert report.scrubbed.files_removed == [] and precious.read_text() == "an operator's file"
 
 
 async def test_a_message_delivered_again_after_erasure_is_still_a_redelivery(
