@@ -26,14 +26,19 @@ from typing import Any, TypeVar
 
 import aioimaplib
 
-from channels.mail.reader import MailReader, MailReport, ReadLease, keep_reading, pause, prepare
+from channels.mail.parse import MAX_BYTES
+from channels.mail.reader import Mail, MailReader, MailReport, ReadLease, keep_reading, pause, prepare
 from core.state import get_state, hold_lease, set_state
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 FETCH_ITEMS = "(UID INTERNALDATE BODY.PEEK[])"  # PEEK: reading must not mark anything read
+HEADER_ITEMS = "(UID INTERNALDATE BODY.PEEK[HEADER])"  # an oversize mail: what staff need to find it
+SIZE_ITEMS = "(UID RFC822.SIZE)"
+BATCH_BYTES = 32 * 1024 * 1024  # what one fetch may bring into memory (one larger mail comes alone)
 _FETCH_HEAD = re.compile(rb"^\d+ FETCH \(")
 _UID = re.compile(rb"UID (\d+)")
+_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 _CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT) (\d+)\]")
 
@@ -96,11 +101,29 @@ class ImapConnection:
         response = _check(await self._call(self._imap.uid_search(criteria, charset=None)), "SEARCH")
         return [int(word) for line in response.lines[:-1] for word in bytes(line).split() if word.isdigit()]
 
-    async def fetch(self, uids: list[int]) -> list[tuple[int, datetime | None, bytes]]:
-        """(uid, INTERNALDATE, raw message) of each UID still there, by UID."""
+    async def sizes(self, uids: list[int]) -> dict[int, int]:
+        """The size in bytes of each UID still there, asked before anything is downloaded."""
+        response = _check(
+            await self._call(self._imap.uid("fetch", ",".join(map(str, uids)), SIZE_ITEMS)), "FETCH"
+        )
+        found = {}
+        for line in response.lines:
+            if (
+                isinstance(line, bytes | bytearray)
+                and (uid := _UID.search(line))
+                and (size := _SIZE.search(line))
+            ):
+                found[int(uid[1])] = int(size[1])
+        return found
+
+    async def fetch(
+        self, uids: list[int], items: str = FETCH_ITEMS
+    ) -> list[tuple[int, datetime | None, bytes]]:
+        """(uid, INTERNALDATE, raw message — or its header, with `HEADER_ITEMS`) of each UID still
+        there, by UID."""
         # aioimaplib's own timer fires after `timeout` without a byte; this bound is for a trickle.
         response = await self._call(
-            self._imap.uid("fetch", ",".join(map(str, uids)), FETCH_ITEMS), self.timeout * 10
+            self._imap.uid("fetch", ",".join(map(str, uids)), items), self.timeout * 10
         )
         _check(response, "FETCH")
         found: dict[int, tuple[int, datetime | None, bytes]] = {}
@@ -186,6 +209,8 @@ class ImapSource:
         idle: bool = True,
         timeout: float = 30.0,
         batch: int = 100,
+        batch_bytes: int = BATCH_BYTES,
+        max_bytes: int = MAX_BYTES,
         lease_ttl: timedelta = timedelta(seconds=90),
     ) -> None:
         self.account, self.reader, self.sessions = account, reader, reader.core.sessions
@@ -193,6 +218,7 @@ class ImapSource:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.poll_seconds, self.idle, self.timeout, self.batch = poll_seconds, idle, timeout, batch
         self.lease_ttl = lease_ttl
+        self.batch_bytes, self.max_bytes = batch_bytes, max_bytes
         self.state_key = _key("email:imap:", account.name)
         self.lease = _key("email:imap-reader:", account.name)
         self.connection: ImapConnection | None = None
@@ -217,23 +243,37 @@ class ImapSource:
                 report.left += len(uids) - start
                 break
             chunk = uids[start : start + self.batch]
-            fetched = await connection.fetch(chunk)
-            part = await self.reader.take_all(
-                [prepare(str(u), raw, at or now) for u, at, raw in fetched], now
-            )
-            if part.done:
-                await self.mark_done([int(ref) for ref in part.done])
-            report.add(part)
-            # Not done and not gone (another instance moved it away): waiting for the next pass.
-            missing = sorted({uid for uid, _, _ in fetched} - {int(ref) for ref in part.done})
-            reached = missing[0] - 1 if missing else chunk[-1]
-            if reached > last:
-                last = reached
-                await set_state(self.sessions, self.state_key, f"{uidvalidity}:{last}", now)
-            if missing:  # intake is failing: the rest waits for the next pass, after a backoff
-                report.left += len(uids) - start - len(chunk)
-                break
+            sizes = await connection.sizes(chunk)
+            done = 0
+            for group, oversize in _groups(chunk, sizes, self.batch_bytes, self.max_bytes):
+                part, missing = await self._take(connection, group, sizes if oversize else None, now)
+                report.add(part)
+                done += len(group)
+                # Not done and not gone (another instance moved it away): waiting for the next pass.
+                reached = missing[0] - 1 if missing else group[-1]
+                if reached > last:
+                    last = reached
+                    await set_state(self.sessions, self.state_key, f"{uidvalidity}:{last}", now)
+                if missing:  # intake is failing: the rest waits for the next pass, after a backoff
+                    report.left += len(uids) - start - done
+                    return report
         return report
+
+    async def _take(
+        self, connection: ImapConnection, uids: list[int], oversize: dict[int, int] | None, now: datetime
+    ) -> tuple[MailReport, list[int]]:
+        """Fetch and take in one group of messages; what was done, and the UIDs left waiting. An
+        oversize mail (`oversize`: the sizes) is kept for staff from its header alone, never downloaded."""
+        if oversize is None:
+            fetched = await connection.fetch(uids)
+            mails = [prepare(str(u), raw, at or now) for u, at, raw in fetched]
+        else:
+            fetched = await connection.fetch(uids, HEADER_ITEMS)
+            mails = [_too_large(u, head, oversize.get(u, 0), self.max_bytes) for u, _, head in fetched]
+        part = await self.reader.take_all(mails, now)
+        if part.done:
+            await self.mark_done([int(ref) for ref in part.done])
+        return part, sorted({uid for uid, _, _ in fetched} - {int(ref) for ref in part.done})
 
     async def mark_done(self, uids: list[int]) -> None:
         """Flag (or move) messages whose intake has committed."""
@@ -296,6 +336,32 @@ class ImapSource:
         first = 0 if stored is not None else uidnext - 1
         await set_state(self.sessions, self.state_key, f"{uidvalidity}:{first}", now)
         return first
+
+
+def _groups(
+    uids: list[int], sizes: dict[int, int], limit: int, max_bytes: int
+) -> list[tuple[list[int], bool]]:
+    """`uids` in order, cut into runs of at most `limit` bytes to fetch at once; a run of oversize
+    mail (over `max_bytes`) is marked True: only its headers are fetched."""
+    groups: list[tuple[list[int], bool]] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        oversize = size > max_bytes
+        if groups and groups[-1][1] == oversize and (oversize or total + size <= limit):
+            groups[-1][0].append(uid)
+            total += size
+        else:
+            groups.append(([uid], oversize))
+            total = size
+    return groups
+
+
+def _too_large(uid: int, head: bytes, size: int, max_bytes: int) -> Mail:
+    reason = (
+        f"{size} bytes, over the limit of {max_bytes}: kept from its header (the mail stays on the server)"
+    )
+    return Mail(str(uid), head, None, reason)
 
 
 def _check(response: Any, what: str) -> Any:

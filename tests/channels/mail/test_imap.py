@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from channels.mail.imap import ImapAccount, ImapConnection, ImapError, ImapSource
 from channels.mail.parse import parse_mail
@@ -23,6 +24,7 @@ from channels.mail.reader import Mail, MailReader, MailReport, Outcome
 from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.intake import Intake
+from core.models import Unparsed
 from core.state import get_state
 from core.templates import Templates
 from tests.channels.mail.dovecot import MISSING, Dovecot, complaint_mail, tally
@@ -445,3 +447,22 @@ async def test_a_stop_during_a_backlog_ends_the_pass_at_the_batch_under_way(
     # The batch under way was finished and marked; the rest waits, unread, for the next start.
     assert (await tally(core))["tickets"] == 5
     assert len(dovecot.search("UNSEEN")) == 25
+
+
+async def test_an_oversize_mail_is_kept_for_staff_from_its_header_without_being_downloaded(
+    dovecot: Dovecot, core: CoreContext, intake: Intake
+) -> None:
+    huge = complaint_mail("big@163.com", "附件太大 " + "证据" * 40_000, message_id="<huge@163.com>")
+    dovecot.append([*complaints(2), huge, *complaints(2, start=2)])
+    # Sizes first: a mail over the limit is never fetched whole; a batch is bounded in bytes too.
+    reader = source(dovecot, MailReader(intake, core), max_bytes=len(huge) - 1, batch_bytes=3_000)
+    report = await reader.fetch_once(NOW)
+    await reader.close()
+    assert (report.taken, report.kept, report.left) == (4, 1, 0)
+    assert dovecot.search("UNSEEN") == []  # done with, every one
+    async with core.sessions() as session:
+        (kept,) = (await session.scalars(select(Unparsed))).all()
+    assert "over the limit" in kept.reason and "kept from its header" in kept.reason
+    raw = core.vault.decrypt(kept.raw_enc)
+    assert "<huge@163.com>" in raw and "证据证据" not in raw  # the header, not the body
+    assert (await tally(core))["tickets"] == 4
