@@ -10,6 +10,7 @@ key, returns the original's result and creates nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -50,6 +51,7 @@ from core.workflow import ROUTED
 
 log = logging.getLogger(__name__)
 
+_INLINE_TEXT = 4_000  # characters classified on the event loop; longer, in a thread
 # Conflicts on the dedupe and identity keys resolve on the next try; a few tries are plenty.
 _MAX_TRIES = 5
 STAFF_LOGGED = "staff"
@@ -106,8 +108,13 @@ class Intake:
 
     async def receive(self, message: InboundMessage, now: datetime) -> IntakeResult:
         began = time.perf_counter()
-        # Pure work first, outside the transaction: the write lock is held only for the writes.
-        classification = classify(message.text, self.core.rules)
+        # Pure work first, outside the transaction: the write lock is held only for the writes. A long
+        # text (a pasted log, a 100,000-character mail) is classified in a thread, so that the event
+        # loop keeps answering webhooks meanwhile.
+        if len(message.text) > _INLINE_TEXT:
+            classification = await asyncio.to_thread(classify, message.text, self.core.rules)
+        else:
+            classification = classify(message.text, self.core.rules)
         sender_index = self.core.vault.blind_index(message.channel, message.sender_id)
         inbound = inbound_values(self.core.vault, message, sender_index, now)
         act = act_of(message, self.core.prefix)

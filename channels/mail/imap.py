@@ -27,7 +27,15 @@ from typing import Any, TypeVar
 import aioimaplib
 
 from channels.mail.parse import MAX_BYTES
-from channels.mail.reader import Mail, MailReader, MailReport, ReadLease, keep_reading, pause, prepare
+from channels.mail.reader import (
+    Mail,
+    MailReader,
+    MailReport,
+    ReadLease,
+    keep_reading,
+    pause,
+    prepare_off_loop,
+)
 from core.state import get_state, hold_lease, set_state
 
 log = logging.getLogger(__name__)
@@ -266,7 +274,7 @@ class ImapSource:
         oversize mail (`oversize`: the sizes) is kept for staff from its header alone, never downloaded."""
         if oversize is None:
             fetched = await connection.fetch(uids)
-            mails = [prepare(str(u), raw, at or now) for u, at, raw in fetched]
+            mails = [await prepare_off_loop(str(u), raw, at or now) for u, at, raw in fetched]
         else:
             fetched = await connection.fetch(uids, HEADER_ITEMS)
             mails = [_too_large(u, head, oversize.get(u, 0), self.max_bytes) for u, _, head in fetched]

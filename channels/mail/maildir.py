@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from channels.mail.parse import MAX_BYTES
-from channels.mail.reader import Mail, MailReader, MailReport, keep_reading, pause, prepare
+from channels.mail.reader import Mail, MailReader, MailReport, keep_reading, pause, prepare_off_loop
 
 log = logging.getLogger(__name__)
 _PREFIX_KEPT = 64 * 1024  # of an oversized message, what is kept for staff to see what it was
@@ -62,7 +62,7 @@ class MaildirSource:
                 report.left += len(waiting) - start  # shutting down: the rest is read at the next start
                 break
             paths = {path.name: path for path in waiting[start : start + self.batch]}
-            mails = [mail for mail in (self._read(path) for path in paths.values()) if mail is not None]
+            mails = [mail for mail in [await self._read(path) for path in paths.values()] if mail is not None]
             part = await self.reader.take_all(mails, now)
             for name in part.done:  # committed: only now may it leave the waiting ones
                 self.mark_done(paths[name])
@@ -100,7 +100,7 @@ class MaildirSource:
         # Arrival order, so that a learner's second message follows the first into its ticket.
         return [path for _, _, path in sorted(found)]
 
-    def _read(self, path: Path) -> Mail | None:
+    async def _read(self, path: Path) -> Mail | None:
         try:
             with path.open("rb") as file:
                 arrived = datetime.fromtimestamp(os.fstat(file.fileno()).st_mtime, UTC)
@@ -109,7 +109,7 @@ class MaildirSource:
             return None  # another instance marked it meanwhile
         if len(raw) > MAX_BYTES:
             return Mail(path.name, raw[:_PREFIX_KEPT], None, f"more than {MAX_BYTES} bytes, over the limit")
-        return prepare(path.name, raw, arrived)
+        return await prepare_off_loop(path.name, raw, arrived)
 
     def _flags(self, name: str) -> str:
         _, _, info = name.partition(self.colon)

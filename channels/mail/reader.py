@@ -39,6 +39,7 @@ from core.unparsed import keep_unparsed
 log = logging.getLogger(__name__)
 
 Outcome = Literal["taken", "duplicate", "kept"]
+_INLINE_BYTES = 256 * 1024  # mail parsed on the event loop; larger, in a thread
 _GIVE_UP_PASS = 3  # failures in a row: the database is down, the rest of the pass would fail too
 
 
@@ -69,6 +70,14 @@ def prepare(ref: str, raw: bytes, received_at: datetime) -> Mail:
     except Exception as exc:  # a parser bug would repeat on every pass: staff see the message instead
         log.exception("e-mail %s: parsing failed unexpectedly", ref)
         return Mail(ref, raw, None, f"could not be parsed: {exc!r}")
+
+
+async def prepare_off_loop(ref: str, raw: bytes, received_at: datetime) -> Mail:
+    """`prepare`, in a thread for a large mail: parsing megabytes of MIME must not hold up the event
+    loop (webhooks, the outbox) meanwhile."""
+    if len(raw) <= _INLINE_BYTES:
+        return prepare(ref, raw, received_at)
+    return await asyncio.to_thread(prepare, ref, raw, received_at)
 
 
 @dataclass

@@ -220,3 +220,18 @@ async def test_a_shared_contact_answers_the_phone_question(
         ticket = await get_ticket(session, first.ticket_number)
     assert ticket.contact_enc is not None and core.vault.decrypt(ticket.contact_enc) == "+8613812348000"
     assert (ticket.course, ticket.expected_resolution, ticket.awaiting_field) == ("", "", None)
+
+
+async def test_a_very_long_complaint_is_classified_off_the_event_loop_and_taken_whole(
+    core: CoreContext, intake: Intake
+) -> None:
+    # 100,000 characters (a pasted chat log): classified in a thread, the same result as inline.
+    text = "退费申请三个月了还没到账，学费一直不退。" + "聊天记录：请耐心等待。" * 9_000
+    now = at("2026-11-23 10:00")
+    result = await intake.receive(FakeChannel("telegram").message("long-1", text, now), now)
+    assert result.created
+    async with core.sessions() as session:
+        ticket = await get_ticket(session, result.ticket_number)
+        stored = await session.scalar(select(Message.text_enc).where(Message.ticket_id == ticket.id))
+    assert ticket.category == "fees"
+    assert stored is not None and core.vault.decrypt(stored) == text
