@@ -398,3 +398,21 @@ def test_bad_input_is_one_line_on_stderr(runs: dict[str, Result], case: str, men
 
 def test_tickets_on_a_database_never_migrated_says_what_to_do(runs: dict[str, Result]) -> None:
     assert "db upgrade" in one_error_line(runs["never_migrated"])
+
+
+def test_privacy_rotate_retires_the_old_key(tmp_path: Path) -> None:
+    assert complaintbot(tmp_path, "init").returncode == 0
+    old = privacy_key((tmp_path / "complaintbot.toml").read_text(encoding="utf-8"))
+    alone = one_error_line(complaintbot(tmp_path, "privacy", "rotate", "--yes"))
+    assert "put a new one in front" in alone and "privacy new-key" in alone
+    new = complaintbot(tmp_path, "privacy", "new-key").stdout.strip()
+    Fernet(new)
+    rotated = complaintbot(
+        tmp_path, "privacy", "rotate", "--yes", env={"COMPLAINTBOT_PRIVACY__KEY": f"{new},{old}"}
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    assert "remove every key but the first" in rotated.stdout
+    stale = one_error_line(complaintbot(tmp_path, "tickets", "list", env={"COMPLAINTBOT_PRIVACY__KEY": old}))
+    assert "cannot read this database" in stale
+    fresh = complaintbot(tmp_path, "tickets", "list", env={"COMPLAINTBOT_PRIVACY__KEY": new})
+    assert fresh.returncode == 0, fresh.stderr
