@@ -29,6 +29,7 @@ from core.db import upgrade
 from core.keycheck import check_key
 from core.policy import DEFAULT_POLICY_TEXT
 from core.privacy import generate_key
+from core.rekey import seal_clear_text
 from core.tickets import LIST_FILTERS, get_ticket, list_tickets, record_disclosure, summary_view, ticket_view
 
 T = TypeVar("T")
@@ -146,6 +147,8 @@ def db_upgrade() -> None:
     async def action(application: Application) -> None:
         await upgrade(application.engine)
         await check_key(application.core.sessions, application.core.vault, datetime.now(UTC))
+        # Texts earlier versions stored in clear (summaries, outbox messages): encrypted, once.
+        await seal_clear_text(application.core.sessions, application.core.vault, datetime.now(UTC))
 
     with_app(action, create_key=True, migrated=False)
     out.print("database is up to date")

@@ -23,6 +23,7 @@ from bot.wechat_runtime import WechatRuntime, start_wechat, wecom_sink
 from core.db import outbox_signal, upgrade
 from core.keycheck import check_key
 from core.queue import LaneState
+from core.rekey import seal_clear_text
 from scheduler.delivery import Delivery
 from scheduler.runner import Schedule, Scheduler
 from scheduler.sweep import sweep
@@ -72,6 +73,7 @@ async def serve(settings: Settings) -> None:
     try:
         await upgrade(application.engine)
         await check_key(application.core.sessions, application.core.vault, datetime.now(UTC))
+        await seal_clear_text(application.core.sessions, application.core.vault, datetime.now(UTC))
         console.print(f"database: {settings.database_shown()} (migrated)", markup=False)
         telegram: TelegramRuntime | None = None
         voicemail: VoicemailRuntime | None = None

@@ -22,7 +22,7 @@ from core.learner_acts import APPEAL, CONFIRM, OBJECT, RATE, Decision, LearnerAc
 from core.messages import InboundMessage, storage_key
 from core.models import OutboxRow, Ticket
 from core.numbers import find_ticket_numbers
-from core.outbox import enqueue, notify_department, outbox_values
+from core.outbox import enqueue, notify_department, outbox_values, payload_text
 from core.second_instance import open_second_instance
 from core.tickets import apply_move
 from core.wakeup import written
@@ -171,7 +171,7 @@ def no_ticket_reply(
     key = f"act:{message.channel}:{storage_key(message.external_id)}"[:255]
     said = session.scalar(select(OutboxRow.payload).where(OutboxRow.key == key))
     if said is not None:  # a redelivery of the same command
-        return str(said.get("text", "")), key, True
+        return payload_text(core.vault, said), key, True
     numbers = find_ticket_numbers(f"{message.text} {message.subject or ''}", core.prefix)
     text = core.templates.render(
         locale, "act.txt", outcome="refused", reason="no_ticket", number=str(numbers[0]) if numbers else None

@@ -12,6 +12,7 @@ from core.classify import Classification
 from core.context import CoreContext
 from core.models import Learner, LearnerIdentity
 from core.outbox import outbox_values
+from core.privacy import Vault
 from core.rows import NewRows
 from core.workflow import ROUTED
 
@@ -21,7 +22,7 @@ class TicketFacts:
 
     COLUMNS = ("number", "locale", "channel", "category", "severity", "department", "summary")
 
-    def __init__(self, ticket_id: int, values: dict[str, Any]) -> None:
+    def __init__(self, ticket_id: int, values: dict[str, Any], vault: Vault) -> None:
         self.id = ticket_id
         self.number: str = values["number"]
         self.locale: str = values["locale"]
@@ -29,7 +30,7 @@ class TicketFacts:
         self.category: str = values["category"]
         self.severity: str = values["severity"]
         self.department: str = values["department"]
-        self.summary: str = values["summary"]
+        self.summary: str = vault.reveal(values["summary"] or "")  # stored encrypted
 
 
 def staff_messages(

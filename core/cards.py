@@ -58,7 +58,7 @@ async def card_text(core: CoreContext, session: AsyncSession, ticket: Ticket) ->
         category=ticket.category,
         severity=ticket.severity,
         department_name=core.department_name(ticket.department),
-        summary=ticket.summary,
+        summary=core.vault.reveal(ticket.summary),
         status=ticket.status,
         owner=owner.name if owner else None,
         channel=ticket.channel,

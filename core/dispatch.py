@@ -51,6 +51,7 @@ from core.outbox import (
 from core.privacy import Vault, redact
 from core.queue import LaneState
 
+REMOVED_AFTER_DELIVERY = "(personal data: removed after delivery)"
 log = logging.getLogger(__name__)
 
 ACK = "ack"  # the kind that goes first: the promise is an acknowledgement within seconds
@@ -380,7 +381,7 @@ class Dispatcher:
             row.external_ref, row.external_thread = outcome.external_ref, outcome.thread_ref
             if row.payload.get("meta", {}).get("sensitive"):
                 # Unmasked personal data sent to one person: not kept in clear once delivered.
-                row.payload = {**row.payload, "text": "(personal data: removed after delivery)"}
+                row.payload = {**row.payload, "text": REMOVED_AFTER_DELIVERY}
             if row.meets_clock_id is not None:
                 met.append(row.meets_clock_id)
             return "sent"

@@ -40,6 +40,12 @@ def summary(message: InboundMessage, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def seal_summary(vault: Vault, text: str) -> str:
+    """The summary as stored: encrypted, since even masked it quotes the learner; empty stays empty
+    (a voicemail not yet transcribed), which is how "nothing said yet" is found."""
+    return vault.encrypt(text) if text else ""
+
+
 def printable(text: str | None) -> str:
     """Text without control characters (a NUL would make PostgreSQL refuse the whole complaint)."""
     return "".join(ch for ch in text or "" if ch in "\n\t" or unicodedata.category(ch) != "Cc")

@@ -38,13 +38,14 @@ from core.continuation import (
     referenced_ticket,
 )
 from core.details import first_missing, question, take_answer
-from core.inbound import inbound_values, known_contact, printable, summary
+from core.inbound import inbound_values, known_contact, printable, seal_summary, summary
 from core.kept_aside import IdReused, NotAComplaint
 from core.learner_acts import LearnerAct, act_of, act_ticket, decide_for
 from core.messages import InboundMessage, erased_key, storage_key
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
 from core.numbering import allocate_number
-from core.outbox import LEARNER_KINDS, outbox_values
+from core.outbox import LEARNER_KINDS, outbox_values, payload_text
+from core.privacy import Vault
 from core.rows import NewRows
 from core.unparsed import keep_unparsed
 from core.workflow import ROUTED
@@ -248,7 +249,7 @@ class Intake:
             message_id=message_id,
             created=False,
             duplicate=True,
-            replies=tuple(str(row.payload.get("text", "")) for row in rows),
+            replies=tuple(payload_text(self.core.vault, row.payload) for row in rows),
             reply_keys=tuple(row.key for row in rows),
         )
 
@@ -266,6 +267,7 @@ class Intake:
         major = classification.severity == "major"
         department = core.policy.department_for(classification.category)
         session.flush()  # a new learner's ids, before the counter lock is taken
+        shown = summary(message)
         values: dict[str, Any] = {
             "status": ROUTED,
             "category": classification.category,
@@ -276,7 +278,7 @@ class Intake:
             "learner_id": learner.id,
             "identity_id": identity.id,
             "first_contact_department": core.policy.departments.first_contact,
-            "summary": summary(message),
+            "summary": seal_summary(core.vault, shown),
             "course": None,
             "expected_resolution": None,
             "contact_enc": known_contact(core, message),
@@ -339,7 +341,7 @@ class Intake:
             rows.event(now, "complaintbot", "linked", f"replies to {linked}, a ticket of another sender")
         for named in named_foreign_tickets(session, message, learner.id, core.prefix):
             rows.event(now, "complaintbot", "linked", f"names {named}, a ticket of another learner")
-        ticket = TicketFacts(ticket_id, values)
+        ticket = TicketFacts(ticket_id, {**values, "summary": shown}, core.vault)
         replies = []
         if ack_to is not None:
             channel, address = ack_to
@@ -379,7 +381,7 @@ class Intake:
         )
         rows.write(session)
         log.info("ticket %s opened: %s/%s -> %s", ticket.number, ticket.category, ticket.severity, department)
-        return _result(ticket.number, ticket_id, message_id, created=True, replies=replies)
+        return _result(core.vault, ticket.number, ticket_id, message_id, created=True, replies=replies)
 
     def _continue(
         self,
@@ -401,9 +403,9 @@ class Intake:
         message_id = (connection.execute(_INSERT_MESSAGE, {**inbound, "ticket_id": ticket.id})).scalar_one()
         ticket.updated_at = now
         if not ticket.summary:  # opened empty (a voicemail not yet transcribed): this says what it is
-            ticket.summary = summary(message)
+            ticket.summary = seal_summary(core.vault, summary(message))
         rows = NewRows(ticket.id, self.core.vault, core.clocks)
-        facts = TicketFacts(ticket.id, {c: getattr(ticket, c) for c in TicketFacts.COLUMNS})
+        facts = TicketFacts(ticket.id, {c: getattr(ticket, c) for c in TicketFacts.COLUMNS}, core.vault)
         replies: list[dict[str, Any]] = []
         # Only an answer from the address the question went to counts (a voicemail that names the
         # ticket is news, not the answer to "which course?"), and never a robot's.
@@ -423,7 +425,9 @@ class Intake:
             )
         elif acting not in (None, "refused"):
             rows.write(session)
-            return _result(ticket.number, ticket.id, message_id, created=False, replies=[], act=acting)
+            return _result(
+                core.vault, ticket.number, ticket.id, message_id, created=False, replies=[], act=acting
+            )
         else:
             detail = f"automatic: {message.auto_reply}" if message.auto_reply else None
             if not proven:
@@ -447,10 +451,13 @@ class Intake:
             )
         )
         rows.write(session)
-        return _result(ticket.number, ticket.id, message_id, created=False, replies=replies, act=acting)
+        return _result(
+            core.vault, ticket.number, ticket.id, message_id, created=False, replies=replies, act=acting
+        )
 
 
 def _result(
+    vault: Vault,
     number: str,
     ticket_id: int,
     message_id: int,
@@ -466,7 +473,7 @@ def _result(
         message_id=message_id,
         created=created,
         duplicate=False,
-        replies=tuple(str(row["payload"]["text"]) for row in learner_rows),
+        replies=tuple(payload_text(vault, row["payload"]) for row in learner_rows),
         reply_keys=tuple(row["key"] for row in learner_rows),
         act=act,
     )

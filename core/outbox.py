@@ -98,7 +98,11 @@ def outbox_values(
     meta: Mapping[str, Any] | None = None,
     meets_clock_id: int | None = None,
 ) -> dict[str, Any]:
-    """The column values of one outbox row (the recipient encrypted: it is personal data)."""
+    """The column values of one outbox row. The recipient, the text, the subject and a card's summary
+    are encrypted: a message quotes the complaint or names the learner (`payload_text` reads it)."""
+    meta = dict(meta or {})
+    if meta.get("summary"):
+        meta["summary"] = vault.encrypt(str(meta["summary"]))
     return {
         "key": key,
         "ticket_id": ticket_id,
@@ -107,11 +111,11 @@ def outbox_values(
         "recipient_key": recipient_key(vault, channel, recipient),
         "kind": kind,
         "payload": {
-            "text": text,
-            "subject": subject,
+            "text": vault.encrypt(text),
+            "subject": vault.encrypt_opt(subject),
             "reply_to": reply_to,
             "buttons": [[b.label, b.action] for b in buttons],
-            "meta": dict(meta or {}),
+            "meta": meta,
         },
         "status": PENDING,
         "attempts": 0,
@@ -169,17 +173,25 @@ def notify_department(
     )
 
 
+def payload_text(vault: Vault, payload: Mapping[str, Any], field: str = "text") -> str:
+    """A text of an outbox row's payload, in clear ("" when there is none)."""
+    value = payload.get(field)
+    return vault.reveal(str(value)) if value else ""
+
+
 def to_message(row: OutboxRow, vault: Vault, context: Mapping[str, Any] | None = None) -> OutboundMessage:
     payload = row.payload
     meta = {**payload.get("meta", {}), **(context or {})}
+    if meta.get("summary"):
+        meta["summary"] = vault.reveal(str(meta["summary"]))
     return OutboundMessage(
         key=row.key,
         channel=row.channel,
         recipient=vault.decrypt(row.recipient_enc),
         kind=row.kind,
-        text=str(payload.get("text", "")),
+        text=payload_text(vault, payload),
         ticket_number=payload.get("meta", {}).get("ticket_number"),
-        subject=payload.get("subject"),
+        subject=payload_text(vault, payload, "subject") or None,
         reply_to=payload.get("reply_to"),
         buttons=tuple(Button(label, action) for label, action in payload.get("buttons", [])),
         meta=meta,
@@ -213,7 +225,7 @@ def fall_back(session: AsyncSession, row: OutboxRow, vault: Vault, now: datetime
         channel=str(fallback["channel"]),
         recipient=str(fallback["recipient"]),
         kind=row.kind,
-        text=str(row.payload.get("text", "")),
+        text=payload_text(vault, row.payload),
         now=now,
-        meta=meta,
+        meta={**meta, "summary": vault.reveal(str(meta["summary"]))} if meta.get("summary") else meta,
     )

@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 _DECRYPT_FAILED = "cannot decrypt personal data: wrong [privacy] key?"
+TOKEN_START = "gAAAAA"  # every Fernet token: version byte 0x80, then a timestamp that starts with zeros
 # HKDF "info": binds the derived key to this one use, so the blind-index key never equals a Fernet key.
 _BLIND_INDEX_INFO = b"complaintbot/blind-index/v1"
 # A mainland mobile (11 digits, 1[3-9]...) behind its country code, written +86, 0086 or 86.
@@ -91,6 +92,16 @@ class Vault:
 
     def decrypt_opt(self, token: str | None) -> str | None:
         return None if token is None else self.decrypt(token)
+
+    def reveal(self, value: str) -> str:
+        """A stored text that is encrypted, decrypted; one stored in clear (written before it was
+        encrypted, or a placeholder such as "(erased)") as it is."""
+        if not value.startswith(TOKEN_START):
+            return value
+        try:
+            return self.decrypt(value)
+        except PrivacyKeyError:
+            return value  # clear text that happens to start like a token
 
     def rotate(self, token: str) -> str:
         """Re-encrypt ``token`` with the first key (MultiFernet keeps its original timestamp)."""

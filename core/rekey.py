@@ -24,14 +24,15 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 from core.keycheck import FINGERPRINT, fingerprint
 from core.models import Base, ChannelState, Learner, LearnerIdentity, Message, OutboxRow, Ticket, Unparsed
 from core.outbox import recipient_key
-from core.privacy import PrivacyKeyError, Vault
+from core.privacy import TOKEN_START, PrivacyKeyError, Vault
 
 _BATCH = 500
+_SEALED = "privacy:clear-text-sealed"
 # Every encrypted column: re-encrypted as it is.
 ENCRYPTED: tuple[tuple[type[Base], tuple[str, ...]], ...] = (
     (Learner, ("name_enc", "phone_enc", "email_enc")),
     (LearnerIdentity, ("address_enc",)),
-    (Ticket, ("contact_enc",)),
+    (Ticket, ("contact_enc",)),  # and `summary`, and the outbox's payload texts: `_sealed`
     (Message, ("text_enc", "raw_enc")),
     (OutboxRow, ("recipient_enc",)),
     (Unparsed, ("raw_enc",)),
@@ -75,6 +76,7 @@ async def rotate(
                             changes[name] = vault.rotate(token)
                             done.tokens += 1
                     changes |= _indexes(model, values, vault, target, senders, done)
+                    changes |= _sealed(model, values, vault, done)
                     if changes:
                         await session.execute(update(model).where(_id(model) == row_id).values(**changes))
                     count += 1
@@ -86,6 +88,73 @@ async def rotate(
             .values(value=fingerprint(target), updated_at=now)
         )
     return done
+
+
+def _sealed(model: type[Base], values: dict[str, Any], vault: Vault, done: Rotation) -> dict[str, Any]:
+    """Texts kept encrypted in columns that may also hold clear text (written before they were
+    encrypted, or placeholders): re-encrypted, or encrypted when in clear (`reseal`)."""
+    if model is Ticket and values["summary"]:
+        done.tokens += 1
+        return {"summary": reseal(vault, values["summary"])}
+    if model is OutboxRow:
+        payload = values["payload"]
+        meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+        done.tokens += sum(
+            1 for value in (payload.get("text"), payload.get("subject"), meta.get("summary")) if value
+        )
+        return {"payload": sealed_payload(vault, payload)}
+    return {}
+
+
+def reseal(vault: Vault, value: str) -> str:
+    """`value` encrypted with the first key, whether it was encrypted (with any key) or in clear."""
+    return vault.encrypt(vault.reveal(value))
+
+
+def sealed_payload(vault: Vault, payload: dict[str, Any]) -> dict[str, Any]:
+    """An outbox payload with its text, subject and summary encrypted with the first key."""
+    sealed = dict(payload)
+    for name in ("text", "subject"):
+        if sealed.get(name):
+            sealed[name] = reseal(vault, str(sealed[name]))
+    meta = sealed.get("meta")
+    if isinstance(meta, dict) and meta.get("summary"):
+        sealed["meta"] = {**meta, "summary": reseal(vault, str(meta["summary"]))}
+    return sealed
+
+
+async def seal_clear_text(sessions: async_sessionmaker[AsyncSession], vault: Vault, now: datetime) -> int:
+    """Once per database: summaries and outbox texts written in clear by earlier versions, encrypted.
+    How many rows changed."""
+    async with sessions() as session:
+        if await session.scalar(select(ChannelState.value).where(ChannelState.key == _SEALED)):
+            return 0
+    changed = 0
+    for model in (Ticket, OutboxRow):
+        async for rows in _batches(sessions, model):
+            async with sessions() as session, session.begin():
+                for row_id, values in rows:
+                    if model is Ticket and values["summary"] and not _is_token(values["summary"]):
+                        update_values: dict[str, Any] = {"summary": vault.encrypt(values["summary"])}
+                    elif model is OutboxRow and _clear_payload(values["payload"]):
+                        update_values = {"payload": sealed_payload(vault, values["payload"])}
+                    else:
+                        continue
+                    await session.execute(update(model).where(_id(model) == row_id).values(**update_values))
+                    changed += 1
+    async with sessions() as session, session.begin():
+        session.add(ChannelState(key=_SEALED, value="1", updated_at=now))
+    return changed
+
+
+def _is_token(value: str) -> bool:
+    return value.startswith(TOKEN_START)
+
+
+def _clear_payload(payload: dict[str, Any]) -> bool:
+    meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+    texts = [payload.get("text"), payload.get("subject"), (meta or {}).get("summary")]
+    return any(value and not _is_token(str(value)) for value in texts)
 
 
 def _indexes(

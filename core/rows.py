@@ -97,7 +97,7 @@ class NewRows:
                 "direction": "out",
                 "channel": v["channel"],
                 "external_id": None,
-                "text_enc": self.vault.encrypt(v["payload"]["text"]),
+                "text_enc": v["payload"]["text"],  # encrypted already (`outbox_values`): the same token
                 "attachments": [],
                 "raw_enc": None,
                 "sender_index": None,

@@ -106,7 +106,8 @@ async def open_second_instance(
         ]
     )
     await session.flush()
-    meta = {"ticket_number": child.number, "department": department, "summary": child.summary[:60]}
+    shown = core.vault.reveal(child.summary)
+    meta = {"ticket_number": child.number, "department": department, "summary": shown[:60]}
     enqueue(
         session,
         core.vault,

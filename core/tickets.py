@@ -12,6 +12,7 @@ from core.callback import pending_callback
 from core.cards import refresh_card
 from core.clocks import close_clocks, current_due
 from core.context import CoreContext
+from core.inbound import seal_summary
 from core.models import Clock, Event, LearnerIdentity, Message, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.privacy import redact
@@ -75,7 +76,7 @@ async def apply_move(
             raise WorkflowError(f"{ticket.number} has no call-back waiting")
         if detail and not ticket.summary:
             # An empty voicemail: what the caller said on the call-back is the complaint.
-            ticket.summary = redact(" ".join(detail.split()))[:200]
+            ticket.summary = seal_summary(core.vault, redact(" ".join(detail.split()))[:200])
     await close_clocks(session, ticket.id, move.closes, now)
     major = ticket.severity == "major"
     for stage in move.opens:
@@ -146,7 +147,7 @@ async def summary_view(
         "due_stage": due.stage if due else None,
         "due_at": _iso(core, due.due_at) if due else None,
         "overdue": bool(due and due.due_at < now),
-        "summary": ticket.summary,
+        "summary": core.vault.reveal(ticket.summary),
     }
 
 

@@ -17,7 +17,7 @@ from core.models import Learner, OutboxRow, Ticket, Unparsed
 from core.outbox import recipient_key
 from core.policy import parse_policy
 from core.privacy import PrivacyKeyError, Vault, generate_key
-from core.rekey import ENCRYPTED, rotate
+from core.rekey import ENCRYPTED, rotate, seal_clear_text
 from core.templates import Templates
 from core.unparsed import keep_unparsed
 from tests.conftest import DEPARTMENTS, Database, at
@@ -51,6 +51,11 @@ async def tokens(core: CoreContext) -> list[str]:
             for name in columns:
                 column = getattr(model, name)
                 found += [t for t in await session.scalars(select(column).where(column.is_not(None)))]
+        # Texts kept encrypted in plain columns: the summary, and the outbox's texts.
+        found += [t for t in await session.scalars(select(Ticket.summary)) if t]
+        for payload in await session.scalars(select(OutboxRow.payload)):
+            found += [payload["text"]] + ([payload["subject"]] if payload.get("subject") else [])
+            found += [payload["meta"]["summary"]] if payload["meta"].get("summary") else []
     return found
 
 
@@ -116,3 +121,21 @@ async def test_rotation_needs_a_new_key_in_front_and_changes_nothing_without_one
         await rotate(old_core.sessions, old_core.vault, [privacy_key], ROTATED)
     assert await tokens(old_core) == before
     await check_key(old_core.sessions, old_core.vault, ROTATED)
+
+
+async def test_text_an_earlier_version_stored_in_clear_is_encrypted_once(old_core: CoreContext) -> None:
+    result = await Intake(old_core).receive(FakeChannel().message("7001", "老师上课总是迟到", NOW), NOW)
+    async with old_core.sessions() as session, session.begin():  # as an earlier version wrote them
+        ticket = await session.scalar(select(Ticket).where(Ticket.number == result.ticket_number))
+        assert ticket is not None
+        ticket.summary = "老师上课总是迟到"
+        for row in await session.scalars(select(OutboxRow)):
+            row.payload = {**row.payload, "text": "您的投诉已受理", "subject": None}
+    assert await seal_clear_text(old_core.sessions, old_core.vault, NOW) > 0
+    async with old_core.sessions() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.number == result.ticket_number))
+        assert ticket is not None and "老师" not in ticket.summary
+        assert old_core.vault.decrypt(ticket.summary) == "老师上课总是迟到"
+        payloads = list(await session.scalars(select(OutboxRow.payload)))
+    assert payloads and all(old_core.vault.decrypt(p["text"]) == "您的投诉已受理" for p in payloads)
+    assert await seal_clear_text(old_core.sessions, old_core.vault, NOW) == 0  # done once

@@ -20,6 +20,7 @@ from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.messages import InboundMessage
 from core.models import Clock, Event, Learner, OutboxRow, Ticket
+from core.outbox import payload_text
 from core.tickets import apply_move, get_ticket
 from core.workflow import Actor, WorkflowError
 from tests.conftest import at
@@ -68,7 +69,7 @@ async def test_an_after_hours_call_is_due_for_a_call_back_at_ten_and_staff_see_t
     assert [row.kind for row in outbox if row.channel != "staff"] == []
     assert "acknowledge" not in clocks and ticket.awaiting_field is None
     [card] = [row for row in outbox if row.kind == "card"]
-    text = str(card.payload["text"])
+    text = payload_text(core.vault, card.payload)
     assert "📞" in text and "138****8000" in text and "2026-11-25 10:00" in text and CALLER not in text
     assert "called" in [b[1].split(":")[0] for b in card.payload["buttons"]]
 
@@ -92,9 +93,10 @@ async def test_an_empty_transcript_still_opens_a_ticket_and_the_call_back_fills_
         )
     ticket, clocks, outbox = await _rows(core, result.ticket_number)
     assert clocks["callback"].met_at == at("2026-11-25 09:20")
-    assert ticket.summary.startswith("学员说退费") and "13900001111" not in ticket.summary
+    said = core.vault.reveal(ticket.summary)
+    assert said.startswith("学员说退费") and "13900001111" not in said
     edit = [row for row in outbox if row.kind == "card-edit"][-1]
-    assert "📞" not in str(edit.payload["text"])
+    assert "📞" not in payload_text(core.vault, edit.payload)
     assert "called" not in [b[1].split(":")[0] for b in edit.payload["buttons"]]
     async with core.sessions() as session, session.begin():
         ticket = await get_ticket(session, result.ticket_number)
@@ -142,7 +144,7 @@ async def test_a_transcript_naming_another_learners_ticket_opens_its_own_and_sta
     assert result.created and result.ticket_number != first.ticket_number
     before, _, outbox = await _rows(core, first.ticket_number)
     assert before.awaiting_field == "course" and before.course is None
-    assert not any("没人联系我" in str(row.payload.get("text")) for row in outbox)
+    assert not any("没人联系我" in payload_text(core.vault, row.payload) for row in outbox)
     _, clocks, _ = await _rows(core, result.ticket_number)
     assert clocks["callback"].due_at == at("2026-11-25 10:00")
     async with core.sessions() as session:
@@ -166,7 +168,7 @@ async def test_withheld_numbers_are_never_one_caller(core: CoreContext, intake: 
     assert len(learners) == 2
     _, _, outbox = await _rows(core, a.ticket_number)
     card = next(row for row in outbox if row.kind == "card")
-    assert "number withheld" in str(card.payload["text"])
+    assert "number withheld" in payload_text(core.vault, card.payload)
 
 
 async def test_the_same_voicemail_twice_is_one_ticket(core: CoreContext, intake: Intake) -> None:
@@ -202,7 +204,8 @@ async def test_the_finished_transcript_joins_the_ticket_its_pending_one_opened(
     assert pending.created and not done.created and not done.duplicate
     assert done.ticket_number == pending.ticket_number
     ticket, clocks, _ = await _rows(core, pending.ticket_number)
-    assert ticket.summary == "退费三个月没到账"  # the empty ticket now says what it is about
+    # The empty ticket now says what it is about.
+    assert core.vault.reveal(ticket.summary) == "退费三个月没到账"
     assert clocks["callback"].due_at == at("2026-11-25 10:00")
     again = await intake.receive(
         parse_transcript(transcript("completed", "退费三个月没到账")), at("2026-11-24 22:30")

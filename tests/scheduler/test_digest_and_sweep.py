@@ -13,6 +13,7 @@ from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.intake import Intake
 from core.models import OutboxRow
+from core.outbox import payload_text
 from scheduler import digest
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.conftest import at
@@ -35,7 +36,7 @@ async def test_the_digest_goes_out_once_a_day_after_its_time(core: CoreContext, 
     assert (await digest.run(core, at("2026-11-25 21:30"), True)).actions == []
     [row] = await _digests(core)
     assert core.vault.decrypt(row.recipient_enc) == "managers"
-    text = str(row.payload["text"])
+    text = payload_text(core.vault, row.payload)
     # Yesterday's tickets are new, and past their claim deadline by this morning.
     assert "教学部：新增 2（24 小时），处理中 2，超时 2" in text, text
     assert "财务部" in text

@@ -13,7 +13,7 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Clock, Event, OutboxRow, Staff
-from core.outbox import PermanentSendError
+from core.outbox import PermanentSendError, payload_text
 from core.staff import add_staff
 from core.tickets import apply_move, get_ticket, list_tickets, staff_actor
 from scheduler import escalation
@@ -88,7 +88,8 @@ async def test_reminder_then_level_1_then_level_2_each_once(core: CoreContext, i
     alerts = await _alerts(core)
     recipients = [(a.channel, core.vault.decrypt(a.recipient_enc)) for a in alerts]
     assert recipients == [("staff", "teaching"), ("telegram", HEAD_TELEGRAM), ("staff", "managers")]
-    assert number in str(alerts[1].payload["text"]) and "一级" in str(alerts[1].payload["text"])
+    level1 = payload_text(core.vault, alerts[1].payload)
+    assert number in level1 and "一级" in level1
     events = await _events(core, number)
     assert [e.split(":")[0] for e in events] == ["reminded", "escalated", "escalated"]
     async with core.sessions() as session:
@@ -124,7 +125,7 @@ async def test_a_late_sweep_fires_both_levels_in_one_message_per_person_for_many
     alerts = await _alerts(core)
     assert len(alerts) == 2  # one to the head, one to the managers: not sixty
     for alert in alerts:
-        text = str(alert.payload["text"])
+        text = payload_text(core.vault, alert.payload)
         assert all(n in text for n in numbers)
 
 

@@ -18,6 +18,7 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Clock, Event, OutboxRow, Ticket
+from core.outbox import payload_text
 from core.staff import add_staff
 from core.tickets import apply_move, staff_actor
 from scheduler.escalation import plan
@@ -122,5 +123,5 @@ async def test_two_processes_send_every_alert_once_and_miss_none(
     assert max(happened.values()) == 1  # none twice
     assert happened == expected  # none missed, none extra
     # And what reached people says the same: every alert line is one event.
-    lines = sum(str(a.payload["text"]).count(" — ") for a in alerts)
+    lines = sum(payload_text(core.vault, a.payload).count(" — ") for a in alerts)
     assert lines == len(events)

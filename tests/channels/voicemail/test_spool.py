@@ -26,6 +26,7 @@ from core.db import create_engine, session_factory
 from core.intake import Intake
 from core.messages import InboundMessage
 from core.models import Message, OutboxRow, Ticket, Unparsed
+from core.outbox import payload_text
 from core.policy import parse_policy
 from core.privacy import Vault
 from core.templates import Templates
@@ -157,7 +158,7 @@ async def test_an_unusable_file_goes_to_failed_with_its_reason_and_staff_are_tol
     assert len(core.vault.decrypt(kept.raw_enc)) <= 64 * 1024  # of a huge file, only a prefix is read
     notice = await staff_notice(core, kept.id)
     assert notice is not None and notice.channel == "staff"
-    assert reason in notice.payload["text"]
+    assert reason in payload_text(core.vault, notice.payload)
     assert len(await tickets(core)) == 1
 
 
