@@ -15,8 +15,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -55,9 +55,7 @@ log = logging.getLogger(__name__)
 _INLINE_TEXT = 4_000  # characters classified on the event loop; longer, in a thread
 # Conflicts on the dedupe and identity keys resolve on the next try; a few tries are plenty.
 _MAX_TRIES = 5
-STAFF_LOGGED = "staff"
-# Where anyone can claim any sender (a From header): acknowledgements to unknown addresses are capped.
-CAPPED_CHANNELS = frozenset({"email"})  # the channel of complaints staff log on a learner's behalf (/log)
+STAFF_LOGGED = "staff"  # the channel of complaints staff log on a learner's behalf (/log)
 _INSERT_TICKET = insert(Ticket).returning(Ticket.id)
 # Built once (intake's first statement, every time): the same message received before, or its erased form.
 _RECEIVED = select(Message.id, Message.ticket_id, Message.sender_index, Message.external_id).where(
@@ -224,20 +222,9 @@ class Intake:
         if ticket is not None:
             return self._continue(session, ticket, learner, identity, message, inbound, now, acting, proven)
         if new and not proven and message.unanswered is None:
-            message = self._capped(session, message, now)
+            cap = self.core.policy.intake.new_sender_acks_per_hour
+            message = learners.capped(session, message, cap, now)
         return self._open(session, learner, identity, message, classification, inbound, now)
-
-    def _capped(self, session: Session, message: InboundMessage, now: datetime) -> InboundMessage:
-        """The message, left unanswered when too many unknown addresses already got an acknowledgement
-        this hour: a forged From would make us mail strangers (backscatter); staff review the rest."""
-        cap = self.core.policy.intake.new_sender_acks_per_hour
-        if not cap or message.channel not in CAPPED_CHANNELS:
-            return message
-        seen = learners.new_addresses_since(session, message.channel, now - timedelta(hours=1))
-        if seen <= cap:  # this message's own new identity is among them
-            return message
-        log.warning("intake %s: %d new addresses this hour, not answered", message.external_id, seen)
-        return replace(message, unanswered=f"held for staff review: over {cap} new addresses in an hour")
 
     def _duplicate(self, session: Session, message_id: int, ticket_id: int) -> IntakeResult:
         ticket = session.get_one(Ticket, ticket_id)

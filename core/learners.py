@@ -9,15 +9,20 @@ set them, and a link would send that learner's replies where the impostor wants.
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from core.callback import REPLYABLE
 from core.messages import InboundMessage
 from core.models import Learner, LearnerIdentity
 from core.privacy import Vault, mask, normalize
+
+log = logging.getLogger(__name__)
 
 
 def _index(vault: Vault, kind: str, value: str | None) -> str | None:
@@ -90,16 +95,22 @@ def find_or_create(
     return learner, identity, new
 
 
-def new_addresses_since(session: Session, channel: str, since: datetime) -> int:
-    """How many addresses of `channel` wrote to us for the first time since `since`."""
-    return (
-        session.scalar(
-            select(func.count(LearnerIdentity.id)).where(
-                LearnerIdentity.channel == channel, LearnerIdentity.created_at >= since
-            )
+def capped(session: Session, message: InboundMessage, cap: int, now: datetime) -> InboundMessage:
+    """An unproven sender's first message, left unanswered when more than `cap` unknown addresses of
+    its channel wrote this hour: a forged From would make us write to strangers in bulk (backscatter).
+    Staff see the rest. Only for channels we answer in writing."""
+    if not cap or message.channel not in REPLYABLE:
+        return message
+    since = now - timedelta(hours=1)
+    seen = session.scalar(
+        select(func.count(LearnerIdentity.id)).where(
+            LearnerIdentity.channel == message.channel, LearnerIdentity.created_at >= since
         )
-        or 0
     )
+    if (seen or 0) <= cap:  # this message's own new identity is among them
+        return message
+    log.warning("intake %s: %d new addresses this hour, not answered", message.external_id, seen)
+    return replace(message, unanswered=f"held for staff review: over {cap} new addresses in an hour")
 
 
 def _inserted(session: Session, model: type[T], statement: Any, values: dict[str, Any]) -> T:
