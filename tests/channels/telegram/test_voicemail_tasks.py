@@ -1,6 +1,6 @@
 """Staff work a voicemail's call-back from the Telegram chat: the task on the card with the number
-masked, the full number to the owner privately (audited), `/called` or its button to close it, and
-a `/reply` that goes to the caller's written channel, or a clear refusal when there is none."""
+masked, the full number to the owner privately (audited), `/called` or its button to close it, and a
+clear refusal of `/reply`: a caller ID proves nothing, so the call-back is the only answer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from sqlalchemy import select
 from channels.voicemail.parse import message as voicemail_message
 from core.intake import Intake
 from core.models import Clock
-from core.numbers import find_ticket_numbers
 from core.tickets import get_ticket
 from tests.channels.telegram.test_staff_commands import (
     HEAD,
@@ -80,36 +79,37 @@ async def test_the_owner_gets_the_number_privately_and_records_the_call_back(rig
     assert again.startswith("⚠️") and "no call-back" in again
 
 
-async def test_the_button_closes_the_call_back_and_a_reply_reaches_the_callers_telegram(rig: Rig) -> None:
-    # The learner complained on Telegram and shared their contact (a typed number never links).
+async def test_the_button_closes_the_call_back_and_a_caller_id_reaches_no_ones_telegram(rig: Rig) -> None:
+    # A learner on Telegram shared their contact; a call comes "from" that number. A caller ID is no
+    # proof: nothing about the call goes to their Telegram, and a reply can only be the call-back.
     rig.botapi.learner_message(LEARNER, TEACHING, first_name="Ming")
     queued = rig.botapi._updates[-1]  # the stand-in builds no contact messages; add one to this
     queued["message"]["contact"] = {"phone_number": CALLER, "first_name": "Ming", "user_id": LEARNER}
     await rig.round()
+    before = rig.botapi.texts_to(LEARNER)
     number = await _voicemail(rig, "900.2", "我再投诉一次，老师又迟到了，请回电")
-    assert rig.botapi.texts_to(LEARNER)[-1].count(number) >= 1  # acknowledged on Telegram
+    assert rig.botapi.texts_to(LEARNER) == before
     card = next(m for m in rig.botapi.messages_to(TEACHING_CHAT) if number in m["text"])
     rig.botapi.callback(TEACHING_CHAT, TEACHER, card["message_id"], f"called:{number}")
     await rig.round()
     assert not await _callback_open(rig, number)
     said = await rig.say(TEACHING_CHAT, TEACHER, f"/reply {number} 已回电，明天给您答复")
-    assert said.startswith("✅")
-    assert "已回电" in rig.botapi.texts_to(LEARNER)[-1]
+    assert said.startswith("⚠️") and "call back" in said
+    assert rig.botapi.texts_to(LEARNER) == before
 
 
-async def test_a_voicemail_on_a_claimed_ticket_gives_its_owner_the_number(rig: Rig) -> None:
-    rig.botapi.learner_message(LEARNER, TEACHING, first_name="Ming")
-    queued = rig.botapi._updates[-1]  # the stand-in builds no contact messages; add one to this
-    queued["message"]["contact"] = {"phone_number": CALLER, "first_name": "Ming", "user_id": LEARNER}
-    await rig.round()
-    number = str(find_ticket_numbers(rig.botapi.texts_to(LEARNER)[0])[0])
+async def test_a_second_call_on_a_claimed_ticket_gives_its_owner_the_number(rig: Rig) -> None:
+    number = await _voicemail(rig, "900.3", TEACHING)
     assert (await rig.say(TEACHING_CHAT, TEACHER, f"/claim {number}")).startswith("✅")
+    said = await rig.say(TEACHING_CHAT, TEACHER, f"/called {number} 已回电")
+    assert said.startswith("✅") and not await _callback_open(rig, number)
     before = len(rig.botapi.texts_to(TEACHER))
-    await _voicemail(rig, "900.3", f"我是之前投诉的学员，编号 {number}，请尽快回电")
+    # The same number calls again about the same ticket: the same caller, a new call-back for its owner.
+    again = await _voicemail(rig, "900.4", f"我是之前投诉的学员，编号 {number}，请尽快回电")
+    assert again == number
     private = rig.botapi.texts_to(TEACHER)[before:]
     assert any(CALLER in text and f"/called {number}" in text for text in private), private
     assert not any(CALLER in text for text in rig.botapi.texts_to(TEACHING_CHAT))
     assert await _callback_open(rig, number)
-    assert [e.detail for e in await rig.events(number, "disclosed")] == [
-        "call-back number, privately to 王老师"
-    ]
+    disclosed = [e.detail or "" for e in await rig.events(number, "disclosed")]
+    assert len(disclosed) == 2 and all(d.startswith("call-back number, privately") for d in disclosed)
