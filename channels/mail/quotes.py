@@ -33,14 +33,18 @@ _FIELD = re.compile(
 # Gmail in Chinese: "A <a@x> 于2026年11月22日周六 21:15写道：", and the same in the languages of the
 # world ("Am … schrieb A:", "Le … a écrit :", "… написал(а):", Japanese Gmail's "2026年11月22日(日)
 # 21:15 A <a@x>:" and Apple Mail's "…のメール:"). A header may be wrapped onto two lines.
-_ATTRIBUTION = re.compile(
+_VERBS = (
     r"(?:wrote|writes|wrote the following|schrieb|a écrit|escribió|ha scritto|schreef|skrev|kirjoitti"
-    r"|napisał\(a\)|napisał|написал\(а\)|написала|написал|пишет|写道|寫道|のメール|のメッセージ"
-    r"|さんは書きました|は書きました|書きました)\s*[:：]$",
-    re.IGNORECASE,
+    r"|napisał(?:\(a\))?|написал(?:\(а\)|а)?|пишет|写道|寫道|のメール|のメッセージ|書きました)"
 )
-_DATED = re.compile(r"^\d{4}年\d{1,2}月\d{1,2}日.*<[^<>\s]+@[^<>\s]+>\s*[:：]$")  # Japanese Gmail
-_ATTRIBUTION_START = re.compile(r"^(?:On|Am|Le|El|Il|Op|Den|Em|W dniu|\d|在|於|\S.*[@于])", re.IGNORECASE)
+_ATTRIBUTION = re.compile(_VERBS + r"\s*[:：]$", re.IGNORECASE)
+_VERB = re.compile(_VERBS, re.IGNORECASE)
+# "Am … schrieb A <a@x>:", and Gmail's "Вс, 22 нояб. 2026 г. в 21:15, A <a@x>:" with no verb at all.
+_ADDRESSED = re.compile(r"<\s*[^<>\s]+@[^<>\s]+\s*>\s*[:：]$")
+_DATE_FIRST = re.compile(r"^(?:\d|\w{1,4}\.?,\s*\d)")
+_ATTRIBUTION_START = re.compile(
+    r"^(?:(?:On|Am|Le|El|Il|Op|Den|Em|W dniu)\s|\d|在|於|\S.*[@于])", re.IGNORECASE
+)
 _HEADER_WINDOW = 6  # how far below "From:" the original's other header lines may be
 _ATTRIBUTION_MAX = 300
 
@@ -104,4 +108,8 @@ def _attribution(lines: list[str], start: int) -> set[int]:
 
 
 def _is_attribution(line: str) -> bool:
-    return len(line) <= _ATTRIBUTION_MAX and bool(_ATTRIBUTION.search(line) or _DATED.match(line))
+    if len(line) > _ATTRIBUTION_MAX:
+        return False
+    if _ATTRIBUTION.search(line):
+        return True
+    return bool(_ADDRESSED.search(line)) and bool(_VERB.search(line) or _DATE_FIRST.match(line))
