@@ -47,7 +47,11 @@ _ALIASES = {
     "x-euc-jp": "euc_jp",
     "ks_c_5601-1987": "euc_kr",
     "x-mac-roman": "mac_roman",
+    "iso-8859-8-i": "iso8859_8",  # Hebrew in logical order: the same bytes
+    "iso-8859-6-i": "iso8859_6",
+    "iso-10646-ucs-2": "utf_16_be",
 }
+_WINDOWS = re.compile(r"^(?:x-)?(?:windows|cp|ms)[-_]?(\d{3,4})$")  # "windows-874", "cp-850", "ms936"
 # Python codecs that are not charsets: a hostile label must not run them over a learner's bytes.
 _NOT_CHARSETS = frozenset({"unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined"})
 _COMMON_SHARE = 0.8  # of a reading's non-ASCII characters that must be its script's common ones
@@ -55,6 +59,10 @@ _SAMPLE = 64 * 1024  # characters of a body that the guesses look at
 _DETECTOR_MIN = 24  # non-ASCII bytes below which a detector's verdict is noise
 _REPLACED = re.compile("\ufffd+")  # one bad byte sequence, however many bytes long
 _RUN = re.compile(r"[^\x00-\x7f\s]{3,}")  # three non-ASCII characters in a row: not a Western word
+# Two of them with no ASCII letter on either side ("8000 »ò 139": 或 in GBK) are not one either.
+_LONE_PAIR = re.compile(r"(?<![A-Za-z])[^\x00-\x7f\s]{2}(?![A-Za-z])")
+# Latin-1 symbols that Western text hardly uses but Big5 and GBK bytes read as Latin-1 are full of.
+_ODD = frozenset("¤¦¨¯´¸¹²³¼½¾µ¶¬ª×÷¢¥")
 # What Western text holds besides ASCII: letters and the punctuation of cp1252 and Latin-1.
 _WESTERN_CHARS = re.compile(r"[\u00a0-\u017f\u2013-\u201e\u2022\u2026\u2039\u203a\u20ac\u2122]")
 # What the detector chooses among when nothing else reads: the charsets of the mail of the world.
@@ -71,6 +79,9 @@ def codec_for(label: str | None) -> str | None:
     name = (label or "").strip().strip("\"'").lower()
     if not name or len(name) > 40:
         return None
+    numbered = _WINDOWS.match(name)
+    if numbered:
+        name = "gbk" if numbered.group(1) == "936" else f"cp{numbered.group(1)}"
     for candidate in (_ALIASES.get(name, name), name.removeprefix("x-")):
         try:
             codec = codecs.lookup(candidate).name.replace("-", "_")
@@ -145,21 +156,30 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
 
 def _guess(data: bytes, exclude: str = "") -> tuple[str, str] | None:
     """The plausible reading of unlabelled (or mislabelled) bytes: UTF-8 when they are UTF-8 (other
-    text almost never is), Western text when its accents sit between ASCII letters, else simplified
-    and traditional Chinese, Japanese, Korean in that order, unless the detector says otherwise on a
-    text long enough for it."""
+    text almost never is), Western text when its accents sit between ASCII letters, else the CJK
+    reading with the largest share of common characters: simplified and traditional Chinese,
+    Japanese, Korean in that order when they tie, unless the detector says otherwise on a text long
+    enough for it."""
     utf8 = _strict(data, "utf-8")
-    if utf8 is not None:
+    if utf8 is not None and not _short_gbk(data, utf8):
         return utf8, "utf-8"
     western = _western(data, "cp1252")
     plausible = _plausible(western[:_SAMPLE], "western")
     if plausible and _sparse(western[:_SAMPLE]):
         return western, "cp1252"
-    readings: dict[str, str] = {}
+    shares: dict[str, tuple[float, str]] = {}
     for name in ("gb18030", "cp950", "cp932", "cp949"):
         text = _strict(data, name) if name != exclude else None
-        if text is not None and _share(text[:_SAMPLE], name) >= _COMMON_SHARE:
-            readings[name] = text
+        if text is not None:
+            shares[name] = (_share(text[:_SAMPLE], name), text)
+    # Korean read as GB2312 is all common hanzi, and some Chinese read as KS X 1001 mostly Hangul: of
+    # the plausible readings only those as good as the best stay.
+    best_share = max((share for share, _ in shares.values()), default=0.0)
+    readings = {
+        name: text
+        for name, (share, text) in shares.items()
+        if share >= _COMMON_SHARE and share >= best_share - 0.02
+    }
     if len(readings) > 1 and _wide_bytes(data) >= _DETECTOR_MIN:
         best = from_bytes(data[:_SAMPLE], cp_isolation=list(readings)).best()
         if best is not None and best.encoding in readings:
@@ -169,6 +189,16 @@ def _guess(data: bytes, exclude: str = "") -> tuple[str, str] | None:
         return text, name
     # Dense accents ("Ça", "Öl") are still Western when no other reading holds.
     return (western, "cp1252") if plausible else None
+
+
+def _short_gbk(data: bytes, utf8: str) -> bool:
+    """A few GBK characters can be valid UTF-8 too, as Cyrillic, Armenian or IPA letters ("谢谢" as
+    "лл", "学员" as "ѧԱ"): in a short text of only such letters, common Chinese is the likelier reading."""
+    wide = [ch for ch in utf8 if ord(ch) > 0x7F]
+    if not 1 <= len(wide) <= 8 or any(ord(ch) < 0x180 or ord(ch) > 0x7FF for ch in wide):
+        return False
+    gb = _strict(data, "gb18030")
+    return gb is not None and _share(gb, "gb18030") == 1.0
 
 
 def _sparse(text: str) -> bool:
@@ -191,8 +221,11 @@ def _any(data: bytes, codec: str) -> tuple[str, str] | None:
     return (text, codec) if text is not None else None
 
 
+_HIGH = bytes(range(0x80, 0x100))
+
+
 def _wide_bytes(data: bytes) -> int:
-    return sum(1 for byte in data if byte > 0x7F)
+    return len(data) - len(data.translate(None, _HIGH))
 
 
 def _share(text: str, codec: str) -> float:
@@ -205,7 +238,10 @@ def _share(text: str, codec: str) -> float:
 
 def _common(ch: str, codec: str) -> bool:
     if codec == "gb18030":
-        return _encodes(ch, "gb2312")
+        code = _code(ch, "gb2312")
+        # Punctuation, numerals, full-width forms and the 6763 hanzi; not the kana, Greek, Cyrillic and
+        # box rows, where Big5's commonest characters land when read as GB2312.
+        return code is not None and (code >> 8 <= 0xA3 or code >> 8 >= 0xB0)
     if codec.startswith(("cp950", "big5")):
         code = _code(ch, "cp950")
         # Big5's symbols and its 5401 level-1 characters; level 2 is where mis-readings land.
@@ -227,7 +263,9 @@ def _plausible(text: str, script: str) -> bool:
         return _share(text, script) >= _COMMON_SHARE
     wide = [ch for ch in text if ord(ch) > 0x7F]
     # Western text has its accents between ASCII letters; CJK bytes read as Latin-1 are runs of them.
-    return all(_WESTERN_CHARS.match(ch) for ch in wide) and not _RUN.search(text)
+    if not all(_WESTERN_CHARS.match(ch) for ch in wide) or _RUN.search(text) or _LONE_PAIR.search(text):
+        return False
+    return sum(1 for ch in wide if ch in _ODD) * 4 <= len(wide)
 
 
 def _encodes(ch: str, codec: str) -> bool:
