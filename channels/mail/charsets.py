@@ -117,7 +117,7 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
             text = _strict(data, name)
             if text is None:
                 continue
-            if codec in _GB and _share(text, name) < _COMMON_SHARE:
+            if codec in _GB and _gb2312_share(text[:_SAMPLE]) < _COMMON_SHARE:
                 # A "gb2312" label on Shift_JIS, Big5 or UTF-8 text still decodes, as rare hanzi.
                 found = _guess(data, exclude="gb18030")
                 if found is not None and found[1] != "cp1252":
@@ -128,9 +128,9 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
         # A declared Western charset that reads as Western words wins; UTF-8 bytes under a Western
         # label do not read as words ("MÃ¼ller") but pass the test, so UTF-8 comes first.
         utf8 = _strict(data, "utf-8")
-        if utf8 is not None:
+        if utf8 is not None and not _short_gbk(data, utf8):
             return utf8, f"{said}, read as utf-8"
-        if _plausible(text, "western"):
+        if _plausible(text[:_SAMPLE], "western"):
             return text, None
         found = _guess(data)
         if found is not None and found[1] != "cp1252":
@@ -152,6 +152,15 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
     names = (*declared, "utf-8", "gb18030", "cp950", "cp932", "cp949")
     readings = [_lenient(data, name) for name in dict.fromkeys(names)]
     return min(readings, key=lambda text: len(_REPLACED.findall(text))), f"{said}, bad bytes replaced"
+
+
+def decode_header_bytes(data: bytes, fallback: str | None) -> str:
+    """Raw 8-bit header bytes: UTF-8 when they are UTF-8 (today's mailers), else in `fallback`, the
+    charset the message declares for its body, as `decode_bytes` reads it."""
+    utf8 = _strict(data, "utf-8")
+    if utf8 is not None and not _short_gbk(data, utf8):
+        return utf8
+    return decode_bytes(data, fallback)[0]
 
 
 def _guess(data: bytes, exclude: str = "") -> tuple[str, str] | None:
@@ -256,6 +265,13 @@ def _common(ch: str, codec: str) -> bool:
         code = _code(ch, "cp949")  # KS X 1001's 2350 syllables, not Unified Hangul's additions
         return bool(_HANGUL.match(ch)) and code is not None and code >> 8 >= 0xB0 and code & 0xFF >= 0xA1
     return True
+
+
+def _gb2312_share(text: str) -> float:
+    """The share of the non-ASCII characters that GB2312 has at all: a declared GB label is doubted
+    only when its reading is mostly outside it."""
+    wide = [ch for ch in text if ord(ch) > 0x7F]
+    return sum(1 for ch in wide if _encodes(ch, "gb2312")) / len(wide) if wide else 1.0
 
 
 def _plausible(text: str, script: str) -> bool:

@@ -10,6 +10,7 @@ from email.message import Message
 
 from channels.mail.charsets import codec_for as codec_for
 from channels.mail.charsets import decode_bytes as decode_bytes
+from channels.mail.charsets import decode_header_bytes
 
 # An encoded word as `policy.default` takes it: text with spaces in it (some Outlook versions) and raw
 # 8-bit bytes in it (old Eudora), right against other text; up to the first "?=".
@@ -34,11 +35,7 @@ def unbytes(value: str, fallback: str | None = None) -> str:
     Chinese mailers), else as guessed. `policy.default` shows U+FFFD for them."""
     if value.isascii():
         return value
-    data = as_bytes(value)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return decode_bytes(data, fallback)[0]
+    return decode_header_bytes(as_bytes(value), fallback)
 
 
 def decode_words(value: str, fallback: str | None = None) -> str:
