@@ -184,12 +184,16 @@ def _unfold_stray_lines(raw: bytes) -> bytes:
 
 def _sender(msg: Message, problems: list[str]) -> tuple[str | None, str]:
     """The display name and lower-case address of the first From address, else of Sender or Reply-To
-    (a sloppy web form). Encoded words are decoded after the address is split off, so that a decoded
-    name holding "," or "<" cannot break it; raw 8-bit bytes are read in the body's charset."""
+    (a sloppy web form), else the envelope's address (Return-Path, an mbox "From " line). Encoded words
+    are decoded after the address is split off, so that a decoded name holding "," or "<" cannot break
+    it; raw 8-bit bytes are read in the body's charset."""
     charset = body_charset(msg)
-    for field in ("From", "Sender", "Reply-To"):
-        value = unbytes(str(msg.get(field) or ""), charset)
-        found = _address(value)
+    for field in ("From", "Sender", "Reply-To", "Return-Path", "envelope"):
+        value = unbytes(
+            str(msg.get(field) or "") if field != "envelope" else msg.get_unixfrom() or "", charset
+        )
+        # Some mailers encode the whole "name <address>" as one encoded word.
+        found = _address(value) or _address(decode_words(value, charset))
         if found is None:
             continue
         name, address, recovered = found
@@ -197,6 +201,8 @@ def _sender(msg: Message, problems: list[str]) -> tuple[str | None, str]:
             problems.append(f"no address in From, {field} used")
         elif recovered:
             problems.append("From not in the standard form, its address taken as found")
+        if field in ("Return-Path", "envelope"):
+            name = ""  # an envelope names no one
         shown = " ".join(decode_words(name, charset).split()).strip("\"' ,<>")
         return shown or None, address
     raise MailError(f"no sender address in From: {str(header(msg, 'From') or '')[:100]!r}")
