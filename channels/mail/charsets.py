@@ -324,13 +324,20 @@ def _jis(data: bytes) -> str | None:
     for match in [*_JIS_ESCAPE.finditer(data), None]:
         end = match.start() if match is not None else len(data)
         chunk = data[pos:end]
+        if mode == b"$(D":  # JIS X 0212 has no Shift_JIS places
+            return None
         if mode.startswith(b"$"):
-            if len(chunk.replace(b"\r", b"").replace(b"\n", b"")) % 2:
-                return None
-            for j1, j2 in zip(chunk[::2], chunk[1::2], strict=True):
+            at = 0
+            while at < len(chunk):
+                if chunk[at] in b"\r\n":  # a line break a broken mailer left in two-byte mode
+                    out.append(chunk[at])
+                    at += 1
+                    continue
+                j1, j2 = chunk[at], chunk[at + 1] if at + 1 < len(chunk) else 0
                 if not (0x21 <= j1 <= 0x7E and 0x21 <= j2 <= 0x7E):
                     return None
                 out += _to_sjis(j1, j2)
+                at += 2
         elif mode == b"(I":
             out += bytes(byte + 0x80 for byte in chunk)
         else:

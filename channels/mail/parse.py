@@ -46,6 +46,15 @@ _HEADER_SEARCH = 64 * 1024  # how far junk before the headers is skipped
 _MESSAGE_IDS = re.compile(r"<[^<>\s]+>")
 _HEADER_START = re.compile(rb"[!-9;-~]+:")
 _STRAY_LINES = 3  # lines without a name between two header lines that are taken as a folded value
+# Only a line with a header's usual name below them shows that the headers go on (a body right below
+# the headers, with no blank line, may well hold "Name: …" lines of its own).
+_KNOWN_HEADER = re.compile(
+    rb"(?:from|to|cc|bcc|subject|date|sender|reply-to|message-id|mime-version|content-[a-z-]+|received"
+    rb"|return-path|in-reply-to|references|delivered-to|list-[a-z-]+|x-[!-9;-~]+|user-agent|organization"
+    rb"|importance|priority|precedence|auto-submitted|thread-[a-z]+|dkim-signature|authentication-results"
+    rb"|arc-[a-z-]+):",
+    re.IGNORECASE,
+)
 # An address anywhere in a From that the address parser cannot read ("Test test@example.com", two
 # addresses without a comma): in angle brackets first, else the first bare one.
 _BRACKETED = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
@@ -175,8 +184,9 @@ def _unfold_stray_lines(raw: bytes) -> bytes:
     named = [bool(_HEADER_START.match(line)) or line.startswith((b" ", b"\t")) for line in lines]
     if all(named[1:]):
         return raw
+    known = [bool(_KNOWN_HEADER.match(line)) for line in lines]
     for i in range(1, len(lines)):
-        if not named[i] and any(named[i + 1 : i + 1 + _STRAY_LINES]) and named[i - 1]:
+        if not named[i] and any(known[i + 1 : i + 1 + _STRAY_LINES]) and named[i - 1]:
             lines[i] = b" " + lines[i]
             named[i] = True
     return b"\n".join(lines) + raw[end:]
