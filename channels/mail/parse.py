@@ -21,7 +21,7 @@ from typing import Any
 from channels.mail.loops import auto_reply_reason
 from channels.mail.parts import MAX_ATTACHMENT_BYTES, TOO_LARGE, part_at, part_bytes, read_body
 from channels.mail.quotes import trim_quoted
-from channels.mail.text import clean, content_type, decode_words, header, unbytes
+from channels.mail.text import body_charset, clean, content_type, decode_words, header, unbytes
 from core.messages import InboundMessage
 
 __all__ = [
@@ -44,6 +44,21 @@ _DATE_AFTER = timedelta(hours=1)
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:", re.MULTILINE)
 _HEADER_SEARCH = 64 * 1024  # how far junk before the headers is skipped
 _MESSAGE_IDS = re.compile(r"<[^<>\s]+>")
+_HEADER_START = re.compile(rb"[!-9;-~]+:")
+_STRAY_LINES = 3  # lines without a name between two header lines that are taken as a folded value
+# Only a line with a header's usual name below them shows that the headers go on (a body right below
+# the headers, with no blank line, may well hold "Name: …" lines of its own).
+_KNOWN_HEADER = re.compile(
+    rb"(?:from|to|cc|bcc|subject|date|sender|reply-to|message-id|mime-version|content-[a-z-]+|received"
+    rb"|return-path|in-reply-to|references|delivered-to|list-[a-z-]+|x-[!-9;-~]+|user-agent|organization"
+    rb"|importance|priority|precedence|auto-submitted|thread-[a-z]+|dkim-signature|authentication-results"
+    rb"|arc-[a-z-]+):",
+    re.IGNORECASE,
+)
+# An address anywhere in a From that the address parser cannot read ("Test test@example.com", two
+# addresses without a comma): in angle brackets first, else the first bare one.
+_BRACKETED = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
+_BARE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # What staff may need to see about a mail besides its text; the body stays in the raw bytes.
 _HEADERS_KEPT = {
     "from": "From",
@@ -155,26 +170,70 @@ def _message(raw: bytes) -> Message:
         # for a body: read from the first line that is a header.
         found = _HEADER_LINE.search(raw, 0, _HEADER_SEARCH)
         raw = raw[found.start() :] if found is not None else raw
-    msg = email.message_from_bytes(raw, policy=_POLICY)
+    msg = email.message_from_bytes(_unfold_stray_lines(raw), policy=_POLICY)
     if not msg.keys():
         raise MailError(f"no header lines: not an e-mail (starts {raw[:40]!r})")
     return msg
 
 
+def _unfold_stray_lines(raw: bytes) -> bytes:
+    """Headers with a line between them that has no name: a value folded without the indent (web
+    forms write these) or a junk line. The parser would end the headers there and lose the From below;
+    such a line is read as part of the header above it. `policy.default` ends the headers there."""
+    end = raw.find(b"\n\n")
+    end2 = raw.find(b"\n\r\n")
+    end = min(e for e in (end, end2, len(raw)) if e >= 0)
+    lines = raw[:end].split(b"\n")
+    named = [bool(_HEADER_START.match(line)) or line.startswith((b" ", b"\t")) for line in lines]
+    if all(named[1:]):
+        return raw
+    known = [bool(_KNOWN_HEADER.match(line)) for line in lines]
+    for i in range(1, len(lines)):
+        if not named[i] and any(known[i + 1 : i + 1 + _STRAY_LINES]) and named[i - 1]:
+            lines[i] = b" " + lines[i]
+            named[i] = True
+    return b"\n".join(lines) + raw[end:]
+
+
 def _sender(msg: Message, problems: list[str]) -> tuple[str | None, str]:
     """The display name and lower-case address of the first From address, else of Sender or Reply-To
-    (a sloppy web form). Encoded words are decoded after the address is split off, so that a decoded
-    name holding "," or "<" cannot break it."""
-    for field in ("From", "Sender", "Reply-To"):
-        for name, address in getaddresses([unbytes(str(msg.get(field) or ""))]):
-            address = address.strip().lower()
-            local, at, domain = address.rpartition("@")
-            if at and local and domain and not any(ch.isspace() for ch in address):
-                if field != "From":
-                    problems.append(f"no address in From, {field} used")
-                shown = " ".join(decode_words(name).split()).strip("\"' ")
-                return shown or None, address
+    (a sloppy web form), else the envelope's address (Return-Path, an mbox "From " line). Encoded words
+    are decoded after the address is split off, so that a decoded name holding "," or "<" cannot break
+    it; raw 8-bit bytes are read in the body's charset."""
+    charset = body_charset(msg)
+    for field in ("From", "Sender", "Reply-To", "Return-Path", "envelope"):
+        value = unbytes(
+            str(msg.get(field) or "") if field != "envelope" else msg.get_unixfrom() or "", charset
+        )
+        # Some mailers encode the whole "name <address>" as one encoded word.
+        found = _address(value) or _address(decode_words(value, charset))
+        if found is None:
+            continue
+        name, address, recovered = found
+        if field != "From":
+            problems.append(f"no address in From, {field} used")
+        elif recovered:
+            problems.append("From not in the standard form, its address taken as found")
+        if field in ("Return-Path", "envelope"):
+            name = ""  # an envelope names no one
+        shown = " ".join(decode_words(name, charset).split()).strip("\"' ,<>")
+        return shown or None, address
     raise MailError(f"no sender address in From: {str(header(msg, 'From') or '')[:100]!r}")
+
+
+def _address(value: str) -> tuple[str, str, bool] | None:
+    """The first usable (name, address) of a header, and whether it had to be dug out of a value the
+    address parser cannot read (`policy.default` gives no address or a wrong one for those)."""
+    for name, address in getaddresses([value]):
+        address = address.strip().lower()
+        local, at, domain = address.rpartition("@")
+        if at and local and domain and not any(ch.isspace() for ch in address):
+            return name, address, False
+    found = _BRACKETED.search(value) or _BARE.search(value)
+    if found is None:
+        return None
+    address = (found.group(1) if found.re is _BRACKETED else found.group(0)).lower()
+    return value[: found.start()], address, True
 
 
 def _id_header(msg: Message, name: str) -> str | None:

@@ -20,16 +20,31 @@ _SEPARATOR = re.compile(
     re.IGNORECASE,
 )
 _RULE = re.compile(r"^[_\-—]{8,}$")  # Outlook's line of underscores above the header block
-_FROM = re.compile(r"^\**\s*(?:From|发件人|寄件者|寄件人)\s*\**\s*[:：]", re.IGNORECASE)
+# The same block as Outlook writes it in German, French, Spanish, Russian and Japanese.
+_FROM = re.compile(r"^\**\s*(?:From|发件人|寄件者|寄件人|Von|De|От|差出人)\s*\**\s*[:：]", re.IGNORECASE)
 _FIELD = re.compile(
-    r"^\**\s*(?:Sent|Date|To|Cc|Subject|发送时间|发件时间|日期|时间|收件人|收件者|抄送|副本|主题|主旨|寄件日期)"
+    r"^\**\s*(?:Sent|Date|To|Cc|Subject|发送时间|发件时间|日期|时间|收件人|收件者|抄送|副本|主题|主旨|寄件日期"
+    r"|Gesendet|Datum|An|Betreff|Envoyé|Date|À|Objet|Enviado|Para|Asunto|Отправлено|Дата|Кому|Тема"
+    r"|送信日時|宛先|件名)"
     r"\s*\**\s*[:：]",
     re.IGNORECASE,
 )
 # "On Sat, Nov 22, 2026 at 9:15 PM A <a@x> wrote:", "在 2026年11月22日 21:15，A <a@x> 写道：",
-# Gmail in Chinese: "A <a@x> 于2026年11月22日周六 21:15写道：". A header may be wrapped onto two lines.
-_ATTRIBUTION = re.compile(r"(?:wrote|写道|寫道)\s*[:：]$", re.IGNORECASE)
-_ATTRIBUTION_START = re.compile(r"^(?:On\s|在|於|\S.*[@于])", re.IGNORECASE)
+# Gmail in Chinese: "A <a@x> 于2026年11月22日周六 21:15写道：", and the same in the languages of the
+# world ("Am … schrieb A:", "Le … a écrit :", "… написал(а):", Japanese Gmail's "2026年11月22日(日)
+# 21:15 A <a@x>:" and Apple Mail's "…のメール:"). A header may be wrapped onto two lines.
+_VERBS = (
+    r"(?:wrote|writes|wrote the following|schrieb|a écrit|escribió|ha scritto|schreef|skrev|kirjoitti"
+    r"|napisał(?:\(a\))?|написал(?:\(а\)|а)?|пишет|写道|寫道|のメール|のメッセージ|書きました)"
+)
+_ATTRIBUTION = re.compile(_VERBS + r"\s*[:：]$", re.IGNORECASE)
+_VERB = re.compile(_VERBS, re.IGNORECASE)
+# "Am … schrieb A <a@x>:", and Gmail's "Вс, 22 нояб. 2026 г. в 21:15, A <a@x>:" with no verb at all.
+_ADDRESSED = re.compile(r"<\s*[^<>\s]+@[^<>\s]+\s*>\s*[:：]$")
+_DATE_FIRST = re.compile(r"^(?:\d|\w{1,4}\.?,\s*\d)")
+_ATTRIBUTION_START = re.compile(
+    r"^(?:(?:On|Am|Le|El|Il|Op|Den|Em|W dniu)\s|\d|在|於|\S.*[@于])", re.IGNORECASE
+)
 _HEADER_WINDOW = 6  # how far below "From:" the original's other header lines may be
 _ATTRIBUTION_MAX = 300
 
@@ -85,10 +100,16 @@ def _attribution(lines: list[str], start: int) -> set[int]:
     first = lines[start].strip()
     if not first or first.startswith((">", "＞")) or not _ATTRIBUTION_START.match(first):
         return set()
-    if len(first) <= _ATTRIBUTION_MAX and _ATTRIBUTION.search(first):
+    if _is_attribution(first):
         return {start}
-    if start + 1 < len(lines):
-        joined = first + " " + lines[start + 1].strip()
-        if len(joined) <= _ATTRIBUTION_MAX and _ATTRIBUTION.search(joined):
-            return {start, start + 1}
+    if start + 1 < len(lines) and _is_attribution(first + " " + lines[start + 1].strip()):
+        return {start, start + 1}
     return set()
+
+
+def _is_attribution(line: str) -> bool:
+    if len(line) > _ATTRIBUTION_MAX:
+        return False
+    if _ATTRIBUTION.search(line):
+        return True
+    return bool(_ADDRESSED.search(line)) and bool(_VERB.search(line) or _DATE_FIRST.match(line))

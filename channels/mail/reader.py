@@ -6,6 +6,7 @@ What cannot be parsed is kept raw for staff and counts as done, so it never bloc
 failure of the database leaves the message waiting for the next pass; intake's dedupe on the
 Message-ID (else a hash of the raw bytes) makes every repeat a no-op.
 
+A staff member's answer to our staff mail (a card, an alert) is a note on its ticket (`staff_mail`).
 Learners' mail is taken in by lanes, one per sender, so that a sender's second message follows the
 first into its ticket while several senders' messages go to the database at once (PostgreSQL). Past
 `per_sender_per_hour` messages from one address, mail is recorded but not answered. `keep_reading`
@@ -27,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.mail.parse import MailError, message_key, parse_mail
+from channels.mail.staff_mail import record_staff_mail
 from channels.mail.trust import sender_verdict
 from core.context import CoreContext
 from core.intake import Intake
@@ -141,6 +143,11 @@ class MailReader:
             log.info("e-mail %s is our own (from %s): not taken in", mail.ref, message.sender_id)
             return "kept"
         message = self._checked(message)
+        if message.auto_reply is None:  # a staff member's out-of-office reply is no note
+            noted = await record_staff_mail(self.core, message, now)
+            if noted is not None:
+                log.info("e-mail %s from staff %s: a note on %s", mail.ref, message.sender_id, noted[0])
+                return "duplicate" if noted[1] else "taken"
         if self.per_sender_per_hour and message.auto_reply is None:
             if recent is None:
                 recent = (await self.recent([message.sender_id], now)).get(message.sender_id, 0)

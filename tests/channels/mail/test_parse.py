@@ -34,7 +34,7 @@ from core.messages import Attachment, InboundMessage
 from core.numbers import TicketNumber, find_ticket_numbers
 
 DATA = Path(__file__).parent / "data"
-SAMPLES = sorted(path.name for path in DATA.iterdir())
+SAMPLES = sorted(path.name for path in DATA.iterdir() if path.is_file())  # corpus/ has its own test
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)  # our server's clock: after every sample was sent
 ACK = "<3f9c1e0a8b7d4c2e9f1a6b5c4d3e2f10@school.edu.cn>"  # the Message-ID of our acknowledgement
 PDF_SIZE = 303
@@ -144,6 +144,47 @@ COMPLAINT = "老师您好：我是王喆，朱镕的孩子，退费申请已经�
     ],
 )
 def test_decode_bytes(data: bytes, label: str, text: str) -> None:
+    assert decode_bytes(data, label)[0] == text
+
+
+@pytest.mark.parametrize(
+    ("data", "label", "text"),
+    [
+        # One accented letter is no Chinese: a declared Western label that reads as words wins...
+        ("Straße".encode("latin-1"), "iso-8859-1", "Straße"),
+        ("Priorität".encode("latin-1"), None, "Priorität"),  # ...and undeclared, Western words are read so
+        ("Gómez".encode("latin-1"), None, "Gómez"),
+        ("„Björn“ – 20 €".encode("cp1252"), "iso-8859-1", "„Björn“ – 20 €"),  # cp1252 under a Latin-1 label
+        ("數學課老師上課講電話".encode("big5"), "iso-8859-1", "數學課老師上課講電話"),  # but not a Big5 text
+        (
+            "カタカナのテキストです".encode("cp932"),
+            "gb2312",
+            "カタカナのテキストです",
+        ),  # Shift_JIS as "gb2312"
+        ("テスト".encode("cp932"), None, "テスト"),
+        ("①②③ ㈱ №".encode("cp932"), "shift_jis", "①②③ ㈱ №"),  # NEC's characters, in cp932
+        (b'\x1b$B-!-"\x1b(B', "iso-2022-jp", "①②"),  # and in ISO-2022-JP, as Windows writes it
+        (
+            "안녕하세요. 지난주 수업이 세 번이나 취소되었습니다.".encode("euc-kr"),
+            None,
+            "안녕하세요. 지난주 수업이 세 번이나 취소되었습니다.",
+        ),
+        ("谢谢".encode("gbk"), None, "谢谢"),  # also valid UTF-8, as "лл"
+        (
+            "客服态度恶劣，电话 13812348000 没人回".encode("gbk"),
+            None,
+            "客服态度恶劣，电话 13812348000 没人回",
+        ),
+        (
+            "Привет, как дела у тебя сегодня, друг?".encode("koi8-r"),
+            None,
+            "Привет, как дела у тебя сегодня, друг?",
+        ),
+    ],
+)
+def test_the_declared_charset_wins_and_a_wrong_or_missing_one_is_judged_on_the_whole_text(
+    data: bytes, label: str | None, text: str
+) -> None:
     assert decode_bytes(data, label)[0] == text
 
 
@@ -608,3 +649,31 @@ def test_damaged_mail_never_raises_anything_but_mail_error(name: str) -> None:
             (attachment.name or "").encode("utf-8")
             if attachment.ref != TOO_LARGE:
                 assert attachment_bytes(mail, attachment.ref) is not None or attachment.size is None
+
+
+@pytest.mark.parametrize(
+    ("mail", "sender", "subject", "text"),
+    [
+        # A value folded without its indent (web forms): the From below it is still read.
+        (
+            b"Subject: Anfrage zum\r\nKurs am Montag\r\nFrom: web@form.de\r\n\r\nHallo\r\n",
+            "web@form.de",
+            "Anfrage zum Kurs am Montag",
+            "Hallo",
+        ),
+        # A body right below the headers, without the blank line, keeps its own "Name:" lines.
+        (
+            b"From: web@form.de\r\nSubject: x\r\nHello\r\nName: Petra\r\n",
+            "web@form.de",
+            "x",
+            "Hello\nName: Petra",
+        ),
+        (b"From: Test test@example.com\r\nSubject: x\r\n\r\nHi\r\n", "test@example.com", "x", "Hi"),
+        (b"From: first@example.com second@example.com\r\n\r\nHi\r\n", "first@example.com", None, "Hi"),
+    ],
+)
+def test_a_sender_is_found_where_mature_mail_systems_find_it(
+    mail: bytes, sender: str, subject: str | None, text: str
+) -> None:
+    message = parse_mail(mail, NOW)
+    assert (message.sender_id, message.subject, message.text) == (sender, subject, text)
