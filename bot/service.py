@@ -22,6 +22,7 @@ from bot.web import create_app
 from bot.wechat_runtime import WechatRuntime, start_wechat, wecom_sink
 from core.db import outbox_signal, upgrade
 from core.queue import LaneState
+from core.redaction import install
 from scheduler.delivery import Delivery
 from scheduler.runner import Schedule, Scheduler
 from scheduler.sweep import sweep
@@ -66,6 +67,8 @@ class _Server(uvicorn.Server):
 async def serve(settings: Settings) -> None:
     console = Console(stderr=True, soft_wrap=True)  # one line per notice, whatever the width
     application = build(settings, create_key=True)
+    # Every log line from here on, uvicorn's included (they go through our handlers: `log_config=None`).
+    remove_redaction = install(application.core.redact)
     for notice in application.notices:
         console.print(notice, style="yellow", markup=False)
     try:
@@ -145,7 +148,13 @@ async def serve(settings: Settings) -> None:
             web = create_app(core, routes, dispatcher=dispatcher, metrics=application.metrics)
             server = _Server(
                 uvicorn.Config(
-                    web, host=settings.web.host, port=settings.web.port, log_level="info", lifespan="off"
+                    web,
+                    host=settings.web.host,
+                    port=settings.web.port,
+                    log_level="info",
+                    # uvicorn's own handlers would bypass the redaction (and print query strings).
+                    log_config=None,
+                    lifespan="off",
                 )
             )
             loop = asyncio.get_running_loop()
@@ -178,3 +187,4 @@ async def serve(settings: Settings) -> None:
                     await close()
     finally:
         await application.close()
+        remove_redaction()
