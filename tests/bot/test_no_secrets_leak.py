@@ -4,6 +4,9 @@ other column of the database in clear."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -12,6 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
+from bot.voicemail_web import voicemail_webhook
+from bot.web import create_app
 from channels.mail.sender import MailSender, SmtpServer
 from channels.telegram.sender import TelegramSender, make_bot
 from channels.wechat.api import SharedAccessToken, WechatClient, token_fetcher
@@ -20,6 +25,7 @@ from channels.wechat.sender import WechatSender
 from channels.wechat.wecom import WecomStaffSink
 from core.context import CoreContext
 from core.dispatch import Dispatcher
+from core.intake import Intake
 from core.models import Base, OutboxRow
 from core.outbox import enqueue
 from core.redaction import Redactor, install
@@ -36,6 +42,7 @@ APP_SECRET = "a8f3c2e1d4b5a69788776655443322ff"
 BOT_TOKEN = "7234567890:AAH3kx9vQ2mPz8LwTn5Rb1Yc4Df6Gh7Jk0L"
 ROBOT_KEY = "693a91f6-7d2e-4bc4-97a0-0ec2b1fa5aaa"
 SMTP_PASSWORD = "Smtp-pa55word!"
+VOICEMAIL_SECRET = "vm-hmac-7f3e9a1c"
 OPENID = "oLVPpjqs9BhvzwPj5A-vTYAX3GLc"
 PHONE, PHONE_SPACED = "13800138000", "+86 138 0013 8000"
 LEARNER_MAIL = "li.lei@example.org"
@@ -226,3 +233,23 @@ def test_the_redactor_hides_what_httpx_says_of_a_token_call() -> None:
     said = f"{error} {request.url}"
     assert "x" * 8 not in Redactor()(said)  # by the parameter's name, even when no secret is configured
     assert APP_SECRET not in Redactor([APP_SECRET])(f"app secret is {APP_SECRET}")
+
+
+async def test_voicemail_refusals_keep_the_shared_secret_and_the_callers_number_out(
+    core: CoreContext, redactor: Redactor, logs: pytest.LogCaptureFixture, intake: Intake
+) -> None:
+    core.redact = Redactor([*SECRETS, VOICEMAIL_SECRET])
+    route = voicemail_webhook(intake, core, secret=VOICEMAIL_SECRET, clock=lambda: NOW)
+    transport = httpx.ASGITransport(app=create_app(core, [route]))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        body = json.dumps(
+            {"schema_version": 1, "caller": PHONE_SPACED, "note": f"from {LEARNER_MAIL}"}
+        ).encode()
+        stamp = str(int(NOW.timestamp()))
+        good = hmac.new(VOICEMAIL_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+        wrong = {"X-Voicemail-Timestamp": stamp, "X-Voicemail-Signature": VOICEMAIL_SECRET}
+        assert (await client.post("/voicemail", content=body, headers=wrong)).status_code == 403
+        signed = {"X-Voicemail-Timestamp": stamp, "X-Voicemail-Signature": good}
+        refused = await client.post("/voicemail", content=body, headers=signed)
+    assert refused.status_code == 422  # kept for staff: its raw body encrypted, its reason in clear
+    await assert_nothing_leaked(core, logs, VOICEMAIL_SECRET)
