@@ -12,8 +12,10 @@ import hashlib
 import hmac
 import itertools
 import json
+import mailbox
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,7 +29,11 @@ from bot.staff_commands import StaffChats, StaffCommands
 from bot.telegram import TelegramUpdates
 from bot.voicemail_web import voicemail_webhook
 from bot.web import create_app
+from channels.mail.maildir import MaildirSource
+from channels.mail.parse import MailError, parse_mail
+from channels.mail.reader import MailReader
 from channels.telegram.parse import StaffCommand, Unusable, parse_update
+from channels.voicemail.spool import SpoolInbox
 from channels.wechat import parse as wechat
 from channels.wechat.webhook import WeChatWebhook
 from core.context import CoreContext
@@ -36,6 +42,7 @@ from core.messages import storage_key
 from core.models import Message, OutboxRow, Unparsed
 from core.staff import add_staff
 from tests.channels.test_parsers_fuzz import (
+    MAIL_SAMPLES,
     TELEGRAM_SAMPLES,
     TRANSCRIPT,
     TWILIO,
@@ -81,11 +88,14 @@ async def client(sqlite_only: None, intake: Intake, core: CoreContext) -> AsyncI
     voicemail = voicemail_webhook(
         intake, core, secret=SECRET, twilio_auth_token=TWILIO_TOKEN, clock=lambda: NOW
     )
-    routes = [*webhook.routes(), voicemail]
+    # An account in plaintext mode (no EncodingAESKey) beside the one in safe mode.
+    plain = WeChatWebhook(intake, core, token=signing.TOKEN, app_id=signing.APP_ID, clock=lambda: NOW)
+    routes = [*webhook.routes(), *plain.routes("/wechat-plain"), voicemail]
     transport = httpx.ASGITransport(app=create_app(core, routes))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
     await webhook.wait_idle()
+    await plain.wait_idle()
 
 
 async def kept_reason(core: CoreContext, channel: str, key: str) -> str | None:
@@ -108,12 +118,16 @@ async def has_message(core: CoreContext, channel: str, external_id: str) -> bool
 
 
 @REAL_PATH
-@given(plain=st.text(max_size=200) | mutated(WECHAT_SAMPLES).map(lambda b: b.decode("utf-8", "replace")))
+@given(
+    plain=st.text(max_size=200) | mutated(WECHAT_SAMPLES).map(lambda b: b.decode("utf-8", "replace")),
+    mode=st.sampled_from(["safe", "plaintext"]),
+)
 async def test_a_signed_wechat_push_of_any_content_is_taken_kept_or_refused(
-    client: httpx.AsyncClient, core: CoreContext, plain: str
+    client: httpx.AsyncClient, core: CoreContext, plain: str, mode: str
 ) -> None:
-    signed = signing.push(plain, "safe", timestamp=TS)
-    response = await client.post("/wechat", params=signed.params, content=signed.body)
+    signed = signing.push(plain, mode, timestamp=TS)
+    path = "/wechat" if mode == "safe" else "/wechat-plain"
+    response = await client.post(path, params=signed.params, content=signed.body)
     try:
         fields = wechat.read_xml(plain.encode())
     except wechat.UnsafeXml:  # a document type or entity: refused before any parsing, nothing stored
@@ -123,6 +137,10 @@ async def test_a_signed_wechat_push_of_any_content_is_taken_kept_or_refused(
         fields = None
     assert response.status_code == 200, response.text
     if fields is None:
+        assert await kept_reason(core, "wechat", f"xml:{hashlib.sha256(signed.body).hexdigest()}")
+        return
+    if mode == "plaintext" and "MsgType" not in fields and "Encrypt" in fields:
+        # Looks sealed, but this account has no key to open it: kept for the operator to see.
         assert await kept_reason(core, "wechat", f"xml:{hashlib.sha256(signed.body).hexdigest()}")
         return
     push = wechat.parse_push(fields, received_at=NOW)
@@ -236,3 +254,50 @@ async def test_any_staff_command_is_answered_and_crashes_nothing(
 async def _answers(core: CoreContext) -> int:
     async with core.sessions() as session:
         return await session.scalar(select(func.count()).select_from(OutboxRow)) or 0
+
+
+@REAL_PATH
+@given(raw=st.binary(max_size=600) | mutated(MAIL_SAMPLES))
+async def test_a_mail_of_any_bytes_is_taken_or_kept_and_marked_done(
+    sqlite_only: None, tmp_path: Path, core: CoreContext, intake: Intake, raw: bytes
+) -> None:
+    folder = tmp_path / f"mail-{next(MESSAGE_IDS)}"
+    box = mailbox.Maildir(folder, create=True)
+    box.add(mailbox.MaildirMessage(raw))
+    kept_before = (await _rows(core))[0]
+    report = await MaildirSource(folder, MailReader(intake, core)).fetch_once(NOW)
+    assert (report.taken + report.duplicates + report.kept, report.left) == (1, 0)
+    assert not list((folder / "new").iterdir())  # done with: marked seen
+    try:
+        parse_mail(raw, NOW)
+    except MailError:  # not an e-mail at all: kept raw with the reason
+        assert report.kept == 1
+    if report.kept:
+        assert (await _rows(core))[0] == kept_before + 1
+        async with core.sessions() as session:
+            last = await session.scalar(select(Unparsed).order_by(Unparsed.id.desc()).limit(1))
+        assert last is not None and last.channel == "email" and last.reason
+
+
+@REAL_PATH
+@given(
+    body=st.binary(max_size=300)
+    | mutated([json.dumps(TRANSCRIPT, ensure_ascii=False).encode()])
+    | mutated_json([TRANSCRIPT]).map(lambda d: json.dumps(d, ensure_ascii=False).encode())
+)
+async def test_a_spool_file_of_any_content_is_taken_or_moved_aside_with_its_reason(
+    sqlite_only: None, tmp_path: Path, core: CoreContext, intake: Intake, body: bytes
+) -> None:
+    spool = tmp_path / "spool"
+    inbox = SpoolInbox(spool, intake, core)
+    name = f"vm-{next(MESSAGE_IDS)}.json"
+    inbox.ensure_dirs()  # as the service does at start
+    (spool / "tmp" / name).write_bytes(body)
+    (spool / "tmp" / name).rename(spool / "new" / name)
+    report = await inbox.scan_once(NOW)
+    assert (report.taken + report.duplicates + report.failed, report.left) == (1, 0)
+    if report.failed:
+        assert (spool / "failed" / name).read_bytes() == body  # the file itself, untouched
+        assert (spool / "failed" / f"{name}.reason").read_text(encoding="utf-8").strip()
+    else:
+        assert (spool / "cur" / name).read_bytes() == body
