@@ -13,8 +13,10 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import select, text
 
+from bot.metrics import Metrics
 from bot.voicemail_web import voicemail_webhook
 from bot.web import create_app
 from channels.mail.sender import MailSender, SmtpServer
@@ -122,11 +124,18 @@ async def test_a_5xx_from_wechats_token_endpoint_keeps_the_app_secret_out(
     wechat_api.fail_http_next(TOKEN, 502)
     await queue(core, "wechat", OPENID)
     sender = wechat_sender(core, wechat_api.url, wechat_api.url)
-    report = await Dispatcher(core.sessions, core.vault, {"wechat": sender}, redact=redactor).drain(NOW)
+    metrics = Metrics()
+    dispatcher = Dispatcher(core.sessions, core.vault, {"wechat": sender}, redact=redactor, observer=metrics)
+    report = await dispatcher.drain(NOW)
     assert report.retried == 1
     [error] = await outbox_errors(core)
     assert "HTTP 502" in error
     await assert_nothing_leaked(core, logs)
+    # What /metrics shows of it: lanes and results, nobody's address and no secret.
+    await metrics.refresh(core, dispatcher, NOW)
+    scraped = generate_latest(metrics.registry).decode()
+    assert 'complaintbot_outbox_results_total{channel="wechat",result="retried"} 1.0' in scraped
+    assert not [value for value in (*SECRETS, *PERSONAL) if value in scraped]
 
 
 async def test_an_unreachable_wechat_api_keeps_the_access_token_out(
