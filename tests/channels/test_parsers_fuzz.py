@@ -60,7 +60,8 @@ def mutated(draw: st.DrawFn, samples: list[bytes]) -> bytes:
 
 @st.composite
 def mutated_json(draw: st.DrawFn, samples: list[dict[str, Any]]) -> Any:
-    """A real JSON document with one value somewhere in it replaced by arbitrary JSON."""
+    """A real JSON document with one value somewhere in it replaced by arbitrary JSON, or with
+    arbitrary fields added to one of its objects."""
     document = json.loads(json.dumps(draw(st.sampled_from(samples))))
     node: Any = document
     for _ in range(draw(st.integers(0, 4))):
@@ -74,11 +75,10 @@ def mutated_json(draw: st.DrawFn, samples: list[dict[str, Any]]) -> Any:
             node[key] = draw(json_values)
             return document
         node = node[key]
-    return (
-        document
-        if not isinstance(node, dict)
-        else {**document, **draw(st.dictionaries(st.text(max_size=8), json_values, max_size=2))}
-    )
+    # The walk ended without replacing a value: the object it reached gets a few arbitrary fields.
+    if isinstance(node, dict):
+        node.update(draw(st.dictionaries(st.text(max_size=8), json_values, max_size=2)))
+    return document
 
 
 def _kept_or_understood(message: InboundMessage) -> None:
