@@ -27,7 +27,11 @@ from tests.channels.wechat import signing
 NOW = datetime(2026, 9, 30, 2, 0, tzinfo=UTC)
 DATA = Path(__file__).parent
 FUZZ = settings(
-    max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=60,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 # JSON as a platform may send it, nested a few levels deep.
