@@ -66,9 +66,9 @@ class Redactor:
         return mask_personal(text)
 
 
-def path_only(target: object) -> object:
+def path_only(target: str) -> str:
     """A request target without its query string (`/wechat?signature=…` -> `/wechat`)."""
-    return target.split("?", 1)[0] if isinstance(target, str) else target
+    return target.split("?", 1)[0]
 
 
 class RedactingFilter(logging.Filter):
@@ -86,7 +86,9 @@ class RedactingFilter(logging.Filter):
         if record.name == _ACCESS_LOGGER and isinstance(args, tuple) and len(args) == 5:
             # (client, method, target, HTTP version, status): uvicorn's own formatter unpacks the tuple.
             client, method, target, version, status = args
-            record.args = (client, method, path_only(target), version, status)
+            if isinstance(target, str):
+                target = self.redact(path_only(target))
+            record.args = (client, method, target, version, status)
         else:
             try:
                 message = record.getMessage()
