@@ -18,6 +18,7 @@ from core.intake import Intake
 from core.outbox import Sender
 from core.policy import load_policy
 from core.privacy import Vault, generate_key
+from core.redaction import Redactor
 from core.templates import Templates
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,12 @@ def build(
         department_names=settings.department_names(),
         staff_locale=settings.staff.locale,
         file_roots=tuple(d for d in (settings.channels.voicemail.recordings_dir,) if d is not None),
+        # The key file's keys too: they are secrets whether configured or generated.
+        redact=Redactor([*settings.secrets(), *keys]),
     )
     all_senders: dict[str, Sender] = dict(senders or {})
     metrics = Metrics()
-    dispatcher = Dispatcher(sessions, core.vault, all_senders, observer=metrics)
+    dispatcher = Dispatcher(sessions, core.vault, all_senders, observer=metrics, redact=core.redact)
     return Application(
         settings=settings,
         engine=engine,

@@ -16,6 +16,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.errors import USER_ERRORS, explain
 from core.db import current_revision
 from core.keycheck import check_key
+from core.redaction import install
 
 T = TypeVar("T")
 
@@ -54,6 +55,7 @@ def with_app(
 ) -> T:
     async def main() -> T:
         application = build(settings(), create_key=create_key)
+        remove_redaction = install(application.core.redact)  # what the command logs, as `run` does
         for notice in application.notices:  # e.g. a privacy key was just generated: the operator must know
             typer.echo(notice, err=True)
         try:
@@ -64,5 +66,6 @@ def with_app(
             return await action(application)
         finally:
             await application.close()
+            remove_redaction()
 
     return guarded(lambda: asyncio.run(main()))

@@ -247,6 +247,26 @@ class Settings(BaseSettings):
         """The database URL fit for logs and terminals: any password hidden."""
         return make_url(self.database_url()).render_as_string(hide_password=True)
 
+    def secrets(self) -> list[str]:
+        """Every configured value that must never reach a log line or a stored error."""
+        channels = self.channels
+        values = [
+            channels.telegram.token,
+            channels.telegram.webhook_secret,
+            channels.wechat.token,
+            channels.wechat.app_secret,
+            channels.wechat.encoding_aes_key,
+            channels.wechat.wecom_managers_key,
+            channels.email.imap_password,
+            channels.email.smtp_password,
+            channels.voicemail.secret,
+            channels.voicemail.twilio_auth_token,
+            make_url(self.database_url()).password,
+            *self.privacy.keys(),
+            *(department.wecom_robot_key for department in self.departments.values()),
+        ]
+        return [str(value) for value in values if value]
+
     def department_names(self) -> dict[str, str]:
         names = dict(DEFAULT_DEPARTMENTS)
         for key, department in self.departments.items():

@@ -23,6 +23,7 @@ from bot.wechat_runtime import WechatRuntime, start_wechat, wecom_sink
 from core.db import outbox_signal, upgrade
 from core.keycheck import check_key
 from core.queue import LaneState
+from core.redaction import install
 from core.rekey import seal_clear_text
 from scheduler.delivery import Delivery
 from scheduler.runner import Schedule, Scheduler
@@ -68,66 +69,70 @@ class _Server(uvicorn.Server):
 async def serve(settings: Settings) -> None:
     console = Console(stderr=True, soft_wrap=True)  # one line per notice, whatever the width
     application = build(settings, create_key=True)
+    # Every log line from here on, uvicorn's included (they go through our handlers: `log_config=None`).
+    remove_redaction = install(application.core.redact)
+
+    def say(line: str, style: str | None = None) -> None:
+        """A line for the operator's terminal: redacted like the log (a platform's refusal may quote a
+        token or an address)."""
+        console.print(application.core.redact(line), style=style, markup=False)
+
     for notice in application.notices:
-        console.print(notice, style="yellow", markup=False)
+        say(notice, "yellow")
     try:
         await upgrade(application.engine)
         await check_key(application.core.sessions, application.core.vault, datetime.now(UTC))
         await seal_clear_text(application.core.sessions, application.core.vault, datetime.now(UTC))
-        console.print(f"database: {settings.database_shown()} (migrated)", markup=False)
+        say(f"database: {settings.database_shown()} (migrated)")
         telegram: TelegramRuntime | None = None
         voicemail: VoicemailRuntime | None = None
         email: EmailRuntime | None = None
         wechat: WechatRuntime | None = None
         for name, missing in channel_report(settings):
             if missing:
-                console.print(f"channel {name}: skipped ({missing})", markup=False)
+                say(f"channel {name}: skipped ({missing})")
             elif name == "telegram":
                 try:
                     telegram = await start_telegram(application, settings)
                 except TelegramStartError as exc:  # a wrong token, an unreachable base_url, a refused URL
-                    console.print(f"channel telegram: skipped ({exc})", markup=False)
+                    say(f"channel telegram: skipped ({exc})")
                 else:
-                    console.print(f"channel telegram: {telegram.summary}", markup=False)
+                    say(f"channel telegram: {telegram.summary}")
             elif name == "wechat":
                 try:
                     wechat = start_wechat(application, settings)
                 except ValueError as exc:  # e.g. an EncodingAESKey that is not 43 characters
-                    console.print(f"channel wechat: skipped ({exc})", markup=False)
+                    say(f"channel wechat: skipped ({exc})")
                 else:
-                    console.print(f"channel wechat: {wechat.summary}", markup=False)
+                    say(f"channel wechat: {wechat.summary}")
             elif name == "email":
                 try:
                     email = start_email(application, settings)
                 except (OSError, ConfigError) as exc:  # the Maildir cannot be made, a bad address
-                    console.print(f"channel email: skipped ({exc})", markup=False)
+                    say(f"channel email: skipped ({exc})")
                 else:
-                    console.print(f"channel email: {email.summary}", markup=False)
+                    say(f"channel email: {email.summary}")
             elif name == "voicemail":
                 try:
                     voicemail = start_voicemail(application, settings)
                 except OSError as exc:  # the spool directory cannot be made or used
-                    console.print(f"channel voicemail: skipped ({exc})", markup=False)
+                    say(f"channel voicemail: skipped ({exc})")
                 else:
-                    console.print(f"channel voicemail: {voicemail.summary}", markup=False)
+                    say(f"channel voicemail: {voicemail.summary}")
             else:
-                console.print(
-                    f"channel {name}: configured, but this build has no {name} adapter yet", markup=False
-                )
+                say(f"channel {name}: configured, but this build has no {name} adapter yet")
         robots = wecom_sink(settings)
         if "staff" not in application.dispatcher.senders and robots is not None:
             application.dispatcher.senders["staff"] = robots  # schools whose staff live in WeCom
-            console.print("staff chats: WeCom group robots", markup=False)
+            say("staff chats: WeCom group robots")
         if "staff" not in application.dispatcher.senders:
-            console.print(
-                "staff chats: none configured; staff cards and alerts are parked until one is", markup=False
-            )
+            say("staff chats: none configured; staff cards and alerts are parked until one is")
         core = application.core
         now = utc_now()
         dispatcher = application.dispatcher
         await dispatcher.prepare(now)  # a new configuration: parked messages get another chance
         for line in outbox_report(await dispatcher.states(now)):
-            console.print(line, markup=False)
+            say(line)
 
         async def duties(now: datetime) -> object:
             return await sweep(core, now)
@@ -149,15 +154,19 @@ async def serve(settings: Settings) -> None:
             web = create_app(core, routes, dispatcher=dispatcher, metrics=application.metrics)
             server = _Server(
                 uvicorn.Config(
-                    web, host=settings.web.host, port=settings.web.port, log_level="info", lifespan="off"
+                    web,
+                    host=settings.web.host,
+                    port=settings.web.port,
+                    log_level="info",
+                    # uvicorn's own handlers would bypass the redaction (and print query strings).
+                    log_config=None,
+                    lifespan="off",
                 )
             )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, server.handle_exit, sig, None)
-            console.print(
-                f"web: http://{settings.web.host}:{settings.web.port} (/healthz, /metrics)", markup=False
-            )
+            say(f"web: http://{settings.web.host}:{settings.web.port} (/healthz, /metrics)")
             try:
                 await server.serve()
             finally:
@@ -182,3 +191,4 @@ async def serve(settings: Settings) -> None:
                     await close()
     finally:
         await application.close()
+        remove_redaction()

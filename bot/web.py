@@ -46,7 +46,7 @@ def create_app(
                 await session.execute(text("SELECT 1"))
         except Exception as exc:  # reported to the prober, not raised: this is the readiness check
             return JSONResponse(
-                {"status": "error", "database": f"{type(exc).__name__}: {exc}"}, status_code=503
+                {"status": "error", "database": core.redact(f"{type(exc).__name__}: {exc}")}, status_code=503
             )
         return JSONResponse({"status": "ok", "database": "ok"})
 

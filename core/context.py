@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from core.clocks import ClockKeeper
 from core.db import outbox_signal
 from core.policy import Policy
 from core.privacy import Vault
+from core.redaction import Redactor
 from core.templates import Templates
 from core.wakeup import SIGNAL
 from core.writer import Writer
@@ -32,6 +33,8 @@ class CoreContext:
     staff_locale: str = "zh"
     # Directories whose files erasure may delete when a message names them (recordings); nothing else.
     file_roots: tuple[Path, ...] = ()
+    # Applied to every error text before it is stored: the configured secrets, identifiers (core.redaction).
+    redact: Callable[[str], str] = field(default_factory=Redactor)
     calendar: BusinessCalendar = field(init=False)
     clocks: ClockKeeper = field(init=False)
     rules: ClassificationRules = field(init=False)

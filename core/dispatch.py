@@ -48,8 +48,9 @@ from core.outbox import (
     fall_back,
     to_message,
 )
-from core.privacy import Vault, redact
+from core.privacy import Vault
 from core.queue import LaneState
+from core.redaction import Redactor
 
 REMOVED_AFTER_DELIVERY = "(personal data: removed after delivery)"
 log = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ class Dispatcher:
         rng: random.Random | None = None,
         observer: DeliveryObserver | None = None,
         timer: Callable[[], float] = time.monotonic,  # seconds, for a pass's own deadline
+        redact: Callable[[str], str] | None = None,  # for error texts (default: identifiers only)
     ) -> None:
         self.sessions = sessions
         self.vault = vault
@@ -159,6 +161,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.observer = observer
         self.timer = timer
+        self.redact = redact or Redactor()
 
     @property
     def lanes(self) -> list[str]:
@@ -312,6 +315,10 @@ class Dispatcher:
         except Exception as exc:  # a sender bug must not stop the other rows; it is kept on the row
             log.exception("outbox %s: sender for %s failed", row.key, row.channel)
             outcome.error = f"{type(exc).__name__}: {exc}"
+        if outcome.error is not None:
+            # Stored on the row, logged, shown by `tickets show` and `run`: a platform's error text may
+            # quote a URL with a secret in it, or the learner's address.
+            outcome.error = self.redact(outcome.error)
         return outcome
 
     async def _record(
@@ -389,7 +396,7 @@ class Dispatcher:
             # Nobody to send it to yet, or the destination's rate is used up: no attempt is used.
             row.attempts -= 1
             if outcome.parked:
-                row.status, row.last_error = PARKED, redact(outcome.error)[:2000]
+                row.status, row.last_error = PARKED, outcome.error[:2000]
                 log.warning("outbox %s: parked: %s", row.key, outcome.error)
                 parked_behind.append(row)
                 return "parked"

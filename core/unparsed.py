@@ -36,6 +36,7 @@ async def keep_unparsed(
     returns the row id. Machine-written mail is kept without a notice: a notice mailed to a desk whose
     address is the complaint mailbox would come back as machine-written mail, for ever."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    reason = core.redact(reason)  # an exception's words may quote a secret; the raw input is encrypted
     if len(text) > RAW_LIMIT:
         reason = f"{reason} (raw input cut to {RAW_LIMIT} of {len(text)} characters)"
         text = text[:RAW_LIMIT]

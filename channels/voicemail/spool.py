@@ -205,7 +205,7 @@ class SpoolInbox:
         try:
             result = await self.intake.receive(message, now)
         except IdReused as exc:  # intake has kept it as unparsed and told staff already
-            _write_reason(self.failed, name, str(exc))
+            _write_reason(self.failed, name, self.core.redact(str(exc)))
             _move(claimed, self.failed / name)
             log.warning("voicemail spool: %s moved to failed/: %s", name, exc)
             return "failed"
@@ -224,6 +224,7 @@ class SpoolInbox:
         # Row and reason file first: a crash before the move repeats all of it harmlessly.
         # Keyed by name and content: a repeat of this file is kept once, another file reusing the name too.
         key = f"spool:{name}:{hashlib.sha256(raw).hexdigest()[:16]}"
+        reason = self.core.redact(reason)  # the reason file is stored in clear, beside the raw file
         await keep_unparsed(self.core, "voicemail", key, raw, reason, now)
         _write_reason(self.failed, name, reason)
         _move(claimed, self.failed / name)

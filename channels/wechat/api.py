@@ -84,6 +84,9 @@ def token_fetcher(app_id: str, app_secret: str, api_base_url: str | None = None)
                 response = await client.get(url, params=params)
                 response.raise_for_status()
                 data: dict[str, Any] = response.json()
+        except httpx.HTTPStatusError as exc:
+            # Not `str(exc)`: httpx names the URL it called, and this one carries the app secret.
+            raise TemporarySendError(f"WeChat token API answered HTTP {exc.response.status_code}") from exc
         except (httpx.HTTPError, ValueError) as exc:
             raise TemporarySendError(f"WeChat token API unreachable: {type(exc).__name__}: {exc}") from exc
         if data.get("errcode") or not data.get("access_token"):

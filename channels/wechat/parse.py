@@ -7,6 +7,7 @@ knows about signatures or encryption: the webhook checks those before either is 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -99,7 +100,7 @@ def parse_push(fields: Mapping[str, Any], *, received_at: datetime) -> WeChatPus
     sender, created = _text(fields, "FromUserName"), _text(fields, "CreateTime")
     msg_type = _text(fields, "MsgType").lower()
     if not sender or not msg_type:
-        return Unusable("FromUserName or MsgType is missing", f"fields:{sender}:{created}:{msg_type}")
+        return Unusable("FromUserName or MsgType is missing", _fields_key(sender, created, msg_type))
     if msg_type == "event":
         event = _text(fields, "Event")
         key = f"{sender}:{created}:{event}"
@@ -107,7 +108,7 @@ def parse_push(fields: Mapping[str, Any], *, received_at: datetime) -> WeChatPus
         return Subscribed(sender, key) if event.lower() == "subscribe" else OtherEvent(event, key)
     msg_id = _text(fields, "MsgId")
     if not msg_id:
-        return Unusable(f"{msg_type} message without MsgId", f"fields:{sender}:{created}:{msg_type}")
+        return Unusable(f"{msg_type} message without MsgId", _fields_key(sender, created, msg_type))
     at = received_at.astimezone(UTC)
     if created.isascii() and created.isdigit() and len(created) <= 10:  # Unix seconds, until 2286
         at = min(datetime.fromtimestamp(int(created), tz=UTC), at)
@@ -124,6 +125,11 @@ def parse_push(fields: Mapping[str, Any], *, received_at: datetime) -> WeChatPus
         raw=dict(fields),
     )
     return Complaint(message)
+
+
+def _fields_key(sender: str, created: str, msg_type: str) -> str:
+    """The key of a push without MsgId: stored in clear and logged, so the OpenID in it is hashed."""
+    return f"fields:{hashlib.sha256(sender.encode()).hexdigest()[:16]}:{created}:{msg_type}"
 
 
 def _content(fields: Mapping[str, Any], msg_type: str) -> tuple[str | None, tuple[Attachment, ...]]:

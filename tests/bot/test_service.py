@@ -26,6 +26,8 @@ from core.templates import Templates
 from tests.bot.cli_helpers import SCRIPT, clean_env, complaintbot
 
 START_TIMEOUT = 20.0
+OPENID = "oLVPpjqs9BhvzwPj5A-vTYAX3GLc"
+WECHAT_QUERY = {"signature": "9f3c0e1d2b", "timestamp": "1700000000", "nonce": "4711", "openid": OPENID}
 STOP_TIMEOUT = 10.0
 
 
@@ -73,6 +75,8 @@ def run_service(directory: Path, stop_with: signal.Signals) -> Stopped:
                 f"no healthy service within {START_TIMEOUT}s (exit {process.poll()}): {err.read_text()}"
             )
             metrics = httpx.get(f"{base}/metrics", timeout=5)
+            # What WeChat's pushes look like in an access log (no WeChat configured here: 404).
+            httpx.get(f"{base}/wechat", params=WECHAT_QUERY, timeout=5)
             started = time.monotonic()
             process.send_signal(stop_with)
             returncode = process.wait(timeout=STOP_TIMEOUT)
@@ -98,6 +102,13 @@ def test_run_serves_health_and_metrics(first_run: Stopped) -> None:
     assert first_run.health.json()["status"] == "ok"
     assert first_run.metrics.status_code == 200
     assert "complaintbot_" in first_run.metrics.text
+
+
+def test_the_access_log_shows_requests_without_their_query_strings(first_run: Stopped) -> None:
+    assert '"GET /wechat HTTP/1.1" 404' in first_run.stderr
+    assert '"GET /healthz HTTP/1.1" 200' in first_run.stderr
+    for value in WECHAT_QUERY.values():
+        assert value not in first_run.stderr + first_run.stdout
 
 
 def test_run_says_which_channels_it_skipped_and_why(first_run: Stopped) -> None:

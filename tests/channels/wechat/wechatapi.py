@@ -17,7 +17,8 @@ an error code.
   closed (`close_window`) gets 45015 for customer-service messages; an unknown template_id is 40037.
 - `POST /cgi-bin/webhook/send?key=` (WeCom robot): an unknown key is 93000; markdown over 4096 bytes or
   text over 2048 bytes is 40058.
-- `fail_next(endpoint, errcode)` answers the next call(s) of an endpoint with an error (-1, 45047...).
+- `fail_next(endpoint, errcode)` answers the next call(s) of an endpoint with an error (-1, 45047...);
+  `fail_http_next(endpoint, status)` with an HTTP error status (a gateway's 502, a 500).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class WechatApiServer:
         self.tokens: dict[str, int] = {}  # token -> 0 valid, else the errcode it answers with
         self.closed_windows: set[str] = set()
         self._failures: dict[str, list[tuple[int, str | None]]] = {}
+        self._http_failures: dict[str, list[int]] = {}
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -143,6 +145,10 @@ class WechatApiServer:
     def fail_next(self, endpoint: str, errcode: int, errmsg: str | None = None, times: int = 1) -> None:
         """Answer the next `times` calls of `endpoint` with `errcode` (after the token check)."""
         self._failures.setdefault(endpoint, []).extend([(errcode, errmsg)] * times)
+
+    def fail_http_next(self, endpoint: str, status: int = 500, times: int = 1) -> None:
+        """Answer the next `times` calls of `endpoint` with HTTP `status` and no JSON, before any check."""
+        self._http_failures.setdefault(endpoint, []).extend([status] * times)
 
     def revoke_tokens(self) -> None:
         """Every token issued so far answers 40001 (as after another party fetched a new one)."""
@@ -226,6 +232,10 @@ class WechatApiServer:
             return JSONResponse({"errcode": 47001, "errmsg": "data format error"})
         call = Call(endpoint, query, body if isinstance(body, dict) else {})
         self.calls.append(call)
+        statuses = self._http_failures.get(endpoint)
+        if statuses:
+            call.errcode = -statuses[0]
+            return JSONResponse({"error": "upstream"}, status_code=statuses.pop(0))
         handler = {TOKEN: self._token, CUSTOM: self._custom, TEMPLATE: self._template, ROBOT: self._robot}
         if endpoint not in handler:
             call.errcode = 48001
