@@ -32,6 +32,7 @@ __all__ = [
     "detect_language",
     "parse_amounts",
     "rules_from_policy",
+    "why",
 ]
 
 GENERAL = "general"
@@ -124,6 +125,25 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
         reasons=tuple(reasons),
         confident=confident,
     )
+
+
+def why(result: Classification, limit: int = 300) -> str:
+    """One line for staff: the words that decided the category, and what made the severity."""
+    suffix = f" -> {result.category}"
+    words = [
+        r[len("keyword ") : -len(suffix)]
+        for r in result.reasons
+        if r.startswith("keyword ") and r.endswith(suffix)
+    ]
+    line = f"{result.category}: {', '.join(words[:6]) or 'no keyword'}"
+    if not result.confident:
+        line += " (a guess)"
+    severity = [r for r in result.reasons if r.startswith(_SEVERITY_REASONS)]
+    line += f"; {result.severity}" + (f": {', '.join(severity)}" if severity else "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+_SEVERITY_REASONS = ("amount ", "threat: ", "group: ", "safety: ", "data leak: ")
 
 
 def _category(

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
 from core.messages import erased_key
-from core.models import Base, Event, Message, OutboxRow, Ticket
+from core.models import Base, ClassificationCorrection, Event, Message, OutboxRow, Ticket
 from core.outbox import DEAD, LEARNER_KINDS, WAITING
 from core.privacy import redact
 
@@ -101,6 +101,13 @@ async def scrub_tickets(core: CoreContext, session: AsyncSession, ids: Sequence[
         .values(
             summary=ERASED, course=None, expected_resolution=None, contact_enc=None, plan=None, result=None
         )
+        .execution_options(synchronize_session=False)
+    )
+    # A correction keeps its labels and keyword findings for the rules; the text goes with the ticket's.
+    await session.execute(
+        update(ClassificationCorrection)
+        .where(ClassificationCorrection.ticket_id.in_(ids))
+        .values(text=ERASED)
         .execution_options(synchronize_session=False)
     )
     messages = await session.execute(

@@ -181,7 +181,13 @@ def test_detect_language(text: str, expected: str) -> None:
 def test_no_keyword_gives_default_category_and_general() -> None:
     result = classify("你好", small_rules())
     assert result == Classification(
-        "other", "general", "zh", None, False, ("no category keyword -> other, please check",), confident=False
+        "other",
+        "general",
+        "zh",
+        None,
+        False,
+        ("no category keyword -> other, please check",),
+        confident=False,
     )
 
 
@@ -309,7 +315,9 @@ def test_keywords_for_an_unknown_category_are_rejected() -> None:
 
 
 def test_negated_threat_is_not_a_threat() -> None:
-    rules = small_rules(threat_keywords=("监管部门", "authorities", "12315"), negation_cues=("不想", "don't want"))
+    rules = small_rules(
+        threat_keywords=("监管部门", "authorities", "12315"), negation_cues=("不想", "don't want")
+    )
     calm = classify("我不想闹到监管部门，只希望老师态度好一点", rules)
     assert calm.severity == "general"
     assert "not a threat ('不想' before it): 监管部门" in calm.reasons
