@@ -103,15 +103,17 @@ def report(name: str, outcomes: list[Outcome], worst: int) -> None:
         )
 
 
-def throughput(examples: list[Example], rules: ClassificationRules, seconds: float) -> float:
+def throughput(examples: list[Example], rules: ClassificationRules, seconds: float) -> tuple[float, float]:
+    """Classifications per second of this process's CPU time and of wall time: on a machine shared with
+    other work, the first is what one core of our own does."""
     for example in examples:  # warm-up: jieba's dictionary, the compiled rules
         classify(example.text, rules)
-    done, start = 0, time.perf_counter()
+    done, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         for example in examples:
             classify(example.text, rules)
         done += len(examples)
-    return done / (time.perf_counter() - start)
+    return done / (time.process_time() - cpu), done / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,9 +132,10 @@ def main(argv: list[str] | None = None) -> None:
         part = [e for e in examples if e.split == split]
         report(split, [Outcome(e, classify(e.text, rules)) for e in part], args.worst)
     if args.seconds > 0:
-        rate = throughput(examples, rules, args.seconds)
+        cpu, wall = throughput(examples, rules, args.seconds)
         print(
-            f"\nthroughput (one core)    {rate:,.0f} classifications/s   target >= {TARGETS['per second']:,}"
+            f"\nthroughput (one core)    {cpu:,.0f} classifications per CPU second ({wall:,.0f} per second "
+            f"of wall time)   target >= {TARGETS['per second']:,}"
         )
 
 

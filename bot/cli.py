@@ -18,6 +18,7 @@ from rich.text import Text
 
 from bot.app import Application, build
 from bot.cli_base import State, fail, guarded, out, settings, with_app
+from bot.cli_classify import classify_app
 from bot.cli_learner import learner_app
 from bot.cli_staff import staff_app
 from bot.cli_sweep import parse_at, sweep_command
@@ -39,6 +40,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(staff_app, name="staff")
 app.add_typer(learner_app, name="learner")
+app.add_typer(classify_app, name="classify")
 app.command("sweep")(sweep_command)
 
 
