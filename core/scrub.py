@@ -53,9 +53,10 @@ SYSTEM_DETAILS = frozenset(
     }
 )
 # Details that start with what the bot wrote ("finance: <why>", "<owner>: <why>", "4/5: <comment>",
-# "second instance TS-…: <reason>"): that part is kept for the statistics, the words after it are not.
+# "second instance TS-…: <reason>", "general -> major: <why>"): that part is kept for the statistics, the
+# words after it are not.
 # Any action not named here or above loses its detail: unknown text is taken to be personal.
-PREFIXED_DETAILS = frozenset({"transfer", "assign", "rated", "appealed"})
+PREFIXED_DETAILS = frozenset({"transfer", "assign", "rated", "appealed", "severity"})
 NOT_SENT = "not sent: the personal data it needed was erased"
 # Outbox metadata that routes a message (which ticket, which chat, which card it edits); anything else
 # may carry words of the complaint (a card's "summary", used for its forum topic's name) and goes.
