@@ -63,7 +63,7 @@ _MIN_CONTEXT_AMOUNT = 100
 # "15k"): within the same sentence, this far before or after it.
 _MONEY_WORDS = re.compile(
     r"学费|费|钱|交|付|退|扣|收|贷|价|款|每期|(?<![a-z])(?:tuition|fees?|charg\w*|paid|pay\w*|price\w*|costs?"
-    r"|refund\w*|loan|deposit|money|spent|owe\w*|installments?|instalments?|contract)(?![a-z])",
+    r"|refund\w*|loan|deposit|money|spent|owe\w*|installments?|instalments?|contract|back)(?![a-z])",
     re.I,
 )
 _CONTEXT_BEFORE, _CONTEXT_AFTER = 60, 12

@@ -35,6 +35,9 @@ class ClassificationRules:
     weak_weight: float = 0.5
     # The winning category must lead the runner-up by this many points to be trusted.
     min_margin: float = 1.0
+    # Safety words also count for this category (the buildings' category), at this weight.
+    safety_category: str | None = None
+    safety_weight: float = 1.0
     group_keywords: tuple[str, ...] = ()
     # "十几个同学都…", "15 of us": a count of people at least group_min_people.
     people_words: tuple[str, ...] = ()
@@ -61,10 +64,12 @@ class ClassificationRules:
             raise ValueError(f"blank keyword in the classification rules: {blank[0]!r}")
         if self.major_amount_yuan < 0:
             raise ValueError(f"major_amount_yuan must not be negative, got {self.major_amount_yuan}")
-        if self.strong_weight < 0 or self.weak_weight < 0 or self.min_margin < 0:
+        if min(self.strong_weight, self.weak_weight, self.min_margin, self.safety_weight) < 0:
             raise ValueError("classification weights and min_margin must not be negative")
         names = [name for name, _ in self.categories]
         unknown = {name for name, _ in (*self.strong_keywords, *self.weak_keywords)} - set(names)
+        if self.safety_category is not None and self.safety_category not in names:
+            unknown.add(self.safety_category)
         if unknown:
             raise ValueError(f"keywords for an unknown category: {sorted(unknown)[0]!r}")
         strong, weak = dict(self.strong_keywords), dict(self.weak_keywords)
@@ -73,6 +78,9 @@ class ClassificationRules:
             weighted = {kw.strip(): 1.0 for kw in keywords}
             weighted.update({kw.strip(): self.weak_weight for kw in weak.get(name, ())})
             weighted.update({kw.strip(): self.strong_weight for kw in strong.get(name, ())})
+            if name == self.safety_category:
+                for kw in self.safety_keywords:
+                    weighted.setdefault(kw.strip(), self.safety_weight)
             rules.append(CategoryRule(name, tuple(weighted.items())))
         object.__setattr__(self, "category_rules", tuple(rules))
 
@@ -98,6 +106,9 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
     default_category = classification["default_category"]
     if default_category not in categories_table:
         raise ValueError(f"classification.default_category {default_category!r} is not a category")
+    safety_category = classification.get("safety_category")
+    if safety_category is not None and not isinstance(safety_category, str):
+        raise TypeError(f"classification.safety_category must be a category name, got {safety_category!r}")
     min_people = severity.get("group_min_people", 3)
     if isinstance(min_people, bool) or not isinstance(min_people, int) or min_people < 2:
         raise TypeError(f"severity.group_min_people must be a whole number of 2 or more, got {min_people!r}")
@@ -116,6 +127,8 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         strong_weight=float(_number(classification.get("strong_weight", 3), "classification.strong_weight")),
         weak_weight=float(_number(classification.get("weak_weight", 0.5), "classification.weak_weight")),
         min_margin=float(_number(classification.get("min_margin", 1), "classification.min_margin")),
+        safety_category=safety_category,
+        safety_weight=float(_number(classification.get("safety_weight", 1), "classification.safety_weight")),
         group_keywords=optional(severity, "group_keywords", "severity"),
         people_words=optional(severity, "people_words", "severity"),
         group_markers=optional(severity, "group_markers", "severity"),

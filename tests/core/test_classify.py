@@ -357,6 +357,15 @@ def test_safety_and_group_keywords_make_major() -> None:
     assert classify("The whole class is lost", rules).severity == "major"
 
 
+def test_safety_words_also_count_for_the_safety_category() -> None:
+    rules = small_rules(safety_keywords=("晕倒",), safety_category="other", safety_weight=2)
+    result = classify("老师，有个同学在机房晕倒了", rules)
+    assert (result.category, result.severity) == ("other", "major")
+    assert "keyword 晕倒 (2) -> other" in result.reasons
+    with pytest.raises(ValueError, match="unknown category"):
+        small_rules(safety_category="buildings")
+
+
 def test_personal_datum_and_disclosure_in_one_sentence_is_a_leak() -> None:
     rules = small_rules(
         data_leak_keywords=(),
