@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.amounts import chinese_number, parse_amounts
+from core.amounts import parse_amounts
 from core.classify_rules import ClassificationRules, rules_from_policy
+from core.groups import GroupPatterns, find_group
 from core.keywords import CJK, Hit, KeywordSet, Text, segment
 
 __all__ = [
@@ -48,13 +49,6 @@ _ZH_SHARE = 0.25
 # A clause ends at a comma or stop; a sentence only at a stop.
 _CLAUSE_END = re.compile(r"[，,。！？!?;；:：\n]|\.(?:\s|$)|\bbut\b|但是|不过|只是|只希望")
 _SENTENCE_END = re.compile(r"[。！？!?;；\n]|\.(?:\s|$)")
-_EN_NUMBERS = {
-    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-    "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "a dozen": 12, "dozens": 24,
-    "a few": 3, "several": 3, "many": 3, "most": 3, "half": 3, "all": 3, "none": 3,
-}  # fmt: skip
-_ZH_COUNT = r"[0-9]+|[一二两三四五六七八九十几百]+"
-_MARKER_REACH = 12
 
 
 @dataclass(frozen=True)
@@ -106,7 +100,7 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
             else:
                 severity = MAJOR
                 reasons.append(f"{kind}: {hit.keyword}")
-    count = _people_count(doc, rules, matcher)
+    count = find_group(doc.lowered, rules, matcher.groups)
     if count:
         severity = MAJOR
         reasons.append(f"group: {count}")
@@ -181,28 +175,6 @@ def _negation(doc: Text, hit: Hit, clauses: Sequence[int], cues: Sequence[str]) 
     return next((cue for cue in cues if cue.lower() in before), None)
 
 
-def _people_count(doc: Text, rules: ClassificationRules, matcher: _Matcher) -> str | None:
-    """A count of learners that shares a complaint ("十几个同学都…", "15 of us"), or None."""
-    for pattern in (matcher.zh_count, matcher.en_count):
-        if pattern is None:
-            continue
-        for m in pattern.finditer(doc.lowered):
-            if _count_value(m.group("n")) < rules.group_min_people:
-                continue
-            marked = m.group("who").startswith("of ")
-            tail = doc.lowered[m.end() : m.end() + _MARKER_REACH]
-            if marked or any(marker.lower() in tail for marker in rules.group_markers):
-                return m.group().strip()
-    return None
-
-
-def _count_value(number: str) -> int:
-    if number in _EN_NUMBERS:
-        return _EN_NUMBERS[number]
-    value = chinese_number(number.replace("几", "三"))  # "十几", "几十": a handful at least
-    return int(value) if value is not None else 0
-
-
 def _disclosures(doc: Text, data: Sequence[Hit], acts: Sequence[Hit]) -> list[str]:
     """A personal datum and a disclosure in one sentence: "my phone number was passed to a loan company"."""
     if not data or not acts:
@@ -235,8 +207,7 @@ class _Matcher:
     words: KeywordSet  # every keyword of every role: the text is scanned once
     roles: dict[str, tuple[str, ...]]  # keyword -> the categories and roles it plays
     categories: tuple[tuple[str, dict[str, float]], ...]  # category -> keyword -> weight
-    zh_count: re.Pattern[str] | None
-    en_count: re.Pattern[str] | None
+    groups: GroupPatterns
 
 
 def _matcher(rules: ClassificationRules) -> _Matcher:
@@ -267,20 +238,9 @@ def _build_matcher(rules: ClassificationRules) -> _Matcher:
     ):  # fmt: skip
         for keyword in dict.fromkeys(word.strip() for word in words):
             roles.setdefault(keyword, []).append(role)
-    zh_people = sorted((w for w in rules.people_words if CJK.search(w)), key=len, reverse=True)
-    en_people = sorted((w for w in rules.people_words if not CJK.search(w)), key=len, reverse=True)
-    zh_count = en_count = None
-    if zh_people:
-        who = "|".join(map(re.escape, zh_people))
-        zh_count = re.compile(rf"(?P<n>{_ZH_COUNT})\s*(?:多|来|余)?\s*(?:个|名|位)?\s*(?P<who>{who})")
-    if en_people:
-        numbers = "|".join(sorted(map(re.escape, _EN_NUMBERS), key=len, reverse=True))
-        who = "|".join(r"\s+".join(map(re.escape, w.lower().split())) for w in en_people)
-        en_count = re.compile(rf"(?<![0-9a-z])(?P<n>[0-9]+|{numbers})\s+(?P<who>{who})(?![a-z])")
     return _Matcher(
         words=KeywordSet(roles),
         roles={keyword: tuple(found) for keyword, found in roles.items()},
         categories=tuple(categories),
-        zh_count=zh_count,
-        en_count=en_count,
+        groups=GroupPatterns.build(rules),
     )

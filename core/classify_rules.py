@@ -42,6 +42,9 @@ class ClassificationRules:
     # "十几个同学都…", "15 of us": a count of people at least group_min_people.
     people_words: tuple[str, ...] = ()
     group_markers: tuple[str, ...] = ()
+    # "不少同学", "most of my classmates"; "我们这个班…都".
+    group_quantifiers: tuple[str, ...] = ()
+    group_collectives: tuple[str, ...] = ()
     group_min_people: int = 3
     safety_keywords: tuple[str, ...] = ()
     # A personal-data word and a disclosure word in one sentence: "my phone number was passed to…".
@@ -55,7 +58,8 @@ class ClassificationRules:
         lists = [kws for _, kws in (*self.categories, *self.strong_keywords, *self.weak_keywords)]
         lists += [
             self.threat_keywords, self.data_leak_keywords, self.group_keywords, self.people_words,
-            self.group_markers, self.safety_keywords, self.personal_data_words, self.disclosure_words,
+            self.group_markers, self.group_quantifiers, self.group_collectives, self.safety_keywords,
+            self.personal_data_words, self.disclosure_words,
             self.negation_cues,
         ]  # fmt: skip
         blank = [kw for kws in lists for kw in kws if not kw.strip() or kw.strip() == "*"]
@@ -132,6 +136,8 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         group_keywords=optional(severity, "group_keywords", "severity"),
         people_words=optional(severity, "people_words", "severity"),
         group_markers=optional(severity, "group_markers", "severity"),
+        group_quantifiers=optional(severity, "group_quantifiers", "severity"),
+        group_collectives=optional(severity, "group_collectives", "severity"),
         group_min_people=min_people,
         safety_keywords=optional(severity, "safety_keywords", "severity"),
         personal_data_words=optional(severity, "personal_data_words", "severity"),

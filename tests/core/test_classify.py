@@ -350,6 +350,28 @@ def test_a_count_of_learners_sharing_the_complaint_is_major(text: str, major: bo
     assert (result.severity == "major") is major, result.reasons
 
 
+@pytest.mark.parametrize(
+    ("text", "major"),
+    [
+        ("不少同学都反映过这个问题", True),
+        ("班上一半的人都挂科了", True),
+        ("Most of my classmates feel the same way", True),
+        ("quite a few of us were charged twice", True),
+        ("我们这个班的学员基本上都没拿到证书", True),
+        ("我们宿舍的都被那个销售骗了", True),
+        ("很多人推荐我来这里学，结果老师讲得一般", False),  # a quantifier without a shared act
+        ("many students asked for the slides", False),
+        ("我们班的老师都挺好的，就是教室太吵了", False),  # a collective's teachers, not its learners
+        ("我们组的作业都批改了", False),
+    ],
+)
+def test_quantified_and_collective_learners_are_a_group(
+    default_rules: ClassificationRules, text: str, major: bool
+) -> None:
+    result = classify(text, default_rules)
+    assert (result.severity == "major") is major, result.reasons
+
+
 def test_safety_and_group_keywords_make_major() -> None:
     rules = small_rules(safety_keywords=("晕倒", "electric shock*"), group_keywords=("whole class",))
     assert "safety: 晕倒" in classify("机房太热，有个女生晕倒了", rules).reasons
