@@ -2,7 +2,7 @@
 
 Three forms, all built from the policy's word lists:
 - a count of people followed by a marker of a shared act: "十几个同学都…", "二十多个家长都被…",
-  "20 people have complained"; a people word starting "of " marks itself: "15 of us";
+  "20 people have complained"; "of us" / "of my …" marks itself: "15 of us";
 - a quantifier before people, with a marker after it as for a count: "不少同学都…", "many students have…";
   "most of my classmates", "quite a few of us" mark themselves ("很多人推荐我来" is no shared complaint);
 - a collective of ours with "都" right after it: "我们这个班的学员基本上都…", "我们宿舍的都…" (not
@@ -27,7 +27,10 @@ _EN_NUMBERS = {
     "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "a dozen": 12, "dozens": 24,
 }  # fmt: skip
 _ZH_COUNT = r"[0-9]+|[一二两三四五六七八九十几百]+"
-_MARKER_REACH = 12  # characters after the count where the marker may stand
+_MARKER_REACH = 12  # characters after the count where the marker may stand, in the same clause
+_CLAUSE_END = re.compile(r"[，,。！？!?;；:：\n]|\.\s")
+# "15 of us", "most of my classmates", "20 of the class" say who shares it; "a lot of students" does not.
+_SELF_MARKED = re.compile(r"of\s+(?:us|my|our|the\s+class)(?![a-z])")
 _ADVERBS = "(?:基本上|基本|几乎|差不多|大多|全|也)?"
 
 
@@ -55,8 +58,8 @@ class GroupPatterns:
             counts.append(rf"(?<![0-9a-z])(?P<n>[0-9]+|{numbers})\s+(?P<who>{en_people})(?![a-z])")
         if en_quantifiers and en_nouns:
             counts.append(
-                rf"(?<![a-z])(?:{en_quantifiers})\s+(?P<who>of\s+(?:us(?![a-z])|(?:my|our|the)\s+(?:{en_nouns}))"
-                rf"|(?:{en_nouns})(?![a-z]))"
+                rf"(?<![a-z])(?:{en_quantifiers})\s+(?P<who>of\s+(?:us(?![a-z])|(?:my|our)\s+(?:{en_nouns}))"
+                rf"|(?:of\s+(?:the\s+)?)?(?:{en_nouns})(?![a-z]))"
             )
         collectives = _alternatives(w for w in rules.group_collectives if CJK.search(w))
         collective = None
@@ -73,8 +76,8 @@ def find_group(text: str, rules: ClassificationRules, patterns: GroupPatterns) -
         for m in pattern.finditer(text):
             if m.groupdict().get("n") and _count_value(m.group("n")) < rules.group_min_people:
                 continue
-            tail = text[m.end() : m.end() + _MARKER_REACH]
-            if m.group("who").startswith("of ") or any(
+            tail = _CLAUSE_END.split(text[m.end() : m.end() + _MARKER_REACH], maxsplit=1)[0]
+            if _SELF_MARKED.match(m.group("who")) or any(
                 marker.lower() in tail for marker in rules.group_markers
             ):
                 return m.group().strip()
