@@ -43,6 +43,7 @@ class KeywordSet:
     def __init__(self, keywords: Iterable[str]) -> None:
         unique = list(dict.fromkeys(kw.strip() for kw in keywords))
         self.chinese = frozenset(kw for kw in unique if CJK.search(kw))
+        self._longest = max((len(kw) for kw in self.chinese), default=0)
         # Keywords by the stem of their first word: one scan of the text for every stem finds the few
         # keywords worth a regex (with hundreds of keywords, testing each one costs more than the cut).
         self._by_stem: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
@@ -57,7 +58,12 @@ class KeywordSet:
 
     def find(self, text: Text) -> list[Hit]:
         """Every occurrence of a keyword, in text order."""
-        hits = [Hit(token, start) for token, start in text.tokens if token in self.chinese]
+        hits = []
+        for token, start in text.tokens:
+            if token in self.chinese:
+                hits.append(Hit(token, start))
+            elif len(token) > 2 and CJK.match(token):
+                hits += self._inside_word(token, start)
         if self._stems is not None:
             found: set[str] = set()
             for match in self._stems.finditer(text.lowered):
@@ -68,6 +74,22 @@ class KeywordSet:
                     hits += [Hit(keyword, m.start()) for m in pattern.finditer(text.raw)]
         hits.sort(key=lambda hit: hit.start)
         return hits
+
+    def _inside_word(self, token: str, start: int) -> list[Hit]:
+        """Keywords of two or more characters inside a longer dictionary word: jieba keeps "老师上课" and
+        "课本上" whole, hiding "老师", "上课", "课本" (a search engine's sub-word cut). Single characters
+        never match inside a word: "师" is not found in "老师"."""
+        found, at = [], 0
+        while at < len(token) - 1:
+            for size in range(min(self._longest, len(token) - at - (at == 0)), 1, -1):
+                piece = token[at : at + size]
+                if piece in self.chinese:
+                    found.append(Hit(piece, start + at))
+                    at += size
+                    break
+            else:
+                at += 1
+        return found
 
 
 def _latin_pattern(keyword: str) -> re.Pattern[str]:

@@ -216,6 +216,13 @@ def test_chinese_keywords_match_whole_tokens_only() -> None:
     assert classify("我们的老师很好", rules).category == "other"
 
 
+def test_keywords_inside_a_longer_dictionary_word_are_found() -> None:
+    # jieba keeps "老师上课" and "课本上" whole; their keywords of two characters or more still count.
+    rules = small_rules(categories=(("teaching", ("上课", "课本")), ("other", ())))
+    result = classify("老师上课光放视频，课本上的例子太老了", rules)
+    assert result.reasons[:2] == ("keyword 上课 -> teaching", "keyword 课本 -> teaching")
+
+
 def test_english_keywords_are_case_insensitive_on_word_boundaries() -> None:
     rules = small_rules()
     assert classify("My TEACHER is never prepared", rules).category == "teaching"
