@@ -39,8 +39,10 @@ _ARABIC_ONLY = re.compile(_ARABIC)
 _PIECE = re.compile(r"[0-9]+(?:\.[0-9]+)?|.", re.S)
 _PREFIX = re.compile(r"(?:¥|(?<![A-Za-z])(?:RMB|CNY)|人民币)\s*$", re.I)
 # "2k" or "3 thousand" is money only next to a currency word: "2k words" is not.
-_MULTIPLIER = re.compile(r"\s*(?P<mult>[kw]|thousand)(?![A-Za-z])", re.I)
-_MULTIPLIERS = {"k": 1000, "w": 10**4, "thousand": 1000}
+_MULTIPLIER = re.compile(r"\s*(?P<mult>[kw]|thousand|grand)(?![A-Za-z])", re.I)
+_MULTIPLIERS = {"k": 1000, "w": 10**4, "thousand": 1000, "grand": 1000}
+# "1w2" is how a phone keyboard writes 1万2 (12000).
+_W_WITH_DIGIT = re.compile(r"(?<=[0-9])[wW](?=[0-9](?![0-9]))")
 _SUFFIX = re.compile(r"\s*(?:多|余|来)?\s*(?:元|块|圆|人民币|(?:RMB|CNY|yuan|kuai)(?![A-Za-z]))", re.I)
 _APPROX = re.compile(r"多|余|来")
 _NOT_MONEY_AFTER = frozenset(
@@ -81,7 +83,7 @@ _MAX_AMOUNT = Decimal(10**10)
 def parse_amounts(text: str) -> list[Decimal]:
     """Every money amount in `text`, in yuan, in the order they appear."""
     # NFKC turns full-width digits, letters and ￥ into their ASCII forms.
-    text = unicodedata.normalize("NFKC", text)
+    text = _W_WITH_DIGIT.sub("万", unicodedata.normalize("NFKC", text))
     amounts: list[Decimal] = []
     for match in _NUMERAL.finditer(text):
         numeral, start, end = match.group(), match.start(), match.end()

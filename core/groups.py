@@ -30,7 +30,7 @@ _ZH_COUNT = r"[0-9]+|[一二两三四五六七八九十几百]+"
 _MARKER_REACH = 12  # characters after the count where the marker may stand, in the same clause
 _CLAUSE_END = re.compile(r"[，,。！？!?;；:：\n]|\.\s")
 # "15 of us", "most of my classmates", "20 of the class" say who shares it; "a lot of students" does not.
-_SELF_MARKED = re.compile(r"of\s+(?:us|my|our|the\s+class)(?![a-z])")
+_SELF_MARKED = re.compile(r"of\s+(?:us|my|our|the\s+class)(?![a-z])|all\s+[0-9]+\s")
 _ADVERBS = "(?:基本上|基本|几乎|差不多|大多|全|也)?"
 
 
@@ -61,6 +61,8 @@ class GroupPatterns:
                 rf"(?<![a-z])(?:{en_quantifiers})\s+(?P<who>of\s+(?:us(?![a-z])|(?:my|our)\s+(?:{en_nouns}))"
                 rf"|(?:of\s+(?:the\s+)?)?(?:{en_nouns})(?![a-z]))"
             )
+        if en_nouns:  # "all 25 students": everyone of a counted group
+            counts.append(rf"(?<![a-z])(?P<who>all\s+[0-9]+\s+(?:{en_nouns}))(?![a-z])")
         collectives = _alternatives(w for w in rules.group_collectives if CJK.search(w))
         collective = None
         if collectives and zh_people:

@@ -108,6 +108,8 @@ def small_rules(**overrides: Any) -> ClassificationRules:
         ("I was charged 4,200 for materials", [4200]),
         ("tuition went up by 2000 on renewal", [2000]),
         ("多付的1280麻烦退给我", [1280]),
+        ("花了1w2学这个", [12000]),
+        ("I spent over 20 grand on this program", [20000]),
     ],
 )
 def test_parse_amounts_forms(text: str, expected: list[int | Decimal]) -> None:
