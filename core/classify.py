@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from core.amounts import parse_amounts
 from core.classify_rules import ClassificationRules, rules_from_policy
@@ -211,19 +212,21 @@ class _Matcher:
 
 
 def _matcher(rules: ClassificationRules) -> _Matcher:
-    # Keyed by identity: hashing the rules' long keyword tuples on every complaint costs more than
-    # a cache lookup should; the policy holds one rules object for its lifetime.
-    cached = _matchers.get(id(rules))
+    # By identity first: hashing the rules' long keyword tuples on every complaint costs more than a
+    # cache lookup should. By value second: every load of the same policy (a test's, a reload) shares
+    # one matcher, whose hundreds of patterns take a good part of a second to build.
+    cached = _by_identity.get(id(rules))
     if cached is None or cached[0] is not rules:
-        if len(_matchers) >= 8:
-            _matchers.clear()
-        cached = _matchers[id(rules)] = (rules, _build_matcher(rules))
+        if len(_by_identity) >= 64:
+            _by_identity.clear()
+        cached = _by_identity[id(rules)] = (rules, _build_matcher(rules))
     return cached[1]
 
 
-_matchers: dict[int, tuple[ClassificationRules, _Matcher]] = {}
+_by_identity: dict[int, tuple[ClassificationRules, _Matcher]] = {}
 
 
+@lru_cache(maxsize=8)
 def _build_matcher(rules: ClassificationRules) -> _Matcher:
     roles: dict[str, list[str]] = {}
     categories = []
