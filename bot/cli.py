@@ -19,6 +19,7 @@ from rich.text import Text
 
 from bot.app import Application, build
 from bot.cli_base import State, fail, guarded, out, settings, with_app
+from bot.cli_classify import classify_app
 from bot.cli_learner import learner_app
 from bot.cli_privacy import privacy_app
 from bot.cli_staff import staff_app
@@ -45,6 +46,7 @@ app.add_typer(tickets_app, name="tickets")
 app.add_typer(staff_app, name="staff")
 app.add_typer(learner_app, name="learner")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(classify_app, name="classify")
 app.command("sweep")(sweep_command)
 
 

@@ -20,6 +20,7 @@ from bot.telegram_runtime import TelegramRuntime, TelegramStartError, start_tele
 from bot.voicemail_runtime import VoicemailRuntime, start_voicemail
 from bot.web import create_app
 from bot.wechat_runtime import WechatRuntime, start_wechat, wecom_sink
+from core.classify import classify
 from core.db import outbox_signal, upgrade
 from core.keycheck import check_key
 from core.queue import LaneState
@@ -84,6 +85,9 @@ async def serve(settings: Settings) -> None:
         await check_key(application.core.sessions, application.core.vault, datetime.now(UTC))
         await seal_clear_text(application.core.sessions, application.core.vault, datetime.now(UTC))
         say(f"database: {settings.database_shown()} (migrated)")
+        # jieba's dictionary and the policy's keyword patterns take a second or two to load: before the
+        # first complaint, not inside WeChat's 5 s passive-reply window.
+        await asyncio.to_thread(classify, "老师 teacher", application.core.rules)
         telegram: TelegramRuntime | None = None
         voicemail: VoicemailRuntime | None = None
         email: EmailRuntime | None = None

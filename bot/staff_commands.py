@@ -47,13 +47,14 @@ log = logging.getLogger(__name__)
 # Commands that move a ticket: the text after the number is the move's detail.
 MOVES = {"claim", "plan", "done", "resolve", "transfer", "escalate", "reopen", "note", "reply", "called"}
 TELEGRAM_LIMIT = 4096  # characters of one Telegram message
-NEEDS_TEXT = {"plan", "done", "resolve", "escalate", "note", "reply", "transfer"}
-TICKET_COMMANDS = MOVES | {"show", "assign", "rate"}
+NEEDS_TEXT = {"plan", "done", "resolve", "escalate", "note", "reply", "transfer", "severity"}
+TICKET_COMMANDS = MOVES | {"show", "assign", "rate", "severity"}
 LISTS = {"mine": staff_queries.mine, "overdue": staff_queries.overdue, "stats": staff_queries.stats}
 HELP = (
     "With the ticket number first (or in the ticket's topic, or replying to its card): /claim, "
     "/assign <department|@name|staff id>, /reply, /note, /plan, /done, /resolve, /transfer, /escalate, "
-    "/reopen, /called [what was said], /rate <score> [comment] (after a follow-up call), /show [full]. "
+    "/reopen, /called [what was said], /rate <score> [comment] (after a follow-up call), /show [full], "
+    "/severity <general|major> [why] (corrects the severity; /transfer corrects the category). "
     "Without: /mine, /overdue, /stats, /log <channel> <phone|e-mail> <text>."
 )
 MAX_ANSWER = 4000  # Telegram takes 4096 characters in a message
@@ -214,6 +215,19 @@ class StaffCommands:
             raise BadCommand(f"type /{command} {ticket.number} followed by the text")
         if command == "reply":
             return await self._reply(session, staff, ticket, text, event, now)
+        if command == "severity":  # "/severity TS-… major why": the level, then the reason
+            level, *why = text.split(None, 1)
+            await apply_move(
+                self.core,
+                session,
+                ticket,
+                "severity",
+                staff_actor(staff),
+                now,
+                detail=why[0].strip() if why else None,
+                severity=level.lower(),
+            )
+            return f"✅ {ticket.number}: severity {ticket.severity} set by {staff.name} ({ticket.status})"
         department = None
         if command == "transfer":  # "/transfer TS-… finance why": the department, then the reason
             department, *reason = text.split(None, 1)

@@ -29,13 +29,20 @@ _CN_CHARS = "".join([*_DIGITS, *_SMALL_UNITS, *_BIG_UNITS])
 _MONEY_MAGNITUDES = frozenset("千仟万萬亿億")
 
 _ARABIC = r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]+)?"
-_NUMERAL = re.compile(rf"(?:{_ARABIC}|[{_CN_CHARS}])+")
+_UNIT_CHARS = "".join([*_SMALL_UNITS, *_BIG_UNITS])
+# Arabic digits join a following Chinese numeral only through a unit ("2万8", "1.5万"): in
+# "定金¥600一直没退" the "一" starts a new word, and "600一" is not 6001.
+_NUMERAL = re.compile(
+    rf"(?:{_ARABIC})(?:[{_UNIT_CHARS}](?:{_ARABIC}|[{_CN_CHARS}])*)?|[{_CN_CHARS}](?:{_ARABIC}|[{_CN_CHARS}])*"
+)
 _ARABIC_ONLY = re.compile(_ARABIC)
 _PIECE = re.compile(r"[0-9]+(?:\.[0-9]+)?|.", re.S)
 _PREFIX = re.compile(r"(?:¥|(?<![A-Za-z])(?:RMB|CNY)|人民币)\s*$", re.I)
 # "2k" or "3 thousand" is money only next to a currency word: "2k words" is not.
-_MULTIPLIER = re.compile(r"\s*(?P<mult>[kw]|thousand)(?![A-Za-z])", re.I)
-_MULTIPLIERS = {"k": 1000, "w": 10**4, "thousand": 1000}
+_MULTIPLIER = re.compile(r"\s*(?P<mult>[kw]|thousand|grand)(?![A-Za-z])", re.I)
+_MULTIPLIERS = {"k": 1000, "w": 10**4, "thousand": 1000, "grand": 1000}
+# "1w2" is how a phone keyboard writes 1万2 (12000).
+_W_WITH_DIGIT = re.compile(r"(?<=[0-9])[wW](?=[0-9](?![0-9]))")
 _SUFFIX = re.compile(r"\s*(?:多|余|来)?\s*(?:元|块|圆|人民币|(?:RMB|CNY|yuan|kuai)(?![A-Za-z]))", re.I)
 _APPROX = re.compile(r"多|余|来")
 _NOT_MONEY_AFTER = frozenset(
@@ -54,6 +61,20 @@ _NOT_MONEY_WORDS = re.compile(
     re.I,
 )
 _MIN_CONTEXT_AMOUNT = 100
+# Money words near a bare number ("charged 4,200", "tuition went up by 2000", "多付的1280", "8k的学费",
+# "15k"): within the same sentence, this far before or after it.
+_MONEY_WORDS = re.compile(
+    r"学费|费|钱|交|付|退|扣|收|贷|价|款|每期|(?<![a-z])(?:tuition|fees?|charg\w*|paid|pay\w*|price\w*|costs?"
+    r"|refund\w*|loan|deposit|money|spent|owe\w*|installments?|instalments?|contract|back)(?![a-z])",
+    re.I,
+)
+_CONTEXT_BEFORE, _CONTEXT_AFTER = 60, 12
+_SENTENCE_END = re.compile(r"[。！？!?;；\n]|\.\s")
+# A bare year after "in", "from", "since" ... is a date, not a sum ("the textbook is from 2018").
+_YEAR = re.compile(r"(?:19[5-9][0-9]|20[0-9]{2})")
+_YEAR_BEFORE = re.compile(
+    r"(?:(?<![a-z])(?:in|from|since|until|till|before|after|of|year)\s+|在|从|自)$", re.I
+)
 # Nobody pays a school this much: such a "sum" is an ID or a slip of the keyboard, and keeping
 # it would overflow the ticket's money column.
 _MAX_AMOUNT = Decimal(10**10)
@@ -62,7 +83,7 @@ _MAX_AMOUNT = Decimal(10**10)
 def parse_amounts(text: str) -> list[Decimal]:
     """Every money amount in `text`, in yuan, in the order they appear."""
     # NFKC turns full-width digits, letters and ￥ into their ASCII forms.
-    text = unicodedata.normalize("NFKC", text)
+    text = _W_WITH_DIGIT.sub("万", unicodedata.normalize("NFKC", text))
     amounts: list[Decimal] = []
     for match in _NUMERAL.finditer(text):
         numeral, start, end = match.group(), match.start(), match.end()
@@ -76,10 +97,19 @@ def parse_amounts(text: str) -> list[Decimal]:
         multiplier = _MULTIPLIER.match(text, end) if pure_arabic else None
         after = multiplier.end() if multiplier else end
         has_suffix = _SUFFIX.match(text, after) is not None
+        if multiplier:
+            value *= _MULTIPLIERS[multiplier.group("mult").lower()]
         if has_prefix or has_suffix:
-            if multiplier:
-                value *= _MULTIPLIERS[multiplier.group("mult").lower()]
-        elif not (_is_paid(text, start, end, value) or _is_bare_money(numeral, text, end)):
+            pass
+        elif multiplier:
+            # "8k的学费", "15k" after a refund: a shorthand is money only among money words.
+            if _measure_follows(text, after) or not _money_nearby(text, start, after, _CONTEXT_BEFORE):
+                continue
+        elif not (
+            _is_paid(text, start, end, value)
+            or _is_bare_money(numeral, text, end)
+            or (pure_arabic and _is_bare_sum(numeral, text, start, end, value))
+        ):
             continue
         if value < _MAX_AMOUNT:
             amounts.append(_whole(value))
@@ -92,6 +122,26 @@ def _is_paid(text: str, start: int, end: int, value: Decimal) -> bool:
     return _PAID_BEFORE.search(text, max(0, start - 8), start) is not None or bool(
         _FEE_AFTER.match(text, end)
     )
+
+
+def _is_bare_sum(numeral: str, text: str, start: int, end: int, value: Decimal) -> bool:
+    """A plain number of 1000 or more among money words: "charged 4,200", "多付的1280"."""
+    if value < 1000 or _measure_follows(text, end) or text[end : end + 1] in ("%", "."):
+        return False
+    if "," not in numeral and (len(numeral) > 7 or numeral.startswith("0")):
+        return False  # a phone number, an order or ID number
+    if _YEAR.fullmatch(numeral) and _YEAR_BEFORE.search(text, max(0, start - 8), start):
+        return False
+    return _money_nearby(text, start, end, _CONTEXT_BEFORE)
+
+
+def _money_nearby(text: str, start: int, end: int, reach: int) -> bool:
+    before = text[max(0, start - reach) : start]
+    ends = list(_SENTENCE_END.finditer(before))
+    if ends:
+        before = before[ends[-1].end() :]
+    after = _SENTENCE_END.split(text[end : end + _CONTEXT_AFTER], maxsplit=1)[0]
+    return _MONEY_WORDS.search(before) is not None or _MONEY_WORDS.search(after) is not None
 
 
 def _is_bare_money(numeral: str, text: str, end: int) -> bool:

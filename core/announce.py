@@ -20,7 +20,10 @@ from core.workflow import ROUTED
 class TicketFacts:
     """What the texts of a ticket need, whether it was just inserted as values or loaded as a row."""
 
-    COLUMNS = ("number", "locale", "channel", "category", "severity", "department", "summary")
+    COLUMNS = (
+        "number", "locale", "channel", "category", "severity", "department", "summary", "classified_why",
+        "category_unsure",
+    )  # fmt: skip
 
     def __init__(self, ticket_id: int, values: dict[str, Any], vault: Vault) -> None:
         self.id = ticket_id
@@ -31,6 +34,8 @@ class TicketFacts:
         self.severity: str = values["severity"]
         self.department: str = values["department"]
         self.summary: str = vault.reveal(values["summary"] or "")  # stored encrypted
+        self.classified_why: str | None = values.get("classified_why")
+        self.category_unsure: bool = bool(values.get("category_unsure"))
 
 
 def staff_messages(
@@ -67,6 +72,8 @@ def staff_messages(
         stage="claim",
         due=core.local_text(due_at),
         callback=callback,
+        why=ticket.classified_why,
+        unsure=ticket.category_unsure,
     )
     buttons = card_buttons(ticket.number, ROUTED, callback=callback is not None)
     meta = {"ticket_number": ticket.number, "department": ticket.department, "summary": ticket.summary[:60]}

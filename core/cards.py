@@ -67,6 +67,8 @@ async def card_text(core: CoreContext, session: AsyncSession, ticket: Ticket) ->
         stage=due.stage if due else "—",
         due=core.local_text(due.due_at) if due else "—",
         callback=callback,
+        why=ticket.classified_why,
+        unsure=ticket.category_unsure,
     )
 
 

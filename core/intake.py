@@ -28,7 +28,7 @@ from core import learners
 from core.act_outcomes import no_ticket_reply, with_act
 from core.announce import TicketFacts, acknowledgement, staff_messages
 from core.callback import callback_task, reachable_identity, request_callback, wants_callback
-from core.classify import Classification, classify
+from core.classify import Classification, classify, why
 from core.context import CoreContext
 from core.continuation import (
     answers_our_mail,
@@ -252,7 +252,13 @@ class Intake:
     ) -> IntakeResult:
         core = self.core
         major = classification.severity == "major"
-        department = core.policy.department_for(classification.category)
+        # A guessed category goes to learner services, the first contact, to check rather than to a
+        # department that may refuse it.
+        department = (
+            core.policy.department_for(classification.category)
+            if classification.confident
+            else core.policy.departments.first_contact
+        )
         session.flush()  # a new learner's ids, before the counter lock is taken
         shown = summary(message)
         values: dict[str, Any] = {
@@ -271,6 +277,8 @@ class Intake:
             "contact_enc": known_contact(core, message),
             "amount_yuan": classification.amount_yuan,
             "data_leak": classification.data_leak,
+            "classified_why": why(classification),
+            "category_unsure": not classification.confident,
             "created_at": now,
             "updated_at": now,
         }

@@ -148,6 +148,10 @@ class Ticket(Base):
     awaiting_field: Mapped[str | None] = mapped_column(String(30))
     amount_yuan: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     data_leak: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Why the classifier chose the category and severity (the deciding words and rules), for the card;
+    # unsure: no category led clearly, so learner services is asked to check it.
+    classified_why: Mapped[str | None] = mapped_column(Text)
+    category_unsure: Mapped[bool] = mapped_column(Boolean, default=False)
     plan: Mapped[str | None] = mapped_column(Text)
     result: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -224,6 +228,23 @@ class Event(Base):
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(Text)
     ticket: Mapped[Ticket | None] = relationship()
+
+
+class ClassificationCorrection(Base):
+    """A staff correction of a ticket's category or severity, with what the classifier saw in the text:
+    the labelled examples `complaintbot classify export` gives the school to review."""
+
+    __tablename__ = "classification_corrections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(120))
+    field: Mapped[str] = mapped_column(String(20))  # category | severity
+    old_value: Mapped[str] = mapped_column(String(20))
+    new_value: Mapped[str] = mapped_column(String(20))
+    # The masked summary the classifier is re-run on (encrypted, as on the ticket), and its findings.
+    text: Mapped[str] = mapped_column(Text)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 _QUEUED = text("status IN ('pending', 'sending')")

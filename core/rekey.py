@@ -22,7 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from core.keycheck import FINGERPRINT, fingerprint
-from core.models import Base, ChannelState, Learner, LearnerIdentity, Message, OutboxRow, Ticket, Unparsed
+from core.models import (
+    Base,
+    ChannelState,
+    ClassificationCorrection,
+    Learner,
+    LearnerIdentity,
+    Message,
+    OutboxRow,
+    Ticket,
+    Unparsed,
+)
 from core.outbox import recipient_key
 from core.privacy import TOKEN_START, PrivacyKeyError, Vault
 
@@ -36,6 +46,7 @@ ENCRYPTED: tuple[tuple[type[Base], tuple[str, ...]], ...] = (
     (Message, ("text_enc", "raw_enc")),
     (OutboxRow, ("recipient_enc",)),
     (Unparsed, ("raw_enc",)),
+    (ClassificationCorrection, ()),  # its `text`, like a ticket's summary: `_sealed`
 )
 
 
@@ -96,6 +107,9 @@ def _sealed(model: type[Base], values: dict[str, Any], vault: Vault, done: Rotat
     if model is Ticket and values["summary"]:
         done.tokens += 1
         return {"summary": reseal(vault, values["summary"])}
+    if model is ClassificationCorrection and values["text"]:
+        done.tokens += 1
+        return {"text": reseal(vault, values["text"])}
     if model is OutboxRow:
         payload = values["payload"]
         meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}

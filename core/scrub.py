@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
 from core.messages import erased_key
-from core.models import Base, Event, Message, OutboxRow, Ticket
+from core.models import Base, ClassificationCorrection, Event, Message, OutboxRow, Ticket
 from core.outbox import DEAD, LEARNER_KINDS, WAITING
 from core.privacy import redact
 
@@ -53,9 +53,10 @@ SYSTEM_DETAILS = frozenset(
     }
 )
 # Details that start with what the bot wrote ("finance: <why>", "<owner>: <why>", "4/5: <comment>",
-# "second instance TS-…: <reason>"): that part is kept for the statistics, the words after it are not.
+# "second instance TS-…: <reason>", "general -> major: <why>"): that part is kept for the statistics, the
+# words after it are not.
 # Any action not named here or above loses its detail: unknown text is taken to be personal.
-PREFIXED_DETAILS = frozenset({"transfer", "assign", "rated", "appealed"})
+PREFIXED_DETAILS = frozenset({"transfer", "assign", "rated", "appealed", "severity"})
 NOT_SENT = "not sent: the personal data it needed was erased"
 # Outbox metadata that routes a message (which ticket, which chat, which card it edits); anything else
 # may carry words of the complaint (a card's "summary", used for its forum topic's name) and goes.
@@ -101,6 +102,13 @@ async def scrub_tickets(core: CoreContext, session: AsyncSession, ids: Sequence[
         .values(
             summary=ERASED, course=None, expected_resolution=None, contact_enc=None, plan=None, result=None
         )
+        .execution_options(synchronize_session=False)
+    )
+    # A correction keeps its labels and keyword findings for the rules; the text goes with the ticket's.
+    await session.execute(
+        update(ClassificationCorrection)
+        .where(ClassificationCorrection.ticket_id.in_(ids))
+        .values(text=ERASED)
         .execution_options(synchronize_session=False)
     )
     messages = await session.execute(

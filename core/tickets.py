@@ -12,6 +12,7 @@ from core.callback import pending_callback
 from core.cards import refresh_card
 from core.clocks import close_clocks, current_due
 from core.context import CoreContext
+from core.corrections import correct_category, correct_severity
 from core.inbound import seal_summary
 from core.models import Clock, Event, LearnerIdentity, Message, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
@@ -51,6 +52,7 @@ async def apply_move(
     detail: str | None = None,
     department: str | None = None,
     owner: Staff | None = None,
+    severity: str | None = None,
 ) -> Event:
     """Check and carry out one move: state, clocks, owner or department, and the audit event."""
     # Lock the row and re-read it: two staff clicking "claim" at once must not both succeed.
@@ -64,6 +66,10 @@ async def apply_move(
             raise WorkflowError(f"unknown department {department!r}; known: {known}")
         ticket.department, ticket.owner_staff_id = department, None
         detail = f"{department}: {detail}" if detail else department
+        correct_category(core, session, ticket, actor, now)
+    if action == "severity":
+        changed = correct_severity(core, session, ticket, severity or "", actor, now)
+        detail = f"{changed}: {detail}" if detail else changed
     if action == "assign":
         if owner is None:
             raise WorkflowError("assign needs a staff member")

@@ -198,6 +198,7 @@ MOVES: dict[str, Move] = {
             "note", frozenset(STATES), None, ALL_STAFF, own_department=False, describe="add an internal note"
         ),
         Move("reply", OPEN_STATES, None, ALL_STAFF, describe="reply to the learner"),
+        Move("severity", OPEN_STATES, None, ALL_STAFF, describe="correct the severity"),
     )
 }
 

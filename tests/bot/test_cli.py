@@ -22,7 +22,8 @@ from bot.config import load_settings
 from core.messages import InboundMessage
 from core.policy import DEFAULT_POLICY_TEXT
 from core.privacy import generate_key
-from core.tickets import get_ticket
+from core.tickets import apply_move, get_ticket
+from core.workflow import Actor
 from tests.bot.cli_helpers import Call, Result, complaintbot, complaintbot_many, migrated, one_error_line
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -177,6 +178,10 @@ def seeded(init_runs: InitRuns) -> Seeded:
                 ticket = await get_ticket(session, third.ticket_number, app.core.prefix)
                 ticket.course = MARKUP_COURSE
                 await session.commit()
+            async with app.core.sessions() as session, session.begin():  # a staff correction to export
+                ticket = await get_ticket(session, second.ticket_number, app.core.prefix)
+                manager = Actor(kind="staff", name="Chen", role="manager", department="service", staff_id=1)
+                await apply_move(app.core, session, ticket, "severity", manager, now, severity="major")
             return first.ticket_number, second.ticket_number, third.ticket_number
         finally:
             await app.close()
@@ -218,6 +223,11 @@ def runs(seeded: Seeded, dirs: dict[str, Path]) -> dict[str, Result]:
         "db_upgrade_fresh": Call(dirs["fresh"], ("db", "upgrade")),
         "db_upgrade_env": Call(
             override, ("db", "upgrade"), {"COMPLAINTBOT_DATABASE__URL": f"sqlite:///{override}/other.db"}
+        ),
+        "classify_export": Call(site, ("classify", "export")),
+        "classify_export_file": Call(site, ("classify", "export", "--out", str(site / "corrections.jsonl"))),
+        "classify_export_nowhere": Call(
+            site, ("classify", "export", "--out", str(site / "no" / "such.jsonl"))
         ),
         "bad_check_digit": Call(site, ("tickets", "show", "TS-261122-00072")),
         "no_such_ticket": Call(site, ("tickets", "show", "TS-261122-00071")),
@@ -279,6 +289,22 @@ def test_tickets_list_json_lists_the_open_tickets(runs: dict[str, Result], seede
     assert refund["created_at"] == "2026-01-05T10:00:00+08:00"
     assert refund["overdue"] is True
     assert by_number[seeded.fresh]["channel"] == "email" and by_number[seeded.fresh]["overdue"] is False
+
+
+def test_classify_export_writes_corrections_as_labelled_examples(
+    runs: dict[str, Result], seeded: Seeded
+) -> None:
+    result = runs["classify_export"]
+    assert result.returncode == 0, result.stderr
+    [example] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (example["ticket"], example["field"]) == (seeded.fresh, "severity")
+    assert (example["classified"], example["corrected"]) == ("general", "major")
+    assert example["text"] == TEACHING and example["actor"] == "Chen (service/manager)"
+    assert example["features"]["language"] == "en" and example["features"]["reasons"]
+    written = runs["classify_export_file"]
+    assert written.returncode == 0 and "1 correction(s) written" in written.stderr, written.stderr
+    assert (seeded.directory / "corrections.jsonl").read_text(encoding="utf-8") == result.stdout
+    assert one_error_line(runs["classify_export_nowhere"]).startswith("error: cannot write ")
 
 
 def test_tickets_list_by_status(runs: dict[str, Result], seeded: Seeded) -> None:

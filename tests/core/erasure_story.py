@@ -102,6 +102,18 @@ async def tell(
             core, session, ticket, "note", actor, later, detail=f"{person.name} 电话 {person.phone}"
         )
         await apply_move(core, session, ticket, "plan", actor, later, detail=f"退款给{person.name}的账户")
+        # A severity correction keeps the (masked) text it was made on; staff's reason quotes the learner.
+        other = await get_ticket(session, second.ticket_number)
+        await apply_move(
+            core,
+            session,
+            other,
+            "severity",
+            actor,
+            later,
+            detail=f"{person.name}说全班都迟到",
+            severity="major",
+        )
         enqueue(
             session,
             core.vault,

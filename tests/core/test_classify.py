@@ -99,6 +99,17 @@ def small_rules(**overrides: Any) -> ClassificationRules:
         ("她交了5800，我交了7200", [5800, 7200]),
         ("19800的学费一分没退", [19800]),
         ("退300块，又扣了50元", [300, 50]),
+        ("定金¥600一直没退", [600]),  # not 6001: the "一" after it starts a word
+        ("交了600一个月", [600]),
+        ("微信转账交了8k的学费", [8000]),
+        ("学费交了3w多", [30000]),
+        ("they only offer a refund of 40% of 15k", [15000]),
+        ("Paid 6,500 for the course", [6500]),
+        ("I was charged 4,200 for materials", [4200]),
+        ("tuition went up by 2000 on renewal", [2000]),
+        ("多付的1280麻烦退给我", [1280]),
+        ("花了1w2学这个", [12000]),
+        ("I spent over 20 grand on this program", [20000]),
     ],
 )
 def test_parse_amounts_forms(text: str, expected: list[int | Decimal]) -> None:
@@ -129,6 +140,9 @@ def test_parse_amounts_forms(text: str, expected: list[int | Decimal]) -> None:
         "I paid 500 dollars",
         "I paid $500",
         "学费2026-10-10到期",
+        "the textbook is from 2018 and costs too much",
+        "paid attention for 2 hours",
+        "refund, order number 20261122",
         "",
     ],
 )
@@ -168,7 +182,15 @@ def test_detect_language(text: str, expected: str) -> None:
 
 def test_no_keyword_gives_default_category_and_general() -> None:
     result = classify("你好", small_rules())
-    assert result == Classification("other", "general", "zh", None, False, ("no category keyword -> other",))
+    assert result == Classification(
+        "other",
+        "general",
+        "zh",
+        None,
+        False,
+        ("no category keyword -> other, please check",),
+        confident=False,
+    )
 
 
 def test_most_hits_wins() -> None:
@@ -183,8 +205,8 @@ def test_tie_goes_to_earlier_category_in_priority_order() -> None:
         categories=(("service", ("态度",)), ("teaching", ("老师",)), ("other", ("平台",)))
     )
     result = classify("老师的态度", reversed_priority)
-    assert result.category == "service"
-    assert any(reason.startswith("tie (1 hits) with teaching") for reason in result.reasons)
+    assert (result.category, result.confident) == ("service", False)
+    assert "close call (service 1 vs teaching 1) -> service, please check" in result.reasons
 
 
 def test_chinese_keywords_match_whole_tokens_only() -> None:
@@ -194,6 +216,13 @@ def test_chinese_keywords_match_whole_tokens_only() -> None:
     # ...and a keyword is not found inside a longer word the segmenter keeps whole.
     rules = small_rules(categories=(("teaching", ("师",)), ("other", ())))
     assert classify("我们的老师很好", rules).category == "other"
+
+
+def test_keywords_inside_a_longer_dictionary_word_are_found() -> None:
+    # jieba keeps "老师上课" and "课本上" whole; their keywords of two characters or more still count.
+    rules = small_rules(categories=(("teaching", ("上课", "课本")), ("other", ())))
+    result = classify("老师上课光放视频，课本上的例子太老了", rules)
+    assert result.reasons[:2] == ("keyword 上课 -> teaching", "keyword 课本 -> teaching")
 
 
 def test_english_keywords_are_case_insensitive_on_word_boundaries() -> None:
@@ -270,6 +299,119 @@ def test_blank_keyword_is_rejected() -> None:
         small_rules(threat_keywords=("12315", " "))
 
 
+def test_strong_and_weak_keywords_weigh_the_category() -> None:
+    rules = small_rules(
+        strong_keywords=(("service", ("态度", "rude")),),
+        weak_keywords=(("teaching", ("老师", "teacher")),),
+    )
+    # A teacher's attitude is service: the role word weighs little, the attitude word much.
+    result = classify("老师老师老师的态度", rules)
+    assert (result.category, result.confident) == ("service", True)
+    assert "keyword 态度 (3) -> service" in result.reasons
+    assert "keyword 老师 x3 (0.5) -> teaching" in result.reasons
+    assert classify("The teacher was rude to me", rules).category == "service"
+
+
+def test_a_narrow_lead_is_not_trusted() -> None:
+    assert classify("老师很好，态度很好，态度", small_rules()).confident is True  # 2 against 1
+    assert classify("老师 态度", small_rules(min_margin=0)).confident is True
+    assert classify("老师很好，态度很好，态度", small_rules(min_margin=2)).confident is False
+
+
+def test_keywords_for_an_unknown_category_are_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown category"):
+        small_rules(strong_keywords=(("misc", ("x",)),))
+
+
+def test_negated_threat_is_not_a_threat() -> None:
+    rules = small_rules(
+        threat_keywords=("监管部门", "authorities", "12315"), negation_cues=("不想", "don't want")
+    )
+    calm = classify("我不想闹到监管部门，只希望老师态度好一点", rules)
+    assert calm.severity == "general"
+    assert "not a threat ('不想' before it): 监管部门" in calm.reasons
+    assert classify("I don't want to go to the authorities, just an answer", rules).severity == "general"
+    # The negation reaches only its own clause: a later threat still counts.
+    assert classify("我不想这样，但是再不退我就打12315", rules).severity == "major"
+    assert classify("我要找监管部门", rules).severity == "major"
+
+
+@pytest.mark.parametrize(
+    ("text", "major"),
+    [
+        ("我们班十几个同学都被老师骂过", True),
+        ("二十多个家长都被多收了钱", True),
+        ("我和另外五个同学都是被承诺退费的", True),
+        ("About 15 of us have sent emails", True),
+        ("a dozen of us signed up", True),
+        ("20 people have complained in the chat", True),
+        ("一个班塞了四十多个人，老师顾不过来", False),  # a class size, not a shared complaint
+        ("两个同学都迟到了", False),  # fewer than group_min_people
+        ("The class has 30 students and one teacher", False),
+    ],
+)
+def test_a_count_of_learners_sharing_the_complaint_is_major(text: str, major: bool) -> None:
+    rules = small_rules(
+        people_words=("人", "同学", "家长", "of us", "students", "people"),
+        group_markers=("都", " have", " all"),
+    )
+    result = classify(text, rules)
+    assert (result.severity == "major") is major, result.reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "major"),
+    [
+        ("不少同学都反映过这个问题", True),
+        ("班上一半的人都挂科了", True),
+        ("Most of my classmates feel the same way", True),
+        ("quite a few of us were charged twice", True),
+        ("我们这个班的学员基本上都没拿到证书", True),
+        ("我们宿舍的都被那个销售骗了", True),
+        ("很多人推荐我来这里学，结果老师讲得一般", False),  # a quantifier without a shared act
+        ("many students asked for the slides", False),
+        ("我们班的老师都挺好的，就是教室太吵了", False),  # a collective's teachers, not its learners
+        ("我们组的作业都批改了", False),
+    ],
+)
+def test_quantified_and_collective_learners_are_a_group(
+    default_rules: ClassificationRules, text: str, major: bool
+) -> None:
+    result = classify(text, default_rules)
+    assert (result.severity == "major") is major, result.reasons
+
+
+def test_safety_and_group_keywords_make_major() -> None:
+    rules = small_rules(safety_keywords=("晕倒", "electric shock*"), group_keywords=("whole class",))
+    assert "safety: 晕倒" in classify("机房太热，有个女生晕倒了", rules).reasons
+    assert classify("I got an electric shock from the socket", rules).severity == "major"
+    assert classify("The whole class is lost", rules).severity == "major"
+
+
+def test_safety_words_also_count_for_the_safety_category() -> None:
+    rules = small_rules(safety_keywords=("晕倒",), safety_category="other", safety_weight=2)
+    result = classify("老师，有个同学在机房晕倒了", rules)
+    assert (result.category, result.severity) == ("other", "major")
+    assert "keyword 晕倒 (2) -> other" in result.reasons
+    with pytest.raises(ValueError, match="unknown category"):
+        small_rules(safety_category="buildings")
+
+
+def test_personal_datum_and_disclosure_in_one_sentence_is_a_leak() -> None:
+    rules = small_rules(
+        data_leak_keywords=(),
+        personal_data_words=("手机号", "my phone number", "contact list"),
+        disclosure_words=("给了", "passed to", "shared"),
+    )
+    result = classify("我的手机号被他们给了贷款公司", rules)
+    assert (result.category, result.severity, result.data_leak) == ("other", "major", True)
+    assert "data leak: 手机号 + 给了 -> other, major" in result.reasons
+    assert classify("My phone number was passed to a loan company", rules).data_leak
+    assert classify("the sales rep shared the learners' contact list", rules).data_leak
+    # In different sentences they say nothing about a leak.
+    assert not classify("I shared my notes. My phone number is on file.", rules).data_leak
+
+
 # ---- rules_from_policy ------------------------------------------------------------------
 
 
@@ -302,6 +444,11 @@ def test_rules_from_policy_reads_operator_values(default_policy: dict[str, Any])
         (lambda p: p["classification"]["categories"]["fees"].update(keywords=["退费", 3]), TypeError),
         (lambda p: p["classification"].update(default_category="misc"), ValueError),
         (lambda p: p["classification"].update(categories={}), TypeError),
+        (lambda p: p["classification"]["categories"]["fees"].update(strong_keywords="退费"), TypeError),
+        (lambda p: p["classification"].update(min_margin=-1), ValueError),
+        (lambda p: p["classification"].update(strong_weight="3"), TypeError),
+        (lambda p: p["severity"].update(group_min_people=1), TypeError),
+        (lambda p: p["severity"].update(negation_cues=[""]), ValueError),
     ],
 )
 def test_rules_from_policy_rejects_wrong_shapes(

@@ -20,6 +20,7 @@ from bot.telegram import TelegramUpdates
 from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from core.context import CoreContext
+from core.corrections import export_rows
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Event, Learner, OutboxRow, Ticket
@@ -364,3 +365,61 @@ async def test_in_a_ticket_topic_commands_need_no_number_and_text_reaches_the_le
     refused = await rig.say(TEACHING_CHAT, CASHIER, "我来回复", thread_id=thread)
     assert refused.startswith("⛔") and "not one of yours" in refused
     assert len(await rig.events(number, "reply")) == 2
+
+
+async def test_card_says_why_and_a_guess_goes_to_learner_services_to_check(rig: Rig) -> None:
+    number = await rig.complain(LEARNER, TEACHING)
+    card = next(t for t in rig.botapi.texts_to(TEACHING_CHAT) if number in t)
+    assert "依据：teaching: " in card and "讲课" in card and "请核对分类" not in card
+
+    # Nothing in the text points to a category: learner services (the first contact) is asked to check.
+    guess = await rig.complain(OTHER_LEARNER, "你好，在吗？有件事情想说一下")
+    ticket = await rig.ticket(guess)
+    assert (ticket.department, ticket.category_unsure) == ("service", True)
+    card = next(t for t in rig.botapi.texts_to(STAFF_CHAT) if guess in t)
+    assert "❓ 请核对分类" in card and "(a guess)" in card
+
+
+async def test_severity_command_corrects_alerts_and_is_recorded(rig: Rig) -> None:
+    number = await rig.complain(LEARNER, TEACHING)
+    assert (await rig.ticket(number)).severity == "general"
+
+    bad = await rig.say(TEACHING_CHAT, TEACHER, f"/severity {number} urgent")
+    assert bad.startswith("⚠️") and "general or major" in bad
+    refused = await rig.say(STAFF_CHAT, CASHIER, f"/severity {number} major")
+    assert refused.startswith("⛔")
+    assert (await rig.ticket(number)).severity == "general"
+
+    answer = await rig.say(TEACHING_CHAT, TEACHER, f"/severity {number} major 全班都受影响")
+    assert answer.startswith("✅") and "severity major" in answer
+    assert (await rig.ticket(number)).severity == "major"
+    assert [e.detail for e in await rig.events(number, "severity")] == ["general -> major: 全班都受影响"]
+    assert any(number in text for text in rig.botapi.texts_to(MANAGERS_CHAT))  # as a major one at entry
+    card = next(t for t in rig.botapi.texts_to(TEACHING_CHAT) if number in t and "依据" in t)
+    assert "severity general -> major by 王老师" in card
+
+    again = await rig.say(TEACHING_CHAT, TEACHER, f"/severity {number} major")
+    assert again.startswith("⚠️") and "already major" in again
+
+
+async def test_transfer_corrects_the_category_and_corrections_export_as_examples(rig: Rig) -> None:
+    number = await rig.complain(LEARNER, TEACHING)
+    await rig.say(TEACHING_CHAT, TEACHER, f"/transfer {number} finance 其实是退费问题")
+    ticket = await rig.ticket(number)
+    assert (ticket.department, ticket.category) == ("finance", "fees")
+    # compliance takes no category of its own: a transfer there leaves the category alone.
+    other = await rig.complain(OTHER_LEARNER, FEES)
+    await rig.say(STAFF_CHAT, CASHIER, f"/transfer {other} compliance")
+    assert (await rig.ticket(other)).category == "fees"
+    await rig.say(MANAGERS_CHAT, MANAGER, f"/severity {number} major")
+
+    async with rig.core.sessions() as session:
+        examples = await export_rows(session, rig.core.vault)
+    assert [(e["ticket"], e["field"], e["classified"], e["corrected"]) for e in examples] == [
+        (number, "category", "teaching", "fees"),
+        (number, "severity", "general", "major"),
+    ]
+    first = examples[0]
+    assert first["text"] == TEACHING and first["actor"].startswith("王老师")
+    assert first["features"]["language"] == "zh"
+    assert "keyword 讲课 (3) -> teaching" in first["features"]["reasons"]
