@@ -19,7 +19,7 @@ from rich.text import Text
 from bot.app import Application, build
 from bot.cli_base import State, fail, guarded, out, settings, with_app
 from bot.cli_learner import learner_app
-from bot.cli_report import report_command
+from bot.cli_report import credit_command, report_command
 from bot.cli_staff import staff_app
 from bot.cli_sweep import parse_at, sweep_command
 from bot.errors import os_reason
@@ -42,6 +42,7 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(learner_app, name="learner")
 app.command("sweep")(sweep_command)
 app.command("report")(report_command)
+app.command("credit")(credit_command)
 
 
 @app.callback()

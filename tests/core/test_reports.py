@@ -1,5 +1,6 @@
-"""The managers' report: each figure checked against an independent count over a quarter of history
-built through the real intake, workflow and sweeps (built once for the module, on SQLite)."""
+"""The managers' report and the credit grades: each figure and grade checked against an independent
+count over a quarter of history built through the real intake, workflow and sweeps (built once for
+the module, on SQLite)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from zoneinfo import ZoneInfo
 
 import pypdf
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.context import CoreContext
+from core.credit import compute_grades, quarter_grades
 from core.db import create_engine, session_factory
-from core.models import Clock, Event, Staff, Ticket
-from core.policy import parse_policy
+from core.models import Clock, CreditGrade, Event, OutboxRow, Staff, Ticket
+from core.policy import PolicyError, parse_policy
 from core.privacy import Vault, generate_key
 from core.report_charts import render_report
 from core.report_figures import PeriodError, month_figures, month_period, quarter_period
@@ -360,3 +362,195 @@ async def test_the_pdf_and_charts_show_the_figures(core: CoreContext, tmp_path: 
 
     scores = charts["satisfaction"].figure.axes[0]
     assert [b.get_height() for b in scores.containers[0]] == list(figures["satisfaction"]["scores"].values())
+
+
+# ---- credit grades (POLICY.md §8) over the whole quarter of the same history ----
+
+
+def _expected_credit(
+    rows: dict[str, Any], policy: Any, as_of: datetime
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each department's and owner's score, counted plainly from the quarter's rows."""
+    tickets, clocks, events = rows["tickets"], rows["clocks"], rows["events"]
+    by_id = {t.id: t for t in tickets}
+    waiting = {name for name, rule in policy.stages.items() if rule.waits_on_learner}
+    planned = {e.ticket_id for e in events if e.action == "plan"}
+    counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+
+    def subjects(ticket: Ticket) -> list[tuple[str, str]]:
+        keys = [("department", ticket.department)]
+        if ticket.owner_staff_id is not None:
+            keys.append(("staff", str(ticket.owner_staff_id)))
+        return keys
+
+    for t in tickets:
+        for key in subjects(t):
+            counts[key]["received"] += 1
+            counts[key]["closed"] += t.status == "closed"
+            counts[key]["upheld"] += t.id in planned
+            if t.satisfaction is not None:
+                counts[key]["scores"] += 1
+                counts[key]["score_sum"] += t.satisfaction
+    for c in clocks:
+        for key in subjects(by_id[c.ticket_id]):
+            if c.stage in policy.stages and c.stage not in waiting:
+                if c.met_at is not None and c.met_at <= c.due_at:
+                    counts[key]["met"] += 1
+                elif c.met_at is not None or (not c.paused and c.due_at < as_of):
+                    counts[key]["breached"] += 1
+            if c.stage == "follow_up" and (c.met_at is not None or c.due_at <= as_of):
+                counts[key]["due"] += 1
+                counts[key]["done"] += c.met_at is not None
+    credit = policy.credit
+    expected = {}
+    for key, n in counts.items():
+        parts = []
+        if n["met"] + n["breached"]:
+            parts.append((credit.weight_deadlines, n["met"] / (n["met"] + n["breached"])))
+        if n["scores"]:
+            parts.append((credit.weight_satisfaction, n["score_sum"] / n["scores"] / 5))
+        if n["due"]:
+            parts.append((credit.weight_follow_up, n["done"] / n["due"]))
+        parts.append((credit.weight_upheld, 1 - n["upheld"] / n["received"]))
+        score = 100 * sum(w * s for w, s in parts) / sum(w for w, _ in parts)
+        if n["closed"] < credit.min_closed:
+            grade = "not_graded"
+        else:
+            grade = next(
+                (
+                    g
+                    for g, floor in (("A", credit.grade_a), ("B", credit.grade_b), ("C", credit.grade_c))
+                    if score >= floor
+                ),
+                "D",
+            )
+        expected[key] = {"score": score, "grade": grade, "closed": n["closed"], "upheld": n["upheld"]}
+    return expected
+
+
+async def _quarter_rows(core: CoreContext) -> dict[str, Any]:
+    period = quarter_period("2026Q3", TZ)
+    async with core.sessions() as session:
+        tickets = [
+            t for t in await session.scalars(select(Ticket)) if period.start <= t.created_at < period.end
+        ]
+        ids = {t.id for t in tickets}
+        clocks = [c for c in await session.scalars(select(Clock)) if c.ticket_id in ids]
+        events = [e for e in await session.scalars(select(Event)) if e.ticket_id in ids]
+    return {"tickets": tickets, "clocks": clocks, "events": events}
+
+
+@pytest.fixture
+async def graded_copy(history_db: tuple[Path, str, History], tmp_path: Path) -> AsyncIterator[CoreContext]:
+    """The history in a copy of its own: keeping grades writes to the database."""
+    path = tmp_path / "graded.db"
+    shutil.copy(history_db[0], path)
+    context = _core(path, history_db[1])
+    yield context
+    await context.close()
+    await context.sessions.kw["bind"].dispose()
+
+
+async def test_credit_grades_match_an_independent_score_and_act_once(graded_copy: CoreContext) -> None:
+    core = graded_copy
+    period = quarter_period("2026Q3", TZ)
+    during = await quarter_grades(core, period, datetime(2026, 9, 20, tzinfo=TZ))
+    assert not during.final and during.grades
+    async with core.sessions() as session:
+        assert (
+            await session.scalar(select(func.count()).select_from(CreditGrade)) == 0
+        )  # provisional: not kept
+
+    result = await quarter_grades(core, period, AS_OF)
+    assert result.final and result.kept_now
+    expected = _expected_credit(await _quarter_rows(core), core.policy, AS_OF)
+    assert {(g.kind, g.key) for g in result.grades} == set(expected)
+    for grade in result.grades:
+        want = expected[(grade.kind, grade.key)]
+        assert grade.score == pytest.approx(want["score"], abs=0.01), grade
+        assert grade.grade == want["grade"], grade
+        assert (grade.inputs["closed"], grade.inputs["upheld"]) == (want["closed"], want["upheld"])
+        assert grade.inputs["weights"] == {"deadlines": 40, "satisfaction": 30, "follow_up": 20, "upheld": 10}
+    grades = Counter(g.grade for g in result.grades)
+    assert grades["C"] + grades["D"] > 0 and len(grades) >= 2, grades  # the history is not all alike
+
+    async with core.sessions() as session:
+        actions = {
+            row.key: row
+            for row in await session.scalars(select(OutboxRow).where(OutboxRow.key.like("credit:%")))
+        }
+    for grade in result.grades:
+        plan = actions.get(f"credit:2026Q3:{grade.kind}:{grade.key}:plan")
+        report = actions.get(f"credit:2026Q3:{grade.kind}:{grade.key}:report")
+        assert (plan is not None) == (grade.grade == "C")
+        assert (report is not None) == (grade.grade == "D")
+        if plan is not None:
+            assert plan.payload["meta"]["department"] == grade.department
+            assert "整改方案" in plan.payload["text"]
+        if report is not None:
+            assert report.payload["meta"]["department"] == "managers"
+
+    again = await quarter_grades(core, period, AS_OF + timedelta(days=3))  # another instance, a later run
+    assert again.final and not again.kept_now
+    assert [(g.key, g.grade, g.score) for g in again.grades] == [
+        (g.key, g.grade, g.score) for g in result.grades
+    ]
+    async with core.sessions() as session:
+        assert await session.scalar(
+            select(func.count()).select_from(OutboxRow).where(OutboxRow.key.like("credit:%"))
+        ) == len(actions)
+
+
+async def test_a_grade_up_from_last_quarters_c_or_d_is_recorded_as_repaired(graded_copy: CoreContext) -> None:
+    core = graded_copy
+    period = quarter_period("2026Q3", TZ)
+    async with core.sessions() as session:
+        provisional = await compute_grades(core, session, period, AS_OF)
+    graded = [g for g in provisional if g.grade in ("A", "B", "C")]
+    assert graded
+    # Last quarter: each graded subject one step below what it earns now, or D.
+    async with core.sessions() as session, session.begin():
+        for grade in graded:
+            session.add(
+                CreditGrade(
+                    quarter="2026Q2",
+                    subject_kind=grade.kind,
+                    subject_key=grade.key,
+                    department=grade.department,
+                    name=grade.name,
+                    grade="D",
+                    score=50,
+                    inputs={},
+                    repaired=False,
+                    computed_at=QUARTER_START,
+                )
+            )
+    result = await quarter_grades(core, period, AS_OF)
+    repaired = {(g.kind, g.key) for g in result.grades if g.repaired}
+    assert repaired == {(g.kind, g.key) for g in graded}
+    assert all(g.previous_grade == "D" for g in result.grades if g.repaired)
+    async with core.sessions() as session:
+        notices = list(
+            await session.scalars(select(OutboxRow).where(OutboxRow.key.like("credit:2026Q3:%:repaired")))
+        )
+    assert len(notices) == len(repaired)
+    assert all("信用修复" in row.payload["text"] for row in notices)
+
+
+async def test_the_policy_files_weights_and_thresholds_decide(graded_copy: CoreContext) -> None:
+    core = graded_copy
+    period = quarter_period("2026Q3", TZ)
+    strict = parse_policy("[credit]\ngrade_a = 100\ngrade_b = 99\ngrade_c = 98\nmin_closed = 1\n")
+    lenient = parse_policy(
+        "[credit]\nweight_deadlines = 0\nweight_satisfaction = 0\nweight_follow_up = 0\ngrade_c = 0\n"
+    )
+    async with core.sessions() as session:
+        core.policy = strict
+        tough = await compute_grades(core, session, period, AS_OF)
+        core.policy = lenient
+        upheld_only = await compute_grades(core, session, period, AS_OF)
+    assert {g.grade for g in tough} <= {"D", "not_graded"} and any(g.grade == "D" for g in tough)
+    for grade in upheld_only:  # only "not upheld" counts: the score is that share
+        assert grade.score == pytest.approx(100 * (1 - grade.inputs["upheld_share"]), abs=0.5)
+    with pytest.raises(PolicyError, match="grade thresholds"):
+        parse_policy("[credit]\ngrade_a = 60\n")
