@@ -388,7 +388,17 @@ def _render(figures: dict[str, Any], out_dir: Path, now: datetime, font: str) ->
     return Rendered(pdf, pngs, charts)
 
 
-def chart_png(chart: Chart) -> bytes:
+OVERVIEW = ("weekly_channels", "deadlines", "satisfaction", "follow_up")
+
+
+def overview_png(rendered: Rendered) -> bytes:
+    """One picture of the charts a manager looks at first, for a chat that shows pictures, not PDFs."""
+    pictures = {path.stem.rsplit("-", 1)[-1]: path for path in rendered.pngs}
+    figure = Figure(figsize=(11, 8.5), dpi=100, layout="constrained")
+    for index, name in enumerate(OVERVIEW):
+        axes = figure.add_subplot(2, 2, index + 1)
+        axes.imshow(matplotlib.image.imread(pictures[name]))
+        axes.set_axis_off()
     buffer = io.BytesIO()
-    chart.figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png")
     return buffer.getvalue()
