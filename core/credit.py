@@ -91,7 +91,7 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-async def _inputs(
+async def subject_inputs(
     session: AsyncSession, policy: Policy, period: Period, as_of: datetime, key: Any
 ) -> dict[Any, dict[str, Any]]:
     """Per value of `key` (the department, or the owner): the counts and shares behind a score."""
@@ -206,9 +206,11 @@ async def compute_grades(
     policy = core.policy
     grades = [
         _grade(DEPARTMENT, dept, dept, core.department_name(dept), inputs, policy)
-        for dept, inputs in sorted((await _inputs(session, policy, period, as_of, Ticket.department)).items())
+        for dept, inputs in sorted(
+            (await subject_inputs(session, policy, period, as_of, Ticket.department)).items()
+        )
     ]
-    owned = await _inputs(session, policy, period, as_of, Ticket.owner_staff_id)
+    owned = await subject_inputs(session, policy, period, as_of, Ticket.owner_staff_id)
     staff = {
         s.id: s for s in await session.scalars(select(Staff).where(Staff.id.in_([k for k in owned if k])))
     }
