@@ -207,6 +207,8 @@ def runs(seeded: Seeded, dirs: dict[str, Path]) -> dict[str, Result]:
         "report_finance": Call(site, ("report", "--month", "2026-01", "--department", "teaching", "--json")),
         "report_out": Call(site, ("report", "--month", "2026-01", "--out", str(dirs["report"]))),
         "report_bad_month": Call(site, ("report", "--month", "2026-13")),
+        "credit_json": Call(site, ("credit", "--quarter", "2026Q1", "--json")),
+        "credit_bad_quarter": Call(site, ("credit", "--quarter", "2026Q5")),
         "report_bad_department": Call(site, ("report", "--month", "2026-01", "--department", "canteen")),
         "bad_check_digit": Call(site, ("tickets", "show", "TS-261122-00072")),
         "no_such_ticket": Call(site, ("tickets", "show", "TS-261122-00071")),
@@ -379,6 +381,7 @@ def test_tickets_show_human_prints_the_number_and_clocks(runs: dict[str, Result]
         ("bad_policy", "stages.claim.hours"),
         ("bad_env_port", "COMPLAINTBOT_WEB__PORT"),
         ("report_bad_month", "YYYY-MM"),
+        ("credit_bad_quarter", "YYYYQn"),
         ("report_bad_department", "canteen"),
     ],
 )
@@ -410,3 +413,13 @@ def test_report_out_writes_the_pdf_and_the_charts(runs: dict[str, Result], dirs:
     assert "report-2026-01.pdf" in written and len(written) == 10
     assert (dirs["report"] / "report-2026-01.pdf").read_bytes().startswith(b"%PDF")
     assert "report-2026-01.pdf" in runs["report_out"].stdout
+
+
+def test_credit_json_keeps_a_finished_quarters_grades_with_their_inputs(runs: dict[str, Result]) -> None:
+    assert runs["credit_json"].returncode == 0, runs["credit_json"].stderr
+    credit = json.loads(runs["credit_json"].stdout)
+    assert credit["schema_version"] == 1 and credit["quarter"] == "2026Q1" and credit["final"] is True
+    [finance] = [g for g in credit["grades"] if g["kind"] == "department"]
+    assert finance["key"] == "finance" and finance["grade"] == "not_graded"  # one complaint, none closed
+    assert finance["inputs"]["received"] == 1 and finance["inputs"]["closed"] == 0
+    assert finance["inputs"]["deadlines_breached"] >= 1 and finance["inputs"]["min_closed"] == 5
