@@ -16,6 +16,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.image import imread
 
 # Where Debian's CJK font packages put their files; tried in this order.
 CJK_FONT_FILES = (
@@ -43,6 +45,7 @@ class FontMissing(RuntimeError):
     """No CJK font is installed: Chinese labels cannot be drawn."""
 
 
+@cache  # registered once per process: `addfont` would list the same file again on every report
 def cjk_font() -> str:
     """The family name of an installed CJK font, registered with matplotlib."""
     known = {entry.name for entry in font_manager.fontManager.ttflist}
@@ -397,7 +400,7 @@ def overview_png(rendered: Rendered) -> bytes:
     figure = Figure(figsize=(11, 8.5), dpi=100, layout="constrained")
     for index, name in enumerate(OVERVIEW):
         axes = figure.add_subplot(2, 2, index + 1)
-        axes.imshow(matplotlib.image.imread(pictures[name]))
+        axes.imshow(imread(pictures[name]))
         axes.set_axis_off()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
