@@ -60,6 +60,7 @@ def main_options(
     )
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("fontTools").setLevel(logging.WARNING)  # a line per font table of the report PDF
     # httpx logs every request URL at INFO, and a Bot API URL contains the bot's token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
