@@ -8,12 +8,8 @@ also carry out the C/D actions.
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +19,7 @@ from core.context import CoreContext
 from core.credit import compute_grades, kept_grades, subject_inputs
 from core.messages import Document
 from core.models import Staff, Ticket
-from core.report_charts import render_report, summary_lines
+from core.report_charts import summary_lines
 from core.report_figures import (
     PeriodError,
     month_figures,
@@ -32,6 +28,7 @@ from core.report_figures import (
     previous_quarter,
     quarter_period,
 )
+from core.report_render import draw_documents
 from core.workflow import MANAGER
 
 
@@ -56,14 +53,8 @@ async def report(core: CoreContext, session: AsyncSession, staff: Staff, args: s
     except PeriodError as exc:
         raise BadCommand(str(exc)) from None
     figures = await month_figures(session, core.policy, period, now)
-    pdf = await asyncio.to_thread(_pdf, figures, now)  # drawing takes a second or two
-    return Reply("\n".join(summary_lines(figures)), (pdf,))
-
-
-def _pdf(figures: dict[str, Any], now: datetime) -> Document:
-    with tempfile.TemporaryDirectory(prefix="complaintbot-report-") as folder:
-        rendered = render_report(figures, Path(folder), now)
-        return Document(rendered.pdf.name, "application/pdf", rendered.pdf.read_bytes())
+    documents = await draw_documents(figures, now, overview=False)
+    return Reply("\n".join(summary_lines(figures)), documents)
 
 
 async def credit(core: CoreContext, session: AsyncSession, staff: Staff, args: str, now: datetime) -> str:

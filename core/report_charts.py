@@ -12,6 +12,7 @@ when there is none.
 from __future__ import annotations
 
 import io
+import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.image import imread
+
+from core.messages import Document
 
 # Where Debian's CJK font packages put their files; tried in this order.
 CJK_FONT_FILES = (
@@ -405,3 +408,14 @@ def overview_png(rendered: Rendered) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def report_documents(figures: dict[str, Any], now: datetime, overview: bool) -> tuple[Document, ...]:
+    """The PDF (and the overview picture) as documents a message can carry."""
+    with tempfile.TemporaryDirectory(prefix="complaintbot-report-") as folder:
+        rendered = render_report(figures, Path(folder), now)
+        pdf = Document(rendered.pdf.name, "application/pdf", rendered.pdf.read_bytes())
+        if not overview:
+            return (pdf,)
+        picture = Document(f"{rendered.pdf.stem}-overview.png", "image/png", overview_png(rendered))
+        return pdf, picture

@@ -11,11 +11,8 @@ the same month: a late report is still the report.
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
 from collections import Counter
 from datetime import date, datetime
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,11 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from core.calendar import BusinessCalendar
 from core.context import CoreContext
 from core.credit import QuarterGrades, quarter_grades
-from core.messages import Document
 from core.models import OutboxRow
 from core.outbox import enqueue
-from core.report_charts import overview_png, render_report, summary_lines
+from core.report_charts import summary_lines
 from core.report_figures import Period, month_figures, previous_month, previous_quarter
+from core.report_render import draw_documents
 from scheduler.duty import DutyReport
 
 
@@ -86,7 +83,7 @@ async def run(core: CoreContext, now: datetime, dry_run: bool) -> DutyReport:
         grades = await quarter_grades(core, previous_quarter(now, core.calendar.tz), now)
         lines += credit_lines(grades)
         report.actions.append(f"credit {grades.quarter}: {len(grades.grades)} grades")
-    documents = await asyncio.to_thread(_documents, figures, now)  # drawing takes a second or two
+    documents = await draw_documents(figures, now, overview=True)
     try:
         async with core.sessions() as session, session.begin():
             enqueue(
@@ -105,12 +102,3 @@ async def run(core: CoreContext, now: datetime, dry_run: bool) -> DutyReport:
     except IntegrityError:  # another instance queued this month's between our check and our insert
         report.actions.clear()
     return report
-
-
-def _documents(figures: dict[str, object], now: datetime) -> tuple[Document, ...]:
-    with tempfile.TemporaryDirectory(prefix="complaintbot-report-") as folder:
-        rendered = render_report(figures, Path(folder), now)
-        return (
-            Document(rendered.pdf.name, "application/pdf", rendered.pdf.read_bytes()),
-            Document(f"report-{figures['month']}-overview.png", "image/png", overview_png(rendered)),
-        )
