@@ -22,6 +22,7 @@ from bot.cli_base import State, fail, guarded, out, settings, with_app
 from bot.cli_classify import classify_app
 from bot.cli_learner import learner_app
 from bot.cli_privacy import privacy_app
+from bot.cli_report import credit_command, report_command
 from bot.cli_staff import staff_app
 from bot.cli_sweep import parse_at, sweep_command
 from bot.config import PrivacyConfig, ServiceConfig
@@ -48,6 +49,8 @@ app.add_typer(learner_app, name="learner")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(classify_app, name="classify")
 app.command("sweep")(sweep_command)
+app.command("report")(report_command)
+app.command("credit")(credit_command)
 
 
 @app.callback()
@@ -65,6 +68,7 @@ def main_options(
     )
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("fontTools").setLevel(logging.WARNING)  # a line per font table of the report PDF
     # httpx logs every request URL at INFO, and a Bot API URL contains the bot's token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

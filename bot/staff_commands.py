@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import staff_queries
+from bot import staff_queries, staff_reports
 from bot.staff_log import log_complaint
 from bot.staff_queries import BadCommand, Refused
+from bot.staff_reports import Reply
 from channels.telegram.parse import ButtonPress, StaffCommand, StaffText, external_id
 from core.callback import callback_number, pending_callback, reachable_identity
 from core.context import CoreContext
@@ -49,13 +50,19 @@ MOVES = {"claim", "plan", "done", "resolve", "transfer", "escalate", "reopen", "
 TELEGRAM_LIMIT = 4096  # characters of one Telegram message
 NEEDS_TEXT = {"plan", "done", "resolve", "escalate", "note", "reply", "transfer", "severity"}
 TICKET_COMMANDS = MOVES | {"show", "assign", "rate", "severity"}
-LISTS = {"mine": staff_queries.mine, "overdue": staff_queries.overdue, "stats": staff_queries.stats}
+LISTS = {"mine": staff_queries.mine, "overdue": staff_queries.overdue, "stats": staff_reports.stats}
+# The managers' commands; they take an argument (the month, the quarter).
+REPORTS: dict[str, Callable[[CoreContext, AsyncSession, Staff, str, datetime], Awaitable[str | Reply]]] = {
+    "report": staff_reports.report,
+    "credit": staff_reports.credit,
+}
 HELP = (
     "With the ticket number first (or in the ticket's topic, or replying to its card): /claim, "
     "/assign <department|@name|staff id>, /reply, /note, /plan, /done, /resolve, /transfer, /escalate, "
     "/reopen, /called [what was said], /rate <score> [comment] (after a follow-up call), /show [full], "
     "/severity <general|major> [why] (corrects the severity; /transfer corrects the category). "
-    "Without: /mine, /overdue, /stats, /log <channel> <phone|e-mail> <text>."
+    "Without: /mine, /overdue, /stats, /log <channel> <phone|e-mail> <text>; "
+    "managers: /report [YYYY-MM], /credit [YYYYQn]."
 )
 MAX_ANSWER = 4000  # Telegram takes 4096 characters in a message
 
@@ -115,7 +122,7 @@ class StaffCommands:
                 log.warning("could not answer Telegram callback %s", event.callback_id, exc_info=True)
 
     async def _handle(
-        self, event: Event, now: datetime, work: Callable[[AsyncSession], Awaitable[str | None]]
+        self, event: Event, now: datetime, work: Callable[[AsyncSession], Awaitable[str | Reply | None]]
     ) -> str | None:
         """One update in one transaction with its answer, so a redelivered update finds the answer
         queued and changes nothing again. A refusal rolls the transaction back and is answered alone.
@@ -126,10 +133,17 @@ class StaffCommands:
                 handled = select(OutboxRow.id).where(OutboxRow.key == answer["key"])
                 if await session.scalar(handled) is not None:
                     return None
-                said = await work(session)
-                if said is not None:
-                    enqueue(session, self.core.vault, **self._answer(event, said, now))
-                return said
+                answer_of = await work(session)
+                if answer_of is None:
+                    return None
+                reply = answer_of if isinstance(answer_of, Reply) else Reply(answer_of)
+                enqueue(
+                    session,
+                    self.core.vault,
+                    **self._answer(event, reply.text, now),
+                    documents=reply.documents,
+                )
+                return reply.text
         except (Refused, BadCommand, WorkflowError, TicketNotFound, InvalidTicketNumber) as exc:
             said = _refusal(exc)
         await send_once(self.core.sessions, self.core.vault, **self._answer(event, said, now))
@@ -162,10 +176,12 @@ class StaffCommands:
         args: str,
         reply_to: int | None,
         now: datetime,
-    ) -> str:
+    ) -> str | Reply:
         staff = await self._staff(session, event)
         if command in LISTS:
             return await LISTS[command](self.core, session, staff, now)
+        if command in REPORTS:
+            return await REPORTS[command](self.core, session, staff, args, now)
         if command not in TICKET_COMMANDS:
             return HELP if command == "help" else f"Unknown command /{command}. {HELP}"
         ticket, text = await self._ticket(session, event, args, reply_to)

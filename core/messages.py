@@ -94,6 +94,16 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Document:
+    """A file a message carries to staff (the monthly report's PDF, a chart): its bytes travel in the
+    outbox row, so whichever instance sends it has it."""
+
+    filename: str
+    mime: str
+    content: bytes
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """One message the outbox hands to a channel's sender.
 
@@ -111,6 +121,7 @@ class OutboundMessage:
     reply_to: str | None = None
     buttons: tuple[Button, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
+    documents: tuple[Document, ...] = ()  # the text is their caption or the mail's body
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ class Ticket(Base):
     category_unsure: Mapped[bool] = mapped_column(Boolean, default=False)
     plan: Mapped[str | None] = mapped_column(Text)
     result: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the reports' month
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # The first-instance ticket a second-instance (上级渠道) ticket reviews.
@@ -337,3 +337,28 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CreditGrade(Base):
+    """A department's or staff member's credit grade of one quarter, with the inputs that explain it.
+
+    Written once, when the quarter is over (the first computation wins: several instances or a run
+    twice find the row there); an ongoing quarter's grades are computed and shown, never kept.
+    """
+
+    __tablename__ = "credit_grades"
+    __table_args__ = (
+        UniqueConstraint("quarter", "subject_kind", "subject_key", name="uq_credit_grades_subject"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quarter: Mapped[str] = mapped_column(String(7))  # 2026Q3
+    subject_kind: Mapped[str] = mapped_column(String(12))  # department | staff
+    subject_key: Mapped[str] = mapped_column(String(40))  # the department's key, the staff member's id
+    department: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(120))
+    grade: Mapped[str] = mapped_column(String(12))  # A | B | C | D | not_graded
+    score: Mapped[float | None] = mapped_column(Numeric(6, 2))
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)  # the shares, counts and the policy's weights
+    previous_grade: Mapped[str | None] = mapped_column(String(12))
+    repaired: Mapped[bool] = mapped_column(Boolean, default=False)  # 信用修复: up from last quarter's C/D
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,8 +7,9 @@ for a destination nobody has configured waits `parked` until the configuration c
 
 from __future__ import annotations
 
+import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.messages import Button, OutboundMessage, SendResult
+from core.messages import Button, Document, OutboundMessage, SendResult
 from core.models import Clock, Message, OutboxRow, Ticket
 from core.privacy import Vault
 from core.wakeup import written
@@ -97,6 +98,7 @@ def outbox_values(
     buttons: tuple[Button, ...] = (),
     meta: Mapping[str, Any] | None = None,
     meets_clock_id: int | None = None,
+    documents: Sequence[Document] = (),
 ) -> dict[str, Any]:
     """The column values of one outbox row. The recipient, the text, the subject and a card's summary
     are encrypted: a message quotes the complaint or names the learner (`payload_text` reads it)."""
@@ -116,6 +118,7 @@ def outbox_values(
             "reply_to": reply_to,
             "buttons": [[b.label, b.action] for b in buttons],
             "meta": meta,
+            **({"documents": [_document_json(d) for d in documents]} if documents else {}),
         },
         "status": PENDING,
         "attempts": 0,
@@ -195,7 +198,19 @@ def to_message(row: OutboxRow, vault: Vault, context: Mapping[str, Any] | None =
         reply_to=payload.get("reply_to"),
         buttons=tuple(Button(label, action) for label, action in payload.get("buttons", [])),
         meta=meta,
+        documents=tuple(
+            Document(d["filename"], d["mime"], base64.b64decode(d["base64"]))
+            for d in payload.get("documents", [])
+        ),
     )
+
+
+def _document_json(document: Document) -> dict[str, str]:
+    return {
+        "filename": document.filename,
+        "mime": document.mime,
+        "base64": base64.b64encode(document.content).decode("ascii"),
+    }
 
 
 async def send_once(sessions: async_sessionmaker[AsyncSession], vault: Vault, **fields: Any) -> bool:

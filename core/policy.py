@@ -116,6 +116,35 @@ class DigestPolicy(_Model):
     at: time = time(8, 30)  # local time of the daily digest to managers
 
 
+class CreditPolicy(_Model):
+    """Quarterly credit grades (POLICY.md §8): a score out of 100 from weighted shares, then a grade."""
+
+    weight_deadlines: float = Field(40, ge=0)  # × share of stage deadlines met
+    weight_satisfaction: float = Field(30, ge=0)  # × mean satisfaction / highest score
+    weight_follow_up: float = Field(20, ge=0)  # × follow-up completion rate
+    weight_upheld: float = Field(10, ge=0)  # × (1 − share of complaints upheld against them)
+    grade_a: float = 90
+    grade_b: float = 80
+    grade_c: float = 70  # below this: D
+    min_closed: int = Field(5, ge=0)  # fewer closed complaints in the quarter: not graded
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CreditPolicy:
+        if not self.grade_a >= self.grade_b >= self.grade_c:
+            raise ValueError("grade thresholds must fall from A to C: grade_a >= grade_b >= grade_c")
+        if self.weight_deadlines + self.weight_satisfaction + self.weight_follow_up + self.weight_upheld <= 0:
+            raise ValueError("at least one credit weight must be above 0")
+        return self
+
+
+class ReportPolicy(_Model):
+    """When the monthly report and the quarter's credit grades go to the managers."""
+
+    enabled: bool = True
+    working_day: int = Field(1, ge=1, le=10)  # the N-th working day of the month
+    at: time = time(9, 0)  # local time, on that day
+
+
 class DepartmentPolicy(_Model):
     first_contact: str = "service"
     data_leak_alerts: str = "compliance"
@@ -131,6 +160,8 @@ class Policy(_Model):
     retention: RetentionPolicy = RetentionPolicy()
     second_instance: SecondInstancePolicy = SecondInstancePolicy()
     digest: DigestPolicy = DigestPolicy()
+    credit: CreditPolicy = CreditPolicy()
+    report: ReportPolicy = ReportPolicy()
     departments: DepartmentPolicy = DepartmentPolicy()
     # Validated by core.classify (its own shapes); kept raw here.
     classification: dict[str, Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.callback import pending_callback
@@ -339,6 +339,18 @@ async def ticket_counts(
     for dept, count in await session.execute(late):
         counts.setdefault(dept, {})["overdue"] = count
     return counts
+
+
+async def open_counts(session: AsyncSession, now: datetime) -> dict[str, tuple[int, int]]:
+    """Per department: (open, overdue) tickets. Reads open tickets only (the status index), so its cost
+    follows what is open, not the years of closed history (the daily digest)."""
+    late = case((_overdue(now), 1), else_=0)
+    rows = await session.execute(
+        select(Ticket.department, func.count(), func.sum(late))
+        .where(Ticket.status.in_(OPEN_STATES))
+        .group_by(Ticket.department)
+    )
+    return {department: (count, int(overdue or 0)) for department, count, overdue in rows}
 
 
 async def ticket_for_thread(session: AsyncSession, thread_ref: str) -> Ticket | None:

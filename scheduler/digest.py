@@ -14,8 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from core.context import CoreContext
 from core.models import Event, OutboxRow, Ticket
 from core.outbox import enqueue
-from core.tickets import ticket_counts
-from core.workflow import OPEN_STATES
+from core.tickets import open_counts
 from scheduler.duty import DutyReport
 
 DIGEST_WINDOW = timedelta(hours=2)
@@ -35,7 +34,7 @@ async def run(core: CoreContext, now: datetime, dry_run: bool) -> DutyReport:
     async with core.sessions() as session:
         if await session.scalar(select(OutboxRow.id).where(OutboxRow.key == key)) is not None:
             return report  # today's went out already
-        counts = await ticket_counts(session, now)
+        counts = await open_counts(session, now)
         new = dict(
             (
                 await session.execute(
@@ -52,14 +51,13 @@ async def run(core: CoreContext, now: datetime, dry_run: bool) -> DutyReport:
         )
     rows = []
     for department in sorted(set(counts) | set(new)):
-        by_status = counts.get(department, {})
-        open_count = sum(n for status, n in by_status.items() if status in OPEN_STATES)
+        open_count, overdue = counts.get(department, (0, 0))
         rows.append(
             {
                 "name": core.department_name(department),
                 "new": new.get(department, 0),
                 "open": open_count,
-                "overdue": by_status.get("overdue", 0),
+                "overdue": overdue,
             }
         )
     text = core.templates.render(

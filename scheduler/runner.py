@@ -3,6 +3,7 @@ from the database rows it claims. Each duty is `async (now) -> object`, given th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ class Scheduler:
     async def _run(self, schedule: Schedule) -> None:
         try:
             await schedule.duty(self._clock())
+        except asyncio.CancelledError:
+            # The service stops in the middle of a pass (drawing the monthly report takes seconds):
+            # every duty is idempotent and keyed, so the next start simply does it again.
+            log.info("duty %s stopped with the service; the next pass does it again", schedule.name)
         except Exception:  # one failed pass must not stop the schedule; the next pass retries
             log.exception("duty %s failed", schedule.name)
 

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 
 from core.context import CoreContext
-from scheduler import digest, escalation, followup, retention
+from scheduler import digest, escalation, followup, monthly_report, retention
 from scheduler.duty import Duty, DutyReport
 
 log = logging.getLogger(__name__)
@@ -16,6 +16,7 @@ DUTIES: tuple[tuple[str, Duty], ...] = (
     ("escalation", escalation.run),
     ("follow-up", followup.run),
     ("digest", digest.run),
+    ("report", monthly_report.run),
     ("retention", retention.run),
 )
 

@@ -18,11 +18,12 @@ from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address
 from email.message import Message
+from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 
-from core.messages import OutboundMessage
+from core.messages import Document, OutboundMessage
 
 # Answers to the learner's own mail (RFC 3834 §5: "auto-replied"); everything else automatic is a
 # notification of our own making ("auto-generated"). Both keep conforming responders silent.
@@ -177,14 +178,23 @@ def compose(
     # also from a staff reply (an auto-answer to it would land in the complaint mailbox as a complaint).
     headers.append(("X-Auto-Response-Suppress", "All"))
     headers.append(("Content-Language", "zh-CN" if locale == "zh" else "en"))
-    return _assemble(headers, message.text, html_of(message.text, locale))
+    return _assemble(headers, message.text, html_of(message.text, locale), message.documents)
 
 
-def _assemble(headers: Iterable[tuple[str, str | Address | list[Address]]], text: str, html: str) -> Message:
+def _assemble(
+    headers: Iterable[tuple[str, str | Address | list[Address]]],
+    text: str,
+    html: str,
+    documents: Sequence[Document] = (),
+) -> Message:
     """The mail as the email package's classic (compat32) API builds it: the same MIME as `EmailMessage`
     at a third of the cost, which a burst of acknowledgements feels (the modern API parses every header
     it is given into a structured object, and folds it again)."""
-    mail = MIMEMultipart("alternative")
+    body = MIMEMultipart("alternative")
+    body.attach(MIMEText(text, "plain", "utf-8"))
+    body.attach(MIMEText(html, "html", "utf-8"))
+    # With documents (the monthly report): the text and its HTML first, then each file attached.
+    mail = MIMEMultipart("mixed") if documents else body
     for name, value in headers:
         if isinstance(value, Address):
             mail[name] = _address(value)
@@ -195,8 +205,15 @@ def _assemble(headers: Iterable[tuple[str, str | Address | list[Address]]], text
         else:
             # A non-ASCII value (the subject) as RFC 2047 encoded words.
             mail[name] = value if value.isascii() else Header(value, "utf-8", header_name=name)  # type: ignore[assignment]
-    mail.attach(MIMEText(text, "plain", "utf-8"))
-    mail.attach(MIMEText(html, "html", "utf-8"))
+    if documents:
+        mail.attach(body)
+    for document in documents:
+        maintype, _, subtype = document.mime.partition("/")
+        part = MIMEApplication(document.content, subtype or "octet-stream")
+        if maintype != "application":
+            part.replace_header("Content-Type", document.mime)
+        part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", document.filename))
+        mail.attach(part)
     return mail
 
 

@@ -88,10 +88,32 @@ def _seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+CAPTION_LIMIT = 1024  # Telegram's limit on a document's caption
+
+
 async def send_text(
     bot: TelegramBot, chat_id: int, message: OutboundMessage, thread_id: int | None = None
 ) -> Message:
+    """The message's text; a message carrying documents (the monthly report) sends its main document
+    (the first that is not a picture: the PDF holds the charts) with the text as its caption."""
     try:
+        if message.documents:
+            files = [d for d in message.documents if not d.mime.startswith("image/")] or list(
+                message.documents
+            )
+            caption = (
+                message.text
+                if len(message.text) <= CAPTION_LIMIT
+                else message.text[: CAPTION_LIMIT - 1] + "…"
+            )
+            return await bot.send_document(
+                chat_id,
+                document=files[0].content,
+                filename=files[0].filename,
+                caption=caption,
+                reply_parameters=_reply_parameters(chat_id, message.reply_to),
+                message_thread_id=thread_id,
+            )
         return await bot.send_message(
             chat_id,
             message.text,

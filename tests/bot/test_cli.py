@@ -193,7 +193,7 @@ def seeded(init_runs: InitRuns) -> Seeded:
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Working directories other than the shared site, each set up for one command."""
-    names = ("fresh", "override", "unmigrated", "typo", "broken", "policy", "env")
+    names = ("fresh", "override", "unmigrated", "typo", "broken", "policy", "env", "report")
     dirs = {name: tmp_path_factory.mktemp(name) for name in names}
     (dirs["override"] / "complaintbot.toml").write_text(
         f'[database]\nurl = "sqlite:///{dirs["override"]}/file.db"\n', encoding="utf-8"
@@ -229,6 +229,13 @@ def runs(seeded: Seeded, dirs: dict[str, Path]) -> dict[str, Result]:
         "classify_export_nowhere": Call(
             site, ("classify", "export", "--out", str(site / "no" / "such.jsonl"))
         ),
+        "report_json": Call(site, ("report", "--month", "2026-01", "--json")),
+        "report_finance": Call(site, ("report", "--month", "2026-01", "--department", "teaching", "--json")),
+        "report_out": Call(site, ("report", "--month", "2026-01", "--out", str(dirs["report"]))),
+        "report_bad_month": Call(site, ("report", "--month", "2026-13")),
+        "credit_json": Call(site, ("credit", "--quarter", "2026Q1", "--json")),
+        "credit_bad_quarter": Call(site, ("credit", "--quarter", "2026Q5")),
+        "report_bad_department": Call(site, ("report", "--month", "2026-01", "--department", "canteen")),
         "bad_check_digit": Call(site, ("tickets", "show", "TS-261122-00072")),
         "no_such_ticket": Call(site, ("tickets", "show", "TS-261122-00071")),
         "bad_status": Call(site, ("tickets", "list", "--status", "bogus")),
@@ -415,6 +422,9 @@ def test_tickets_show_human_prints_the_number_and_clocks(runs: dict[str, Result]
         ("invalid_toml", "TOML"),
         ("bad_policy", "stages.claim.hours"),
         ("bad_env_port", "COMPLAINTBOT_WEB__PORT"),
+        ("report_bad_month", "YYYY-MM"),
+        ("credit_bad_quarter", "YYYYQn"),
+        ("report_bad_department", "canteen"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(runs: dict[str, Result], case: str, mentions: str) -> None:
@@ -442,3 +452,34 @@ def test_privacy_rotate_retires_the_old_key(tmp_path: Path) -> None:
     assert "cannot read this database" in stale
     fresh = complaintbot(tmp_path, "tickets", "list", env={"COMPLAINTBOT_PRIVACY__KEY": new})
     assert fresh.returncode == 0, fresh.stderr
+
+
+def test_report_json_counts_the_month(runs: dict[str, Result], seeded: Seeded) -> None:
+    figures = json.loads(runs["report_json"].stdout)
+    assert figures["schema_version"] == 1 and figures["month"] == "2026-01"
+    assert figures["period"]["start"] == "2026-01-01T00:00:00+08:00"
+    assert figures["totals"]["received"] == 1  # the January refund; the others came in this month
+    assert [w["by_channel"] for w in figures["weekly_by_channel"] if w["total"]] == [{"wechat": 1}]
+    assert figures["by_category_department"] == [{"category": "fees", "department": "finance", "count": 1}]
+    claim = next(s for s in figures["stages"] if s["stage"] == "claim")
+    assert claim == {"stage": "claim", "met": 0, "breached": 1, "pending": 0}  # never claimed, long overdue
+    other = json.loads(runs["report_finance"].stdout)
+    assert other["department"] == "teaching" and other["totals"]["received"] == 0
+
+
+def test_report_out_writes_the_pdf_and_the_charts(runs: dict[str, Result], dirs: dict[str, Path]) -> None:
+    assert runs["report_out"].returncode == 0, runs["report_out"].stderr
+    written = sorted(p.name for p in dirs["report"].iterdir())
+    assert "report-2026-01.pdf" in written and len(written) == 10
+    assert (dirs["report"] / "report-2026-01.pdf").read_bytes().startswith(b"%PDF")
+    assert "report-2026-01.pdf" in runs["report_out"].stdout
+
+
+def test_credit_json_keeps_a_finished_quarters_grades_with_their_inputs(runs: dict[str, Result]) -> None:
+    assert runs["credit_json"].returncode == 0, runs["credit_json"].stderr
+    credit = json.loads(runs["credit_json"].stdout)
+    assert credit["schema_version"] == 1 and credit["quarter"] == "2026Q1" and credit["final"] is True
+    [finance] = [g for g in credit["grades"] if g["kind"] == "department"]
+    assert finance["key"] == "finance" and finance["grade"] == "not_graded"  # one complaint, none closed
+    assert finance["inputs"]["received"] == 1 and finance["inputs"]["closed"] == 0
+    assert finance["inputs"]["deadlines_breached"] >= 1 and finance["inputs"]["min_closed"] == 5

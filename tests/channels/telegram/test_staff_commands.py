@@ -423,3 +423,38 @@ async def test_transfer_corrects_the_category_and_corrections_export_as_examples
     assert first["text"] == TEACHING and first["actor"].startswith("王老师")
     assert first["features"]["language"] == "zh"
     assert "keyword 讲课 (3) -> teaching" in first["features"]["reasons"]
+
+
+async def test_managers_get_the_report_and_grades_staff_their_own_month(rig: Rig) -> None:
+    claimed = await rig.complain(LEARNER, TEACHING)
+    await rig.complain(OTHER_LEARNER, "老师讲课太快，根本听不懂，教学质量差")
+    assert (await rig.say(TEACHING_CHAT, TEACHER, f"/claim {claimed}")).startswith("✅")
+    rig.clock[0] = at("2026-11-23 15:00")
+
+    stats = await rig.say(TEACHING_CHAT, TEACHER, "/stats")
+    assert stats.splitlines()[0].startswith("teaching: open 2")
+    assert stats.splitlines()[1] == (
+        "You, 2026-11: 1 owned, 0 closed · deadlines met 100% (4/4) · follow-ups done - (0/0) · "
+        "mean satisfaction -"
+    )
+
+    update = rig.botapi.group_message(MANAGERS_CHAT, MANAGER, "/report 2026-11")
+    await rig.round()
+    asked = update["message"]["message_id"]
+    [answer] = [
+        m
+        for m in rig.botapi.messages_to(MANAGERS_CHAT)
+        if m.get("reply_to_message", {}).get("message_id") == asked
+    ]
+    assert answer["document"]["file_name"] == "report-2026-11.pdf"
+    assert "2026-11 月报 monthly report" in answer["caption"] and "received 2" in answer["caption"]
+    assert rig.botapi.files[answer["document"]["file_id"]].content.startswith(b"%PDF")
+
+    credit = await rig.say(MANAGERS_CHAT, MANAGER, "/credit 2026Q4")
+    assert credit.splitlines()[0] == "Credit 2026Q4 (provisional: the quarter is not over)"
+    assert "not_graded" in credit and "教学部" in credit
+
+    assert (await rig.say(TEACHING_CHAT, HEAD, "/report")) == "⛔ /report is for managers."
+    assert (await rig.say(TEACHING_CHAT, TEACHER, "/credit")) == "⛔ /credit is for managers."
+    assert "YYYY-MM" in await rig.say(MANAGERS_CHAT, MANAGER, "/report November")
+    assert "YYYYQn" in await rig.say(MANAGERS_CHAT, MANAGER, "/credit 2026Q5")

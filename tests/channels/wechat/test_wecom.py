@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from channels.wechat.wecom import MARKDOWN_LIMIT, TEXT_LIMIT, WecomStaffSink, cu
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.messages import OutboundMessage
+from core.messages import Document, OutboundMessage
 from core.models import OutboxRow, Ticket
 from core.outbox import PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError, enqueue
 from tests.channels.wechat.wechatapi import ROBOT, WechatApiServer
@@ -178,3 +179,27 @@ async def test_wechat_senders_are_built_from_the_settings(core: CoreContext, api
     await wechat.send(OutboundMessage(key="a", channel="wechat", recipient="oL1", kind="reply", text="好"))
     await robot.send(staff("notice-staff", "通知", recipient="finance"))
     assert api.custom_messages[0]["touser"] == "oL1" and api.robot_posts[0][0] == "robot-service"
+
+
+async def test_the_monthly_report_arrives_as_its_summary_and_an_overview_picture(
+    api: WechatApiServer,
+) -> None:
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    report = OutboundMessage(
+        key="report:2026-10",
+        channel="staff",
+        recipient="managers",
+        kind="report",
+        text="2026-10 月报 monthly report — 全部门 all departments\n收到 received 12",
+        documents=(
+            Document("report-2026-10.pdf", "application/pdf", b"%PDF-1.4 ..."),
+            Document("report-2026-10-overview.png", "image/png", picture),
+        ),
+    )
+    await sink(api, {**ROBOTS, "managers": "robot-managers"}).send(report)
+    posts = api.robot_posts
+    assert [key for key, _ in posts] == ["robot-managers", "robot-managers"]
+    assert "收到 received 12" in posts[0][1]["text"]["content"]
+    image = posts[1][1]
+    assert image["msgtype"] == "image"
+    assert base64.b64decode(image["image"]["base64"]) == picture  # the PDF itself cannot go by robot
