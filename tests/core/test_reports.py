@@ -24,6 +24,7 @@ from core.context import CoreContext
 from core.credit import compute_grades, quarter_grades
 from core.db import create_engine, session_factory
 from core.models import Clock, CreditGrade, Event, OutboxRow, Staff, Ticket
+from core.outbox import payload_text
 from core.policy import PolicyError, parse_policy
 from core.privacy import Vault, generate_key
 from core.report_charts import render_report
@@ -486,7 +487,7 @@ async def test_credit_grades_match_an_independent_score_and_act_once(graded_copy
         assert (report is not None) == (grade.grade == "D")
         if plan is not None:
             assert plan.payload["meta"]["department"] == grade.department
-            assert "整改方案" in plan.payload["text"]
+            assert "整改方案" in payload_text(core.vault, plan.payload)
         if report is not None:
             assert report.payload["meta"]["department"] == "managers"
 
@@ -534,7 +535,7 @@ async def test_a_grade_up_from_last_quarters_c_or_d_is_recorded_as_repaired(grad
             await session.scalars(select(OutboxRow).where(OutboxRow.key.like("credit:2026Q3:%:repaired")))
         )
     assert len(notices) == len(repaired)
-    assert all("信用修复" in row.payload["text"] for row in notices)
+    assert all("信用修复" in payload_text(core.vault, row.payload) for row in notices)
 
 
 async def test_the_policy_files_weights_and_thresholds_decide(graded_copy: CoreContext) -> None:

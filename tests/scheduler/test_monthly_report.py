@@ -13,7 +13,7 @@ from core.calendar import BusinessCalendar
 from core.context import CoreContext
 from core.intake import Intake
 from core.models import CreditGrade, OutboxRow
-from core.outbox import to_message
+from core.outbox import payload_text, to_message
 from core.policy import parse_policy
 from core.staff import add_staff
 from core.templates import Templates
@@ -85,7 +85,7 @@ async def test_the_report_goes_to_the_managers_once_with_the_pdf_and_the_grades(
     [row] = await _reports(core)
     assert row.key == "report:2026-09" and row.channel == "staff" and row.kind == "report"
     assert core.vault.decrypt(row.recipient_enc) == "managers"
-    text = str(row.payload["text"])
+    text = payload_text(core.vault, row.payload)
     assert "2026-09" in text and "received 3" in text and "2026Q3" in text
     documents = {d["filename"]: d for d in row.payload["documents"]}
     assert set(documents) == {"report-2026-09.pdf", "report-2026-09-overview.png"}
