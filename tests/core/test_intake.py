@@ -226,7 +226,7 @@ async def test_a_very_long_complaint_is_classified_off_the_event_loop_and_taken_
     core: CoreContext, intake: Intake
 ) -> None:
     # 100,000 characters (a pasted chat log): classified in a thread, the same result as inline.
-    text = "退费申请三个月了还没到账，学费一直不退。" + "聊天记录：请耐心等待。" * 9_000
+    text = "".join(f"第{i}次催退费：退费申请三个月了还没到账，学费一直不退。\n" for i in range(3_000))
     now = at("2026-11-23 10:00")
     result = await intake.receive(FakeChannel("telegram").message("long-1", text, now), now)
     assert result.created
