@@ -10,7 +10,7 @@ sendable one has been due, and why parked ones are parked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,13 +49,18 @@ def queued(table: type[OutboxRow] | Any = OutboxRow) -> ColumnElement[bool]:
 
 def earlier_waiting() -> ColumnElement[bool]:
     """An earlier row to the same recipient is still pending or being sent (it must leave first)."""
+    return _earlier(queued)
+
+
+def _earlier(state: Callable[[Any], ColumnElement[bool]]) -> ColumnElement[bool]:
+    """An earlier row to the same channel and recipient as the row at hand is in `state`."""
     earlier = aliased(OutboxRow)
     return (
         select(earlier.id)
         .where(
             earlier.channel == OutboxRow.channel,
             earlier.recipient_key == OutboxRow.recipient_key,
-            queued(earlier),
+            state(earlier),
             earlier.id < OutboxRow.id,
         )
         .exists()
@@ -82,17 +87,8 @@ async def park_behind(session: AsyncSession, row: OutboxRow) -> None:
 
 def earlier_parked() -> ColumnElement[bool]:
     """An earlier row to the same recipient is parked (this one must wait with it: `HELD`)."""
-    earlier = aliased(OutboxRow)
-    return (
-        select(earlier.id)
-        .where(
-            earlier.channel == OutboxRow.channel,
-            earlier.recipient_key == OutboxRow.recipient_key,
-            earlier.status == literal_column(f"'{PARKED}'"),  # as `ix_outbox_parked` says it
-            earlier.id < OutboxRow.id,
-        )
-        .exists()
-    )
+    # The literal status, as `ix_outbox_parked` says it, so the partial index serves the lookup.
+    return _earlier(lambda earlier: earlier.status == literal_column(f"'{PARKED}'"))
 
 
 async def release_held(session: AsyncSession, lane: str, keys: set[str], now: datetime) -> None:
