@@ -26,6 +26,7 @@ CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 class Hit:
     keyword: str
     start: int
+    end: int
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class KeywordSet:
         hits = []
         for token, start in text.tokens:
             if token in self.chinese:
-                hits.append(Hit(token, start))
+                hits.append(Hit(token, start, start + len(token)))
             elif len(token) > 2 and CJK.match(token):
                 hits += self._inside_word(token, start)
         if self._stems is not None:
@@ -71,7 +72,7 @@ class KeywordSet:
                 found.update(self._inside[match.group()])
             for stem in found:
                 for keyword, pattern in self._by_stem[stem]:
-                    hits += [Hit(keyword, m.start()) for m in pattern.finditer(text.raw)]
+                    hits += [Hit(keyword, m.start(), m.end()) for m in pattern.finditer(text.raw)]
         hits.sort(key=lambda hit: hit.start)
         return hits
 
@@ -84,7 +85,7 @@ class KeywordSet:
             for size in range(min(self._longest, len(token) - at - (at == 0)), 1, -1):
                 piece = token[at : at + size]
                 if piece in self.chinese:
-                    found.append(Hit(piece, start + at))
+                    found.append(Hit(piece, start + at, start + at + size))
                     at += size
                     break
             else:
