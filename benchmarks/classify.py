@@ -1,12 +1,13 @@
 """How well the classifier does on our labelled corpus, and how fast it is on one core.
 
-    .venv/bin/python benchmarks/classify.py [--split dev|test|test2|all] [--worst 10] [--seconds 3] [--policy FILE]
+    .venv/bin/python benchmarks/classify.py [--split dev|test|test2|all] [--worst 10] [--seconds 3]
+                                            [--policy FILE]
 
 The corpus is benchmarks/data/complaints.jsonl (see its README): a `dev` part that rules are tuned on and
 two test parts that are only reported, `test` (from the first batch of complaints) and `test2` (from the
-second batch, written after the rules of the first). For each part: category accuracy overall and per language,
-per-category precision and recall, major recall, general complaints flagged major, the confusion matrix
-and the worst errors (a major complaint filed general first, then wrong categories). Throughput is one
+second batch, written after the rules of the first). For each part: category accuracy overall and per
+language, per-category precision and recall, major recall, general complaints flagged major, the confusion
+matrix and the worst errors (a major complaint filed general first, then wrong categories). Throughput is one
 process classifying the whole corpus over and over, after a warm-up (jieba's dictionary is loaded once).
 Targets (on `test`) are printed beside the figures, never fatal.
 """

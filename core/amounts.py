@@ -143,9 +143,7 @@ def _is_bare_sum(numeral: str, text: str, start: int, end: int, value: Decimal) 
     return _money_nearby(text, start, end, _CONTEXT_BEFORE)
 
 
-def _money_nearby(
-    text: str, start: int, end: int, reach: int, words: re.Pattern[str] = _MONEY_WORDS
-) -> bool:
+def _money_nearby(text: str, start: int, end: int, reach: int, words: re.Pattern[str] = _MONEY_WORDS) -> bool:
     before = text[max(0, start - reach) : start]
     ends = list(_SENTENCE_END.finditer(before))
     if ends:

@@ -95,7 +95,7 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
     clauses = [m.start() for m in _CLAUSE_END.finditer(doc.lowered)]
     for kind in (_THREAT, _GROUP, _SAFETY):
         for hit in hits.get(kind, ()):
-            cue = _negation(doc, hit, clauses, rules.negation_cues)
+            cue = _negation(doc, hit, clauses, rules.negation_cues, rules.negation_lapses)
             topic = None
             if kind == _SAFETY:
                 topic = _topic(doc, hit, hits.get(_SAFETY, []), rules.safety_topic_words)
@@ -185,10 +185,14 @@ def _category(
     return category, True
 
 
-def _negation(doc: Text, hit: Hit, clauses: Sequence[int], cues: Sequence[str]) -> str | None:
+def _negation(
+    doc: Text, hit: Hit, clauses: Sequence[int], cues: Sequence[str], lapses: Sequence[str]
+) -> str | None:
     index = bisect.bisect_left(clauses, hit.start)
     start = clauses[index - 1] + 1 if index else 0
     before = doc.lowered[start : hit.start]
+    if any(lapse.lower() in before for lapse in lapses):
+        return None  # "本来不想去消协的，但是…": what the learner meant not to do, until now
     return next((cue for cue in cues if cue.lower() in before), None)
 
 
@@ -213,9 +217,7 @@ def _letter_after(rest: str, word: str) -> bool:
     return bool(following) and following.isascii() and following.isalpha()
 
 
-def _third_party(
-    doc: Text, parties: Sequence[Hit], contacts: Sequence[Hit], own: Sequence[Hit]
-) -> list[str]:
+def _third_party(doc: Text, parties: Sequence[Hit], contacts: Sequence[Hit], own: Sequence[Hit]) -> list[str]:
     """A third party contacting the learner, knowing what only the school knew: "报完名第二天就有贷款公司
     打电话给我", "an insurance agent texted me". Not when the sentence shows the learner's own dealings with
     it ("贷款公司天天打电话催我还款")."""

@@ -52,6 +52,8 @@ class ClassificationRules:
     disclosure_words: tuple[str, ...] = ()
     # Words that take back a threat in the same clause before it: "不想闹到监管部门".
     negation_cues: tuple[str, ...] = ()
+    # Words that make such a negation a thing of the past: "本来不想去消协的，但是…".
+    negation_lapses: tuple[str, ...] = ()
     # Right after a safety word, these make it a subject, not an incident: "fire safety module", "消防演练".
     safety_topic_words: tuple[str, ...] = ()
     # A third party and its contacting the learner in one sentence is a leak ("a loan company called me and
@@ -70,8 +72,8 @@ class ClassificationRules:
             self.threat_keywords, self.data_leak_keywords, self.group_keywords, self.people_words,
             self.group_markers, self.group_quantifiers, self.group_collectives, self.safety_keywords,
             self.personal_data_words, self.disclosure_words,
-            self.negation_cues, self.safety_topic_words, self.third_party_words, self.contact_words,
-            self.own_dealings_words,
+            self.negation_cues, self.negation_lapses, self.safety_topic_words, self.third_party_words,
+            self.contact_words, self.own_dealings_words,
         ]  # fmt: skip
         blank = [kw for kws in lists for kw in kws if not kw.strip() or kw.strip() == "*"]
         if blank:
@@ -159,6 +161,7 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         personal_data_words=optional(severity, "personal_data_words", "severity"),
         disclosure_words=optional(severity, "disclosure_words", "severity"),
         negation_cues=optional(severity, "negation_cues", "severity"),
+        negation_lapses=optional(severity, "negation_lapses", "severity"),
         safety_topic_words=optional(severity, "safety_topic_words", "severity"),
         third_party_words=optional(severity, "third_party_words", "severity"),
         contact_words=optional(severity, "contact_words", "severity"),

@@ -20,6 +20,7 @@ import jieba  # type: ignore[import-untyped, unused-ignore]
 __all__ = ["CJK", "Hit", "KeywordSet", "Text", "segment"]
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_PASSIVE = frozenset("被遭")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class KeywordSet:
         for token, start in text.tokens:
             if token in self.chinese:
                 hits.append(Hit(token, start, start + len(token)))
+            elif token[:1] in _PASSIVE and token[1:] in self.chinese:
+                # jieba keeps a passive whole ("被扣", "被骂"), hiding the keyword after the marker.
+                hits.append(Hit(token[1:], start + 1, start + len(token)))
             elif len(token) > 2 and CJK.match(token):
                 hits += self._inside_word(token, start)
         if self._stems is not None:
