@@ -4,9 +4,12 @@ A category scores the weights of its keywords found in the complaint (jieba toke
 whole words for English); the highest score wins, and a lead smaller than `min_margin` is not
 trusted (the ticket goes to learner services to check). Severity is major on an amount of
 `major_amount_yuan` or more, a threat of media, regulator or lawsuit, several learners affected
-(a group word or a count of people), safety, or a personal-data leak (a leak word, or a personal
-datum and a disclosure in one sentence). A threat, group or safety word that a negation takes
-back in its own clause ("不想闹到监管部门") does not count. Every decision carries its reasons.
+(a group word or a count of people), safety, or a personal-data leak (a leak word, a personal
+datum and a disclosure in one sentence, or a third party contacting the learner). A threat, group
+or safety word that a negation takes back in its own clause ("不想闹到监管部门") does not count,
+unless the learner says that was before ("本来不想…"); nor does a safety word naming a subject
+("fire safety module"), nor a regulator's number as a sum ("12315"). Every decision carries its
+reasons.
 """
 
 from __future__ import annotations
