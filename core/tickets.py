@@ -68,7 +68,7 @@ async def apply_move(
         detail = f"{department}: {detail}" if detail else department
         correct_category(core, session, ticket, actor, now)
     if action == "severity":
-        changed = correct_severity(core, session, ticket, severity or "", actor, now)
+        changed = await correct_severity(core, session, ticket, severity or "", actor, now)
         detail = f"{changed}: {detail}" if detail else changed
     if action == "assign":
         if owner is None:
