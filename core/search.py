@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.context import CoreContext
 from core.models import Event, Learner, LearnerIdentity, Ticket
 from core.privacy import PrivacyKeyError
+from core.tickets import overdue
 from core.workflow import CLOSED, OPEN_STATES
 
+LISTED = 500  # as `tickets list` without a search
 SCAN = 5000  # the newest tickets a word or phone search reads
 _TAIL = re.compile(r"^(?:\d{0,3})?\*+(\d{3,4})$|^(?:tel|phone):(\d{3,4})$", re.IGNORECASE)
 _NUMBER_PART = re.compile(r"^(?:[A-Za-z]{1,8}-)?[\d-]*\d[\d-]*$")
@@ -128,3 +130,21 @@ def found_by_contact(
     """A search by the learner's contact read their personal data: on each ticket it found."""
     for ticket in tickets:
         session.add(Event(ticket=ticket, at=now, actor=actor, action="searched", detail=how))
+
+
+async def search_listed(
+    core: CoreContext, session: AsyncSession, query: Query, status: str, now: datetime, actor: str
+) -> list[Ticket]:
+    """`tickets list --search`: matching tickets of every department in the list's status filter (open,
+    overdue, closed, all); a phone-tail search is recorded on each ticket found."""
+    rows, _ = await search_tickets(
+        core, session, query, status="all" if status == "overdue" else status, limit=LISTED
+    )
+    if status == "overdue":
+        late = set(
+            await session.scalars(select(Ticket.id).where(Ticket.id.in_([t.id for t in rows]), overdue(now)))
+        )
+        rows = [t for t in rows if t.id in late]
+    if query.by_contact:
+        found_by_contact(session, rows, actor, now, "found by tickets list --search (phone tail)")
+    return rows
