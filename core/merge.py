@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 
 from core.callback import REPLYABLE
 from core.cards import refresh_card
@@ -124,7 +125,8 @@ async def merge(
     await session.flush()
     # What "nothing new since" means for `unmerge`: no message or event after these.
     undo["last_message"], undo["last_event"] = await _watermarks(session, kept, merged)
-    record.undo = dict(undo)
+    record.undo = undo
+    flag_modified(record, "undo")  # changed in place after the insert: JSON is not tracked by itself
     return record
 
 
