@@ -7,7 +7,8 @@ Managers add and edit them from chat (`/canned set`) or in `canned.toml` in the 
     en = "Hello, we have {{ number }} and will contact you by {{ due }}."
 
 The file is read whenever replies are listed or used; an entry in it replaces the stored one when the
-file was changed after that entry was (the newer edit wins, from chat or from the file). How often
+entry is new or changed in the file since it was last taken in, so the latest edit wins, from chat
+or from the file. How often
 each is used is counted: a card offers its department's most used ones as buttons.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,21 +91,20 @@ def _entries(path: Path) -> dict[tuple[str, str], dict[str, str]]:
 
 
 async def sync_file(core: CoreContext, session: AsyncSession, now: datetime) -> None:
-    """Bring the file's entries in where the file is newer than what is stored."""
+    """Take in the file's entries that are new or changed since they were last taken in."""
     path = _file(core)
     if path is None:
         return
-    changed = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     for (department, key), texts in _entries(path).items():
         row = await _row(session, department, key)
-        if row is not None and row.updated_at >= changed:
-            continue
+        if row is not None and row.file_texts == texts:
+            continue  # as taken in before (and perhaps edited from chat since)
         for text in texts.values():
             check(core, text)
         if row is None:
             row = CannedReply(department=department, key=key, uses=0)
             session.add(row)
-        row.text_zh, row.text_en = texts.get("zh"), texts.get("en")
+        row.text_zh, row.text_en, row.file_texts = texts.get("zh"), texts.get("en"), texts
         row.updated_at, row.updated_by = now, "file"
 
 

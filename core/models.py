@@ -270,6 +270,8 @@ class CannedReply(Base):
     uses: Mapped[int] = mapped_column(Integer, default=0)  # the card offers the most used
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_by: Mapped[str] = mapped_column(String(120))  # a manager, or "file"
+    # The entry of `canned.toml` as last taken in: a chat edit stands until the file's entry changes.
+    file_texts: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class ClassificationCorrection(Base):

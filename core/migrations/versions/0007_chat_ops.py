@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("uses", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=120), nullable=False),
+        sa.Column("file_texts", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_canned_replies")),
         sa.UniqueConstraint("department", "key", name="uq_canned_replies_department_key"),
     )

@@ -33,7 +33,6 @@ from tests.channels.telegram.test_staff_commands import (
     TEACHER,
     TEACHING_CHAT,
     Rig,
-    rig,  # noqa: F401  (the fixture)
 )
 from tests.channels.wechat.wechatapi import WechatApiServer
 
@@ -105,7 +104,7 @@ def smtp() -> Iterator[SmtpStandIn]:
 
 
 @pytest.fixture
-async def desk(rig: Rig, smtp: SmtpStandIn) -> AsyncIterator[Desk]:  # noqa: F811
+async def desk(rig: Rig, smtp: SmtpStandIn) -> AsyncIterator[Desk]:
     async with WechatApiServer(APP_ID, SECRET, template_ids=()) as wechat:
         fetch = token_fetcher(APP_ID, SECRET, wechat.url)
         token = SharedAccessToken(rig.core.sessions, APP_ID, fetch, clock=lambda: rig.now, wait=0.01)
