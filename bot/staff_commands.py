@@ -5,7 +5,8 @@ with a short reason and changes nothing (a refused command's transaction is roll
 is the command's first argument or, without one, the ticket whose card the command replies to, or
 the ticket whose card opened the forum topic it was written in. In such a topic plain text from staff
 is a reply to the learner. Every answer goes out through the outbox. Reading commands are in
-`bot.staff_queries`, `/log` in `bot.staff_log`.
+`bot.staff_queries`, `/log` in `bot.staff_log`; `/merge`, `/unmerge` and `/card` in `bot.staff_merge`,
+canned replies in `bot.staff_canned`, `/find` in `bot.staff_find`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError, UndefinedError
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,8 @@ FILE_NAME = "canned.toml"
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
 FIELDS = ("number", "due", "stage", "department", "category", "status")
 ON_CARD = 3  # buttons a card offers
+# Written from chat: rendered in Jinja's sandbox, so a text can fill in fields and nothing more.
+_ENV = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
 
 
 class CannedError(ValueError):
@@ -100,7 +103,7 @@ async def sync_file(core: CoreContext, session: AsyncSession, now: datetime) -> 
         if row is not None and row.file_texts == texts:
             continue  # as taken in before (and perhaps edited from chat since)
         for text in texts.values():
-            check(core, text)
+            check(text)
         if row is None:
             row = CannedReply(department=department, key=key, uses=0)
             session.add(row)
@@ -114,12 +117,11 @@ async def _row(session: AsyncSession, department: str, key: str) -> CannedReply 
     )
 
 
-def check(core: CoreContext, text: str) -> None:
+def check(text: str) -> None:
     """Refuse a text that names a field we do not have, before it is stored."""
-    env = core.templates.env
     sample = TicketFields("TS-000000-00000", "—", "claim", "service", "service", "routed")
     try:
-        env.from_string(text).render(**sample.__dict__)
+        _ENV.from_string(text).render(**sample.__dict__)
     except UndefinedError as exc:
         raise CannedError(f"{exc}: the fields are {', '.join('{{ ' + f + ' }}' for f in FIELDS)}") from None
     except TemplateError as exc:
@@ -158,7 +160,10 @@ async def fill(
     if not text:
         raise CannedError(f"#{key} of {department} has no text")
     row.uses += 1
-    return core.templates.env.from_string(text).render(**fields.__dict__).strip()
+    try:
+        return _ENV.from_string(text).render(**fields.__dict__).strip()
+    except TemplateError as exc:  # stored before this check existed, or edited in the file
+        raise CannedError(f"#{key} of {department} cannot be filled in: {exc}") from None
 
 
 async def store(
@@ -178,7 +183,7 @@ async def store(
         raise CannedError(f"the language is zh or en, not {locale!r}")
     if not text.strip():
         raise CannedError("the reply's text is missing")
-    check(core, text)
+    check(text)
     await sync_file(core, session, now)
     row = await _row(session, department, key)
     if row is None:

@@ -41,6 +41,9 @@ async def test_managers_keep_canned_replies_and_staff_send_them(rig: Rig) -> Non
     assert refused.startswith("⛔") and "only managers" in refused
     bad = await rig.say(MANAGERS_CHAT, MANAGER, "/canned set teaching #late zh 您好 {{ learner_phone }}")
     assert bad.startswith("⚠️") and "learner_phone" in bad and "{{ number }}" in bad
+    # Filled in inside Jinja's sandbox: a text can name fields, not reach into Python.
+    bad = await rig.say(MANAGERS_CHAT, MANAGER, "/canned set teaching #x en {{ number.__class__.__mro__ }}")
+    assert bad.startswith("⚠️") and "unsafe" in bad
     said = await rig.say(MANAGERS_CHAT, MANAGER, f"/canned set teaching #late zh {LATE_ZH}")
     assert said.startswith("✅") and "#late (zh) of teaching saved by 陈经理" in said
     assert (await rig.say(MANAGERS_CHAT, MANAGER, f"/canned set teaching #late en {LATE_EN}")).startswith(
