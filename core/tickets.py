@@ -289,11 +289,17 @@ async def learner_tickets(
     rows = []
     for ticket in tickets:
         due = await current_due(session, ticket.id) if ticket.status != CLOSED else None
+        merged_into = (
+            await session.scalar(select(Ticket.number).where(Ticket.id == ticket.merged_into_id))
+            if ticket.merged_into_id is not None
+            else None
+        )
         rows.append(
             {
                 "number": ticket.number,
                 "status": ticket.status,
                 "due": core.local_text(due.due_at) if due else None,
+                "merged_into": merged_into,  # its number still works: it leads to that one
             }
         )
     return rows

@@ -21,16 +21,19 @@ from channels.wechat.sender import WechatSender
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Clock, Event, Message, Ticket
+from core.numbers import find_ticket_numbers
 from core.outbox import Sender
 from core.tickets import get_ticket, ticket_view
 from tests.channels.mail.smtp import SmtpStandIn, run_smtp
 from tests.channels.telegram.test_staff_commands import (
     CASHIER,
     HEAD,
+    LEARNER,
     MANAGER,
     MANAGERS_CHAT,
     STAFF_CHAT,
     TEACHER,
+    TEACHING,
     TEACHING_CHAT,
     Rig,
 )
@@ -261,3 +264,24 @@ async def test_who_may_merge(desk: Desk) -> None:
     async with desk.rig.core.sessions() as session:
         merges = await session.scalars(select(Event).where(Event.action == "merged_into"))
         assert len(list(merges)) == 1
+
+
+async def test_status_tells_the_learner_which_number_to_use(desk: Desk) -> None:
+    rig = desk.rig
+    first = await rig.complain(LEARNER, TEACHING)
+    rig.botapi.learner_message(LEARNER, "/new")
+    await rig.round()
+    said_before = len(rig.botapi.texts_to(LEARNER))
+    rig.botapi.learner_message(LEARNER, "老师讲课太快，根本听不懂，教学质量差")
+    await rig.round()
+    acks = [str(n) for t in rig.botapi.texts_to(LEARNER)[said_before:] for n in find_ticket_numbers(t)]
+    second = acks[0]
+    assert second != first
+    assert (await rig.say(TEACHING_CHAT, TEACHER, f"/merge {first} {second}")).startswith("✅")
+    assert sum(f"请保留编号 {first}" in t for t in rig.botapi.texts_to(LEARNER)) == 1
+    rig.botapi.learner_message(LEARNER, "/status")
+    await rig.round()
+    assert (
+        f"{second}" in rig.botapi.texts_to(LEARNER)[-1]
+        and f"已合并到 {first}" in rig.botapi.texts_to(LEARNER)[-1]
+    )
