@@ -92,6 +92,7 @@ async def merge(
         "events": list(await session.scalars(select(Event.id).where(Event.ticket_id == merged.id))),
         "status": merged.status,
         "awaiting_field": merged.awaiting_field,
+        "card_held_at": _iso(merged.card_held_at),  # not yet announced: it will be, if unmerged
         "kept_created_at": _iso(kept.created_at),
         "filled": [],
         "stopped": {},
@@ -276,7 +277,7 @@ async def unmerge(
         setattr(kept, name, None)
     kept.created_at = _at(undo["kept_created_at"]) or kept.created_at
     merged.status, merged.closed_at, merged.merged_into_id = undo["status"], None, None
-    merged.awaiting_field = undo["awaiting_field"]
+    merged.awaiting_field, merged.card_held_at = undo["awaiting_field"], _at(undo.get("card_held_at"))
     kept.updated_at = merged.updated_at = now
     record.undone_at = now
     actor = staff_actor(staff).label
