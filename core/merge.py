@@ -182,7 +182,8 @@ async def _tell_learner(
     template: str,
     now: datetime,
 ) -> int:
-    """Once on each channel the learner(s) wrote on (their latest address there): which number to keep."""
+    """Once on each channel the merged ticket's learner wrote on, in either ticket (their latest address
+    there): which number to keep."""
     senders = await session.execute(
         select(LearnerIdentity, func.max(Message.id))
         .join(
@@ -193,7 +194,8 @@ async def _tell_learner(
         .where(
             Message.ticket_id.in_((kept.id, merged.id)),
             Message.direction == "in",
-            LearnerIdentity.learner_id.in_((kept.learner_id, merged.learner_id)),
+            # The merged ticket's learner: the one whose number changes (another learner's stays).
+            LearnerIdentity.learner_id == merged.learner_id,
         )
         .group_by(LearnerIdentity.id)
         .order_by(func.max(Message.id).desc())
@@ -206,7 +208,7 @@ async def _tell_learner(
         if channel not in REPLYABLE or channel in told:
             continue
         told.add(channel)
-        locale = merged.locale if identity.learner_id == merged.learner_id else kept.locale
+        locale = merged.locale
         enqueue(
             session,
             core.vault,

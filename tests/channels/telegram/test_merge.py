@@ -252,6 +252,9 @@ async def test_who_may_merge(desk: Desk) -> None:
     assert (await _ticket(desk, other)).merged_into_id is None
     said = await desk.rig.say(MANAGERS_CHAT, MANAGER, f"/merge {first} {other}")
     assert said.startswith("✅")
+    # Only the learner whose number changes is told (once), not the other learner.
+    other_told = [t for t in desk.wechat.custom_messages if "请保留编号" in t["text"]["content"]]
+    assert [m["touser"] for m in other_told] == [OTHER_OPENID]
     events = await desk.rig.events(first, "merged")
     assert len(events) == 1 and "two different learners, merged by a manager" in (events[0].detail or "")
     assert "陈经理" in events[0].actor
