@@ -19,6 +19,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from core.callback import REPLYABLE
 from core.cards import refresh_card
+from core.classify import MAJOR
 from core.context import CoreContext
 from core.models import Clock, Event, LearnerIdentity, Message, OutboxRow, Staff, Ticket, TicketMerge
 from core.outbox import SENT, enqueue
@@ -106,6 +107,10 @@ async def merge(
         if getattr(kept, name) is None and getattr(merged, name) is not None:
             setattr(kept, name, getattr(merged, name))
             undo["filled"].append(name)
+    if merged.severity == MAJOR and kept.severity != MAJOR:
+        # One complaint: what made either part major makes it major (its clocks took the tighter already).
+        undo["severity"] = kept.severity
+        kept.severity = MAJOR
     if merged.created_at < kept.created_at:
         kept.created_at = merged.created_at  # the earliest entry time wins
     merged.status, merged.closed_at, merged.merged_into_id = CLOSED, now, kept.id
@@ -277,6 +282,7 @@ async def unmerge(
         clock.next_check_at = _at(next_check)
     for name in undo["filled"]:
         setattr(kept, name, None)
+    kept.severity = undo.get("severity", kept.severity)
     kept.created_at = _at(undo["kept_created_at"]) or kept.created_at
     merged.status, merged.closed_at, merged.merged_into_id = undo["status"], None, None
     merged.awaiting_field, merged.card_held_at = undo["awaiting_field"], _at(undo.get("card_held_at"))

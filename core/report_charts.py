@@ -324,7 +324,7 @@ def _cover(figures: dict[str, Any], font: str) -> Figure:
     figure.text(
         0.08,
         0.84 - len(lines) * 0.035,
-        "口径 Definitions: 本月收到的投诉 tickets received this month;\n"
+        "口径 Definitions: 本月收到的投诉 tickets received this month (合并的计一次 merged ones once);\n"
         "按时 = 在截止前完成 met by the deadline;\n"
         "超时 = 逾期完成或截至统计时仍逾期未完成 late or still open past due; 用时为自收到起的日历小时\n"
         "elapsed hours from entry; 回访质量合格 = 按时完成且有评分 done on time with a score.\n"

@@ -97,7 +97,13 @@ def seconds_between(session: AsyncSession, start: Any, end: Any) -> ColumnElemen
 
 
 def cohort(period: Period, department: str | None) -> list[ColumnElement[bool]]:
-    where = [Ticket.created_at >= period.start, Ticket.created_at < period.end]
+    """The tickets received in `period`; a ticket merged into another is the same complaint, counted
+    once through the one that carries on (its clocks were stopped, not met)."""
+    where = [
+        Ticket.created_at >= period.start,
+        Ticket.created_at < period.end,
+        Ticket.merged_into_id.is_(None),
+    ]
     if department is not None:
         where.append(Ticket.department == department)
     return where
@@ -395,7 +401,7 @@ async def _second_instance(session: AsyncSession, period: Period, department: st
         (Ticket.status.in_((AWAITING_CONFIRMATION, FOLLOW_UP)), literal("result_reported")),
         else_=literal("in_progress"),
     )
-    where = [Ticket.created_at >= period.start, Ticket.created_at < period.end, Ticket.parent_id.is_not(None)]
+    where = [*cohort(period, None), Ticket.parent_id.is_not(None)]
     if department is not None:  # the cases against this department's results
         where.append(parent.department == department)
     rows = (
