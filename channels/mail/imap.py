@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import aioimaplib
 
-from channels.mail.parse import MAX_BYTES
+from channels.mail.parse import BATCH_BYTES, MAX_BYTES
 from channels.mail.reader import (
     Mail,
     MailReader,
@@ -43,7 +43,6 @@ T = TypeVar("T")
 FETCH_ITEMS = "(UID INTERNALDATE BODY.PEEK[])"  # PEEK: reading must not mark anything read
 HEADER_ITEMS = "(UID INTERNALDATE BODY.PEEK[HEADER])"  # an oversize mail: what staff need to find it
 SIZE_ITEMS = "(UID RFC822.SIZE)"
-BATCH_BYTES = 32 * 1024 * 1024  # what one fetch may bring into memory (one larger mail comes alone)
 _FETCH_HEAD = re.compile(rb"^\d+ FETCH \(")
 _UID = re.compile(rb"UID (\d+)")
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")

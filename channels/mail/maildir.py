@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from channels.mail.parse import MAX_BYTES
+from channels.mail.parse import BATCH_BYTES, MAX_BYTES
 from channels.mail.reader import Mail, MailReader, MailReport, keep_reading, pause, prepare_off_loop
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,13 @@ class MaildirSource:
         clock: Callable[[], datetime] = _utc_now,
         poll_seconds: float = 5.0,
         batch: int = 100,
+        batch_bytes: int = BATCH_BYTES,
     ) -> None:
         self.directory = Path(directory)
         self.reader = reader
         self.clock = clock
         self.poll_seconds = poll_seconds
-        self.batch = batch
+        self.batch, self.batch_bytes = batch, batch_bytes
         self.colon = mailbox.Maildir.colon
         self._stop: asyncio.Event | None = None  # set by run(): a long pass ends at a batch's end
 
@@ -57,11 +58,12 @@ class MaildirSource:
         self.ensure_dirs()
         waiting = self._waiting()
         report = MailReport()
-        for start in range(0, len(waiting), self.batch):
+        start = 0
+        for group in batches(waiting, self.batch, self.batch_bytes):
             if start and self._stop is not None and self._stop.is_set():
                 report.left += len(waiting) - start  # shutting down: the rest is read at the next start
                 break
-            paths = {path.name: path for path in waiting[start : start + self.batch]}
+            paths = {path.name: path for path in group}
             mails = [mail for mail in [await self._read(path) for path in paths.values()] if mail is not None]
             part = await self.reader.take_all(mails, now)
             for name in part.done:  # committed: only now may it leave the waiting ones
@@ -70,6 +72,7 @@ class MaildirSource:
             if part.left:
                 report.left += len(waiting) - start - len(paths)
                 break
+            start += len(paths)
         return report
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -86,19 +89,21 @@ class MaildirSource:
         self._stop = stop
         await keep_reading(f"maildir {self.directory}", step, stop, expected=(OSError,))
 
-    def _waiting(self) -> list[Path]:
-        found: list[tuple[int, str, Path]] = []
+    def _waiting(self) -> list[tuple[Path, int]]:
+        """The messages not yet taken, with their sizes, in arrival order."""
+        found: list[tuple[int, str, Path, int]] = []
         for sub in ("new", "cur"):
             for entry in os.scandir(self.directory / sub):
                 if entry.name.startswith(".") or "S" in self._flags(entry.name):
                     continue
                 try:
                     if entry.is_file():
-                        found.append((entry.stat().st_mtime_ns, entry.name, Path(entry.path)))
+                        stat = entry.stat()
+                        found.append((stat.st_mtime_ns, entry.name, Path(entry.path), stat.st_size))
                 except FileNotFoundError:  # taken by another instance meanwhile
                     continue
         # Arrival order, so that a learner's second message follows the first into its ticket.
-        return [path for _, _, path in sorted(found)]
+        return [(path, size) for _, _, path, size in sorted(found)]
 
     async def _read(self, path: Path) -> Mail | None:
         try:
@@ -123,3 +128,19 @@ class MaildirSource:
             os.rename(path, self.directory / "cur" / f"{unique}{self.colon}2,{flags}")
         except FileNotFoundError:  # another instance marked it first; the result is the same
             log.info("maildir: %s was already marked by another instance", path.name)
+
+
+def batches(waiting: list[tuple[Path, int]], count: int, limit: int) -> list[list[Path]]:
+    """`waiting` (paths and sizes) in order, in batches of at most `count` messages and `limit` bytes:
+    what is read into memory at once. A larger message (read up to MAX_BYTES) comes alone."""
+    found: list[list[Path]] = []
+    total = 0
+    for path, size in waiting:
+        size = min(size, MAX_BYTES + 1)
+        if found and len(found[-1]) < count and total + size <= limit:
+            found[-1].append(path)
+            total += size
+        else:
+            found.append([path])
+            total = size
+    return found

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 MAX_BYTES = 25 * 1024 * 1024  # what mail servers commonly accept; larger is not a learner's mail
+BATCH_BYTES = 32 * 1024 * 1024  # what one batch may bring into memory (one larger mail comes alone)
 MAX_TEXT = 100_000  # characters of text kept; a longer body is a log or a paste, still whole in the raw mail
 MAX_REFERENCES = 50  # a long thread's oldest ids do not help to find its ticket
 # The sender's Date is used when it is plausible: mail waits in queues for up to five days (the

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from channels.mail.maildir import MaildirSource
+from channels.mail.maildir import MaildirSource, batches
 from channels.mail.reader import MailReader, prepare
 from core.context import CoreContext
 from core.intake import Intake
@@ -153,3 +153,38 @@ async def test_each_message_is_timed_by_its_own_intake_not_by_the_passs_start(
     # A backlog pass takes a while: each acknowledgement (and the clocks it meets) dates from the
     # moment its own message went in, which is what its latency and deadlines count from.
     assert sorted(row.created_at for row in acks) == [NOW + timedelta(seconds=s) for s in (10, 20, 30)]
+
+
+def test_batches_are_bounded_in_messages_and_in_bytes() -> None:
+    mb = 1024 * 1024
+    waiting = [
+        (Path(name), size)
+        for name, size in [("a", 10), ("b", 20 * mb), ("c", 20 * mb), ("d", 5), ("e", 90 * mb)]
+    ]
+    cut = batches(waiting, count=100, limit=32 * mb)
+    assert [[p.name for p in group] for group in cut] == [
+        ["a", "b"],
+        ["c", "d"],
+        ["e"],
+    ]  # in order, none over
+    assert [[p.name for p in group] for group in batches(waiting[:1] * 5, count=2, limit=32 * mb)] == [
+        ["a", "a"],
+        ["a", "a"],
+        ["a"],
+    ]
+
+
+async def test_small_byte_batches_take_every_message(
+    tmp_path: Path, core: CoreContext, intake: Intake
+) -> None:
+    box = mailbox.Maildir(tmp_path / "mail", create=True)
+    for n in range(4):
+        deliver(
+            box,
+            complaint_mail("li.ming@163.com", f"{ZH} 第{n}封", name="李明", message_id=f"<zh-{n}@163.com>"),
+        )
+    source = MaildirSource(tmp_path / "mail", MailReader(intake, core), batch_bytes=1)  # one mail a batch
+    report = await source.fetch_once(NOW)
+    assert (report.taken, report.left) == (4, 0)
+    assert (await tally(core))["inbound"] == 4
+    assert files(tmp_path / "mail", "new") == []
