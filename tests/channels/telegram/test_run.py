@@ -7,9 +7,9 @@ import signal
 from pathlib import Path
 
 from core.numbers import find_ticket_numbers
+from standins.botapi import BotApiServer
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port
-from tests.channels.telegram.botapi import BotApiServer
 
 LEARNER, STAFF_CHAT = 5001, -1000
 
