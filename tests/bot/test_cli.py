@@ -283,7 +283,9 @@ def test_environment_overrides_the_config_file(runs: dict[str, Result], dirs: di
 
 
 def test_tickets_list_json_lists_the_open_tickets(runs: dict[str, Result], seeded: Seeded) -> None:
-    rows = json_out(runs["list"])
+    listed = json_out(runs["list"])
+    rows = listed["tickets"]
+    assert (listed["total"], listed["offset"]) == (len(rows), 0)
     by_number = {row["number"]: row for row in rows}
     assert set(by_number) == {seeded.overdue, seeded.fresh, seeded.markup}
     for row in rows:
@@ -315,8 +317,8 @@ def test_classify_export_writes_corrections_as_labelled_examples(
 
 
 def test_tickets_list_by_status(runs: dict[str, Result], seeded: Seeded) -> None:
-    assert json_out(runs["list_closed"]) == []
-    assert [row["number"] for row in json_out(runs["list_overdue"])] == [seeded.overdue]
+    assert json_out(runs["list_closed"])["tickets"] == []
+    assert [row["number"] for row in json_out(runs["list_overdue"])["tickets"]] == [seeded.overdue]
 
 
 def test_tickets_list_human_shows_whole_numbers(runs: dict[str, Result], seeded: Seeded) -> None:
