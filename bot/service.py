@@ -192,10 +192,6 @@ async def serve(settings: Settings, *, story: Story | None = None, console: Cons
                 log_config=None,
                 lifespan="off",
             )
-            # A line per request is a debugging aid; what a request did to a ticket is logged as such.
-            logging.getLogger("uvicorn.access").setLevel(
-                level if level <= logging.DEBUG else max(level, logging.WARNING)
-            )
             server = _Server(web_config)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
