@@ -65,7 +65,7 @@ from benchmarks.pipeline_service import (
 from benchmarks.pipeline_sinks import Sinks
 from benchmarks.wechat_webhook import AES_KEY, APP_ID, TOKEN
 from core.policy import parse_policy
-from core.privacy import Vault, generate_key
+from core.privacy import Vault, generate_key, redact
 from tests.channels.mail.dovecot import Dovecot
 
 
@@ -175,7 +175,7 @@ async def email_burst(run: Run, backend: str, url: str, workdir: Path, desks: bo
         match_acks(items, deliveries, "email")
         committed = mails_committed(service.text())
         for item in items:
-            item.committed = committed.get(item.ref)
+            item.committed = committed.get(redact(item.ref))
         row = row_of(scenario, backend, "email", items, started)
         seen = watch.all_seen()
         row.per_s = n / (seen - service.ready_at) if seen and seen > service.ready_at else None
@@ -352,7 +352,7 @@ async def steady(run: Run, backend: str, url: str, workdir: Path) -> None:
             match_acks(items[channel], deliveries, channel)
         committed = mails_committed(service.text())
         for item in items["email"]:
-            item.committed = committed.get(item.ref)
+            item.committed = committed.get(redact(item.ref))
         for item in items["telegram"]:
             item.committed = item.answered if item.status == 200 else None
         for channel in channels:

@@ -216,7 +216,8 @@ _TAKEN = re.compile(
 
 
 def mails_committed(log: str) -> dict[str, float]:
-    """Message-ID -> when the service logged its intake (right after the commit; local time, ms)."""
+    """Message-ID, as the log masks it (`core.privacy.redact`: `<p***@…>`; `mail_id` puts what tells the
+    mails apart after the @) -> when the service logged its intake (right after the commit; local time)."""
     found = {}
     for line in log.splitlines():
         if m := _TAKEN.match(line):

@@ -37,6 +37,7 @@ from core.keycheck import check_key
 from core.policy import DEFAULT_POLICY_TEXT
 from core.privacy import generate_key
 from core.rekey import seal_clear_text
+from core.search import Query, SearchError, parse_query, search_listed
 from core.tickets import (
     LIST_FILTERS,
     count_tickets,
@@ -217,6 +218,15 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+def _search_query(search: str | None) -> Query | None:
+    if search is None:
+        return None
+    try:
+        return parse_query(search)
+    except SearchError as exc:
+        raise fail(f"--search: {exc}") from None
+
+
 @tickets_app.command("list")
 def tickets_list(
     status: Annotated[str, typer.Option(help=f"one of {', '.join(LIST_FILTERS)}")] = "open",
@@ -224,18 +234,28 @@ def tickets_list(
     at: Annotated[
         str | None, typer.Option("--at", help="as of this ISO-8601 time (default now), as `sweep --at`")
     ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(help="words of the complaint, part of a number, or a phone tail (*8000, audited)"),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many, newest first")] = 50,
     offset: Annotated[int, typer.Option("--offset", min=0, help="skip this many (the next page)")] = 0,
 ) -> None:
     """List tickets, newest first, a page at a time: says how many more there are."""
     if status not in LIST_FILTERS:
         raise fail(f"unknown --status {status!r}: use {', '.join(LIST_FILTERS)}")
+    query = _search_query(search)
 
     async def action(application: Application) -> tuple[list[dict[str, Any]], int]:
         now = parse_at(at, application.core.policy.calendar.timezone)
-        async with application.core.sessions() as session:
-            total = await count_tickets(session, status, now)
-            rows = await list_tickets(session, status, now, limit=limit, offset=offset)
+        async with application.core.sessions() as session, session.begin():
+            if query is None:
+                total = await count_tickets(session, status, now)
+                rows = await list_tickets(session, status, now, limit=limit, offset=offset)
+            else:
+                who = f"operator:{getpass.getuser()}"
+                found = await search_listed(application.core, session, query, status, now, who)
+                total, rows = len(found), found[offset : offset + limit]
             return [await summary_view(application.core, session, t, now) for t in rows], total
 
     views, total = with_app(action)
@@ -302,6 +322,10 @@ def tickets_show(
             f"{view['department']}  via {view['channel']}  owner: {view['owner'] or '-'}",
         )
     )
+    if view["merged_into"]:  # its number leads there: that ticket carries the complaint on
+        out.print(f"merged into {view['merged_into']}", markup=False)
+    if view["merged"]:
+        out.print(f"merged into this one: {', '.join(view['merged'])}", markup=False)
     out.print(
         f"first contact: {view['first_contact']}  course: {view['course'] or '-'}  "
         f"created {view['created_at']}",

@@ -66,7 +66,7 @@ def report_command(
     if as_json:
         print(json.dumps(figures, ensure_ascii=False, indent=2))
     elif out_dir is None:
-        from core.report_charts import summary_lines
+        from core.report_summary import summary_lines
 
         for line in summary_lines(figures):
             out.print(line, markup=False)

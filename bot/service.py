@@ -21,6 +21,7 @@ from bot.telegram_runtime import TelegramRuntime, TelegramStartError, start_tele
 from bot.voicemail_runtime import VoicemailRuntime, start_voicemail
 from bot.web import create_app
 from bot.wechat_runtime import WechatRuntime, start_wechat, wecom_sink
+from core import canned
 from core.classify import classify
 from core.db import outbox_signal, upgrade
 from core.keycheck import check_key
@@ -161,6 +162,11 @@ async def serve(settings: Settings, *, story: Story | None = None, console: Cons
         now = utc_now()
         dispatcher = application.dispatcher
         await dispatcher.prepare(now)  # a new configuration: parked messages get another chance
+        try:  # the templates directory's canned replies, for the cards' buttons from the first ticket on
+            async with core.sessions() as session, session.begin():
+                await canned.sync_file(core, session, now)
+        except canned.CannedError as exc:
+            say(f"canned replies: {exc}")
         for line in outbox_report(await dispatcher.states(now)):
             say(line)
 

@@ -5,7 +5,8 @@ with a short reason and changes nothing (a refused command's transaction is roll
 is the command's first argument or, without one, the ticket whose card the command replies to, or
 the ticket whose card opened the forum topic it was written in. In such a topic plain text from staff
 is a reply to the learner. Every answer goes out through the outbox. Reading commands are in
-`bot.staff_queries`, `/log` in `bot.staff_log`.
+`bot.staff_queries`, `/log` in `bot.staff_log`; `/merge`, `/unmerge` and `/card` in `bot.staff_merge`,
+canned replies in `bot.staff_canned`, `/find` in `bot.staff_find`.
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import staff_queries, staff_reports
+from bot import staff_canned, staff_queries, staff_reports
+from bot.staff_find import find_command
 from bot.staff_log import log_complaint
+from bot.staff_merge import card_command, merge_command, unmerge_command
 from bot.staff_queries import BadCommand, Refused
 from bot.staff_reports import Reply
 from channels.telegram.parse import ButtonPress, StaffCommand, StaffText, external_id
 from core.callback import callback_number, pending_callback, reachable_identity
+from core.canned import parse_key
 from core.context import CoreContext
 from core.followup import record_score
 from core.intake import Intake
+from core.merge import carried_on
 from core.models import LearnerIdentity, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.outbox import enqueue, send_once
@@ -51,6 +56,17 @@ TELEGRAM_LIMIT = 4096  # characters of one Telegram message
 NEEDS_TEXT = {"plan", "done", "resolve", "escalate", "note", "reply", "transfer", "severity"}
 TICKET_COMMANDS = MOVES | {"show", "assign", "rate", "severity"}
 LISTS = {"mine": staff_queries.mine, "overdue": staff_queries.overdue, "stats": staff_reports.stats}
+# Commands of a busy desk (merge, canned replies, search, cards on demand): their own modules.
+ChatOp = Callable[
+    [CoreContext, AsyncSession, Staff, "StaffCommand | ButtonPress", str, datetime], Awaitable[str]
+]
+CHAT_OPS: dict[str, ChatOp] = {
+    "merge": merge_command,
+    "unmerge": unmerge_command,
+    "card": card_command,
+    "canned": staff_canned.canned_command,
+    "find": find_command,
+}
 # The managers' commands; they take an argument (the month, the quarter).
 REPORTS: dict[str, Callable[[CoreContext, AsyncSession, Staff, str, datetime], Awaitable[str | Reply]]] = {
     "report": staff_reports.report,
@@ -60,8 +76,10 @@ HELP = (
     "With the ticket number first (or in the ticket's topic, or replying to its card): /claim, "
     "/assign <department|@name|staff id>, /reply, /note, /plan, /done, /resolve, /transfer, /escalate, "
     "/reopen, /called [what was said], /rate <score> [comment] (after a follow-up call), /show [full], "
-    "/severity <general|major> [why] (corrects the severity; /transfer corrects the category). "
-    "Without: /mine, /overdue, /stats, /log <channel> <phone|e-mail> <text>; "
+    "/severity <general|major> [why] (corrects the severity; /transfer corrects the category), "
+    "/reply TS-… #key (a canned reply), /card. /merge TS-a TS-b (TS-b joins TS-a), /unmerge TS-b. "
+    "Without: /mine, /overdue, /stats, /find <words|number part|*phone tail>, /canned, "
+    "/log <channel> <phone|e-mail> <text>; "
     "managers: /report [YYYY-MM], /credit [YYYYQn]."
 )
 MAX_ANSWER = 4000  # Telegram takes 4096 characters in a message
@@ -182,9 +200,13 @@ class StaffCommands:
             return await LISTS[command](self.core, session, staff, now)
         if command in REPORTS:
             return await REPORTS[command](self.core, session, staff, args, now)
+        if command in CHAT_OPS:
+            return await CHAT_OPS[command](self.core, session, staff, event, args, now)
         if command not in TICKET_COMMANDS:
             return HELP if command == "help" else f"Unknown command /{command}. {HELP}"
         ticket, text = await self._ticket(session, event, args, reply_to)
+        if command != "show":  # a merged ticket's number leads to the ticket that carries it on
+            ticket = await carried_on(session, ticket)
         return await self._on_ticket(session, staff, event, command, ticket, text, now)
 
     async def _on_ticket(
@@ -230,6 +252,8 @@ class StaffCommands:
         if command in NEEDS_TEXT and not text:
             raise BadCommand(f"type /{command} {ticket.number} followed by the text")
         if command == "reply":
+            if (key := parse_key(text)) is not None:
+                text = await staff_canned.fill(self.core, session, ticket, key, now)
             return await self._reply(session, staff, ticket, text, event, now)
         if command == "severity":  # "/severity TS-… major why": the level, then the reason
             level, *why = text.split(None, 1)
@@ -326,6 +350,7 @@ class StaffCommands:
         if await find_by_telegram(session, str(event.user_id)) is None:
             return None  # not staff: their talk is not for the bot, and not for the learner
         staff = await self._staff(session, event)
+        ticket = await carried_on(session, ticket)
         return await self._reply(session, staff, ticket, event.text.strip(), event, now)
 
     async def _assign(

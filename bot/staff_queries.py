@@ -43,8 +43,12 @@ async def show(core: CoreContext, session: AsyncSession, ticket: Ticket, now: da
     due_at = view["due_at"][:16].replace("T", " ") if view["due_at"] else None
     due = f"{view['due_stage']} due {due_at}" if due_at else "no open deadline"
     overdue = " ⏰ OVERDUE" if view["overdue"] else ""
+    merged = ""
+    if ticket.merged_into_id is not None:
+        into = await session.scalar(select(Ticket.number).where(Ticket.id == ticket.merged_into_id))
+        merged = f" · merged into {into}: work it there"
     return (
-        f"{view['number']} {view['status']} · {view['category']}/{view['severity']} · "
+        f"{view['number']} {view['status']}{merged} · {view['category']}/{view['severity']} · "
         f"{view['department']} · owner {view['owner'] or '—'} · {due}{overdue}\n{view['summary']}"
     )
 

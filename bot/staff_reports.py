@@ -19,7 +19,6 @@ from core.context import CoreContext
 from core.credit import compute_grades, kept_grades, subject_inputs
 from core.messages import Document
 from core.models import Staff, Ticket
-from core.report_charts import summary_lines
 from core.report_figures import (
     PeriodError,
     month_figures,
@@ -29,6 +28,7 @@ from core.report_figures import (
     quarter_period,
 )
 from core.report_render import draw_documents
+from core.report_summary import summary_lines
 from core.workflow import MANAGER
 
 

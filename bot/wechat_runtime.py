@@ -44,7 +44,10 @@ def wechat_senders(settings: Settings, core: CoreContext) -> dict[str, Sender]:
     senders: dict[str, Sender] = {}
     if config.app_id and config.app_secret:
         token = SharedAccessToken(
-            core.sessions, config.app_id, token_fetcher(config.app_id, config.app_secret, config.api_base_url)
+            core.sessions,
+            config.app_id,
+            token_fetcher(config.app_id, config.app_secret, config.api_base_url),
+            vault=core.vault,
         )
         client = WechatClient(config.app_id, config.app_secret, config.api_base_url)
         senders["wechat"] = WechatSender(client, token, template_id=config.template_id)

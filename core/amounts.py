@@ -64,11 +64,16 @@ _MIN_CONTEXT_AMOUNT = 100
 # Money words near a bare number ("charged 4,200", "tuition went up by 2000", "多付的1280", "8k的学费",
 # "15k"): within the same sentence, this far before or after it.
 _MONEY_WORDS = re.compile(
-    r"学费|费|钱|交|付|退|扣|收|贷|价|款|每期|(?<![a-z])(?:tuition|fees?|charg\w*|paid|pay\w*|price\w*|costs?"
-    r"|refund\w*|loan|deposit|money|spent|owe\w*|installments?|instalments?|contract|back)(?![a-z])",
+    r"学费|费|钱|交|付|退|扣|收|贷|价|款|每期|卡里|卡上|划走|(?<![a-z])(?:tuition|fees?|charg\w*|paid|pay\w*|price\w*"
+    r"|costs?|refund\w*|loans?|deposit|money|spent|spend\w*|dropped|wasted|owe\w*|installments?|instalments?"
+    r"|contract|back|card|all[ -]in|in total|total)(?![a-z])",
     re.I,
 )
-_CONTEXT_BEFORE, _CONTEXT_AFTER = 60, 12
+# A shorthand ("8k的课程", "15k on this bootcamp") priced a course: what else would be counted in thousands?
+_COURSE_WORDS = re.compile(
+    r"课|班|培训|(?<![a-z])(?:course|bootcamp|class|program+e?|training)(?![a-z])", re.I
+)
+_CONTEXT_BEFORE, _CONTEXT_AFTER = 60, 20
 _SENTENCE_END = re.compile(r"[。！？!?;；\n]|\.\s")
 # A bare year after "in", "from", "since" ... is a date, not a sum ("the textbook is from 2018").
 _YEAR = re.compile(r"(?:19[5-9][0-9]|20[0-9]{2})")
@@ -103,7 +108,10 @@ def parse_amounts(text: str) -> list[Decimal]:
             pass
         elif multiplier:
             # "8k的学费", "15k" after a refund: a shorthand is money only among money words.
-            if _measure_follows(text, after) or not _money_nearby(text, start, after, _CONTEXT_BEFORE):
+            if _measure_follows(text, after) or not (
+                _money_nearby(text, start, after, _CONTEXT_BEFORE)
+                or _money_nearby(text, start, after, _CONTEXT_BEFORE, _COURSE_WORDS)
+            ):
                 continue
         elif not (
             _is_paid(text, start, end, value)
@@ -135,13 +143,13 @@ def _is_bare_sum(numeral: str, text: str, start: int, end: int, value: Decimal) 
     return _money_nearby(text, start, end, _CONTEXT_BEFORE)
 
 
-def _money_nearby(text: str, start: int, end: int, reach: int) -> bool:
+def _money_nearby(text: str, start: int, end: int, reach: int, words: re.Pattern[str] = _MONEY_WORDS) -> bool:
     before = text[max(0, start - reach) : start]
     ends = list(_SENTENCE_END.finditer(before))
     if ends:
         before = before[ends[-1].end() :]
     after = _SENTENCE_END.split(text[end : end + _CONTEXT_AFTER], maxsplit=1)[0]
-    return _MONEY_WORDS.search(before) is not None or _MONEY_WORDS.search(after) is not None
+    return words.search(before) is not None or words.search(after) is not None
 
 
 def _is_bare_money(numeral: str, text: str, end: int) -> bool:

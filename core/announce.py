@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from core import learners
-from core.cards import card_buttons
+from core.cards import card_buttons, card_key
 from core.classify import Classification
 from core.context import CoreContext
 from core.models import Learner, LearnerIdentity
@@ -49,9 +50,14 @@ def staff_messages(
     now: datetime,
     *,
     callback: str | None = None,
+    duplicate_of: str | None = None,
+    held: bool = False,
+    canned: Sequence[str] = (),
 ) -> None:
     """The new ticket's card for its department, and the alerts a major or data-leak complaint raises.
-    `callback` is the call-back task of a voicemail ("138****8000 by …"), shown on the card."""
+    `callback` is the call-back task of a voicemail ("138****8000 by …"), shown on the card;
+    `duplicate_of` an open ticket it may repeat (with a Merge button); `canned` the department's most
+    used canned replies (buttons). `held`: no card now, the next summary announces it (`core.flood`)."""
     locale = core.staff_locale
     common = {
         "number": ticket.number,
@@ -74,19 +80,26 @@ def staff_messages(
         callback=callback,
         why=ticket.classified_why,
         unsure=ticket.category_unsure,
+        duplicate_of=duplicate_of,
+        merged_into=None,
     )
-    buttons = card_buttons(ticket.number, ROUTED, callback=callback is not None)
+    buttons = card_buttons(
+        ticket.number, ROUTED, callback=callback is not None, duplicate_of=duplicate_of, canned=canned
+    )
     meta = {"ticket_number": ticket.number, "department": ticket.department, "summary": ticket.summary[:60]}
     staff = partial(outbox_values, core.vault, channel="staff", now=now, ticket_id=ticket.id, meta=meta)
-    rows.send(
-        staff(
-            key=f"ticket:{ticket.id}:card",
-            recipient=ticket.department,
-            kind="card",
-            text=card,
-            buttons=buttons,
+    if held:
+        rows.event(now, "complaintbot", "card_held", f"{ticket.department}: staff chat flooded")
+    else:
+        rows.send(
+            staff(
+                key=card_key(ticket.id),
+                recipient=ticket.department,
+                kind="card",
+                text=card,
+                buttons=buttons,
+            )
         )
-    )
     if classification.severity == "major" and core.policy.escalation.major_alerts_managers:
         alert = core.templates.render(locale, "alert_major.txt", **common, reasons=classification.reasons)
         rows.send(

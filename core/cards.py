@@ -6,6 +6,7 @@ sender that card's platform reference, so an edit queued before the card went ou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import learners
 from core.callback import callback_number, callback_task, pending_callback
+from core.canned import top_query
 from core.clocks import current_due
 from core.context import CoreContext
 from core.messages import Button
@@ -24,8 +26,21 @@ from core.workflow import AWAITING_CONFIRMATION, CLOSED, FOLLOW_UP, ROUTED
 SILENT = frozenset({"note", "reply", "escalate"})
 
 
-def card_buttons(number: str, status: str, *, callback: bool = False) -> tuple[Button, ...]:
-    """The card's buttons; a pending voicemail call-back adds "Called back"."""
+def card_key(ticket_id: int) -> str:
+    """The outbox key of a ticket's first card (one per ticket, however it comes to be posted)."""
+    return f"ticket:{ticket_id}:card"
+
+
+def card_buttons(
+    number: str,
+    status: str,
+    *,
+    callback: bool = False,
+    duplicate_of: str | None = None,
+    canned: Sequence[str] = (),
+) -> tuple[Button, ...]:
+    """The card's buttons; a pending voicemail call-back adds "Called back", a possible duplicate
+    "Merge" (into the older ticket), and the department's most used canned replies follow."""
     if status == CLOSED:
         return ()
     moves: tuple[tuple[str, str], ...]
@@ -37,7 +52,39 @@ def card_buttons(number: str, status: str, *, callback: bool = False) -> tuple[B
         moves = (("Reply", "reply"), ("Resolve", "resolve"), ("Escalate", "escalate"), ("Show", "show"))
     if callback:
         moves = (*moves[:1], ("Called back", "called"), *moves[1:])
-    return tuple(Button(label, f"{action}:{number}") for label, action in moves)
+    buttons = [Button(label, f"{action}:{number}") for label, action in moves]
+    if duplicate_of is not None:
+        buttons.append(Button(f"Merge into {duplicate_of}", f"merge:{duplicate_of} {number}"))
+    buttons += [Button(f"#{key}", f"reply:{number} #{key}") for key in canned]
+    return tuple(buttons)
+
+
+async def _number(session: AsyncSession, ticket_id: int | None) -> str | None:
+    if ticket_id is None:
+        return None
+    number: str | None = await session.scalar(select(Ticket.number).where(Ticket.id == ticket_id))
+    return number
+
+
+async def _duplicate_of(session: AsyncSession, ticket: Ticket) -> str | None:
+    """The possible duplicate to point out: while both tickets are open."""
+    if ticket.duplicate_of_id is None or ticket.status == CLOSED:
+        return None
+    number: str | None = await session.scalar(
+        select(Ticket.number).where(Ticket.id == ticket.duplicate_of_id, Ticket.status != CLOSED)
+    )
+    return number
+
+
+async def buttons_of(session: AsyncSession, ticket: Ticket) -> tuple[Button, ...]:
+    """The buttons a card of `ticket` shows now."""
+    return card_buttons(
+        ticket.number,
+        ticket.status,
+        callback=await pending_callback(session, ticket.id) is not None,
+        duplicate_of=await _duplicate_of(session, ticket),
+        canned=list(await session.scalars(top_query(ticket.department))),
+    )
 
 
 async def card_text(core: CoreContext, session: AsyncSession, ticket: Ticket) -> str:
@@ -69,6 +116,8 @@ async def card_text(core: CoreContext, session: AsyncSession, ticket: Ticket) ->
         callback=callback,
         why=ticket.classified_why,
         unsure=ticket.category_unsure,
+        duplicate_of=await _duplicate_of(session, ticket),
+        merged_into=await _number(session, ticket.merged_into_id),
     )
 
 
@@ -92,9 +141,7 @@ async def refresh_card(
         return
     text = await card_text(core, session, ticket)
     meta = {"ticket_number": ticket.number, "department": ticket.department}
-    buttons = card_buttons(
-        ticket.number, ticket.status, callback=await pending_callback(session, ticket.id) is not None
-    )
+    buttons = await buttons_of(session, ticket)
     enqueue(
         session,
         core.vault,

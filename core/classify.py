@@ -4,9 +4,12 @@ A category scores the weights of its keywords found in the complaint (jieba toke
 whole words for English); the highest score wins, and a lead smaller than `min_margin` is not
 trusted (the ticket goes to learner services to check). Severity is major on an amount of
 `major_amount_yuan` or more, a threat of media, regulator or lawsuit, several learners affected
-(a group word or a count of people), safety, or a personal-data leak (a leak word, or a personal
-datum and a disclosure in one sentence). A threat, group or safety word that a negation takes
-back in its own clause ("不想闹到监管部门") does not count. Every decision carries its reasons.
+(a group word or a count of people), safety, or a personal-data leak (a leak word, a personal
+datum and a disclosure in one sentence, or a third party contacting the learner). A threat, group
+or safety word that a negation takes back in its own clause ("不想闹到监管部门") does not count,
+unless the learner says that was before ("本来不想…"); nor does a safety word naming a subject
+("fire safety module"), nor a regulator's number as a sum ("12315"). Every decision carries its
+reasons.
 """
 
 from __future__ import annotations
@@ -84,19 +87,24 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
         for role in matcher.roles[hit.keyword]:
             hits.setdefault(role, []).append(hit)
     reasons: list[str] = []
-    category, confident = _category(hits, rules, matcher, reasons)
+    amounts = parse_amounts(_without_hotlines(raw, matcher))
+    amount = max(amounts) if amounts else None
+    category, confident = _category(hits, rules, matcher, reasons, amount is not None)
 
     severity = GENERAL
-    amounts = parse_amounts(raw)
-    amount = max(amounts) if amounts else None
     if amount is not None and amount >= rules.major_amount_yuan:
         severity = MAJOR
         reasons.append(f"amount {amount} yuan >= {rules.major_amount_yuan}")
     clauses = [m.start() for m in _CLAUSE_END.finditer(doc.lowered)]
     for kind in (_THREAT, _GROUP, _SAFETY):
         for hit in hits.get(kind, ()):
-            cue = _negation(doc, hit, clauses, rules.negation_cues)
-            if cue:
+            cue = _negation(doc, hit, clauses, rules.negation_cues, rules.negation_lapses)
+            topic = None
+            if kind == _SAFETY:
+                topic = _topic(doc, hit, hits.get(_SAFETY, []), rules.safety_topic_words)
+            if topic:
+                reasons.append(f"not a {kind} (a subject: {topic!r} after it): {hit.keyword}")
+            elif cue:
                 reasons.append(f"not a {kind} ({cue!r} before it): {hit.keyword}")
             else:
                 severity = MAJOR
@@ -107,6 +115,9 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
         reasons.append(f"group: {count}")
     leaks = [f"data leak: {hit.keyword}" for hit in hits.get(_LEAK, ())]
     leaks += _disclosures(doc, hits.get(_DATUM, []), hits.get(_DISCLOSURE, []))
+    if not leaks:
+        parties, contacts = hits.get(_THIRD_PARTY, []), hits.get(_CONTACT, [])
+        leaks += _third_party(doc, parties, contacts, hits.get(_OWN_DEALINGS, []))
     if leaks:
         category, severity, confident = DATA_LEAK_CATEGORY, MAJOR, True
         reasons += [f"{leak} -> {DATA_LEAK_CATEGORY}, {MAJOR}" for leak in leaks]
@@ -133,7 +144,7 @@ def why(result: Classification, limit: int = 300) -> str:
     line = f"{result.category}: {', '.join(words[:6]) or 'no keyword'}"
     if not result.confident:
         line += " (a guess)"
-    severity = [r for r in result.reasons if r.startswith(_SEVERITY_REASONS)]
+    severity = list(dict.fromkeys(r for r in result.reasons if r.startswith(_SEVERITY_REASONS)))
     line += f"; {result.severity}" + (f": {', '.join(severity)}" if severity else "")
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
@@ -142,7 +153,11 @@ _SEVERITY_REASONS = ("amount ", "threat: ", "group: ", "safety: ", "data leak: "
 
 
 def _category(
-    hits: dict[str, list[Hit]], rules: ClassificationRules, matcher: _Matcher, reasons: list[str]
+    hits: dict[str, list[Hit]],
+    rules: ClassificationRules,
+    matcher: _Matcher,
+    reasons: list[str],
+    has_amount: bool,
 ) -> tuple[str, bool]:
     scores: list[tuple[str, float]] = []
     for name, weights in matcher.categories:
@@ -153,7 +168,11 @@ def _category(
             weight = weights[keyword]
             shown = "" if weight == 1 else f" ({weight:g})"
             reasons.append(f"keyword {keyword}{f' x{n}' if n > 1 else ''}{shown} -> {name}")
-        scores.append((name, sum(weights[kw] * n for kw, n in counts.items())))
+        score = sum(weights[kw] * n for kw, n in counts.items())
+        if has_amount and name == rules.amount_category and rules.amount_weight:
+            score += rules.amount_weight
+            reasons.append(f"an amount of money ({rules.amount_weight:g}) -> {name}")
+        scores.append((name, score))
     category, best = rules.default_category, 0.0
     for name, score in scores:
         if score > best:  # strictly more: ties stay with the earlier category
@@ -169,11 +188,60 @@ def _category(
     return category, True
 
 
-def _negation(doc: Text, hit: Hit, clauses: Sequence[int], cues: Sequence[str]) -> str | None:
+def _negation(
+    doc: Text, hit: Hit, clauses: Sequence[int], cues: Sequence[str], lapses: Sequence[str]
+) -> str | None:
     index = bisect.bisect_left(clauses, hit.start)
     start = clauses[index - 1] + 1 if index else 0
     before = doc.lowered[start : hit.start]
+    if any(lapse.lower() in before for lapse in lapses):
+        return None  # "本来不想去消协的，但是…": what the learner meant not to do, until now
     return next((cue for cue in cues if cue.lower() in before), None)
+
+
+def _topic(doc: Text, hit: Hit, safety: Sequence[Hit], topics: Sequence[str]) -> str | None:
+    """The subject word right after a safety word (and the safety words joined to it): "fire safety
+    module", "消防安全课", "first aid training" name what is taught, not what happened."""
+    if not topics:
+        return None
+    end = hit.end
+    starts = {other.start: other for other in safety}
+    while True:
+        rest = doc.lowered[end : end + 24].lstrip()
+        at = end + (len(doc.lowered[end : end + 24]) - len(rest))
+        if at in starts and at != hit.start:
+            end = starts.pop(at).end
+            continue
+        return next((t for t in topics if rest.startswith(t.lower()) and not _letter_after(rest, t)), None)
+
+
+def _letter_after(rest: str, word: str) -> bool:
+    following = rest[len(word) : len(word) + 1]
+    return bool(following) and following.isascii() and following.isalpha()
+
+
+def _third_party(doc: Text, parties: Sequence[Hit], contacts: Sequence[Hit], own: Sequence[Hit]) -> list[str]:
+    """A third party contacting the learner, knowing what only the school knew: "报完名第二天就有贷款公司
+    打电话给我", "an insurance agent texted me". Not when the sentence shows the learner's own dealings with
+    it ("贷款公司天天打电话催我还款")."""
+    if not parties or not contacts:
+        return []
+    ends = [m.start() for m in _SENTENCE_END.finditer(doc.raw)]
+
+    def sentence(at: int) -> int:
+        return bisect.bisect_left(ends, at)
+
+    excluded = {sentence(hit.start) for hit in own}
+    for party in parties:
+        for contact in contacts:
+            if sentence(party.start) == sentence(contact.start) and sentence(party.start) not in excluded:
+                return [f"data leak: {party.keyword} + {contact.keyword}"]
+    return []
+
+
+def _without_hotlines(text: str, matcher: _Matcher) -> str:
+    """The text with the regulators' numbers ("12315") blanked: a hotline is not a sum of money."""
+    return matcher.hotlines.sub(lambda m: " " * len(m.group()), text) if matcher.hotlines else text
 
 
 def _disclosures(doc: Text, data: Sequence[Hit], acts: Sequence[Hit]) -> list[str]:
@@ -201,6 +269,7 @@ _THREAT, _GROUP, _SAFETY, _LEAK, _DATUM, _DISCLOSURE = (
     "datum",
     "disclosure",
 )
+_THIRD_PARTY, _CONTACT, _OWN_DEALINGS = "third party", "contact", "own dealings"
 
 
 @dataclass(frozen=True)
@@ -209,6 +278,7 @@ class _Matcher:
     roles: dict[str, tuple[str, ...]]  # keyword -> the categories and roles it plays
     categories: tuple[tuple[str, dict[str, float]], ...]  # category -> keyword -> weight
     groups: GroupPatterns
+    hotlines: re.Pattern[str] | None  # the threat keywords that are numbers
 
 
 def _matcher(rules: ClassificationRules) -> _Matcher:
@@ -237,13 +307,16 @@ def _build_matcher(rules: ClassificationRules) -> _Matcher:
     for role, words in (
         (_THREAT, rules.threat_keywords), (_GROUP, rules.group_keywords), (_SAFETY, rules.safety_keywords),
         (_LEAK, rules.data_leak_keywords), (_DATUM, rules.personal_data_words),
-        (_DISCLOSURE, rules.disclosure_words),
+        (_DISCLOSURE, rules.disclosure_words), (_THIRD_PARTY, rules.third_party_words),
+        (_CONTACT, rules.contact_words), (_OWN_DEALINGS, rules.own_dealings_words),
     ):  # fmt: skip
         for keyword in dict.fromkeys(word.strip() for word in words):
             roles.setdefault(keyword, []).append(role)
+    numbers = sorted({kw.strip() for kw in rules.threat_keywords if kw.strip().isdigit()}, key=len)[::-1]
     return _Matcher(
         words=KeywordSet(roles),
         roles={keyword: tuple(found) for keyword, found in roles.items()},
         categories=tuple(categories),
         groups=GroupPatterns.build(rules),
+        hotlines=re.compile(rf"(?<![0-9])(?:{'|'.join(numbers)})(?![0-9])") if numbers else None,
     )

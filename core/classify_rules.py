@@ -52,6 +52,18 @@ class ClassificationRules:
     disclosure_words: tuple[str, ...] = ()
     # Words that take back a threat in the same clause before it: "不想闹到监管部门".
     negation_cues: tuple[str, ...] = ()
+    # Words that make such a negation a thing of the past: "本来不想去消协的，但是…".
+    negation_lapses: tuple[str, ...] = ()
+    # Right after a safety word, these make it a subject, not an incident: "fire safety module", "消防演练".
+    safety_topic_words: tuple[str, ...] = ()
+    # A third party and its contacting the learner in one sentence is a leak ("a loan company called me and
+    # knew my course"), unless the sentence shows the learner's own dealings with it ("催我还款").
+    third_party_words: tuple[str, ...] = ()
+    contact_words: tuple[str, ...] = ()
+    own_dealings_words: tuple[str, ...] = ()
+    # An amount of money counts for this category (fees), at this weight, besides its words.
+    amount_category: str | None = None
+    amount_weight: float = 0.0
     category_rules: tuple[CategoryRule, ...] = field(init=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -60,7 +72,8 @@ class ClassificationRules:
             self.threat_keywords, self.data_leak_keywords, self.group_keywords, self.people_words,
             self.group_markers, self.group_quantifiers, self.group_collectives, self.safety_keywords,
             self.personal_data_words, self.disclosure_words,
-            self.negation_cues,
+            self.negation_cues, self.negation_lapses, self.safety_topic_words, self.third_party_words,
+            self.contact_words, self.own_dealings_words,
         ]  # fmt: skip
         blank = [kw for kws in lists for kw in kws if not kw.strip() or kw.strip() == "*"]
         if blank:
@@ -68,12 +81,14 @@ class ClassificationRules:
             raise ValueError(f"blank keyword in the classification rules: {blank[0]!r}")
         if self.major_amount_yuan < 0:
             raise ValueError(f"major_amount_yuan must not be negative, got {self.major_amount_yuan}")
-        if min(self.strong_weight, self.weak_weight, self.min_margin, self.safety_weight) < 0:
+        weights = (self.strong_weight, self.weak_weight, self.safety_weight, self.amount_weight)
+        if min(*weights, self.min_margin) < 0:
             raise ValueError("classification weights and min_margin must not be negative")
         names = [name for name, _ in self.categories]
         unknown = {name for name, _ in (*self.strong_keywords, *self.weak_keywords)} - set(names)
-        if self.safety_category is not None and self.safety_category not in names:
-            unknown.add(self.safety_category)
+        for named in (self.safety_category, self.amount_category):
+            if named is not None and named not in names:
+                unknown.add(named)
         if unknown:
             raise ValueError(f"keywords for an unknown category: {sorted(unknown)[0]!r}")
         strong, weak = dict(self.strong_keywords), dict(self.weak_keywords)
@@ -113,6 +128,9 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
     safety_category = classification.get("safety_category")
     if safety_category is not None and not isinstance(safety_category, str):
         raise TypeError(f"classification.safety_category must be a category name, got {safety_category!r}")
+    amount_category = classification.get("amount_category")
+    if amount_category is not None and not isinstance(amount_category, str):
+        raise TypeError(f"classification.amount_category must be a category name, got {amount_category!r}")
     min_people = severity.get("group_min_people", 3)
     if isinstance(min_people, bool) or not isinstance(min_people, int) or min_people < 2:
         raise TypeError(f"severity.group_min_people must be a whole number of 2 or more, got {min_people!r}")
@@ -143,6 +161,13 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         personal_data_words=optional(severity, "personal_data_words", "severity"),
         disclosure_words=optional(severity, "disclosure_words", "severity"),
         negation_cues=optional(severity, "negation_cues", "severity"),
+        negation_lapses=optional(severity, "negation_lapses", "severity"),
+        safety_topic_words=optional(severity, "safety_topic_words", "severity"),
+        third_party_words=optional(severity, "third_party_words", "severity"),
+        contact_words=optional(severity, "contact_words", "severity"),
+        own_dealings_words=optional(severity, "own_dealings_words", "severity"),
+        amount_category=amount_category,
+        amount_weight=float(_number(classification.get("amount_weight", 0), "classification.amount_weight")),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,11 +35,17 @@ def continued_ticket(
         ticket = session.scalar(
             select(Ticket).where(mine, Ticket.number.in_(numbers)).limit(1).with_for_update()
         )
+        ticket = ticket or _carried_on(
+            session, select(Ticket.id).where(Ticket.learner_id == learner.id, Ticket.number.in_(numbers))
+        )
         if ticket is not None:
             return ticket
     ticket_id = replied_ticket_id(session, message)
     if ticket_id is not None:
         ticket = session.scalar(select(Ticket).where(mine, Ticket.id == ticket_id).with_for_update())
+        ticket = ticket or _carried_on(
+            session, select(Ticket.id).where(Ticket.learner_id == learner.id, Ticket.id == ticket_id)
+        )
         if ticket is not None:
             return ticket
     if identity.id is None:
@@ -50,6 +58,22 @@ def continued_ticket(
         .order_by(Ticket.id.desc())
         .limit(1)
         .with_for_update()
+    )
+
+
+def _carried_on(session: Session, own: Any) -> Ticket | None:
+    """The open ticket a merged ticket of the learner's (`own`: its id) was merged into: the merged
+    number keeps leading the learner's messages there (`core.merge`)."""
+    ticket_id = session.scalar(own.where(Ticket.merged_into_id.is_not(None)).limit(1))
+    for _ in range(5):  # a kept ticket merged in turn
+        ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
+        if ticket is None or ticket.merged_into_id is None:
+            break
+        ticket_id = ticket.merged_into_id
+    if ticket_id is None:
+        return None
+    return session.scalar(
+        select(Ticket).where(Ticket.id == ticket_id, Ticket.status.in_(OPEN_STATES)).with_for_update()
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.classify import GENERAL, MAJOR, classify
+from core.clocks import open_clocks
 from core.context import CoreContext
 from core.models import ClassificationCorrection, Event, Ticket
 from core.outbox import enqueue
@@ -45,11 +46,12 @@ def correct_category(
     ticket.category = new
 
 
-def correct_severity(
+async def correct_severity(
     core: CoreContext, session: AsyncSession, ticket: Ticket, severity: str, actor: Actor, now: datetime
 ) -> str:
     """Set the severity staff chose; raised to major, it alerts the managers as a major complaint does at
-    entry. Returns the audit event's detail."""
+    entry. The running clocks are re-dated from their start as if the ticket had come in with this
+    severity (a major complaint's tighter clocks, or a general one's). Returns the audit event's detail."""
     if severity not in SEVERITIES:
         raise WorkflowError(f"severity must be general or major, not {severity!r}")
     old = ticket.severity
@@ -58,6 +60,7 @@ def correct_severity(
     _record(core, session, ticket, "severity", old, severity, actor, now)
     ticket.classified_why = _corrected(ticket, f"severity {old} -> {severity} by {actor.name}")
     ticket.severity = severity
+    redated = await _redate(core, session, ticket, severity == MAJOR, now)
     if severity == MAJOR and core.policy.escalation.major_alerts_managers:
         alert = core.templates.render(
             core.staff_locale,
@@ -84,7 +87,24 @@ def correct_severity(
         session.add(
             Event(ticket=ticket, at=now, actor="complaintbot", action="alerted", detail="managers: major")
         )
-    return f"{old} -> {severity}"
+    moved = "".join(f"; {stage} due {core.local_text(due)}" for stage, due in redated)
+    return f"{old} -> {severity}{moved}"
+
+
+async def _redate(
+    core: CoreContext, session: AsyncSession, ticket: Ticket, major: bool, now: datetime
+) -> list[tuple[str, datetime]]:
+    """Each running staff clock due again by the policy for this severity; the next sweep then works
+    out what has come by its new deadline (a reminder, level 1 at once if it is already past)."""
+    moved = []
+    for clock in await open_clocks(session, ticket.id):
+        if clock.paused:  # waiting on the learner: those timers do not depend on the severity
+            continue
+        due = core.clocks.due(clock.stage, clock.started_at, major=major)
+        if due != clock.due_at:
+            clock.due_at, clock.next_check_at = due, now
+            moved.append((clock.stage, due))
+    return moved
 
 
 async def export_rows(session: AsyncSession, vault: Vault) -> list[dict[str, Any]]:

@@ -5,8 +5,12 @@ Three forms, all built from the policy's word lists:
   "20 people have complained"; "of us" / "of my …" marks itself: "15 of us";
 - a quantifier before people, with a marker after it as for a count: "不少同学都…", "many students have…";
   "most of my classmates", "quite a few of us" mark themselves ("很多人推荐我来" is no shared complaint);
-- a collective of ours with "都" right after it: "我们这个班的学员基本上都…", "我们宿舍的都…" (not
-  "我们班的老师都…": only people words and a few adverbs may stand between).
+- a collective of ours with "都" (or "没一个") right after it: "我们这个班的学员基本上都…", "我们宿舍的都…",
+  "咱们这期学员没一个…" (not "我们班的老师都…": only people words and a few adverbs may stand between);
+  a whole collective's people: "整个周末班的学员都…", "整层楼的人都…";
+- a count or quantifier that "我们" / "other" places the writer in marks itself: "我们几个女生", "对我们好几个
+  同学…", "6 other people", "four other classmates"; so does a whole collective: "our whole evening group";
+  "half the class" is a quantifier of a collective, needing a marker as a count does.
 A class size ("一个班塞了四十多个人") has no marker, and fewer than `group_min_people` is not a group.
 """
 
@@ -32,12 +36,18 @@ _CLAUSE_END = re.compile(r"[，,。！？!?;；:：\n]|\.\s")
 # "15 of us", "most of my classmates", "20 of the class" say who shares it; "a lot of students" does not.
 _SELF_MARKED = re.compile(r"of\s+(?:us|my|our|the\s+class)(?![a-z])|all\s+[0-9]+\s")
 _ADVERBS = "(?:基本上|基本|几乎|差不多|大多|全|也)?"
+_ALL_OR_NONE = "(?:都|全都|没有?一个)"
+# "我们几个女生", "我们班好几个同学", "我和另外四个人": the writer is one of those counted.
+# Right before the count only: "我们班有四十个人" states a class size.
+_OURS_BEFORE = re.compile(r"(?:(?:我们|咱们)(?:另外|其他|其余)?|另外|其余)\s*$")
 
 
 @dataclass(frozen=True)
 class GroupPatterns:
     counts: tuple[re.Pattern[str], ...]  # each with the groups "who" and, for a number, "n"
     collective: re.Pattern[str] | None
+    whole: re.Pattern[str] | None = None  # "our whole evening group": marks itself
+    part: re.Pattern[str] | None = None  # "half the class": needs a marker
 
     @classmethod
     def build(cls, rules: ClassificationRules) -> GroupPatterns:
@@ -50,12 +60,16 @@ class GroupPatterns:
         en_quantifiers = _alternatives(w for w in rules.group_quantifiers if not CJK.search(w))
         counts = []
         if zh_people:
-            counts.append(rf"(?P<n>{_ZH_COUNT})\s*(?:多|来|余)?\s*(?:个|名|位)?\s*(?P<who>{zh_people})")
+            counts.append(rf"(?P<n>{_ZH_COUNT})\s*(?:多|来|余)?\s*(?:个|名|位|号)?\s*(?P<who>{zh_people})")
+            # "我们三个都…": the people word left out after "我们".
+            counts.append(rf"(?P<who>我们|咱们)(?P<n>{_ZH_COUNT})\s*(?:个|位|名)(?=\s*(?:都|也|全|一起))")
             if zh_quantifiers:
                 counts.append(rf"(?:{zh_quantifiers})\s*的?\s*(?:个|名|位)?\s*(?P<who>{zh_people})")
         if en_people:
             numbers = _alternatives(_EN_NUMBERS)
-            counts.append(rf"(?<![0-9a-z])(?P<n>[0-9]+|{numbers})\s+(?P<who>{en_people})(?![a-z])")
+            counts.append(
+                rf"(?<![0-9a-z])(?P<n>[0-9]+|{numbers})\s+(?P<other>other\s+)?(?P<who>{en_people})(?![a-z])"
+            )
         if en_quantifiers and en_nouns:
             counts.append(
                 rf"(?<![a-z])(?:{en_quantifiers})\s+(?P<who>of\s+(?:us(?![a-z])|(?:my|our)\s+(?:{en_nouns}))"
@@ -64,12 +78,23 @@ class GroupPatterns:
         if en_nouns:  # "all 25 students": everyone of a counted group
             counts.append(rf"(?<![a-z])(?P<who>all\s+[0-9]+\s+(?:{en_nouns}))(?![a-z])")
         collectives = _alternatives(w for w in rules.group_collectives if CJK.search(w))
-        collective = None
+        en_collectives = _alternatives(w for w in rules.group_collectives if not CJK.search(w))
+        collective = whole = part = None
         if collectives and zh_people:
             collective = re.compile(
-                rf"(?:我们|咱们)[这那]?[个一]?(?:{collectives})的?(?:{zh_people})?{_ADVERBS}都"
+                rf"(?:(?:我们|咱们)[这那]?[个一]?(?:{collectives})的?(?:{zh_people})?"
+                rf"|(?:整个|整)[\u4e00-\u9fff]{{0,4}}?(?:{collectives})的?(?:{zh_people})){_ADVERBS}{_ALL_OR_NONE}"
             )
-        return cls(tuple(re.compile(pattern) for pattern in counts), collective)
+        if en_collectives:
+            # "our whole evening group", "the entire Saturday cohort": a word or two may describe it.
+            whole = re.compile(
+                rf"(?<![a-z])(?:whole|entire)\s+(?:[a-z]+\s+){{0,2}}?(?:{en_collectives})(?![a-z])"
+            )
+            if en_quantifiers:
+                part = re.compile(
+                    rf"(?<![a-z])(?:{en_quantifiers})\s+(?:of\s+)?(?:the|my|our)\s+(?:{en_collectives})(?![a-z])"
+                )
+        return cls(tuple(re.compile(pattern) for pattern in counts), collective, whole, part)
 
 
 def find_group(text: str, rules: ClassificationRules, patterns: GroupPatterns) -> str | None:
@@ -78,13 +103,24 @@ def find_group(text: str, rules: ClassificationRules, patterns: GroupPatterns) -
         for m in pattern.finditer(text):
             if m.groupdict().get("n") and _count_value(m.group("n")) < rules.group_min_people:
                 continue
-            tail = _CLAUSE_END.split(text[m.end() : m.end() + _MARKER_REACH], maxsplit=1)[0]
-            if _SELF_MARKED.match(m.group("who")) or any(
-                marker.lower() in tail for marker in rules.group_markers
-            ):
+            ours = m.groupdict().get("other") or _OURS_BEFORE.search(text, max(0, m.start() - 8), m.start())
+            if ours or _SELF_MARKED.match(m.group("who")) or _marked(text, m.end(), rules):
                 return m.group().strip()
-    found = patterns.collective.search(text) if patterns.collective is not None else None
-    return found.group().strip() if found else None
+    for whole in (patterns.collective, patterns.whole):
+        found = whole.search(text) if whole is not None else None
+        if found:
+            return found.group().strip()
+    if patterns.part is not None:
+        for m in patterns.part.finditer(text):
+            if _marked(text, m.end(), rules):
+                return m.group().strip()
+    return None
+
+
+def _marked(text: str, end: int, rules: ClassificationRules) -> bool:
+    """A marker of a shared act in the clause right after a count: "都", "被", " have", " failed"."""
+    tail = _CLAUSE_END.split(text[end : end + _MARKER_REACH], maxsplit=1)[0]
+    return any(marker.lower() in tail for marker in rules.group_markers)
 
 
 def _count_value(number: str) -> int:

@@ -28,6 +28,7 @@ from core import learners
 from core.act_outcomes import no_ticket_reply, with_act
 from core.announce import TicketFacts, acknowledgement, staff_messages
 from core.callback import callback_task, reachable_identity, request_callback, wants_callback
+from core.canned import top_query
 from core.classify import Classification, classify, why
 from core.context import CoreContext
 from core.continuation import (
@@ -38,6 +39,8 @@ from core.continuation import (
     referenced_ticket,
 )
 from core.details import first_missing, question, take_answer
+from core.duplicates import possible_duplicate
+from core.flood import saturated
 from core.inbound import inbound_values, known_contact, printable, seal_summary, summary
 from core.kept_aside import IdReused, NotAComplaint
 from core.learner_acts import LearnerAct, act_of, act_ticket, decide_for
@@ -261,6 +264,12 @@ class Intake:
         )
         session.flush()  # a new learner's ids, before the counter lock is taken
         shown = summary(message)
+        chat = core.policy.staff_chat
+        duplicate = possible_duplicate(
+            session, core.vault, learner, message, classification.category, now, chat.duplicate_window_hours
+        )
+        # A flooded staff chat gets the new ticket in the next summary instead; a major one, at once.
+        held = not major and saturated(session, core.vault, department, chat.flood_queued)
         values: dict[str, Any] = {
             "status": ROUTED,
             "category": classification.category,
@@ -281,6 +290,8 @@ class Intake:
             "category_unsure": not classification.confident,
             "created_at": now,
             "updated_at": now,
+            "duplicate_of_id": duplicate[0] if duplicate else None,
+            "card_held_at": now if held else None,
         }
         voicemail = message.channel == "voicemail"
         # Staff who logged a complaint took its details in person; a caller is asked on the call-back.
@@ -373,6 +384,9 @@ class Intake:
             claim_due,
             now,
             callback=callback_task(message.phone, core.local_text(callback_due)) if callback_due else None,
+            duplicate_of=duplicate[1] if duplicate else None,
+            held=held,
+            canned=() if held else tuple(session.scalars(top_query(department))),
         )
         rows.write(session)
         log.info("ticket %s opened: %s/%s -> %s", ticket.number, ticket.category, ticket.severity, department)

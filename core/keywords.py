@@ -20,12 +20,14 @@ import jieba  # type: ignore[import-untyped, unused-ignore]
 __all__ = ["CJK", "Hit", "KeywordSet", "Text", "segment"]
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_PASSIVE = frozenset("被遭")
 
 
 @dataclass(frozen=True)
 class Hit:
     keyword: str
     start: int
+    end: int
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,10 @@ class KeywordSet:
         hits = []
         for token, start in text.tokens:
             if token in self.chinese:
-                hits.append(Hit(token, start))
+                hits.append(Hit(token, start, start + len(token)))
+            elif token[:1] in _PASSIVE and token[1:] in self.chinese:
+                # jieba keeps a passive whole ("被扣", "被骂"), hiding the keyword after the marker.
+                hits.append(Hit(token[1:], start + 1, start + len(token)))
             elif len(token) > 2 and CJK.match(token):
                 hits += self._inside_word(token, start)
         if self._stems is not None:
@@ -71,7 +76,7 @@ class KeywordSet:
                 found.update(self._inside[match.group()])
             for stem in found:
                 for keyword, pattern in self._by_stem[stem]:
-                    hits += [Hit(keyword, m.start()) for m in pattern.finditer(text.raw)]
+                    hits += [Hit(keyword, m.start(), m.end()) for m in pattern.finditer(text.raw)]
         hits.sort(key=lambda hit: hit.start)
         return hits
 
@@ -84,7 +89,7 @@ class KeywordSet:
             for size in range(min(self._longest, len(token) - at - (at == 0)), 1, -1):
                 piece = token[at : at + size]
                 if piece in self.chinese:
-                    found.append(Hit(piece, start + at))
+                    found.append(Hit(piece, start + at, start + at + size))
                     at += size
                     break
             else:

@@ -127,6 +127,13 @@ class Ticket(Base):
             sqlite_where=text("anonymized_at IS NULL AND closed_at IS NOT NULL"),
             postgresql_where=text("anonymized_at IS NULL AND closed_at IS NOT NULL"),
         ),
+        # New tickets whose card waits for the next summary (a flooded staff chat): few, so partial.
+        Index(
+            "ix_tickets_card_held",
+            "card_held_at",
+            sqlite_where=text("card_held_at IS NOT NULL"),
+            postgresql_where=text("card_held_at IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)
@@ -161,6 +168,12 @@ class Ticket(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     satisfaction: Mapped[int | None] = mapped_column(Integer)  # the follow-up score, 1-5
     anonymized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # personal data erased
+    # Closed as merged: the ticket that carries on (its number still leads there).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # An open ticket of the same learner (or phone, or address) and category, seen at intake: a hint.
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # The card was held back (the staff chat's lane was saturated): the next summary announces it.
+    card_held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     learner: Mapped[Learner] = relationship()
     identity: Mapped[LearnerIdentity | None] = relationship()
@@ -228,6 +241,37 @@ class Event(Base):
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(Text)
     ticket: Mapped[Ticket | None] = relationship()
+
+
+class TicketMerge(Base):
+    """One merge of `merged_id` into `kept_id`, with what it changed, so `/unmerge` can put it back."""
+
+    __tablename__ = "ticket_merges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kept_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    merged_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(120))
+    # The rows moved and the values changed (ids, old times and fields): what an unmerge restores.
+    undo: Mapped[dict[str, Any]] = mapped_column(JSON)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CannedReply(Base):
+    """A stored reply of one department, in Chinese and English, with the ticket's fields filled in."""
+
+    __tablename__ = "canned_replies"
+    __table_args__ = (UniqueConstraint("department", "key", name="uq_canned_replies_department_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(30))
+    text_zh: Mapped[str | None] = mapped_column(Text)
+    text_en: Mapped[str | None] = mapped_column(Text)
+    uses: Mapped[int] = mapped_column(Integer, default=0)  # the card offers the most used
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(120))  # a manager, or "file"
+    # The entry of `canned.toml` as last taken in: a chat edit stands until the file's entry changes.
+    file_texts: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class ClassificationCorrection(Base):

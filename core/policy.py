@@ -176,6 +176,16 @@ class ReportPolicy(_Model):
     at: time = time(9, 0)  # local time, on that day
 
 
+class StaffChatPolicy(_Model):
+    # A new ticket of a learner (or phone, or address) with an open one in the same category this
+    # many hours old or younger says "possibly the same as …" on its card.
+    duplicate_window_hours: float = Field(72, ge=0)
+    # Staff messages queued for one department's chat at which its lane counts as saturated: new
+    # cards are then held and announced in one summary per interval (major complaints excepted).
+    flood_queued: int = Field(20, ge=1)
+    summary_every_minutes: float = Field(2, gt=0)
+
+
 class DepartmentPolicy(_Model):
     first_contact: str = "service"
     data_leak_alerts: str = "compliance"
@@ -194,6 +204,7 @@ class Policy(_Model):
     credit: CreditPolicy = CreditPolicy()
     report: ReportPolicy = ReportPolicy()
     departments: DepartmentPolicy = DepartmentPolicy()
+    staff_chat: StaffChatPolicy = StaffChatPolicy()
     # Validated by core.classify (its own shapes); kept raw here.
     classification: dict[str, Any]
     severity: dict[str, Any]

@@ -23,6 +23,7 @@ LOCALES = ("zh", "en")
 
 class Templates:
     def __init__(self, override_dir: Path | None = None) -> None:
+        self.override_dir = override_dir  # also where `canned.toml` (core.canned) is kept
         loaders: list[FileSystemLoader | PackageLoader] = []
         if override_dir is not None:
             loaders.append(FileSystemLoader(str(override_dir)))

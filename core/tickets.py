@@ -71,7 +71,7 @@ async def apply_move(
         detail = f"{department}: {detail}" if detail else department
         correct_category(core, session, ticket, actor, now)
     if action == "severity":
-        changed = correct_severity(core, session, ticket, severity or "", actor, now)
+        changed = await correct_severity(core, session, ticket, severity or "", actor, now)
         detail = f"{changed}: {detail}" if detail else changed
     if action == "assign":
         if owner is None:
@@ -109,6 +109,11 @@ async def apply_move(
 def record_disclosure(session: AsyncSession, ticket: Ticket, actor: str, now: datetime, what: str) -> None:
     """Every read of personal data by staff is written to the audit trail (POLICY.md §7)."""
     session.add(Event(ticket=ticket, at=now, actor=actor, action="disclosed", detail=what))
+
+
+def overdue(now: datetime) -> Any:
+    """The condition "the ticket is past an open deadline", for queries of tickets."""
+    return _overdue(now)
 
 
 def _overdue(now: datetime) -> Any:
@@ -213,6 +218,17 @@ async def ticket_view(
             "parent": await session.scalar(select(Ticket.number).where(Ticket.id == ticket.parent_id))
             if ticket.parent_id is not None
             else None,
+            # A merged ticket leads to the one that carries it on; that one lists what joined it.
+            "merged_into": await session.scalar(
+                select(Ticket.number).where(Ticket.id == ticket.merged_into_id)
+            )
+            if ticket.merged_into_id is not None
+            else None,
+            "merged": list(
+                await session.scalars(
+                    select(Ticket.number).where(Ticket.merged_into_id == ticket.id).order_by(Ticket.id)
+                )
+            ),
             "second_instances": list(
                 await session.scalars(
                     select(Ticket.number).where(Ticket.parent_id == ticket.id).order_by(Ticket.id)
@@ -291,11 +307,17 @@ async def learner_tickets(
     rows = []
     for ticket in tickets:
         due = await current_due(session, ticket.id) if ticket.status != CLOSED else None
+        merged_into = (
+            await session.scalar(select(Ticket.number).where(Ticket.id == ticket.merged_into_id))
+            if ticket.merged_into_id is not None
+            else None
+        )
         rows.append(
             {
                 "number": ticket.number,
                 "status": ticket.status,
                 "due": core.local_text(due.due_at) if due else None,
+                "merged_into": merged_into,  # its number still works: it leads to that one
             }
         )
     return rows

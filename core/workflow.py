@@ -199,6 +199,9 @@ MOVES: dict[str, Move] = {
         ),
         Move("reply", OPEN_STATES, None, ALL_STAFF, describe="reply to the learner"),
         Move("severity", OPEN_STATES, None, ALL_STAFF, describe="correct the severity"),
+        # Checked on both tickets (core.merge); the merged one ends closed, its clocks stopped.
+        Move("merge", OPEN_STATES, None, ALL_STAFF, describe="merge tickets"),
+        Move("unmerge", frozenset(STATES), None, ALL_STAFF, describe="undo a merge"),
     )
 }
 

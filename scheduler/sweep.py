@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 
 from core.context import CoreContext
-from scheduler import digest, escalation, followup, monthly_report, retention
+from scheduler import card_summary, digest, escalation, followup, monthly_report, retention
 from scheduler.duty import Duty, DutyReport
 
 log = logging.getLogger(__name__)
@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 # In this order: escalation before the digest, so the digest counts this sweep's breaches.
 DUTIES: tuple[tuple[str, Duty], ...] = (
     ("escalation", escalation.run),
+    ("card summary", card_summary.run),
     ("follow-up", followup.run),
     ("digest", digest.run),
     ("report", monthly_report.run),

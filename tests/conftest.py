@@ -7,6 +7,7 @@ the session gets a database of its own, migrated once, and each test starts from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -56,35 +57,57 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+@dataclass(frozen=True)
+class Postgres:
+    """The session's PostgreSQL database, or why there is none (its tests are then skipped)."""
+
+    url: str | None
+    reason: str = ""
+
+
+NO_SERVER = "no PostgreSQL server (set COMPLAINTBOT_TEST_POSTGRES_URL or run one on 127.0.0.1:5432)"
+
+
 @pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str | None]:
-    """A fresh, migrated PostgreSQL database for this test session (None: no server here)."""
+def postgres_database() -> Iterator[Postgres]:
+    """A fresh, migrated PostgreSQL database for this test session. A server that is absent, or that
+    answers but refuses us (a wrong password, no right to create a database), skips the PostgreSQL
+    tests with the reason and leaves the SQLite ones running."""
     admin = postgres_url()
     if admin is None:
-        yield None
+        yield Postgres(None, NO_SERVER)
         return
     name = f"complaintbot_test_{uuid.uuid4().hex[:10]}"
     url = make_url(admin).set(database=name).render_as_string(hide_password=False)
 
     async def create() -> None:
-        conn = await asyncpg.connect(_asyncpg_dsn(admin))
+        conn = await asyncpg.connect(_asyncpg_dsn(admin), timeout=10)
         try:
             await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
         engine = create_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
 
     async def drop() -> None:
-        conn = await asyncpg.connect(_asyncpg_dsn(admin))
+        conn = await asyncpg.connect(_asyncpg_dsn(admin), timeout=10)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
 
-    asyncio.run(create())
-    yield url
+    try:
+        asyncio.run(create())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        where = make_url(admin).render_as_string(hide_password=True)
+        yield Postgres(None, f"PostgreSQL at {where} refused the tests: {type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+            asyncio.run(drop())  # a database created before the migration failed
+        return
+    yield Postgres(url)
     asyncio.run(drop())
 
 
@@ -112,18 +135,16 @@ class Database:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def db(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, postgres_database: str | None
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, postgres_database: Postgres
 ) -> AsyncIterator[Database]:
     if request.param == "sqlite":
         path = tmp_path / "complaintbot.db"
         shutil.copy(sqlite_template, path)
         url = f"sqlite+aiosqlite:///{path}"
     else:
-        if postgres_database is None:
-            pytest.skip(
-                "no PostgreSQL server (set COMPLAINTBOT_TEST_POSTGRES_URL or run one on 127.0.0.1:5432)"
-            )
-        url = postgres_database
+        if postgres_database.url is None:
+            pytest.skip(postgres_database.reason)
+        url = postgres_database.url
     engine = create_engine(url)
     if request.param == "postgres":
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)

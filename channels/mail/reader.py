@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.mail.parse import MailError, message_key, parse_mail
-from channels.mail.staff_mail import record_staff_mail
+from channels.mail.staff_mail import record_staff_mail, staff_addresses
 from channels.mail.trust import sender_verdict
 from core.context import CoreContext
 from core.intake import Intake
@@ -131,9 +131,12 @@ class MailReader:
         # Whose Authentication-Results we believe (our receiving server's), if any.
         self.authserv_id = authserv_id
 
-    async def take(self, mail: Mail, now: datetime, recent: int | None = None) -> Outcome:
+    async def take(
+        self, mail: Mail, now: datetime, recent: int | None = None, staff: frozenset[str] | None = None
+    ) -> Outcome:
         """Commit one message (or keep it for staff); raises when nothing could be committed.
-        `recent`: the sender's messages in the last hour, when the caller has counted them."""
+        `recent`: the sender's messages in the last hour, and `staff`: the staff's addresses, when the
+        caller has read them for a whole batch."""
         now = self.clock() if self.clock is not None else now
         if mail.message is None:
             await keep_unparsed(self.core, "email", mail.key, mail.raw, mail.problem or "unusable", now)
@@ -143,7 +146,10 @@ class MailReader:
             log.info("e-mail %s is our own (from %s): not taken in", mail.ref, message.sender_id)
             return "kept"
         message = self._checked(message)
-        if message.auto_reply is None:  # a staff member's out-of-office reply is no note
+        if staff is None:
+            staff = await staff_addresses(self.core)
+        # A staff member's out-of-office reply is no note.
+        if message.auto_reply is None and message.sender_id in staff:
             noted = await record_staff_mail(self.core, message, now)
             if noted is not None:
                 log.info("e-mail %s from staff %s: a note on %s", mail.ref, message.sender_id, noted[0])
@@ -189,6 +195,7 @@ class MailReader:
         senders = [mail.message.sender_id for mail in mails if mail.message is not None]
         # One count for the whole batch, not a query per message: kept up to date lane by lane.
         recent = await self.recent(senders, now) if self.per_sender_per_hour else {}
+        staff = await staff_addresses(self.core)
         report, outcomes = MailReport(), dict[str, Outcome]()
         gate = asyncio.Semaphore(self.workers)
         trouble = [0]  # failures in a row across lanes
@@ -199,7 +206,7 @@ class MailReader:
                     if trouble[0] >= _GIVE_UP_PASS:
                         report.left += len(part) - index
                         return
-                    outcome = await self._try(mail, now, recent.get(sender, 0))
+                    outcome = await self._try(mail, now, recent.get(sender, 0), staff)
                     if outcome is None:  # a later message of this sender must not overtake it
                         trouble[0] += 1
                         report.left += len(part) - index
@@ -249,9 +256,9 @@ class MailReader:
             rows = (await session.execute(query)).all()
         return {indexes[index]: int(count) for index, count in rows if index in indexes}
 
-    async def _try(self, mail: Mail, now: datetime, recent: int) -> Outcome | None:
+    async def _try(self, mail: Mail, now: datetime, recent: int, staff: frozenset[str]) -> Outcome | None:
         try:
-            outcome = await self.take(mail, now, recent)
+            outcome = await self.take(mail, now, recent, staff)
         except Exception as exc:  # the database, mostly: the message stays in the mailbox for a retry
             tries = self._failures[mail.key] = self._failures.get(mail.key, 0) + 1
             log.warning("e-mail %s left for a retry (failure %d): %s", mail.ref, tries, exc, exc_info=True)

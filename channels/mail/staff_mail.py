@@ -28,6 +28,16 @@ NOTE = "note"
 _ANSWERED_CHANNELS = ("staff", "email")  # our staff mail (cards, alerts, notices), our mail to learners
 
 
+async def staff_addresses(core: CoreContext) -> frozenset[str]:
+    """The addresses of active staff members, read once per pass: asking the database for every mail
+    would queue each one behind intake's writer (SQLite has one connection) for what is nearly always no."""
+    async with core.sessions() as session:
+        rows = await session.scalars(
+            select(func.lower(Staff.email)).where(Staff.active.is_(True), Staff.email.is_not(None))
+        )
+        return frozenset(rows)
+
+
 async def record_staff_mail(
     core: CoreContext, message: InboundMessage, now: datetime
 ) -> tuple[str, bool] | None:

@@ -32,6 +32,7 @@ TelegramBot = ExtBot[Any]  # the client with PTB's rate limiter
 GROUP_RATE, GROUP_PERIOD_S = 20, 60.0  # Telegram's limit per group chat
 LEARNER_LIMITS = LaneLimits(batch=64, concurrency=16)  # PTB's limiter keeps the overall 30/s
 STAFF_LIMITS = LaneLimits(batch=32, concurrency=4)
+ROW_MAX = 5  # inline buttons in one row
 
 
 class GroupPacing:
@@ -65,9 +66,11 @@ def make_bot(token: str, base_url: str | None = None) -> TelegramBot:
 def _markup(message: OutboundMessage) -> InlineKeyboardMarkup | None:
     if not message.buttons:
         return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.label, callback_data=b.action) for b in message.buttons]]
-    )
+    keys = [InlineKeyboardButton(b.label, callback_data=b.action) for b in message.buttons]
+    # One row as long as it fits a phone's width; more (a summary's numbers, a card's canned replies)
+    # wrap in rows of four.
+    width = len(keys) if len(keys) <= ROW_MAX else 4
+    return InlineKeyboardMarkup([keys[i : i + width] for i in range(0, len(keys), width)])
 
 
 def _reply_parameters(chat_id: int, reply_to: str | None) -> ReplyParameters | None:

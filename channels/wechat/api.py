@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wechatpy import WeChatClient
 
 from core.outbox import TemporarySendError
+from core.privacy import Vault
 from core.state import get_state, hold_lease, release_lease, set_state
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,9 @@ class SharedAccessToken:
     """The account's access token, kept in `channel_state` for every instance of the bot.
 
     `get()` answers from memory while the token has more than `margin` to live, else from the
-    database, else fetches one. `refresh(rejected)` is for a token WeChat refused (40001, 42001):
+    database, else fetches one. With a `vault` the stored token is encrypted: whoever reads the database
+    (a backup, a support dump) could otherwise act as the account for up to two hours.
+    `refresh(rejected)` is for a token WeChat refused (40001, 42001):
     it fetches only if the database still holds that very token, so when several instances are
     refused at once the token is replaced once, and the others take the new one.
     """
@@ -120,8 +123,10 @@ class SharedAccessToken:
         margin: timedelta = timedelta(minutes=5),
         wait: float = 0.1,
         patience: int = 100,
+        vault: Vault | None = None,
     ) -> None:
         self.sessions = sessions
+        self.vault = vault
         self.fetch = fetch
         self.clock = clock
         self.margin = margin
@@ -144,7 +149,7 @@ class SharedAccessToken:
     async def refresh(self, rejected: str | None) -> str:
         async with self._lock:
             for _ in range(self.patience):
-                stored = AccessToken.load(await get_state(self.sessions, self.key))
+                stored = await self._stored()
                 if self._fresh(stored, rejected):
                     self._token = stored
                     assert stored is not None
@@ -159,16 +164,25 @@ class SharedAccessToken:
                 await asyncio.sleep(self.wait)  # another instance is fetching: take its token
         raise TemporarySendError("another instance is still fetching the WeChat access token")
 
+    async def _stored(self) -> AccessToken | None:
+        """The token in the database. One stored in clear before tokens were encrypted is used until it
+        expires; one under a key since retired reads as none, and a new one is fetched."""
+        text = await get_state(self.sessions, self.key)
+        if text and self.vault is not None:
+            text = self.vault.reveal(text)
+        return AccessToken.load(text)
+
     async def _fetch_under_lease(self, rejected: str | None) -> str:
         # Another instance may have stored a new token between our read and our lease.
-        stored = AccessToken.load(await get_state(self.sessions, self.key))
+        stored = await self._stored()
         if self._fresh(stored, rejected):
             assert stored is not None
             self._token = stored
             return stored.value
         value, expires_in = await self.fetch()
         token = AccessToken(value, self.clock() + timedelta(seconds=expires_in))
-        await set_state(self.sessions, self.key, token.dump(), self.clock())
+        dumped = token.dump() if self.vault is None else self.vault.encrypt(token.dump())
+        await set_state(self.sessions, self.key, dumped, self.clock())
         self._token = token
         log.info("WeChat access token renewed (valid %d s)", expires_in)
         return value

@@ -216,6 +216,9 @@ def runs(seeded: Seeded, dirs: dict[str, Path]) -> dict[str, Result]:
         "list_closed": Call(site, ("tickets", "list", "--status", "closed", "--json")),
         "list_overdue": Call(site, ("tickets", "list", "--status", "overdue", "--json")),
         "list_human": Call(site, ("tickets", "list")),  # piped: rich's default 80 columns
+        "search_words": Call(site, ("tickets", "list", "--search", "teacher CHAPTERS", "--json")),
+        "search_phone": Call(site, ("tickets", "list", "--search", "138****8000", "--json")),
+        "search_empty": Call(site, ("tickets", "list", "--search", " ")),
         "list_human_wide": Call(site, ("tickets", "list"), {"COLUMNS": "200"}),
         "list_page": Call(site, ("tickets", "list", "--limit", "2")),
         "list_page_json": Call(site, ("tickets", "list", "--json", "--limit", "2", "--offset", "2")),
@@ -516,3 +519,12 @@ def test_credit_json_keeps_a_finished_quarters_grades_with_their_inputs(runs: di
     assert finance["key"] == "finance" and finance["grade"] == "not_graded"  # one complaint, none closed
     assert finance["inputs"]["received"] == 1 and finance["inputs"]["closed"] == 0
     assert finance["inputs"]["deadlines_breached"] >= 1 and finance["inputs"]["min_closed"] == 5
+
+
+def test_tickets_list_search_finds_by_words_and_phone_tail(runs: dict[str, Result], seeded: Seeded) -> None:
+    assert [row["number"] for row in json_out(runs["search_words"])] == [seeded.fresh]
+    found = json_out(runs["search_phone"])
+    assert [row["number"] for row in found] == [seeded.overdue]
+    assert "13812348000" not in runs["search_phone"].stdout  # masked as everywhere else
+    empty = runs["search_empty"]
+    assert empty.returncode != 0 and "--search: give words" in empty.stderr

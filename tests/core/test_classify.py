@@ -19,6 +19,7 @@ from core.classify import (
     detect_language,
     parse_amounts,
     rules_from_policy,
+    why,
 )
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "core" / "policy_default.toml"
@@ -410,6 +411,154 @@ def test_personal_datum_and_disclosure_in_one_sentence_is_a_leak() -> None:
     assert classify("the sales rep shared the learners' contact list", rules).data_leak
     # In different sentences they say nothing about a leak.
     assert not classify("I shared my notes. My phone number is on file.", rules).data_leak
+
+
+@pytest.mark.parametrize(
+    ("text", "major"),
+    [
+        # The writer counted among several: "我们" right before the count, or "other" after it.
+        ("上周的补课我们好几个同学都没收到通知", True),
+        ("我们三个都被多收了报名费", True),
+        ("me and 4 other trainees were never told the class moved", True),
+        # A whole collective's people, or a quantified share of it with a shared act.
+        ("整个周六班的学员都被扣了两次课时费", True),
+        ("咱们这届学员没一个拿到证书的", True),
+        ("the entire Sunday cohort was charged for a field trip that never happened", True),
+        ("half the group were locked out of the exam portal", True),
+        # Sizes, durations and times are not a group.
+        ("我们班有四十多个人，教室太挤了", False),
+        ("我们三个月都没见到班主任", False),
+        ("most of the class time is spent on small talk", False),
+        ("整个课都在念PPT，太无聊了", False),
+    ],
+)
+def test_several_learners_are_recognised_however_they_are_counted(
+    default_rules: ClassificationRules, text: str, major: bool
+) -> None:
+    result = classify(text, default_rules)
+    assert (result.severity == "major") is major, result.reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "severity"),
+    [
+        # Hurt by something, in the words learners use.
+        ("做实验的时候手被柜门夹伤了", "major"),
+        ("the heater in the lab sparks whenever it's switched on", "major"),
+        ("someone in our class got food poisoning from the snacks sold downstairs", "major"),
+        # A safety word naming what is taught is no incident.
+        ("the fire safety module was dull and far too long", "general"),
+        ("消防演练组织得乱七八糟，老师也没讲清楚", "general"),
+    ],
+)
+def test_safety_incidents_are_major_and_safety_subjects_are_not(
+    default_rules: ClassificationRules, text: str, severity: str
+) -> None:
+    result = classify(text, default_rules)
+    assert result.severity == severity, result.reasons
+
+
+def test_a_safety_subject_needs_the_operators_topic_words() -> None:
+    rules = small_rules(safety_keywords=("fire",))
+    assert classify("the fire drill was badly run", rules).severity == "major"
+    topics = small_rules(safety_keywords=("fire",), safety_topic_words=("drill",))
+    result = classify("the fire drill was badly run", topics)
+    assert result.severity == "general"
+    assert "not a safety (a subject: 'drill' after it): fire" in result.reasons
+
+
+def test_a_third_party_contacting_the_learner_is_a_leak(default_rules: ClassificationRules) -> None:
+    result = classify("刚交完报名表没两天，就有保险公司打电话给我推销", default_rules)
+    assert (result.category, result.severity, result.data_leak) == ("other", "major", True)
+    assert "data leak: 保险公司 + 打电话给我" in why(result)
+    assert classify("a telemarketer called me the day after I enrolled", default_rules).data_leak
+    # The learner's own lender chasing its own loan is no leak.
+    assert not classify("贷款公司天天打电话给我催还款", default_rules).data_leak
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "客服再推来推去，我就把聊天记录发到某音上",
+        "if this isn't fixed by monday I'm putting it on zhihu and dianping",
+        "这种收费方式早晚上热搜",
+    ],
+)
+def test_media_threats_by_platform_name_are_major(default_rules: ClassificationRules, text: str) -> None:
+    result = classify(text, default_rules)
+    assert result.severity == "major" and any(r.startswith("threat: ") for r in result.reasons)
+
+
+def test_a_threat_taken_back_is_not_a_threat_nor_a_sum(default_rules: ClassificationRules) -> None:
+    result = classify("我也懒得去小红书吐槽，只想把多收的300退了", default_rules)
+    assert result.severity == "general", result.reasons
+    # A hotline's number is not money, even among money words.
+    calm = classify("没想过打12315，多扣的200块退给我就行", default_rules)
+    assert (calm.severity, calm.amount_yuan) == ("general", 200)
+    press = classify("dont want to take this to the press, just fix the projector", default_rules)
+    assert press.severity == "general"
+    # What the learner meant not to do, until now, is a threat.
+    assert classify("本来不想去消协的，可是拖到现在还不退", default_rules).severity == "major"
+
+
+def test_a_keyword_is_found_after_a_passive_marker() -> None:
+    # jieba keeps "被扣" whole; the keyword "扣" inside it still counts.
+    rules = small_rules(categories=(("teaching", ("老师",)), ("fees", ("扣",)), ("other", ("平台",))))
+    result = classify("上个月又被扣了一次", rules)
+    assert result.category == "fees" and "keyword 扣 -> fees" in result.reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("8k的课程说好包教材", [8000]),
+        ("dropped 15k on this bootcamp", [15000]),
+        ("they took 3.2k from my card", [3200]),
+        ("the course was 9800 all in", [9800]),
+        ("a 2k word essay every week", []),
+    ],
+)
+def test_amounts_written_the_way_learners_write_them(text: str, expected: list[int]) -> None:
+    assert parse_amounts(text) == [Decimal(n) for n in expected]
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        # A teacher's contempt or insult is service attitude ...
+        ("李老师当众说我脑子笨，别来浪费她时间", "service"),
+        ("the tutor talked down to me when I asked about my grade", "service"),
+        ("our lecturer blames the office and the office blames him", "service"),
+        # ... what and how they teach is teaching.
+        ("李老师讲题总跳步骤，讲了三遍还是听不懂", "teaching"),
+    ],
+)
+def test_teachers_attitude_is_service_and_their_teaching_is_teaching(
+    default_rules: ClassificationRules, text: str, category: str
+) -> None:
+    assert classify(text, default_rules).category == category
+
+
+def test_an_amount_weighs_for_the_operators_amount_category() -> None:
+    plain = classify("卡里被划走了3000元", small_rules())
+    assert (plain.category, plain.confident) == ("other", False)  # no keyword: a guess
+    rules = small_rules(amount_category="fees", amount_weight=1)
+    result = classify("卡里被划走了3000元", rules)
+    assert (result.category, result.confident) == ("fees", True)
+    assert "an amount of money (1) -> fees" in result.reasons
+    with pytest.raises(ValueError, match="unknown category"):
+        small_rules(amount_category="money", amount_weight=1)
+
+
+def test_why_names_what_decided_and_flags_a_guess(default_rules: ClassificationRules) -> None:
+    sure = classify("整个周六班的学员都被扣了两次课时费", default_rules)
+    line = why(sure)
+    assert line.startswith("fees: ") and "课时费" in line and "(a guess)" not in line
+    assert "major: group: " in line and line.count("group: ") == 1
+    # Nothing in the text points to a category: a guess, for learner services to check.
+    unsure = classify("你好，在吗？有件事情想说一下", default_rules)
+    assert not unsure.confident and "(a guess)" in why(unsure)
+    assert any(r.endswith("please check") for r in unsure.reasons)
 
 
 # ---- rules_from_policy ------------------------------------------------------------------

@@ -36,9 +36,9 @@ from tests.core.report_history import History, build_history
 
 TZ = ZoneInfo("Asia/Shanghai")
 QUARTER_START = datetime(2026, 7, 1, tzinfo=TZ)
-# Over the quarter: about 200 a month, every path of the workflow many times over (more with
-# COMPLAINTBOT_REPORT_TICKETS; the benchmark builds 100,000).
-TICKETS = int(os.environ.get("COMPLAINTBOT_REPORT_TICKETS", "600"))
+# Over the quarter: about 700 a month, every path of the workflow hundreds of times over (more or fewer
+# with COMPLAINTBOT_REPORT_TICKETS; the benchmark builds 100,000).
+TICKETS = int(os.environ.get("COMPLAINTBOT_REPORT_TICKETS", "2000"))
 AS_OF = datetime(2026, 11, 2, 10, 0, tzinfo=TZ)
 
 

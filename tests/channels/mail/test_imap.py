@@ -149,10 +149,12 @@ class FailingOn(MailReader):
         super().__init__(intake, core)
         self.bad = bad
 
-    async def take(self, mail: Mail, now: datetime, recent: int | None = None) -> Outcome:
+    async def take(
+        self, mail: Mail, now: datetime, recent: int | None = None, staff: frozenset[str] | None = None
+    ) -> Outcome:
         if mail.message is not None and mail.message.external_id == self.bad:
             raise ConnectionError("database down")
-        return await super().take(mail, now, recent)
+        return await super().take(mail, now, recent, staff)
 
 
 async def test_a_message_stays_unseen_until_its_intake_commits(
@@ -231,8 +233,10 @@ async def test_the_server_killed_mid_batch_loses_nothing_and_repeats_nothing(
     class KillingServer(MailReader):
         taken = 0
 
-        async def take(self, mail: Mail, now: datetime, recent: int | None = None) -> Outcome:
-            outcome = await super().take(mail, now, recent)
+        async def take(
+            self, mail: Mail, now: datetime, recent: int | None = None, staff: frozenset[str] | None = None
+        ) -> Outcome:
+            outcome = await super().take(mail, now, recent, staff)
             self.taken += 1
             if self.taken == 12:  # in the third batch of five, committed, before its \Seen
                 dovecot.kill()

@@ -24,3 +24,8 @@ async def tg_bot(botapi: BotApiServer) -> AsyncIterator[telegram.Bot]:
     """An initialized real ``telegram.Bot`` talking HTTP to :func:`botapi`."""
     async with botapi.make_bot() as bot:
         yield bot
+
+
+# The staff-chat rig (a Telegram bot with staff and learners, its poller and dispatcher) for every
+# module of staff chat-ops, defined beside the staff commands' tests.
+from tests.channels.telegram.test_staff_commands import rig  # noqa: E402, F401

@@ -393,7 +393,8 @@ async def test_severity_command_corrects_alerts_and_is_recorded(rig: Rig) -> Non
     answer = await rig.say(TEACHING_CHAT, TEACHER, f"/severity {number} major 全班都受影响")
     assert answer.startswith("✅") and "severity major" in answer
     assert (await rig.ticket(number)).severity == "major"
-    assert [e.detail for e in await rig.events(number, "severity")] == ["general -> major: 全班都受影响"]
+    [detail] = [e.detail for e in await rig.events(number, "severity")]
+    assert detail.startswith("general -> major; claim due") and detail.endswith(": 全班都受影响")
     assert any(number in text for text in rig.botapi.texts_to(MANAGERS_CHAT))  # as a major one at entry
     card = next(t for t in rig.botapi.texts_to(TEACHING_CHAT) if number in t and "依据" in t)
     assert "severity general -> major by 王老师" in card

@@ -42,7 +42,7 @@ def wechat_sender(
 ) -> WechatSender:
     """A sender as one instance of the bot has it: its own client and its own view of the token."""
     fetch = token_fetcher(APP_ID, secret, base_url)
-    token = SharedAccessToken(core.sessions, APP_ID, fetch, clock=lambda: NOW, wait=0.01)
+    token = SharedAccessToken(core.sessions, APP_ID, fetch, clock=lambda: NOW, wait=0.01, vault=core.vault)
     return WechatSender(WechatClient(APP_ID, secret, base_url), token, template_id=template_id)
 
 
@@ -100,7 +100,10 @@ async def test_a_staff_reply_reaches_the_learner_as_a_customer_service_message(
     # The acknowledgement went the same way, with the ticket number; one token served every message.
     assert any(number in m["text"]["content"] for m in api.custom_messages)
     assert api.token_calls == 1
-    stored = AccessToken.load(await get_state(core.sessions, f"wechat:{APP_ID}:access_token"))
+    # Shared through the database, encrypted there: a copy of the database is no key to the account.
+    kept = await get_state(core.sessions, f"wechat:{APP_ID}:access_token")
+    assert kept is not None and "TOKEN-1" not in kept
+    stored = AccessToken.load(core.vault.decrypt(kept))
     assert stored is not None and stored.value == "TOKEN-1"
     assert {c.query["access_token"] for c in api.calls if c.endpoint == CUSTOM} == {"TOKEN-1"}
 

@@ -1,0 +1,51 @@
+"""Staff chat: `/find <words | part of a number | phone tail>`, over the tickets the sender may see
+(their department's; managers', every one), masked; a search by phone tail is recorded on each ticket
+it finds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.staff_queries import LIST_LIMIT, BadCommand
+from channels.telegram.parse import ButtonPress, StaffCommand
+from core.clocks import current_due
+from core.context import CoreContext
+from core.models import Staff
+from core.privacy import redact
+from core.search import SearchError, found_by_contact, parse_query, search_tickets
+from core.tickets import staff_actor
+from core.workflow import MANAGER
+
+
+async def find_command(
+    core: CoreContext,
+    session: AsyncSession,
+    staff: Staff,
+    event: StaffCommand | ButtonPress,
+    args: str,
+    now: datetime,
+) -> str:
+    try:
+        query = parse_query(args)
+    except SearchError as exc:
+        raise BadCommand(f"{exc}: /find 退费, /find 00071, /find *8000") from None
+    department = None if staff.role == MANAGER else staff.department
+    tickets, total = await search_tickets(core, session, query, department=department, limit=LIST_LIMIT)
+    if query.phone_tail is not None:
+        how = f"found by /find phone tail {query.phone_tail} in Telegram chat {event.chat_id}"
+        found_by_contact(session, tickets, staff_actor(staff).label, now, how)
+    where = department or "all departments"
+    if not tickets:
+        return f"Nothing found for {args.strip()!r} ({where})."
+    lines = [f"Found {total} ({where}):"]
+    for ticket in tickets:
+        due = await current_due(session, ticket.id)
+        when = f"{due.stage} due {core.local_text(due.due_at)}" if due else "no open deadline"
+        summary = redact(core.vault.reveal(ticket.summary))[:50]
+        what = f"{ticket.status} · {ticket.category} · {ticket.department}"
+        lines.append(f"{ticket.number} · {what} · {when} · {summary}")
+    if total > len(tickets):
+        lines.append(f"…and {total - len(tickets)} more: add a word")
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""Possible duplicates: the same complaint made again on another channel, pointed out on the new card.
+
+A hint for staff, who decide (`/merge`): so the phone or e-mail address a message merely carries is
+enough to point it out, though it links no identities (`core.learners`), and nothing is merged here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from core.messages import InboundMessage
+from core.models import Learner, Ticket
+from core.privacy import Vault, normalize
+from core.workflow import OPEN_STATES
+
+
+def _index(vault: Vault, kind: str, value: str | None) -> str | None:
+    return vault.blind_index(kind, value) if value and normalize(kind, value) else None
+
+
+def possible_duplicate(
+    session: Session,
+    vault: Vault,
+    learner: Learner,
+    message: InboundMessage,
+    category: str,
+    now: datetime,
+    window_hours: float,
+) -> tuple[int, str] | None:
+    """The id and number of the newest open ticket in `category`, opened within the window, of this
+    learner or of one with the phone number or e-mail address the message (or the learner) carries."""
+    if window_hours <= 0:
+        return None
+    email = message.email or (message.sender_id if message.channel == "email" else None)
+    phone = message.phone or (message.sender_id if message.channel == "voicemail" else None)
+    indexes = {
+        Learner.phone_index: {_index(vault, "phone", phone), learner.phone_index},
+        Learner.email_index: {_index(vault, "email", email), learner.email_index},
+    }
+    same_contact = [column.in_(values - {None}) for column, values in indexes.items() if values - {None}]
+    whose = [Ticket.learner_id == learner.id] if learner.id is not None else []
+    if same_contact:
+        whose.append(Ticket.learner_id.in_(select(Learner.id).where(or_(*same_contact))))
+    if not whose:
+        return None
+    found = session.execute(
+        select(Ticket.id, Ticket.number)
+        .where(
+            or_(*whose),
+            Ticket.category == category,
+            Ticket.status.in_(OPEN_STATES),
+            Ticket.created_at >= now - timedelta(hours=window_hours),
+        )
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    ).first()
+    return (found.id, found.number) if found is not None else None

@@ -1,0 +1,131 @@
+"""Canned replies and `/find` from the staff chat, through the real client and the Bot API stand-in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.models import CannedReply, Event
+from core.search import parse_query, search_listed
+from core.templates import Templates
+from tests.channels.telegram.test_staff_commands import (
+    CASHIER,
+    FEES,
+    LEARNER,
+    MANAGER,
+    MANAGERS_CHAT,
+    OTHER_LEARNER,
+    STAFF_CHAT,
+    TEACHER,
+    TEACHING,
+    TEACHING_CHAT,
+    Rig,
+)
+
+LATE_ZH = "您好，您的投诉 {{ number }} 已转教学部，我们会在 {{ due }} 前与您联系。"
+LATE_EN = "Hello, {{ number }} is with {{ department }}; we will contact you by {{ due }}."
+
+
+async def _uses(rig: Rig, key: str) -> int:
+    async with rig.core.sessions() as session:
+        row = await session.scalar(select(CannedReply).where(CannedReply.key == key))
+        assert row is not None
+        return row.uses
+
+
+async def test_managers_keep_canned_replies_and_staff_send_them(rig: Rig) -> None:
+    number = await rig.complain(LEARNER, TEACHING)
+    refused = await rig.say(TEACHING_CHAT, TEACHER, f"/canned set teaching #late zh {LATE_ZH}")
+    assert refused.startswith("⛔") and "only managers" in refused
+    bad = await rig.say(MANAGERS_CHAT, MANAGER, "/canned set teaching #late zh 您好 {{ learner_phone }}")
+    assert bad.startswith("⚠️") and "learner_phone" in bad and "{{ number }}" in bad
+    # Filled in inside Jinja's sandbox: a text can name fields, not reach into Python.
+    bad = await rig.say(MANAGERS_CHAT, MANAGER, "/canned set teaching #x en {{ number.__class__.__mro__ }}")
+    assert bad.startswith("⚠️") and "unsafe" in bad
+    said = await rig.say(MANAGERS_CHAT, MANAGER, f"/canned set teaching #late zh {LATE_ZH}")
+    assert said.startswith("✅") and "#late (zh) of teaching saved by 陈经理" in said
+    assert (await rig.say(MANAGERS_CHAT, MANAGER, f"/canned set teaching #late en {LATE_EN}")).startswith(
+        "✅"
+    )
+
+    listed = await rig.say(TEACHING_CHAT, TEACHER, "/canned")
+    assert "#late [zh/en, used 0×]" in listed
+
+    sent = await rig.say(TEACHING_CHAT, TEACHER, f"/reply {number} #late")
+    assert sent.startswith("✅") and "reply by 王老师 sent to the learner" in sent
+    reply = rig.botapi.texts_to(LEARNER)[-1]
+    assert number in reply and "我们会在 2026-11-23" in reply and "{{" not in reply
+    assert await _uses(rig, "late") == 1
+    assert [e.detail for e in await rig.events(number, "reply")] == [reply.partition("】")[2]]
+    unknown = await rig.say(TEACHING_CHAT, TEACHER, f"/reply {number} #refund")
+    assert unknown.startswith("⚠️") and "no canned reply #refund in teaching" in unknown and "#late" in unknown
+
+    # The next card offers the department's most used reply as a button; pressing it sends it.
+    other = await rig.complain(OTHER_LEARNER, "老师讲课太快，根本听不懂，教学质量差")
+    card = next(
+        m for m in rig.botapi.messages_to(TEACHING_CHAT) if other in m.get("text", "") and "🆕" in m["text"]
+    )
+    buttons = [b["callback_data"] for row in card["reply_markup"]["inline_keyboard"] for b in row]
+    assert f"reply:{other} #late" in buttons
+    rig.botapi.callback(TEACHING_CHAT, TEACHER, card["message_id"], f"reply:{other} #late")
+    await rig.round()
+    assert other in rig.botapi.texts_to(OTHER_LEARNER)[-1] and await _uses(rig, "late") == 2
+
+    assert "#late removed" in await rig.say(MANAGERS_CHAT, MANAGER, "/canned remove teaching #late")
+    assert "No canned replies for teaching" in await rig.say(TEACHING_CHAT, TEACHER, "/canned")
+
+
+async def test_canned_replies_from_the_templates_directory(rig: Rig, tmp_path: Path) -> None:
+    (tmp_path / "canned.toml").write_text(
+        '[finance.refund]\nzh = "{{ number }}：退费已在处理，{{ stage }} 截止 {{ due }}。"\n'
+        'en = "{{ number }}: your refund is being handled."\n',
+        encoding="utf-8",
+    )
+    rig.core.templates = Templates(tmp_path)
+    number = await rig.complain(LEARNER, FEES)
+    listed = await rig.say(STAFF_CHAT, CASHIER, "/canned")
+    assert "#refund [zh/en, used 0×]" in listed
+    assert (await rig.say(STAFF_CHAT, CASHIER, f"/reply {number} #refund")).startswith("✅")
+    assert rig.botapi.texts_to(LEARNER)[-1].endswith(f"{number}：退费已在处理，claim 截止 2026-11-23 11:00。")
+    # Edited from chat afterwards: the newer edit wins over the (older) file.
+    rig.clock[0] += timedelta(minutes=5)
+    assert (
+        await rig.say(MANAGERS_CHAT, MANAGER, "/canned set finance #refund zh 已加急：{{ number }}")
+    ).startswith("✅")
+    assert "已加急" in await rig.say(STAFF_CHAT, CASHIER, "/canned finance")
+
+
+async def test_find_by_words_number_and_phone_tail(rig: Rig) -> None:
+    teaching = await rig.complain(LEARNER, "老师上课总是迟到，教学质量很差，我的手机 13812348000")
+    fees = await rig.complain(OTHER_LEARNER, FEES)
+
+    found = await rig.say(TEACHING_CHAT, TEACHER, "/find 迟到")
+    assert teaching in found and fees not in found and "Found 1 (teaching)" in found
+    assert "138****8000" in found and "13812348000" not in found  # masked, as everywhere in chat
+    # Staff see their own department's; a manager, every one.
+    assert "Nothing found" in await rig.say(TEACHING_CHAT, TEACHER, "/find 退费")
+    assert fees in await rig.say(MANAGERS_CHAT, MANAGER, "/find 退费")
+    assert fees in await rig.say(MANAGERS_CHAT, MANAGER, f"/find {fees[-7:]}")
+
+    assert await rig.events(teaching, "searched") == []
+    by_phone = await rig.say(TEACHING_CHAT, TEACHER, "/find *8000")
+    assert teaching in by_phone and fees not in by_phone
+    searched = await rig.events(teaching, "searched")
+    assert len(searched) == 1 and "王老师" in searched[0].actor and "8000" in (searched[0].detail or "")
+    assert (await rig.say(TEACHING_CHAT, TEACHER, "/find")).startswith("⚠️")
+
+    # `complaintbot tickets list --search` reads the same way (every department), and audits a phone tail.
+    async with rig.core.sessions() as session, session.begin():
+        listed = await search_listed(rig.core, session, parse_query("退费"), "open", rig.now, "operator:test")
+        assert [t.number for t in listed] == [fees]
+        listed = await search_listed(
+            rig.core, session, parse_query("138****8000"), "all", rig.now, "operator:x"
+        )
+        assert [t.number for t in listed] == [teaching]
+    async with rig.core.sessions() as session:
+        actors = await session.scalars(
+            select(Event.actor).where(Event.action == "searched").order_by(Event.id)
+        )
+        assert list(actors)[-1] == "operator:x"
