@@ -522,9 +522,9 @@ def test_credit_json_keeps_a_finished_quarters_grades_with_their_inputs(runs: di
 
 
 def test_tickets_list_search_finds_by_words_and_phone_tail(runs: dict[str, Result], seeded: Seeded) -> None:
-    assert [row["number"] for row in json_out(runs["search_words"])] == [seeded.fresh]
+    assert [row["number"] for row in json_out(runs["search_words"])["tickets"]] == [seeded.fresh]
     found = json_out(runs["search_phone"])
-    assert [row["number"] for row in found] == [seeded.overdue]
+    assert [row["number"] for row in found["tickets"]] == [seeded.overdue] and found["total"] == 1
     assert "13812348000" not in runs["search_phone"].stdout  # masked as everywhere else
     empty = runs["search_empty"]
     assert empty.returncode != 0 and "--search: give words" in empty.stderr
