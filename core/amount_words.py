@@ -2,7 +2,7 @@
 
 - English number words become digits before amounts are read: "eighteen hundred", "three thousand two
   hundred yuan", "five grand" are 1800, 3200 and 5 grand;
-- "两个多w", "三个w" are 万 written on a phone keyboard;
+- "两个多w", "三个w" are 万 written on a phone keyboard; "好几千", "大几万" are at least 一千, 一万;
 - a sum paid every month or instalment, with the number of months, instalments or years in the same
   sentence, is what the learner owes in all: "每个月还八百多，要还两年", "399 a month for twelve months".
 """
@@ -31,6 +31,8 @@ _RUN = re.compile(
     rf"(?:[\s-]+(?:and[\s-]+)?(?:{_WORD})(?![a-z]))*(?![a-z])",
     re.I,
 )
+# "好几千", "大几万": some thousands, so at least one.
+_SOME = re.compile(r"[好大]?几(?=[千万])")
 # "两个多w", "三个w": a count of 万.
 _GE_W = re.compile(r"(?<=[一二两三四五六七八九十几0-9])个(多|半)?\s*[wW](?![A-Za-z])")
 
@@ -50,7 +52,8 @@ _SENTENCE_END = re.compile(r"[。！？!?;；\n]|\.\s")
 
 
 def with_digits(text: str) -> str:
-    """The text with English number words in digits, and "两个多w" as "两万多"."""
+    """The text with English number words in digits, "两个多w" as "两万多" and "好几千" as "一千"."""
+    text = _SOME.sub("一", text)
     text = _GE_W.sub(lambda m: "万" + (m.group(1) or ""), text)
     return _RUN.sub(_number_of, text)
 

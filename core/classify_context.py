@@ -88,13 +88,14 @@ def without_waived_amounts(text: str, rules: ClassificationRules) -> str:
 
 def jest_sentences(text: str, rules: ClassificationRules) -> list[tuple[int, int, str]]:
     """(start, end, cue) of the sentences said in jest ("哈哈", "开玩笑", "lol"): a threat in them is not
-    meant."""
+    meant. Not those that say it is no joke ("我不是开玩笑")."""
     if not rules.jest_cues:
         return []
     lowered = text.lower()
     found = []
     for start, end in _sentences(text):
-        cue = _has(lowered[start:end], rules.jest_cues)
-        if cue:
+        sentence = lowered[start:end]
+        cue = _has(sentence, rules.jest_cues)
+        if cue and not _has(sentence, rules.earnest_cues):
             found.append((start, end, cue))
     return found

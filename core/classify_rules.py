@@ -72,6 +72,8 @@ class ClassificationRules:
     amount_waivers: tuple[str, ...] = ()
     # A threat in a sentence with one of these is not meant: "崩得我都想报警了，笑死", "lol".
     jest_cues: tuple[str, ...] = ()
+    # ... unless it says the threat is no joke: "我不是开玩笑", "I'm not joking".
+    earnest_cues: tuple[str, ...] = ()
     # An amount of money counts for this category (fees), at this weight, besides its words.
     amount_category: str | None = None
     amount_weight: float = 0.0
@@ -86,6 +88,7 @@ class ClassificationRules:
             self.negation_cues, self.negation_lapses, self.safety_topic_words, self.third_party_words,
             self.contact_words, self.own_dealings_words, self.settled_cues, self.past_cues,
             self.threat_disowners, self.unsettled_cues, self.amount_waivers, self.jest_cues,
+            self.earnest_cues,
         ]  # fmt: skip
         blank = [kw for kws in lists for kw in kws if not kw.strip() or kw.strip() == "*"]
         if blank:
@@ -184,6 +187,7 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         unsettled_cues=optional(severity, "unsettled_cues", "severity"),
         amount_waivers=optional(severity, "amount_waivers", "severity"),
         jest_cues=optional(severity, "jest_cues", "severity"),
+        earnest_cues=optional(severity, "earnest_cues", "severity"),
         amount_category=amount_category,
         amount_weight=float(_number(classification.get("amount_weight", 0), "classification.amount_weight")),
     )

@@ -121,8 +121,8 @@ def find_group(text: str, rules: ClassificationRules, patterns: GroupPatterns) -
             if m.groupdict().get("n") and _count_value(m.group("n")) < rules.group_min_people:
                 continue
             ours = m.groupdict().get("other") or patterns.ours.search(text, max(0, m.start() - 10), m.start())
-            # "the seven others in my level": others than the writer, who is one of them.
-            ours = ours or m.group("who") == "others"
+            # "the seven others in my level", "我们仨": the writer is one of them.
+            ours = ours or m.group("who") in ("others", "我们", "咱们")
             if ours or _SELF_MARKED.match(m.group("who")) or _marked(text, m.end(), rules):
                 return m.group().strip()
     for whole in (patterns.collective, patterns.whole):
