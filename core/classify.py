@@ -104,18 +104,26 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
     for kind in (_THREAT, _GROUP, _SAFETY):
         for hit in hits.get(kind, ()):
             cue = _negation(doc, hit, clauses, rules.negation_cues, rules.negation_lapses)
+            unmeant = None  # a threat not meant: someone else's, in jest, where the school was seen
             if kind == _THREAT and not cue:
                 cue = _negation(doc, hit, clauses, rules.threat_disowners, ())
-            jest = None
             if kind == _THREAT and not cue:
                 jest = next((said for start, end, said in jests if start <= hit.start < end), None)
-            topic = subjects.get(hit.start) if kind == _SAFETY else None
+                seen = _sighting(doc, hit, clauses, rules)
+                if jest:
+                    unmeant = f"said in jest: {jest!r}"
+                elif seen:
+                    unmeant = f"where the school was seen: {seen!r}"
+            topic = f"{subjects[hit.start]!r} after it" if kind == _SAFETY and hit.start in subjects else None
+            if kind == _SAFETY and not topic:
+                taught = _negation(doc, hit, clauses, rules.safety_topic_cues, ())
+                topic = f"{taught!r} before it" if taught else None
             if topic:
-                reasons.append(f"not a {kind} (a subject: {topic!r} after it): {hit.keyword}")
+                reasons.append(f"not a {kind} (a subject: {topic}): {hit.keyword}")
             elif cue:
                 reasons.append(f"not a {kind} ({cue!r} before it): {hit.keyword}")
-            elif jest:
-                reasons.append(f"not a {kind} (said in jest: {jest!r}): {hit.keyword}")
+            elif unmeant:
+                reasons.append(f"not a {kind} ({unmeant}): {hit.keyword}")
             else:
                 severity = MAJOR
                 reasons.append(f"{kind}: {hit.keyword}")
@@ -123,7 +131,12 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
     if count:
         severity = MAJOR
         reasons.append(f"group: {count}")
-    leaks = [f"data leak: {hit.keyword}" for hit in hits.get(_LEAK, ())]
+    # A leak the learner has only heard of ("some people online say you leak data") is not one.
+    leaks = [
+        f"data leak: {hit.keyword}"
+        for hit in hits.get(_LEAK, ())
+        if not _negation(doc, hit, clauses, rules.threat_disowners, ())
+    ]
     leaks += _disclosures(doc, hits.get(_DATUM, []), hits.get(_DISCLOSURE, []))
     if not leaks:
         parties, contacts = hits.get(_THIRD_PARTY, []), hits.get(_CONTACT, [])
@@ -209,6 +222,17 @@ def _negation(
     return next((cue for cue in cues if cue.lower() in before), None)
 
 
+def _sighting(doc: Text, hit: Hit, clauses: Sequence[int], rules: ClassificationRules) -> str | None:
+    """A sighting word in the threat's clause, and no posting word: "小红书上刷到你们的广告"."""
+    index = bisect.bisect_left(clauses, hit.start)
+    start = clauses[index - 1] + 1 if index else 0
+    end = clauses[index] if index < len(clauses) else len(doc.lowered)
+    clause = doc.lowered[start:end]
+    if any(word.lower() in clause for word in rules.threat_posting):
+        return None
+    return next((word for word in rules.threat_sightings if word.lower() in clause), None)
+
+
 def _topic(doc: Text, hit: Hit, safety: Sequence[Hit], topics: Sequence[str]) -> str | None:
     """The subject word right after a safety word (and the safety words joined to it): "fire safety
     module", "消防安全课", "first aid training" name what is taught, not what happened."""
@@ -236,7 +260,7 @@ def _subjects(doc: Text, safety: Sequence[Hit], topics: Sequence[str]) -> dict[i
     for hit in safety:
         topic = taught.get(bisect.bisect_left(ends, hit.start))
         if topic and hit.start not in found:
-            found[hit.start] = f"{topic}, in the same sentence"
+            found[hit.start] = topic  # the same sentence's subject
     return found
 
 

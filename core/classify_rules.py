@@ -54,10 +54,16 @@ class ClassificationRules:
     negation_cues: tuple[str, ...] = ()
     # Words before a threat in its clause that make it someone else's or never made: "朋友说…找了媒体".
     threat_disowners: tuple[str, ...] = ()
+    # A platform named in a clause with a sighting word and no posting word is where the learner saw the
+    # school, not a threat: "抖音上看到你们的广告才报的名".
+    threat_sightings: tuple[str, ...] = ()
+    threat_posting: tuple[str, ...] = ()
     # Words that make such a negation a thing of the past: "本来不想去消协的，但是…".
     negation_lapses: tuple[str, ...] = ()
     # Right after a safety word, these make it a subject, not an incident: "fire safety module", "消防演练".
     safety_topic_words: tuple[str, ...] = ()
+    # Before a safety word in its clause, these make it a subject too: "he talks about electric shocks".
+    safety_topic_cues: tuple[str, ...] = ()
     # A third party and its contacting the learner in one sentence is a leak ("a loan company called me and
     # knew my course"), unless the sentence shows the learner's own dealings with it ("催我还款").
     third_party_words: tuple[str, ...] = ()
@@ -88,7 +94,7 @@ class ClassificationRules:
             self.negation_cues, self.negation_lapses, self.safety_topic_words, self.third_party_words,
             self.contact_words, self.own_dealings_words, self.settled_cues, self.past_cues,
             self.threat_disowners, self.unsettled_cues, self.amount_waivers, self.jest_cues,
-            self.earnest_cues,
+            self.earnest_cues, self.safety_topic_cues, self.threat_sightings, self.threat_posting,
         ]  # fmt: skip
         blank = [kw for kws in lists for kw in kws if not kw.strip() or kw.strip() == "*"]
         if blank:
@@ -178,10 +184,13 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         negation_cues=optional(severity, "negation_cues", "severity"),
         negation_lapses=optional(severity, "negation_lapses", "severity"),
         safety_topic_words=optional(severity, "safety_topic_words", "severity"),
+        safety_topic_cues=optional(severity, "safety_topic_cues", "severity"),
         third_party_words=optional(severity, "third_party_words", "severity"),
         contact_words=optional(severity, "contact_words", "severity"),
         own_dealings_words=optional(severity, "own_dealings_words", "severity"),
         threat_disowners=optional(severity, "threat_disowners", "severity"),
+        threat_sightings=optional(severity, "threat_sightings", "severity"),
+        threat_posting=optional(severity, "threat_posting", "severity"),
         settled_cues=optional(severity, "settled_cues", "severity"),
         past_cues=optional(severity, "past_cues", "severity"),
         unsettled_cues=optional(severity, "unsettled_cues", "severity"),

@@ -68,6 +68,7 @@ def test_a_closed_matter_does_not_make_the_new_complaint_major(rules: Classifica
     [
         "上次说已经处理了，结果到现在还没退，两千块",  # said to be handled, still open
         "之前反映的甲醛问题到现在也没整改",
+        "上次说插座修好了，结果今天又冒火花",
         "Last month you said it was sorted, but I still haven't got my 2,000 back",
     ],
 )
@@ -87,6 +88,8 @@ def test_a_matter_said_closed_but_still_open_stays_major(rules: ClassificationRu
         "我朋友说她在别的机构遇到这种事直接找了媒体，我就是想说客服回复太慢",
         "差点就打12315了，好在后来学管主动打电话道歉",
         "If I were a more dramatic person I'd be writing to the newspapers about your slow replies",
+        "my mom says I should go to the media, but I just want the timetable fixed",
+        "抖音上看到你们的广告才报的名，老师讲得还行，就是教室太小",  # where the school was seen
     ],
 )
 def test_threats_in_jest_hearsay_or_never_made_are_not_major(rules: ClassificationRules, text: str) -> None:
@@ -102,6 +105,7 @@ def test_threats_in_jest_hearsay_or_never_made_are_not_major(rules: Classificati
         "录音我已经发给律所的朋友了",
         "Fine, I'll take it to the consumer council",
         "the entire email chain is going up on Reddit tonight",
+        "我要在抖音上发视频让大家都看到",
     ],
 )
 def test_earnest_and_conditional_threats_are_major(rules: ClassificationRules, text: str) -> None:
@@ -141,6 +145,7 @@ def test_an_amount_not_at_stake_is_not_major(rules: ClassificationRules) -> None
         severity("The course was 1,500 but my employer covered it, the teacher never explains", rules)
         == "general"
     )
+    assert severity("the course fee is 3,800 which is fine, but the wifi is terrible", rules) == "general"
     assert severity("课程1980，老师布置的作业太少了，钱花得不值", rules) == "major"
 
 
@@ -198,6 +203,7 @@ def test_hazards_and_injuries_worded_without_the_safety_words(rules: Classificat
         "前台的小哥很拽，爱答不理的",
         "I'm totally burned out from the homework load",
         "班主任拉我进了一个新群",
+        "the teacher talks about electric shocks in the electrician course but never shows us the tester",
     ],
 )
 def test_safety_words_as_subjects_or_figures_of_speech_are_not_major(
@@ -221,6 +227,11 @@ def test_safety_words_as_subjects_or_figures_of_speech_are_not_major(
 def test_personal_data_passed_on_without_the_leak_words(rules: ClassificationRules, text: str) -> None:
     result = classify(text, rules)
     assert (result.category, result.severity, result.data_leak) == ("other", "major", True)
+
+
+def test_a_leak_only_heard_of_is_not_one(rules: ClassificationRules) -> None:
+    assert severity("有些人说你们会泄露学员信息，是真的吗", rules) == "general"
+    assert severity("你们泄露了我的个人信息", rules) == "major"
 
 
 # ---- the operator's lists decide ----------------------------------------------------------------------
