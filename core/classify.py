@@ -137,7 +137,10 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
         for hit in hits.get(_LEAK, ())
         if not _negation(doc, hit, clauses, rules.threat_disowners, ())
     ]
-    leaks += _disclosures(doc, hits.get(_DATUM, []), hits.get(_DISCLOSURE, []))
+    data = [
+        hit for hit in hits.get(_DATUM, ()) if not _negation(doc, hit, clauses, rules.threat_disowners, ())
+    ]
+    leaks += _disclosures(doc, data, hits.get(_DISCLOSURE, []))
     if not leaks:
         parties, contacts = hits.get(_THIRD_PARTY, []), hits.get(_CONTACT, [])
         leaks += _third_party(doc, parties, contacts, hits.get(_OWN_DEALINGS, []))

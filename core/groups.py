@@ -81,6 +81,11 @@ class GroupPatterns:
                 rf"(?<![a-z])(?:{en_quantifiers})\s+(?P<who>of\s+(?:us(?![a-z])|(?:my|our)\s+(?:{en_nouns}))"
                 rf"|(?:of\s+(?:the\s+)?)?(?:{en_nouns})(?![a-z]))"
             )
+            # "18 of the 20 people in my class": a part counted out of a whole.
+            counts.append(
+                rf"(?<![0-9a-z])(?P<n>[0-9]+|{numbers})\s+of\s+(?:the\s+|my\s+|our\s+)?(?:[0-9]+|{numbers})\s+"
+                rf"(?P<part>(?:other\s+)?(?:{en_people}))(?![a-z])"
+            )
         if en_nouns:  # "all 25 students": everyone of a counted group
             counts.append(rf"(?<![a-z])(?P<who>all\s+[0-9]+\s+(?:{en_nouns}))(?![a-z])")
         collectives = _alternatives(w for w in rules.group_collectives if CJK.search(w))
@@ -122,7 +127,7 @@ def find_group(text: str, rules: ClassificationRules, patterns: GroupPatterns) -
                 continue
             ours = m.groupdict().get("other") or patterns.ours.search(text, max(0, m.start() - 10), m.start())
             # "the seven others in my level", "我们仨": the writer is one of them.
-            ours = ours or m.group("who") in ("others", "我们", "咱们")
+            ours = ours or m.groupdict().get("part") or m.groupdict().get("who") in ("others", "我们", "咱们")
             if ours or _SELF_MARKED.match(m.group("who")) or _marked(text, m.end(), rules):
                 return m.group().strip()
     for whole in (patterns.collective, patterns.whole):

@@ -164,6 +164,7 @@ def test_an_amount_not_at_stake_is_not_major(rules: ClassificationRules) -> None
         ("Basically nobody in the Tuesday night cohort can pass a mock paper", True),
         ("the seven others in my level say exactly the same", True),
         ("me and a bunch of others in the weekend batch were billed an extra fee", True),
+        ("18 of the 20 people in my class failed the exam", True),
         ("我们班有四十个人，老师讲得太快", False),  # a class size
         ("报了3个月的学员都可以免费重修一次吗", False),  # months, not people
         ("I've waited the whole year for this lesson", False),
@@ -188,6 +189,9 @@ def test_groups_counted_the_ways_learners_count_them(
         "my son came home with a swollen wrist after the stair rail came loose in his hand",
         "The extension lead under the front desk is scorched black",
         "a man has twice tried to follow me to the bus stop after class",
+        "the air in the basement classroom makes people cough and get headaches",
+        "老师打了我家孩子一巴掌",
+        "the teacher slapped my son",
     ],
 )
 def test_hazards_and_injuries_worded_without_the_safety_words(rules: ClassificationRules, text: str) -> None:
@@ -203,6 +207,7 @@ def test_hazards_and_injuries_worded_without_the_safety_words(rules: Classificat
         "前台的小哥很拽，爱答不理的",
         "I'm totally burned out from the homework load",
         "班主任拉我进了一个新群",
+        "顾问说找财务，财务说找班主任，踢皮球踢了一周",
         "the teacher talks about electric shocks in the electrician course but never shows us the tester",
     ],
 )
@@ -231,6 +236,7 @@ def test_personal_data_passed_on_without_the_leak_words(rules: ClassificationRul
 
 def test_a_leak_only_heard_of_is_not_one(rules: ClassificationRules) -> None:
     assert severity("有些人说你们会泄露学员信息，是真的吗", rules) == "general"
+    assert severity("有些人说你们会卖学员信息，我是不信的", rules) == "general"
     assert severity("你们泄露了我的个人信息", rules) == "major"
 
 
