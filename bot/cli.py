@@ -23,6 +23,7 @@ from rich.text import Text
 from bot.app import Application, build
 from bot.cli_base import LOG_LEVELS, State, configure_logging, fail, guarded, out, settings, with_app
 from bot.cli_classify import classify_app
+from bot.cli_demo import demo_command
 from bot.cli_learner import learner_app
 from bot.cli_privacy import privacy_app
 from bot.cli_report import credit_command, report_command
@@ -30,7 +31,6 @@ from bot.cli_staff import staff_app
 from bot.cli_sweep import parse_at, sweep_command
 from bot.cli_usage import Context, one_line_usage_errors
 from bot.config import PrivacyConfig, ServiceConfig
-from bot.demo import demo_command
 from bot.errors import os_reason
 from core.db import upgrade
 from core.keycheck import check_key

@@ -14,9 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
@@ -44,20 +42,7 @@ INTRO = {
 }
 
 
-def demo_command(
-    lang: Annotated[str, typer.Option("--lang", help="zh or en: the staff chat's language")] = "zh",
-    speed: Annotated[
-        float,
-        typer.Option("--speed", help="how fast the story is told: 2 is twice as fast, 0 without pauses"),
-    ] = 1.0,
-    keep: Annotated[
-        Path | None,
-        typer.Option(
-            "--keep", help="a new directory to keep the database and config in, to look at afterwards"
-        ),
-    ] = None,
-    svg: Annotated[Path | None, typer.Option("--svg", help="also save the screen as an SVG picture")] = None,
-) -> None:
+def run_demo(lang: str, speed: float, keep: Path | None, svg: Path | None) -> None:
     """Watch the whole story offline in about a minute: complaints on four channels, staff at work, the
     clock moved forward for reminders and escalations, the month's report."""
     if lang not in ("zh", "en"):
