@@ -95,12 +95,13 @@ async def _redate(
     core: CoreContext, session: AsyncSession, ticket: Ticket, major: bool, now: datetime
 ) -> list[tuple[str, datetime]]:
     """Each running staff clock due again by the policy for this severity; the next sweep then works
-    out what has come by its new deadline (a reminder, level 1 at once if it is already past)."""
+    out what has come by its new deadline. A deadline already past stays as it is (a correction does not
+    undo a breach), and a tighter one is never before the correction (it does not make one either)."""
     moved = []
     for clock in await open_clocks(session, ticket.id):
-        if clock.paused:  # waiting on the learner: those timers do not depend on the severity
+        if clock.paused or clock.due_at <= now:  # waiting on the learner, or breached already
             continue
-        due = core.clocks.due(clock.stage, clock.started_at, major=major)
+        due = max(core.clocks.due(clock.stage, clock.started_at, major=major), now)
         if due != clock.due_at:
             clock.due_at, clock.next_check_at = due, now
             moved.append((clock.stage, due))

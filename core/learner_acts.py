@@ -220,10 +220,11 @@ def act_ticket(
     numbers = [str(n) for n in find_ticket_numbers(f"{message.text or ''} {message.subject or ''}", prefix)]
     if numbers:
         query = select(Ticket).where(mine, Ticket.number.in_(numbers))
-        return session.scalar(query.limit(1).with_for_update())
+        return _through_merges(session, session.scalar(query.limit(1).with_for_update()))
     replied = replied_ticket_id(session, message)
     if replied is not None:
-        return session.scalar(select(Ticket).where(mine, Ticket.id == replied).with_for_update())
+        found = session.scalar(select(Ticket).where(mine, Ticket.id == replied).with_for_update())
+        return _through_merges(session, found)
     if not act.standalone:
         return None
     for states in (WAITING_FOR[act.kind], OPEN_STATES if act.explicit else frozenset()):
@@ -231,7 +232,7 @@ def act_ticket(
             break
         ticket = session.scalar(
             select(Ticket)
-            .where(mine, Ticket.status.in_(states))
+            .where(mine, Ticket.status.in_(states), Ticket.merged_into_id.is_(None))
             .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
             .limit(1)
             .with_for_update()
@@ -248,3 +249,14 @@ def _is_score(match: re.Match[str]) -> bool:
     if _UNIT.match(text):
         return True
     return not _COUNTED.match(text) and len(match.group(2).strip()) <= _SCORE_COMMENT
+
+
+def _through_merges(session: Session, ticket: Ticket | None) -> Ticket | None:
+    """The ticket that carries on a merged one (`core.merge`), locked: an act on the merged number (a
+    confirmation, an objection, a score) is about the complaint, which lives on in the kept ticket;
+    taken on the merged one it would reopen a ticket no staff command reaches."""
+    for _ in range(5):  # a kept ticket merged in turn
+        if ticket is None or ticket.merged_into_id is None:
+            return ticket
+        ticket = session.scalar(select(Ticket).where(Ticket.id == ticket.merged_into_id).with_for_update())
+    return ticket

@@ -28,6 +28,9 @@ from core.workflow import CLOSED, MANAGER, NotAllowed, WorkflowError, check
 
 # Details the kept ticket takes from the merged one when it has none of its own.
 FILLED = ("course", "expected_resolution", "contact_enc", "amount_yuan")
+# Open clocks of the merged ticket that the kept one has none of and that do not belong to the workflow's
+# stages: they move to the kept ticket instead of stopping (the voicemail's call-back promise).
+CARRIED_STAGES = frozenset({"callback"})
 MAX_HOPS = 5  # a kept ticket merged in turn: its number leads on, this many times at most
 
 
@@ -103,7 +106,8 @@ async def merge(
     await session.execute(update(Message).where(Message.ticket_id == merged.id).values(ticket_id=kept.id))
     await session.execute(update(Event).where(Event.ticket_id == merged.id).values(ticket_id=kept.id))
     await _merge_clocks(core, session, kept, merged, now, undo)
-    for name in FILLED:
+    # Another learner's contact, course or amount would be read as this learner's: not taken over.
+    for name in () if other_learner else FILLED:
         if getattr(kept, name) is None and getattr(merged, name) is not None:
             setattr(kept, name, getattr(merged, name))
             undo["filled"].append(name)
@@ -158,14 +162,30 @@ async def _merge_clocks(
         )  # fmt: skip
         if mine is not None and tighter:
             undo["tightened"].setdefault(
-                str(mine.id), [_iso(mine.started_at), _iso(mine.due_at), _iso(mine.next_check_at)]
+                str(mine.id),
+                [
+                    _iso(mine.started_at),
+                    _iso(mine.due_at),
+                    _iso(mine.next_check_at),
+                    mine.escalation_level,
+                    _iso(mine.reminded_at),
+                ],
             )
             mine.started_at = min(mine.started_at, clock.started_at)
             mine.due_at = min(mine.due_at, clock.due_at)
+            # The breach the merged clock was alerted about is the same breach: not alerted again.
+            mine.escalation_level = max(mine.escalation_level, clock.escalation_level)
+            reminded = [at for at in (mine.reminded_at, clock.reminded_at) if at is not None]
+            mine.reminded_at = min(reminded) if reminded else None
             if mine.met_at is None:
                 mine.next_check_at = core.clocks.first_check(
                     mine.stage, mine.started_at, mine.due_at, paused=mine.paused, met=False
                 )
+        if mine is None and clock.met_at is None and clock.stage in CARRIED_STAGES:
+            # A promise beside the workflow (call the learner back) moves with the complaint.
+            undo.setdefault("moved", []).append(clock.id)
+            clock.ticket_id = kept.id
+            continue
         if clock.met_at is None:  # the merged ticket's clocks stop
             undo["stopped"][str(clock.id)] = _iso(clock.next_check_at)
             clock.met_at, clock.next_check_at = now, None
@@ -276,10 +296,15 @@ async def unmerge(
             )
         )
         clock.met_at, clock.next_check_at = (delivered, None) if delivered else (None, _at(next_check))
-    for clock_id, (started, due, next_check) in undo["tightened"].items():
+    for clock_id, saved in undo["tightened"].items():
         clock = await session.get_one(Clock, int(clock_id))
+        started, due, next_check = saved[:3]
         clock.started_at, clock.due_at = _at(started) or clock.started_at, _at(due) or clock.due_at
         clock.next_check_at = _at(next_check)
+        if len(saved) == 5:  # merges recorded before escalation levels were carried have three
+            clock.escalation_level, clock.reminded_at = int(saved[3]), _at(saved[4])
+    for clock_id in undo.get("moved", []):
+        (await session.get_one(Clock, int(clock_id))).ticket_id = merged.id
     for name in undo["filled"]:
         setattr(kept, name, None)
     kept.severity = undo.get("severity", kept.severity)

@@ -121,11 +121,29 @@ async def test_raised_to_major_the_running_clock_is_due_sooner_and_escalates_by_
     level1 = await escalation.run(core, at("2026-11-23 10:40"), False)
     assert f"{number} claim: level 1 to 张主任 (teaching head)" in level1.actions
 
-    # Lowered again, the clock is the general one's: nothing more is due until then.
+    # Lowered again after the breach, the breach stands: the deadline is not moved past it.
     await _set_severity(core, number, "general", "2026-11-23 10:45")
     async with core.sessions() as session:
         clock = await session.scalar(select(Clock).where(Clock.stage == "claim"))
+        assert clock is not None and core.local_text(clock.due_at).endswith("10:30")
+
+
+async def test_lowered_before_its_deadline_a_clock_gets_the_general_time_again(
+    core: CoreContext, intake: Intake
+) -> None:
+    await _setup(core)
+    [number] = await _complain(intake, at("2026-11-23 10:00"))
+    await _set_severity(core, number, "major", "2026-11-23 10:10")  # claim due 10:30
+    await _set_severity(core, number, "general", "2026-11-23 10:20")  # before it: due 11:00 again
+    async with core.sessions() as session:
+        clock = await session.scalar(select(Clock).where(Clock.stage == "claim"))
         assert clock is not None and core.local_text(clock.due_at).endswith("11:00")
+    assert (await escalation.run(core, at("2026-11-23 10:40"), False)).actions == []
+    # Raised once more at 10:50, when the major deadline (10:30) has gone by: due now, not before.
+    await _set_severity(core, number, "major", "2026-11-23 10:50")
+    async with core.sessions() as session:
+        clock = await session.scalar(select(Clock).where(Clock.stage == "claim"))
+        assert clock is not None and core.local_text(clock.due_at).endswith("10:50")
 
 
 async def test_a_claimed_ticket_is_not_escalated_and_its_owner_gets_the_next_reminder(

@@ -288,3 +288,27 @@ async def test_status_tells_the_learner_which_number_to_use(desk: Desk) -> None:
         f"{second}" in rig.botapi.texts_to(LEARNER)[-1]
         and f"已合并到 {first}" in rig.botapi.texts_to(LEARNER)[-1]
     )
+
+
+async def test_an_act_on_the_merged_number_is_about_the_kept_ticket(desk: Desk) -> None:
+    rig = desk.rig
+    first = await rig.complain(LEARNER, TEACHING)
+    rig.botapi.learner_message(LEARNER, "/new")
+    await rig.round()
+    said_before = len(rig.botapi.texts_to(LEARNER))
+    rig.botapi.learner_message(LEARNER, "老师讲课太快，根本听不懂，教学质量差")
+    await rig.round()
+    second = next(str(n) for t in rig.botapi.texts_to(LEARNER)[said_before:] for n in find_ticket_numbers(t))
+    assert (await rig.say(TEACHING_CHAT, TEACHER, f"/merge {first} {second}")).startswith("✅")
+
+    # Naming the merged number, the learner objects: the merged ticket stays closed (no staff command
+    # reaches it any more), and the objection is on the complaint's own ticket.
+    rig.botapi.learner_message(LEARNER, f"{second} 不接受")
+    await rig.round()
+    merged = await _ticket(desk, second)
+    assert merged.status == "closed" and merged.merged_into_id is not None
+    assert {c.stage for c in (await _clocks(desk, second)).values() if c.met_at is None} == set()
+    async with rig.core.sessions() as session:
+        kept = await get_ticket(session, first)
+        texts = await session.scalars(select(Message.id).where(Message.ticket_id == kept.id))
+        assert len(list(texts)) >= 3  # both complaints and the objection's message
