@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -93,6 +94,11 @@ def _no_environment_overrides() -> Iterator[None]:
         os.environ.update(saved)
 
 
+def _toml(value: object) -> str:
+    """A TOML basic string: a path with a quote or a backslash in it must not break the config."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
 def write_config(directory: Path, lang: str, botapi: str, wechat: str, smtp_port: int) -> Path:
     config = directory / "complaintbot.toml"
     departments = "".join(
@@ -100,10 +106,10 @@ def write_config(directory: Path, lang: str, botapi: str, wechat: str, smtp_port
     )
     text = f"""# Written by `complaintbot demo`: the service against local stand-ins of every platform.
 [service]
-var_dir = "{directory / "var"}"
+var_dir = {_toml(directory / "var")}
 
 [database]
-url = "sqlite+aiosqlite:///{directory / "complaintbot.db"}"
+url = {_toml(f"sqlite+aiosqlite:///{directory / 'complaintbot.db'}")}
 
 [web]
 port = 0  # any free port
@@ -128,7 +134,7 @@ app_secret = "{WECHAT_SECRET}"
 api_base_url = "{wechat}"
 
 [channels.email]
-maildir = "{directory / "mailbox"}"
+maildir = {_toml(directory / "mailbox")}
 imap_poll_seconds = 0.2
 smtp_host = "127.0.0.1"
 smtp_port = {smtp_port}
@@ -136,7 +142,7 @@ smtp_tls = "none"
 from_address = "{MAILBOX}"
 
 [channels.voicemail]
-spool_dir = "{directory / "voicemail"}"
+spool_dir = {_toml(directory / "voicemail")}
 """
     config.write_text(text, encoding="utf-8")
     config.chmod(0o600)  # it holds the privacy key
