@@ -22,12 +22,11 @@ from channels.telegram.parse import (
 from core.classify import detect_language
 from core.context import CoreContext
 from core.intake import Intake
-from core.kept_aside import IdReused
 from core.messages import InboundMessage
 from core.outbox import send_once
+from core.receive import Aside, Kept, receive_or_keep
 from core.state import get_state, set_state
 from core.tickets import learner_tickets
-from core.unparsed import keep_unparsed
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ class TelegramUpdates:
             await self.staff(event, now)
         elif isinstance(event, Unusable):
             raw = json.dumps(update, ensure_ascii=False, default=str)
-            await keep_unparsed(self.core, "telegram", event.external_id, raw, event.reason, now)
+            await receive_or_keep(self.intake, Aside("telegram", event.external_id, raw, event.reason), now)
         elif isinstance(event, Ignored):
             log.debug("telegram update %s ignored: %s", event.update_id, event.reason)
 
@@ -98,15 +97,11 @@ class TelegramUpdates:
         """An update that keeps failing: kept raw with the reason and shown to staff, not retried."""
         raw = json.dumps(update, ensure_ascii=False, default=str)
         reason = f"could not be handled ({type(error).__name__}: {str(error)[:300]})"
-        await keep_unparsed(
-            self.core, "telegram", f"update:{update.get('update_id')}", raw, reason, self.clock()
-        )
+        aside = Aside("telegram", f"update:{update.get('update_id')}", raw, reason)
+        await receive_or_keep(self.intake, aside, self.clock())
 
     async def _complaint(self, message: InboundMessage, now: datetime) -> None:
-        try:
-            await self.intake.receive(message, now)
-        except IdReused as exc:  # kept as unparsed and shown to staff; the update is done with
-            log.warning("%s", exc)
+        await receive_or_keep(self.intake, message, now)  # kept aside or not, the update is done with
 
     async def _learner_button(self, event: ButtonPress, update: Mapping[str, Any], now: datetime) -> None:
         """A score pressed under the survey ("rate:<number>:<score>") goes through intake like the
@@ -126,10 +121,8 @@ class TelegramUpdates:
             sender_name=event.user_name,
             raw=update,
         )
-        try:
-            result = await self.intake.receive(message, now)
-        except IdReused as exc:
-            log.warning("%s", exc)
+        result = await receive_or_keep(self.intake, message, now)
+        if isinstance(result, Kept):
             return
         await self._toast(event, result.replies[-1] if result.replies else "✓")
 

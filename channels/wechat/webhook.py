@@ -5,7 +5,7 @@ nothing read); with an EncodingAESKey configured, encryption (`encrypt_type=aes`
 is required (403), since a plaintext body is covered by no signature at all; the body, at most `MAX_BYTES`
 (413); no document type or entity before any parsing (400, nothing stored); the `msg_signature` over the
 ciphertext and our app id inside it (403); the same refusal for the decrypted XML. Authentic XML we
-cannot use is kept raw for staff (`keep_unparsed`) and answered `success`. Without a key, plaintext mode
+cannot use is kept raw for staff (`core.receive`) and answered `success`. Without a key, plaintext mode
 (and compatible mode's plaintext copy) is read as it comes.
 
 A learner's message goes through intake; the response is the passive reply carrying the acknowledgement
@@ -51,9 +51,8 @@ from channels.wechat.security import Envelope, Forbidden, Undecryptable, fresh, 
 from core.context import CoreContext
 from core.dispatch import DeliveryObserver
 from core.intake import Intake, IntakeResult
-from core.kept_aside import KeptAside
 from core.messages import InboundMessage
-from core.unparsed import keep_unparsed
+from core.receive import Aside, Kept, receive_or_keep
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +187,7 @@ class WeChatWebhook:
         if isinstance(push, OtherEvent):
             return None  # nothing a learner said; nothing to keep
         # Authentic (signed) but of no use to intake: kept raw, once per key, and staff are told.
-        await keep_unparsed(self.core, "wechat", push.key, body, push.reason, now)
+        await receive_or_keep(self._intake, Aside("wechat", push.key, body, push.reason), now)
         return None
 
     async def _complaint(self, message: InboundMessage, now: datetime) -> str | None:
@@ -221,11 +220,11 @@ class WeChatWebhook:
         received: IntakeResult | None
         try:
             flight.began = asyncio.get_running_loop().time()
-            received = await self._intake.receive(message, now)
-            again = " (redelivery)" if received.duplicate else ""
-            log.info("ticket %s: wechat %s%s", received.ticket_number, message.external_id, again)
-        except KeptAside:  # kept as unparsed and shown to staff by intake: done with
-            received = None
+            taken = await receive_or_keep(self._intake, message, now)
+            received = None if isinstance(taken, Kept) else taken  # kept aside for staff: done with
+            if received is not None:
+                again = " (redelivery)" if received.duplicate else ""
+                log.info("ticket %s: wechat %s%s", received.ticket_number, message.external_id, again)
         except Exception as exc:
             if asyncio.get_running_loop().time() >= flight.deadline:
                 await self._rescue(message, exc, now)  # WeChat heard `success`: it will not send it again
@@ -243,7 +242,8 @@ class WeChatWebhook:
         log.error("wechat %s failed after `success` was answered: %r", message.external_id, exc)
         raw = json.dumps({"text": message.text, "raw": message.raw}, ensure_ascii=False, default=str)
         try:
-            await keep_unparsed(self.core, "wechat", message.external_id, raw, f"intake failed: {exc!r}", now)
+            aside = Aside("wechat", message.external_id, raw, f"intake failed: {exc!r}")
+            await receive_or_keep(self._intake, aside, now)
         except Exception:  # personal data stays out of the log: this message is lost, and we say so
             log.exception("wechat %s: could not be kept either; the message is lost", message.external_id)
 
