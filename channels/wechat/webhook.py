@@ -48,6 +48,7 @@ from channels.wechat.parse import (
 )
 from channels.wechat.passive import claim_for_reply, release_hold, text_reply
 from channels.wechat.security import Envelope, Forbidden, Undecryptable, fresh, signature_ok
+from channels.wechat.sender import TEXT_LIMIT
 from core.context import CoreContext
 from core.dispatch import DeliveryObserver
 from core.intake import Intake, IntakeResult
@@ -207,6 +208,10 @@ class WeChatWebhook:
             log.warning("wechat %s: no commit in %.1f s: success", message.external_id, self.reply_timeout)
             return None
         if result is None or not result.reply_keys:
+            return None
+        if not TEXT_LIMIT.fits(result.replies[0]):
+            # Too long for one message: the outbox sends it in parts, as customer-service messages, now.
+            await release_hold(self.core, result.reply_keys[0], now)
             return None
         # One message fits in a passive reply: the first, the acknowledgement. A follow-up question
         # stays in the outbox for the customer-service API.
