@@ -71,10 +71,9 @@ def parse_command(text: str) -> LearnerCommand | None:
     words = " ".join(folded.rstrip(_TRAILING).lower().split())
     if words in _PHRASES:
         return LearnerCommand(_PHRASES[words])
-    match = _NEW_WITH_TEXT.match(folded)
-    if match:
-        return LearnerCommand(NEW, (text or "").strip()[len(folded) - len(match.group(1)) :].strip())
-    return None
+    # The complaint as the learner wrote it; folded only when the words were (full-width letters).
+    match = _NEW_WITH_TEXT.match((text or "").strip()) or _NEW_WITH_TEXT.match(folded)
+    return LearnerCommand(NEW, match.group(1).strip()) if match else None
 
 
 def answerable(message: InboundMessage) -> bool:
