@@ -1,8 +1,8 @@
 """The far ends of complaintbot's outgoing traffic for benchmarks/pipeline.py, in a process of their own.
 
 One process (started with `Sinks`) serves the three stand-ins the service sends to: the SMTP server
-(tests/channels/mail/smtp.py, aiosmtpd in its own thread), the Telegram Bot API
-(tests/channels/telegram/botapi.py) and the WeChat API (tests/channels/wechat/wechatapi.py), both on
+(standins/smtp.py, aiosmtpd in its own thread), the Telegram Bot API
+(standins/botapi.py) and the WeChat API (standins/wechatapi.py), both on
 this process's event loop. So neither the service nor the load generator pays for them, and their
 clocks are the wall clock (`time.time()`), comparable with the load's. Each message is recorded when
 it arrives, as a `Delivery`: which channel, to whom, and whether it is an acknowledgement:
@@ -66,9 +66,9 @@ async def _serve(conn: Connection, token: str, app_id: str, app_secret: str) -> 
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import SMTP, Envelope, Session
 
-    from tests.channels.mail.smtp import Recorder, free_port
-    from tests.channels.telegram.botapi import BotApiServer, JSONDict
-    from tests.channels.wechat.wechatapi import WechatApiServer
+    from standins.botapi import BotApiServer, JSONDict
+    from standins.smtp import Recorder, free_port
+    from standins.wechatapi import WechatApiServer
 
     log: list[Delivery] = []
     mails: dict[int, bytes] = {}  # index in `log` -> the raw mail, for the check in `report`

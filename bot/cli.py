@@ -10,22 +10,27 @@ import os
 import tomllib
 from datetime import UTC, datetime
 from importlib import resources
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
+import typer.main
 from rich.table import Column, Table
 from rich.text import Text
 
 from bot.app import Application, build
-from bot.cli_base import State, fail, guarded, out, settings, with_app
+from bot.cli_base import LOG_LEVELS, State, configure_logging, fail, guarded, out, settings, with_app
 from bot.cli_classify import classify_app
 from bot.cli_learner import learner_app
 from bot.cli_privacy import privacy_app
 from bot.cli_report import credit_command, report_command
 from bot.cli_staff import staff_app
 from bot.cli_sweep import parse_at, sweep_command
+from bot.cli_usage import Context, one_line_usage_errors
 from bot.config import PrivacyConfig, ServiceConfig
+from bot.demo import demo_command
 from bot.errors import os_reason
 from core.db import upgrade
 from core.keycheck import check_key
@@ -33,13 +38,38 @@ from core.policy import DEFAULT_POLICY_TEXT
 from core.privacy import generate_key
 from core.rekey import seal_clear_text
 from core.search import Query, SearchError, parse_query, search_listed
-from core.tickets import LIST_FILTERS, get_ticket, list_tickets, record_disclosure, summary_view, ticket_view
+from core.tickets import (
+    LIST_FILTERS,
+    count_tickets,
+    get_ticket,
+    list_tickets,
+    record_disclosure,
+    summary_view,
+    ticket_view,
+)
 
 T = TypeVar("T")
+# The order an operator meets them in; any command not named here comes after, as registered.
+COMMAND_ORDER = (
+    "init", "run", "demo", "tickets", "staff", "sweep", "report", "credit",
+    "learner", "privacy", "classify", "db",
+)  # fmt: skip
+
+
+class _InOrder(typer.core.TyperGroup):
+    def list_commands(self, ctx: Context) -> list[str]:
+        def place(name: str) -> int:
+            return COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER)
+
+        return sorted(super().list_commands(ctx), key=place)
+
+
 app = typer.Typer(
+    cls=_InOrder,
     help="complaintbot: learners' complaints from every channel, on one SLA engine.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: no `<bool>` after every flag, and help texts printed as written
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
@@ -49,9 +79,16 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(learner_app, name="learner")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(classify_app, name="classify")
+app.command("demo")(demo_command)
 app.command("sweep")(sweep_command)
 app.command("report")(report_command)
 app.command("credit")(credit_command)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"complaintbot {package_version('complaintbot')}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -60,18 +97,26 @@ def main_options(
         Path | None,
         typer.Option("--config", help="config file (default: $COMPLAINTBOT_CONFIG or ./complaintbot.toml)"),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug details")] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            help="debug, info, warning or error (default: the config's [logging] level, else info)",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="the same as --log-level debug")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="print the version and exit"),
+    ] = False,
 ) -> None:
     State.config = config
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        logging.getLogger("fontTools").setLevel(logging.WARNING)  # a line per font table of the report PDF
-    # httpx logs every request URL at INFO, and a Bot API URL contains the bot's token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if log_level is not None and log_level.lower() not in LOG_LEVELS:
+        raise fail(f"unknown --log-level {log_level!r}: use {', '.join(LOG_LEVELS)}")
+    State.log_level = "debug" if verbose else (log_level.lower() if log_level else None)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(State.log_level or "info")  # the config's level, once read, unless given here
 
 
 @app.command()
@@ -193,25 +238,29 @@ def tickets_list(
         str | None,
         typer.Option(help="words of the complaint, part of a number, or a phone tail (*8000, audited)"),
     ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many, newest first")] = 50,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="skip this many (the next page)")] = 0,
 ) -> None:
-    """List tickets."""
+    """List tickets, newest first, a page at a time: says how many more there are."""
     if status not in LIST_FILTERS:
         raise fail(f"unknown --status {status!r}: use {', '.join(LIST_FILTERS)}")
     query = _search_query(search)
 
-    async def action(application: Application) -> list[dict[str, Any]]:
+    async def action(application: Application) -> tuple[list[dict[str, Any]], int]:
         now = parse_at(at, application.core.policy.calendar.timezone)
         async with application.core.sessions() as session, session.begin():
             if query is None:
-                rows = await list_tickets(session, status, now)
+                total = await count_tickets(session, status, now)
+                rows = await list_tickets(session, status, now, limit=limit, offset=offset)
             else:
                 who = f"operator:{getpass.getuser()}"
-                rows = await search_listed(application.core, session, query, status, now, who)
-            return [await summary_view(application.core, session, t, now) for t in rows]
+                found = await search_listed(application.core, session, query, status, now, who)
+                total, rows = len(found), found[offset : offset + limit]
+            return [await summary_view(application.core, session, t, now) for t in rows], total
 
-    views = with_app(action)
+    views, total = with_app(action)
     if as_json:
-        _print_json(views)
+        _print_json({"total": total, "offset": offset, "limit": limit, "tickets": views})
         return
     # The number is what staff copy into the next command: never cut it short, however narrow the terminal.
     number = Column("number", no_wrap=True, min_width=max((len(v["number"]) for v in views), default=6))
@@ -231,6 +280,13 @@ def tickets_list(
             Text(v["summary"][:40]),
         )
     out.print(table)
+    more = total - offset - len(views)
+    if more > 0:
+        out.print(
+            f"… and {more} more of {total}: --offset {offset + len(views)} for the next page", markup=False
+        )
+    elif not views:
+        out.print(f"no {status} tickets" if total == 0 else f"none past --offset {offset} ({total} in all)")
 
 
 @tickets_app.command("show")
@@ -304,4 +360,4 @@ def tickets_show(
 
 
 def main() -> None:
-    app()
+    one_line_usage_errors(typer.main.get_command(app), "complaintbot")

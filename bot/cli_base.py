@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +26,14 @@ T = TypeVar("T")
 out = Console(emoji=False)
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Libraries that say at INFO what only a developer needs (apscheduler: a line per pass of every job).
+CHATTY_LOGGERS = ("apscheduler", "alembic", "fontTools", "watchfiles", "aiosqlite", "asyncio")
+
+
 class State:
     config: Path | None = None
+    log_level: str | None = None  # --log-level / --verbose: wins over [logging] level
     settings: Settings | None = None  # the last loaded: whose database an error is about
 
 
@@ -47,7 +54,18 @@ def guarded(work: Callable[[], T]) -> T:
 
 def settings() -> Settings:
     State.settings = guarded(lambda: load_settings(State.config))
+    if State.log_level is None:
+        configure_logging(State.settings.logging.level)
     return State.settings
+
+
+def configure_logging(level: str) -> None:
+    """The root level, and the chatty libraries one step quieter unless debugging."""
+    logging.getLogger().setLevel(level.upper())
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    # httpx logs every request URL at INFO, and a Bot API URL contains the bot's token: never.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def with_app(

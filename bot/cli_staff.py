@@ -11,7 +11,7 @@ from rich.table import Table
 
 from bot.app import Application
 from bot.cli_base import out, with_app
-from core.staff import add_staff, list_staff, remove_staff
+from core.staff import add_or_restore_staff, list_staff, remove_staff
 
 staff_app = typer.Typer(help="The staff directory.", no_args_is_help=True)
 
@@ -37,16 +37,18 @@ def staff_add(
     ],
     role: Annotated[str, typer.Option("--role", help="staff|head|manager")],
     telegram_id: Annotated[str | None, typer.Option("--telegram-id", help="numeric Telegram user id")] = None,
-    email: Annotated[str | None, typer.Option("--email")] = None,
-    wecom_id: Annotated[str | None, typer.Option("--wecom-id")] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="their e-mail address (alerts, notes by mail)")
+    ] = None,
+    wecom_id: Annotated[str | None, typer.Option("--wecom-id", help="their WeCom user id")] = None,
 ) -> None:
-    """Register a staff member."""
+    """Register a staff member; one who was removed is restored, with their history."""
     now = datetime.now(UTC)
 
-    async def action(application: Application) -> dict[str, Any]:
+    async def action(application: Application) -> tuple[dict[str, Any], bool]:
         async with application.core.sessions() as session, session.begin():
             departments = tuple(application.core.department_names)
-            staff = await add_staff(
+            staff, restored = await add_or_restore_staff(
                 session,
                 name=name,
                 department=department,
@@ -57,10 +59,11 @@ def staff_add(
                 wecom_id=wecom_id,
                 departments=departments,
             )
-            return _row(staff)
+            return _row(staff), restored
 
-    row = with_app(action)
-    out.print(f"added #{row['id']} {row['name']} ({row['department']}/{row['role']})", markup=False)
+    row, restored = with_app(action)
+    did = "restored (with their history)" if restored else "added"
+    out.print(f"{did} #{row['id']} {row['name']} ({row['department']}/{row['role']})", markup=False)
 
 
 @staff_app.command("list")

@@ -205,6 +205,12 @@ class TemplatesConfig(_Section):
     dir: Path | None = None  # an operator's templates, <dir>/<locale>/<name>.j2, override the packaged ones
 
 
+class LoggingConfig(_Section):
+    # `info`: a line per ticket event that matters (opened, acknowledged, claimed, escalated...) and what
+    # went wrong; `warning`: only what went wrong; `debug`: everything, the libraries' chatter included.
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
 class StaffConfig(_Section):
     locale: Literal["zh", "en"] = "zh"  # language of cards and alerts in staff chats
 
@@ -227,6 +233,7 @@ class Settings(BaseSettings):
     tickets: TicketsConfig = TicketsConfig()
     templates: TemplatesConfig = TemplatesConfig()
     staff: StaffConfig = StaffConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     @classmethod
     def settings_customise_sources(

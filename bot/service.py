@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import uvicorn
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import build, channel_report
+from bot.app import Application, build, channel_report
 from bot.config import ConfigError, Settings
 from bot.mail_runtime import EmailRuntime, start_email
 from bot.telegram_runtime import TelegramRuntime, TelegramStartError, start_telegram
@@ -37,6 +38,19 @@ SWEEP_EVERY_SECONDS = 60.0
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _tell(story: Story, server: uvicorn.Server, application: Application) -> None:
+    """Run `story` once the web app answers, then stop the service."""
+    try:
+        while not server.started:
+            if server.should_exit:
+                return
+            await asyncio.sleep(0.05)  # uvicorn offers no event for this
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        await story(Running(application, f"http://{host}:{port}"))
+    finally:
+        server.should_exit = True
 
 
 def listen_dsn(engine: AsyncEngine) -> str | None:
@@ -68,8 +82,20 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(settings: Settings) -> None:
-    console = Console(stderr=True, soft_wrap=True)  # one line per notice, whatever the width
+@dataclass(frozen=True)
+class Running:
+    """The service once it answers: what a story told against it (`complaintbot demo`) may use."""
+
+    application: Application
+    web_url: str  # where the web routes answer (a port of 0 in the config: the one given)
+
+
+Story = Callable[[Running], Awaitable[None]]
+
+
+async def serve(settings: Settings, *, story: Story | None = None, console: Console | None = None) -> None:
+    """Run until SIGINT/SIGTERM, or with `story` until the story ends (its error is raised here)."""
+    console = console or Console(stderr=True, soft_wrap=True)  # one line per notice, whatever the width
     application = build(settings, create_key=True)
     # Every log line from here on, uvicorn's included (they go through our handlers: `log_config=None`).
     remove_redaction = install(application.core.redact)
@@ -162,26 +188,33 @@ async def serve(settings: Settings) -> None:
                 *(wechat.routes if wechat else []),
             ]
             web = create_app(core, routes, dispatcher=dispatcher, metrics=application.metrics)
-            server = _Server(
-                uvicorn.Config(
-                    web,
-                    host=settings.web.host,
-                    port=settings.web.port,
-                    log_level="info",
-                    # uvicorn's own handlers would bypass the redaction (and print query strings).
-                    log_config=None,
-                    lifespan="off",
-                )
+            level = logging.getLogger().getEffectiveLevel()  # [logging] level, --log-level
+            web_config = uvicorn.Config(
+                web,
+                host=settings.web.host,
+                port=settings.web.port,
+                log_level=level,
+                # uvicorn's own handlers would bypass the redaction (and print query strings).
+                log_config=None,
+                lifespan="off",
             )
+            server = _Server(web_config)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, server.handle_exit, sig, None)
             say(f"web: http://{settings.web.host}:{settings.web.port} (/healthz, /metrics)")
+            telling = asyncio.create_task(_tell(story, server, application)) if story else None
             try:
                 await server.serve()
             finally:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
+                if telling is not None and not telling.done():  # stopped by a signal: the story ends too
+                    telling.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await telling
+            if telling is not None:
+                telling.result()  # the story's own error, if it had one
         finally:
             scheduler.shutdown()
             # What comes in stops first; the outbox then gets a moment to send what it committed.

@@ -13,6 +13,8 @@ import re
 import unicodedata
 from decimal import Decimal
 
+from core.amount_words import instalment_totals, with_digits
+
 __all__ = ["chinese_number", "parse_amounts"]
 
 _DIGITS = {
@@ -66,7 +68,7 @@ _MIN_CONTEXT_AMOUNT = 100
 _MONEY_WORDS = re.compile(
     r"学费|费|钱|交|付|退|扣|收|贷|价|款|每期|卡里|卡上|划走|(?<![a-z])(?:tuition|fees?|charg\w*|paid|pay\w*|price\w*"
     r"|costs?|refund\w*|loans?|deposit|money|spent|spend\w*|dropped|wasted|owe\w*|installments?|instalments?"
-    r"|contract|back|card|all[ -]in|in total|total)(?![a-z])",
+    r"|contract|back|card|bank|statement|took|taken|all[ -]in|in total|total)(?![a-z])",
     re.I,
 )
 # A shorthand ("8k的课程", "15k on this bootcamp") priced a course: what else would be counted in thousands?
@@ -88,7 +90,7 @@ _MAX_AMOUNT = Decimal(10**10)
 def parse_amounts(text: str) -> list[Decimal]:
     """Every money amount in `text`, in yuan, in the order they appear."""
     # NFKC turns full-width digits, letters and ￥ into their ASCII forms.
-    text = _W_WITH_DIGIT.sub("万", unicodedata.normalize("NFKC", text))
+    text = with_digits(_W_WITH_DIGIT.sub("万", unicodedata.normalize("NFKC", text)))
     amounts: list[Decimal] = []
     for match in _NUMERAL.finditer(text):
         numeral, start, end = match.group(), match.start(), match.end()
@@ -121,6 +123,7 @@ def parse_amounts(text: str) -> list[Decimal]:
             continue
         if value < _MAX_AMOUNT:
             amounts.append(_whole(value))
+    amounts += [_whole(total) for total in instalment_totals(text, chinese_number) if total < _MAX_AMOUNT]
     return amounts
 
 

@@ -23,6 +23,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from core.amounts import parse_amounts
+from core.classify_context import jest_sentences, simplified, without_closed_matters, without_waived_amounts
 from core.classify_rules import ClassificationRules, rules_from_policy
 from core.groups import GroupPatterns, find_group
 from core.keywords import CJK, Hit, KeywordSet, Text, segment
@@ -79,15 +80,17 @@ def detect_language(text: str) -> str:
 def classify(text: str, rules: ClassificationRules) -> Classification:
     """Category, severity and the reasons for both, from the complaint's text."""
     # NFKC folds full-width letters and digits; phones type ’ where keywords have '.
-    raw = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
+    raw = simplified(unicodedata.normalize("NFKC", text).replace("\u2019", "'"))
+    # What is left of the complaint once a matter it says is closed is taken out.
+    raw, closed = without_closed_matters(raw, rules)
     matcher = _matcher(rules)
     doc = segment(raw, raw.lower(), matcher.words.chinese)
     hits: dict[str, list[Hit]] = {}
     for hit in matcher.words.find(doc):
         for role in matcher.roles[hit.keyword]:
             hits.setdefault(role, []).append(hit)
-    reasons: list[str] = []
-    amounts = parse_amounts(_without_hotlines(raw, matcher))
+    reasons: list[str] = list(closed)
+    amounts = parse_amounts(_without_hotlines(without_waived_amounts(raw, rules), matcher))
     amount = max(amounts) if amounts else None
     category, confident = _category(hits, rules, matcher, reasons, amount is not None)
 
@@ -96,16 +99,31 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
         severity = MAJOR
         reasons.append(f"amount {amount} yuan >= {rules.major_amount_yuan}")
     clauses = [m.start() for m in _CLAUSE_END.finditer(doc.lowered)]
+    jests = jest_sentences(doc.raw, rules)
+    subjects = _subjects(doc, hits.get(_SAFETY, []), rules.safety_topic_words)
     for kind in (_THREAT, _GROUP, _SAFETY):
         for hit in hits.get(kind, ()):
             cue = _negation(doc, hit, clauses, rules.negation_cues, rules.negation_lapses)
-            topic = None
-            if kind == _SAFETY:
-                topic = _topic(doc, hit, hits.get(_SAFETY, []), rules.safety_topic_words)
+            unmeant = None  # a threat not meant: someone else's, in jest, where the school was seen
+            if kind == _THREAT and not cue:
+                cue = _negation(doc, hit, clauses, rules.threat_disowners, ())
+            if kind == _THREAT and not cue:
+                jest = next((said for start, end, said in jests if start <= hit.start < end), None)
+                seen = _sighting(doc, hit, clauses, rules)
+                if jest:
+                    unmeant = f"said in jest: {jest!r}"
+                elif seen:
+                    unmeant = f"where the school was seen: {seen!r}"
+            topic = f"{subjects[hit.start]!r} after it" if kind == _SAFETY and hit.start in subjects else None
+            if kind == _SAFETY and not topic:
+                taught = _negation(doc, hit, clauses, rules.safety_topic_cues, ())
+                topic = f"{taught!r} before it" if taught else None
             if topic:
-                reasons.append(f"not a {kind} (a subject: {topic!r} after it): {hit.keyword}")
+                reasons.append(f"not a {kind} (a subject: {topic}): {hit.keyword}")
             elif cue:
                 reasons.append(f"not a {kind} ({cue!r} before it): {hit.keyword}")
+            elif unmeant:
+                reasons.append(f"not a {kind} ({unmeant}): {hit.keyword}")
             else:
                 severity = MAJOR
                 reasons.append(f"{kind}: {hit.keyword}")
@@ -113,8 +131,16 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
     if count:
         severity = MAJOR
         reasons.append(f"group: {count}")
-    leaks = [f"data leak: {hit.keyword}" for hit in hits.get(_LEAK, ())]
-    leaks += _disclosures(doc, hits.get(_DATUM, []), hits.get(_DISCLOSURE, []))
+    # A leak the learner has only heard of ("some people online say you leak data") is not one.
+    leaks = [
+        f"data leak: {hit.keyword}"
+        for hit in hits.get(_LEAK, ())
+        if not _negation(doc, hit, clauses, rules.threat_disowners, ())
+    ]
+    data = [
+        hit for hit in hits.get(_DATUM, ()) if not _negation(doc, hit, clauses, rules.threat_disowners, ())
+    ]
+    leaks += _disclosures(doc, data, hits.get(_DISCLOSURE, []))
     if not leaks:
         parties, contacts = hits.get(_THIRD_PARTY, []), hits.get(_CONTACT, [])
         leaks += _third_party(doc, parties, contacts, hits.get(_OWN_DEALINGS, []))
@@ -125,7 +151,7 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
     return Classification(
         category=category,
         severity=severity,
-        language=detect_language(raw),
+        language=detect_language(text),
         amount_yuan=amount,
         data_leak=bool(leaks),
         reasons=tuple(reasons),
@@ -199,6 +225,17 @@ def _negation(
     return next((cue for cue in cues if cue.lower() in before), None)
 
 
+def _sighting(doc: Text, hit: Hit, clauses: Sequence[int], rules: ClassificationRules) -> str | None:
+    """A sighting word in the threat's clause, and no posting word: "小红书上刷到你们的广告"."""
+    index = bisect.bisect_left(clauses, hit.start)
+    start = clauses[index - 1] + 1 if index else 0
+    end = clauses[index] if index < len(clauses) else len(doc.lowered)
+    clause = doc.lowered[start:end]
+    if any(word.lower() in clause for word in rules.threat_posting):
+        return None
+    return next((word for word in rules.threat_sightings if word.lower() in clause), None)
+
+
 def _topic(doc: Text, hit: Hit, safety: Sequence[Hit], topics: Sequence[str]) -> str | None:
     """The subject word right after a safety word (and the safety words joined to it): "fire safety
     module", "消防安全课", "first aid training" name what is taught, not what happened."""
@@ -207,12 +244,31 @@ def _topic(doc: Text, hit: Hit, safety: Sequence[Hit], topics: Sequence[str]) ->
     end = hit.end
     starts = {other.start: other for other in safety}
     while True:
-        rest = doc.lowered[end : end + 24].lstrip()
+        rest = doc.lowered[end : end + 24].lstrip(_QUOTES)
         at = end + (len(doc.lowered[end : end + 24]) - len(rest))
         if at in starts and at != hit.start:
             end = starts.pop(at).end
             continue
         return next((t for t in topics if rest.startswith(t.lower()) and not _letter_after(rest, t)), None)
+
+
+def _subjects(doc: Text, safety: Sequence[Hit], topics: Sequence[str]) -> dict[int, str]:
+    """Safety words that name a subject, by position: those with a subject word after them, and the others
+    in their sentence ("消防安全课的课件…讲的灭火器型号": the extinguisher is the lesson's, too)."""
+    found = {hit.start: topic for hit in safety if (topic := _topic(doc, hit, safety, topics))}
+    if not found:
+        return found
+    ends = [m.start() for m in _SENTENCE_END.finditer(doc.raw)]
+    taught = {bisect.bisect_left(ends, at): topic for at, topic in found.items()}
+    for hit in safety:
+        topic = taught.get(bisect.bisect_left(ends, hit.start))
+        if topic and hit.start not in found:
+            found[hit.start] = topic  # the same sentence's subject
+    return found
+
+
+# Between a safety word and its subject: spaces and closing quotes ("'personal safety' workshop").
+_QUOTES = " \t\"'”’」』》)）"
 
 
 def _letter_after(rest: str, word: str) -> bool:

@@ -52,15 +52,34 @@ class ClassificationRules:
     disclosure_words: tuple[str, ...] = ()
     # Words that take back a threat in the same clause before it: "不想闹到监管部门".
     negation_cues: tuple[str, ...] = ()
+    # Words before a threat in its clause that make it someone else's or never made: "朋友说…找了媒体".
+    threat_disowners: tuple[str, ...] = ()
+    # A platform named in a clause with a sighting word and no posting word is where the learner saw the
+    # school, not a threat: "抖音上看到你们的广告才报的名".
+    threat_sightings: tuple[str, ...] = ()
+    threat_posting: tuple[str, ...] = ()
     # Words that make such a negation a thing of the past: "本来不想去消协的，但是…".
     negation_lapses: tuple[str, ...] = ()
     # Right after a safety word, these make it a subject, not an incident: "fire safety module", "消防演练".
     safety_topic_words: tuple[str, ...] = ()
+    # Before a safety word in its clause, these make it a subject too: "he talks about electric shocks".
+    safety_topic_cues: tuple[str, ...] = ()
     # A third party and its contacting the learner in one sentence is a leak ("a loan company called me and
     # knew my course"), unless the sentence shows the learner's own dealings with it ("催我还款").
     third_party_words: tuple[str, ...] = ()
     contact_words: tuple[str, ...] = ()
     own_dealings_words: tuple[str, ...] = ()
+    # A sentence with a past cue and a settled cue, and no unsettled cue, is about a closed matter and left
+    # out: "上回被盗刷的事你们已经报警处理了", "the last refund issue was resolved, thank you".
+    settled_cues: tuple[str, ...] = ()
+    past_cues: tuple[str, ...] = ()
+    unsettled_cues: tuple[str, ...] = ()
+    # Amounts in a sentence with one of these are not at stake: "价格1980挺合理", "my employer covered it".
+    amount_waivers: tuple[str, ...] = ()
+    # A threat in a sentence with one of these is not meant: "崩得我都想报警了，笑死", "lol".
+    jest_cues: tuple[str, ...] = ()
+    # ... unless it says the threat is no joke: "我不是开玩笑", "I'm not joking".
+    earnest_cues: tuple[str, ...] = ()
     # An amount of money counts for this category (fees), at this weight, besides its words.
     amount_category: str | None = None
     amount_weight: float = 0.0
@@ -73,7 +92,9 @@ class ClassificationRules:
             self.group_markers, self.group_quantifiers, self.group_collectives, self.safety_keywords,
             self.personal_data_words, self.disclosure_words,
             self.negation_cues, self.negation_lapses, self.safety_topic_words, self.third_party_words,
-            self.contact_words, self.own_dealings_words,
+            self.contact_words, self.own_dealings_words, self.settled_cues, self.past_cues,
+            self.threat_disowners, self.unsettled_cues, self.amount_waivers, self.jest_cues,
+            self.earnest_cues, self.safety_topic_cues, self.threat_sightings, self.threat_posting,
         ]  # fmt: skip
         blank = [kw for kws in lists for kw in kws if not kw.strip() or kw.strip() == "*"]
         if blank:
@@ -163,9 +184,19 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         negation_cues=optional(severity, "negation_cues", "severity"),
         negation_lapses=optional(severity, "negation_lapses", "severity"),
         safety_topic_words=optional(severity, "safety_topic_words", "severity"),
+        safety_topic_cues=optional(severity, "safety_topic_cues", "severity"),
         third_party_words=optional(severity, "third_party_words", "severity"),
         contact_words=optional(severity, "contact_words", "severity"),
         own_dealings_words=optional(severity, "own_dealings_words", "severity"),
+        threat_disowners=optional(severity, "threat_disowners", "severity"),
+        threat_sightings=optional(severity, "threat_sightings", "severity"),
+        threat_posting=optional(severity, "threat_posting", "severity"),
+        settled_cues=optional(severity, "settled_cues", "severity"),
+        past_cues=optional(severity, "past_cues", "severity"),
+        unsettled_cues=optional(severity, "unsettled_cues", "severity"),
+        amount_waivers=optional(severity, "amount_waivers", "severity"),
+        jest_cues=optional(severity, "jest_cues", "severity"),
+        earnest_cues=optional(severity, "earnest_cues", "severity"),
         amount_category=amount_category,
         amount_weight=float(_number(classification.get("amount_weight", 0), "classification.amount_weight")),
     )

@@ -399,6 +399,9 @@ class Dispatcher:
                 row.payload = {**row.payload, "text": REMOVED_AFTER_DELIVERY}
             if row.meets_clock_id is not None:
                 met.append(row.meets_clock_id)
+            if row.kind == ACK:
+                number = row.payload.get("meta", {}).get("ticket_number") or row.key
+                log.info("ticket %s acknowledged via %s", number, row.channel)
             return "sent"
         if outcome.parked or outcome.paced:
             # Nobody to send it to yet, or the destination's rate is used up: no attempt is used.

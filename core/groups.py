@@ -36,10 +36,14 @@ _CLAUSE_END = re.compile(r"[，,。！？!?;；:：\n]|\.\s")
 # "15 of us", "most of my classmates", "20 of the class" say who shares it; "a lot of students" does not.
 _SELF_MARKED = re.compile(r"of\s+(?:us|my|our|the\s+class)(?![a-z])|all\s+[0-9]+\s")
 _ADVERBS = "(?:基本上|基本|几乎|差不多|大多|全|也)?"
-_ALL_OR_NONE = "(?:都|全都|没有?一个)"
-# "我们几个女生", "我们班好几个同学", "我和另外四个人": the writer is one of those counted.
-# Right before the count only: "我们班有四十个人" states a class size.
-_OURS_BEFORE = re.compile(r"(?:(?:我们|咱们)(?:另外|其他|其余)?|另外|其余)\s*$")
+_ALL_OR_NONE = "(?:都|全都|没有?一个|没有?人)"
+# "我们几个女生", "我们班好几个同学", "我和另外四个人", "我们这一期三十来号人", "同期的十一个人", "me and a
+# bunch of others": the writer is one of those counted. Right before the count only: "我们班有四十个人"
+# states a class size.
+_OURS = r"(?:(?:我们|咱们)(?:另外|其他|其余)?|另外|其余|(?<![a-z])me\s+and)"
+# Between a measure word and the people counted, what they did: "五六个要转的同学", not "3个月的学员".
+_WHO_DID = r"(?:(?![月天年周节课小星])[\u4e00-\u9fff]{1,5}的)?"
+_RANGE = re.compile(r"([一二三四五六七八九])[一二三四五六七八九](?=十|百|个|$)")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class GroupPatterns:
     collective: re.Pattern[str] | None
     whole: re.Pattern[str] | None = None  # "our whole evening group": marks itself
     part: re.Pattern[str] | None = None  # "half the class": needs a marker
+    ours: re.Pattern[str] = re.compile(rf"{_OURS}\s*$")
 
     @classmethod
     def build(cls, rules: ClassificationRules) -> GroupPatterns:
@@ -61,8 +66,9 @@ class GroupPatterns:
         counts = []
         if zh_people:
             counts.append(rf"(?P<n>{_ZH_COUNT})\s*(?:多|来|余)?\s*(?:个|名|位|号)?\s*(?P<who>{zh_people})")
-            # "我们三个都…": the people word left out after "我们".
-            counts.append(rf"(?P<who>我们|咱们)(?P<n>{_ZH_COUNT})\s*(?:个|位|名)(?=\s*(?:都|也|全|一起))")
+            counts.append(rf"(?P<n>{_ZH_COUNT})\s*(?:多|来|余)?\s*(?:个|名|位){_WHO_DID}(?P<who>{zh_people})")
+            # "我们三个都…", "我们仨一起": the people word left out after "我们".
+            counts.append(rf"(?P<who>我们|咱们)(?P<n>{_ZH_COUNT}|仨)\s*(?:个|位|名)?(?=\s*(?:都|也|全|一起))")
             if zh_quantifiers:
                 counts.append(rf"(?:{zh_quantifiers})\s*的?\s*(?:个|名|位)?\s*(?P<who>{zh_people})")
         if en_people:
@@ -75,26 +81,42 @@ class GroupPatterns:
                 rf"(?<![a-z])(?:{en_quantifiers})\s+(?P<who>of\s+(?:us(?![a-z])|(?:my|our)\s+(?:{en_nouns}))"
                 rf"|(?:of\s+(?:the\s+)?)?(?:{en_nouns})(?![a-z]))"
             )
+            # "18 of the 20 people in my class": a part counted out of a whole.
+            counts.append(
+                rf"(?<![0-9a-z])(?P<n>[0-9]+|{numbers})\s+of\s+(?:the\s+|my\s+|our\s+)?(?:[0-9]+|{numbers})\s+"
+                rf"(?P<part>(?:other\s+)?(?:{en_people}))(?![a-z])"
+            )
         if en_nouns:  # "all 25 students": everyone of a counted group
             counts.append(rf"(?<![a-z])(?P<who>all\s+[0-9]+\s+(?:{en_nouns}))(?![a-z])")
         collectives = _alternatives(w for w in rules.group_collectives if CJK.search(w))
         en_collectives = _alternatives(w for w in rules.group_collectives if not CJK.search(w))
         collective = whole = part = None
+        ours = re.compile(rf"{_OURS}\s*$")
         if collectives and zh_people:
             collective = re.compile(
-                rf"(?:(?:我们|咱们)[这那]?[个一]?(?:{collectives})的?(?:{zh_people})?"
-                rf"|(?:整个|整)[\u4e00-\u9fff]{{0,4}}?(?:{collectives})的?(?:{zh_people})){_ADVERBS}{_ALL_OR_NONE}"
+                rf"(?:(?:(?:我们|咱们)[这那]?[个一]?(?:{collectives})的?(?:{zh_people})?"
+                rf"|(?:整个|整)[\u4e00-\u9fff]{{0,4}}?(?:{collectives})的?(?:{zh_people})"
+                rf"|同一?(?:{collectives})(?:进来|报名|入学|上课)?的(?:{zh_people})?){_ADVERBS}{_ALL_OR_NONE}"
+                # "整整一个班的进度都落下了": a whole collective, counted as one.
+                rf"|(?:整整|一整)[一个]{{0,2}}(?:{collectives}))"
+            )
+            # "我们这一期三十来号人", "同期的十一个人": the writer's collective right before a count.
+            ours = re.compile(
+                rf"(?:{_OURS}|(?:我们|咱们)[这那]?[一个]?(?:{collectives})的?|同一?(?:{collectives})的)\s*$"
             )
         if en_collectives:
-            # "our whole evening group", "the entire Saturday cohort": a word or two may describe it.
+            # "our whole evening group", "the entire Saturday cohort", "nobody in the Tuesday night cohort":
+            # a word or two may describe it.
             whole = re.compile(
-                rf"(?<![a-z])(?:whole|entire)\s+(?:[a-z]+\s+){{0,2}}?(?:{en_collectives})(?![a-z])"
+                rf"(?<![a-z])(?:whole|entire"
+                rf"|(?:nobody|no one|everyone|everybody|none)\s+(?:in|of)\s+(?:the|our|my))"
+                rf"\s+(?:[a-z]+\s+){{0,2}}?(?:{en_collectives})(?![a-z])"
             )
             if en_quantifiers:
                 part = re.compile(
                     rf"(?<![a-z])(?:{en_quantifiers})\s+(?:of\s+)?(?:the|my|our)\s+(?:{en_collectives})(?![a-z])"
                 )
-        return cls(tuple(re.compile(pattern) for pattern in counts), collective, whole, part)
+        return cls(tuple(re.compile(pattern) for pattern in counts), collective, whole, part, ours)
 
 
 def find_group(text: str, rules: ClassificationRules, patterns: GroupPatterns) -> str | None:
@@ -103,7 +125,9 @@ def find_group(text: str, rules: ClassificationRules, patterns: GroupPatterns) -
         for m in pattern.finditer(text):
             if m.groupdict().get("n") and _count_value(m.group("n")) < rules.group_min_people:
                 continue
-            ours = m.groupdict().get("other") or _OURS_BEFORE.search(text, max(0, m.start() - 8), m.start())
+            ours = m.groupdict().get("other") or patterns.ours.search(text, max(0, m.start() - 10), m.start())
+            # "the seven others in my level", "我们仨": the writer is one of them.
+            ours = ours or m.groupdict().get("part") or m.groupdict().get("who") in ("others", "我们", "咱们")
             if ours or _SELF_MARKED.match(m.group("who")) or _marked(text, m.end(), rules):
                 return m.group().strip()
     for whole in (patterns.collective, patterns.whole):
@@ -126,7 +150,10 @@ def _marked(text: str, end: int, rules: ClassificationRules) -> bool:
 def _count_value(number: str) -> int:
     if number in _EN_NUMBERS:
         return _EN_NUMBERS[number]
-    value = chinese_number(number.replace("几", "三"))  # "十几", "几十": a handful at least
+    if number == "仨":
+        return 3
+    # "十几", "几十": a handful at least; "五六", "七八十": a range, its lower end.
+    value = chinese_number(_RANGE.sub(r"\1", number.replace("几", "三")))
     return int(value) if value is not None else 0
 
 

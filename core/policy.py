@@ -11,6 +11,7 @@ from datetime import date, time
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -35,6 +36,21 @@ class CalendarPolicy(_Model):
     holidays: list[date] = Field(default_factory=list)
     workdays: list[date] = Field(default_factory=list)
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _day_in_order(self) -> CalendarPolicy:
+        if self.workday_start >= self.workday_end:
+            raise ValueError("workday_start must be before workday_end")
+        return self
+
     def settings(self) -> CalendarSettings:
         return CalendarSettings(
             timezone=self.timezone,
@@ -50,10 +66,16 @@ class HotlinePolicy(_Model):
     close: time = time(21, 0)
     follow_working_days: bool = False
 
+    @model_validator(mode="after")
+    def _day_in_order(self) -> HotlinePolicy:
+        if self.open >= self.close:
+            raise ValueError("open must be before close")
+        return self
+
 
 class IntakePolicy(_Model):
     ask_fields: list[str] = Field(default_factory=lambda: ["course", "expected_resolution", "contact"])
-    handoff_minutes: int = 30
+    handoff_minutes: int = Field(30, ge=0)
     # Acknowledgements to e-mail addresses never seen before, per hour; past it, held for staff (0: no cap).
     new_sender_acks_per_hour: int = Field(default=300, ge=0)
 
@@ -71,10 +93,10 @@ class IntakePolicy(_Model):
 class StageRule(_Model):
     """One clock: `hours` count working hours unless round_the_clock; `working_days` end at closing time."""
 
-    hours: float | None = None
-    working_days: int | None = None
-    major_hours: float | None = None
-    major_working_days: int | None = None
+    hours: float | None = Field(None, gt=0)
+    working_days: int | None = Field(None, ge=1)
+    major_hours: float | None = Field(None, gt=0)
+    major_working_days: int | None = Field(None, ge=1)
     round_the_clock: bool = False
     waits_on_learner: bool = False
 
@@ -92,13 +114,22 @@ class EscalationPolicy(_Model):
 
 
 class FollowUpPolicy(_Model):
-    score_min: int = 1
-    score_max: int = 5
+    score_min: int = Field(1, ge=0)
+    score_max: int = Field(5, ge=1, le=10)
     reopen_at_or_below: int = 2
-    call_task_after_working_days: int = 2
-    completion_target: float = 1.0
-    quality_target: float = 0.95
-    warning_below: float = 0.90
+    call_task_after_working_days: int = Field(2, ge=1)
+    # Shares, 0 to 1 (0.95 is 95 %).
+    completion_target: float = Field(1.0, ge=0, le=1)
+    quality_target: float = Field(0.95, ge=0, le=1)
+    warning_below: float = Field(0.90, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _scores_in_order(self) -> FollowUpPolicy:
+        if not self.score_min < self.score_max:
+            raise ValueError("score_min must be below score_max")
+        if not self.score_min <= self.reopen_at_or_below <= self.score_max:
+            raise ValueError("reopen_at_or_below must be a score between score_min and score_max")
+        return self
 
 
 class RetentionPolicy(_Model):
@@ -123,9 +154,9 @@ class CreditPolicy(_Model):
     weight_satisfaction: float = Field(30, ge=0)  # × mean satisfaction / highest score
     weight_follow_up: float = Field(20, ge=0)  # × follow-up completion rate
     weight_upheld: float = Field(10, ge=0)  # × (1 − share of complaints upheld against them)
-    grade_a: float = 90
-    grade_b: float = 80
-    grade_c: float = 70  # below this: D
+    grade_a: float = Field(90, ge=0, le=100)
+    grade_b: float = Field(80, ge=0, le=100)
+    grade_c: float = Field(70, ge=0, le=100)  # below this: D
     min_closed: int = Field(5, ge=0)  # fewer closed complaints in the quarter: not graded
 
     @model_validator(mode="after")
@@ -213,19 +244,35 @@ def parse_policy(text: str | None = None, *, source: str = "policy file") -> Pol
     data = tomllib.loads(DEFAULT_POLICY_TEXT)
     if text is not None:
         try:
-            data = _merge(data, tomllib.loads(text))
+            given = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"{source}: not valid TOML: {exc}") from None
+        stages = given.get("stages", {})
+        unknown = sorted(set(stages) - set(data["stages"])) if isinstance(stages, dict) else []
+        if unknown:
+            # The code opens clocks by name: a stage it does not know would never run.
+            known = ", ".join(data["stages"])
+            raise PolicyError(f"{source}: stages.{unknown[0]}: unknown stage; the stages are {known}")
+        data = _merge(data, given)
     try:
         policy = Policy.model_validate(data)
         policy.classification_rules()  # fail at start-up, not at the first complaint
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise PolicyError(f"{source}: {where}: {first['msg']}") from None
+        value = first.get("input")
+        message = _plain(first["msg"])
+        if isinstance(value, str | int | float) and repr(value) not in message:
+            message += f" (given: {value!r})"
+        raise PolicyError(f"{source}: {where}: {message}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyError(f"{source}: classification rules: {exc}") from None
     return policy
+
+
+def _plain(message: str) -> str:
+    """pydantic's "Value error, " prefix says nothing to an operator."""
+    return message.removeprefix("Value error, ")
 
 
 def load_policy(path: Path | None) -> Policy:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,12 +18,16 @@ async def get_state(sessions: async_sessionmaker[AsyncSession], key: str) -> str
 
 
 async def set_state(sessions: async_sessionmaker[AsyncSession], key: str, value: str, now: datetime) -> None:
+    """Store `value` under `key`, last writer wins. One statement (an upsert), so that two instances
+    storing the same new key at once both succeed instead of one failing on the primary key."""
     async with sessions() as session, session.begin():
-        changed = await session.execute(
-            update(ChannelState).where(ChannelState.key == key).values(value=value, updated_at=now)
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(ChannelState).values(key=key, value=value, updated_at=now)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[ChannelState.key], set_={"value": value, "updated_at": now}
+            )
         )
-        if not getattr(changed, "rowcount", 0):
-            session.add(ChannelState(key=key, value=value, updated_at=now))
 
 
 async def hold_lease(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,8 @@ from core.privacy import redact
 from core.workflow import CLOSED, OPEN_STATES, Actor, WorkflowError, check
 
 LIST_FILTERS = ("open", "overdue", "closed", "all")
+
+log = logging.getLogger(__name__)
 
 
 class TicketNotFound(LookupError):
@@ -98,6 +101,7 @@ async def apply_move(
     event = Event(ticket=ticket, at=now, actor=actor.label, action=action, detail=detail)
     session.add(event)
     await session.flush()  # the event's id names the card edit it causes
+    log.info("ticket %s: %s by %s, now %s", ticket.number, action, actor.label, ticket.status)
     await refresh_card(core, session, ticket, action, event.id, now)
     return event
 
@@ -118,17 +122,30 @@ def _overdue(now: datetime) -> Any:
     )
 
 
-async def list_tickets(session: AsyncSession, status: str, now: datetime, limit: int = 500) -> list[Ticket]:
+def _listed(status: str, now: datetime) -> list[Any]:
+    """The conditions of a `tickets list --status` filter."""
     if status not in LIST_FILTERS:
         raise ValueError(f"unknown status filter {status!r}: use {', '.join(LIST_FILTERS)}")
-    query = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
     if status == "open":
-        query = query.where(Ticket.status.in_(OPEN_STATES))
-    elif status == "closed":
-        query = query.where(Ticket.status == CLOSED)
-    elif status == "overdue":
-        query = query.where(Ticket.status.in_(OPEN_STATES), _overdue(now))
-    return list(await session.scalars(query))
+        return [Ticket.status.in_(OPEN_STATES)]
+    if status == "closed":
+        return [Ticket.status == CLOSED]
+    if status == "overdue":
+        return [Ticket.status.in_(OPEN_STATES), _overdue(now)]
+    return []
+
+
+async def list_tickets(
+    session: AsyncSession, status: str, now: datetime, limit: int = 500, offset: int = 0
+) -> list[Ticket]:
+    """A page of the tickets `status` selects, newest first; `count_tickets` says how many there are."""
+    query = select(Ticket).where(*_listed(status, now)).order_by(Ticket.id.desc())
+    return list(await session.scalars(query.limit(limit).offset(offset)))
+
+
+async def count_tickets(session: AsyncSession, status: str, now: datetime) -> int:
+    query = select(func.count()).select_from(Ticket).where(*_listed(status, now))
+    return int(await session.scalar(query) or 0)
 
 
 def _iso(core: CoreContext, at: datetime | None) -> str | None:
@@ -263,6 +280,7 @@ __all__ = [
     "InvalidTicketNumber",
     "TicketNotFound",
     "apply_move",
+    "count_tickets",
     "get_ticket",
     "list_tickets",
     "staff_actor",

@@ -16,6 +16,7 @@ Alerts to one person in one sweep are one message listing the tickets, not fifty
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,7 @@ from scheduler.duty import DutyReport
 
 LEARNER_TIMERS = frozenset({"confirm", "survey"})  # kept by scheduler.followup
 BATCH = 500  # clocks per transaction: bounded locks and memory, whatever falls due at once
+log = logging.getLogger(__name__)
 REMINDER, LEVEL1, LEVEL2 = "reminder", "level 1", "level 2"
 
 
@@ -130,6 +132,7 @@ async def _handle(
     batches: dict[tuple[str, str, str], list[Alert]] = defaultdict(list)
     claims: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    said: list[str] = []  # a log line per alert, once it is written
 
     def claim(clock: Clock, following: datetime | None, level: int, reminded_at: datetime | None) -> None:
         claims.append(
@@ -162,6 +165,7 @@ async def _handle(
                 Alert(ticket.number, clock.stage, step, due, clock.id)
             )
             report.actions.append(f"{ticket.number} {clock.stage}: {step} to {who}")
+            said.append(report.actions[-1])
             events.append(
                 {
                     "ticket_id": ticket.id,
@@ -182,6 +186,8 @@ async def _handle(
         await connection.execute(insert(Event), events)
     for (channel, recipient, fallback), alerts in batches.items():
         _send(core, session, channel, recipient, alerts, now, fallback)
+    for line in said:
+        log.info("ticket %s", line)
 
 
 _CLOCKS = Base.metadata.tables["clocks"].c

@@ -220,6 +220,15 @@ def runs(seeded: Seeded, dirs: dict[str, Path]) -> dict[str, Result]:
         "search_phone": Call(site, ("tickets", "list", "--search", "138****8000", "--json")),
         "search_empty": Call(site, ("tickets", "list", "--search", " ")),
         "list_human_wide": Call(site, ("tickets", "list"), {"COLUMNS": "200"}),
+        "list_page": Call(site, ("tickets", "list", "--limit", "2")),
+        "list_page_json": Call(site, ("tickets", "list", "--json", "--limit", "2", "--offset", "2")),
+        "version": Call(site, ("--version",)),
+        "help": Call(site, ("--help",), {"COLUMNS": "200"}),
+        "help_list": Call(site, ("tickets", "list", "--help"), {"COLUMNS": "200"}),
+        "unknown_option": Call(site, ("tickets", "list", "--bogus")),
+        "missing_argument": Call(site, ("tickets", "show")),
+        "limit_zero": Call(site, ("tickets", "list", "--limit", "0")),
+        "bad_log_level": Call(site, ("--log-level", "loud", "tickets", "list")),
         "show_markup": Call(site, ("tickets", "show", seeded.markup)),
         "show_json": Call(site, ("tickets", "show", seeded.overdue, "--json")),
         "show_human": Call(site, ("tickets", "show", seeded.overdue)),
@@ -286,7 +295,9 @@ def test_environment_overrides_the_config_file(runs: dict[str, Result], dirs: di
 
 
 def test_tickets_list_json_lists_the_open_tickets(runs: dict[str, Result], seeded: Seeded) -> None:
-    rows = json_out(runs["list"])
+    listed = json_out(runs["list"])
+    rows = listed["tickets"]
+    assert (listed["total"], listed["offset"]) == (len(rows), 0)
     by_number = {row["number"]: row for row in rows}
     assert set(by_number) == {seeded.overdue, seeded.fresh, seeded.markup}
     for row in rows:
@@ -317,9 +328,27 @@ def test_classify_export_writes_corrections_as_labelled_examples(
     assert one_error_line(runs["classify_export_nowhere"]).startswith("error: cannot write ")
 
 
+def test_tickets_list_pages_and_says_how_many_more(runs: dict[str, Result], seeded: Seeded) -> None:
+    page = runs["list_page"]
+    assert page.returncode == 0, page.stderr
+    assert "… and 1 more of 3: --offset 2 for the next page" in page.stdout
+    last = json_out(runs["list_page_json"])
+    assert (last["total"], last["offset"], last["limit"], len(last["tickets"])) == (3, 2, 2, 1)
+
+
+def test_version_and_help_read_as_an_operator_meets_the_commands(runs: dict[str, Result]) -> None:
+    assert runs["version"].stdout.strip().startswith("complaintbot ")
+    section = runs["help"].stdout.split("Commands:")[1].splitlines()
+    commands = [line.split()[0] for line in section if line.startswith("  ") and not line.startswith("   ")]
+    assert commands[:6] == ["init", "run", "demo", "tickets", "staff", "sweep"] and commands[-1] == "db"
+    for name in ("help", "help_list"):
+        assert "<bool>" not in runs[name].stdout and "--version" in runs["help"].stdout
+    assert "--at TIME" in runs["help_list"].stdout and "--limit LIMIT" in runs["help_list"].stdout
+
+
 def test_tickets_list_by_status(runs: dict[str, Result], seeded: Seeded) -> None:
-    assert json_out(runs["list_closed"]) == []
-    assert [row["number"] for row in json_out(runs["list_overdue"])] == [seeded.overdue]
+    assert json_out(runs["list_closed"])["tickets"] == []
+    assert [row["number"] for row in json_out(runs["list_overdue"])["tickets"]] == [seeded.overdue]
 
 
 def test_tickets_list_human_shows_whole_numbers(runs: dict[str, Result], seeded: Seeded) -> None:
@@ -428,6 +457,10 @@ def test_tickets_show_human_prints_the_number_and_clocks(runs: dict[str, Result]
         ("report_bad_month", "YYYY-MM"),
         ("credit_bad_quarter", "YYYYQn"),
         ("report_bad_department", "canteen"),
+        ("unknown_option", "--bogus (see `complaintbot tickets list --help`)"),
+        ("missing_argument", "(see `complaintbot tickets show --help`)"),
+        ("limit_zero", "'--limit'"),
+        ("bad_log_level", "'loud': use debug, info, warning, error"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr(runs: dict[str, Result], case: str, mentions: str) -> None:
@@ -489,9 +522,9 @@ def test_credit_json_keeps_a_finished_quarters_grades_with_their_inputs(runs: di
 
 
 def test_tickets_list_search_finds_by_words_and_phone_tail(runs: dict[str, Result], seeded: Seeded) -> None:
-    assert [row["number"] for row in json_out(runs["search_words"])] == [seeded.fresh]
+    assert [row["number"] for row in json_out(runs["search_words"])["tickets"]] == [seeded.fresh]
     found = json_out(runs["search_phone"])
-    assert [row["number"] for row in found] == [seeded.overdue]
+    assert [row["number"] for row in found["tickets"]] == [seeded.overdue] and found["total"] == 1
     assert "13812348000" not in runs["search_phone"].stdout  # masked as everywhere else
     empty = runs["search_empty"]
     assert empty.returncode != 0 and "--search: give words" in empty.stderr

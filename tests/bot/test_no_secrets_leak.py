@@ -32,10 +32,10 @@ from core.models import Base, OutboxRow
 from core.outbox import enqueue
 from core.redaction import Redactor, install
 from core.unparsed import keep_unparsed
+from standins.botapi import BotApiServer
+from standins.smtp import password_check, run_smtp
+from standins.wechatapi import TOKEN, WechatApiServer
 from tests.bot.test_service import free_port
-from tests.channels.mail.smtp import password_check, run_smtp
-from tests.channels.telegram.botapi import BotApiServer
-from tests.channels.wechat.wechatapi import TOKEN, WechatApiServer
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")

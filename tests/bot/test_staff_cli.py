@@ -63,3 +63,26 @@ def test_staff_directory_from_the_command_line(tmp_path: Path) -> None:
     assert [s["name"] for s in after] == ["陈主任"]
     again = complaintbot(tmp_path, "staff", "remove", "1", env=env)
     assert one_error_line(again) == "error: no active staff member #1"
+
+    restored = complaintbot(
+        tmp_path,
+        "staff",
+        "add",
+        "--name",
+        "王老师",
+        "--department",
+        "teaching",
+        "--role",
+        "head",
+        "--telegram-id",
+        "5550001",
+        env=env,
+    )
+    assert restored.stdout.strip() == "restored (with their history) #1 王老师 (teaching/head)", (
+        restored.stderr
+    )
+    bad_mail = complaintbot(
+        tmp_path, "staff", "add", "--name", "x", "--department", "teaching", "--role", "staff",
+        "--email", "x@", env=env,
+    )  # fmt: skip
+    assert one_error_line(bad_mail) == "error: not an e-mail address: 'x@' (e.g. wang@school.example.cn)"

@@ -85,7 +85,7 @@ def test_sweep_dry_run_then_for_real_and_overdue_agrees(tmp_path: Path) -> None:
     overdue = json.loads(
         _cli(tmp_path, "tickets", "list", "--status", "overdue", "--at", "2026-11-23T11:05", "--json").stdout
     )
-    assert [t["number"] for t in overdue] == [number]
+    assert [t["number"] for t in overdue["tickets"]] == [number] and overdue["total"] == 1
     shown = json.loads(_cli(tmp_path, "tickets", "show", number, "--json").stdout)
     assert not any(e["action"] == "escalated" for e in shown["events"])  # the dry run wrote nothing
     real = _cli(tmp_path, "sweep", "--at", "2026-11-23T11:05")

@@ -97,18 +97,21 @@ async def test_reminder_then_level_1_then_level_2_each_once(core: CoreContext, i
         assert clock is not None and clock.escalation_level == 2 and clock.next_check_at is None
 
 
+async def _set_severity(core: CoreContext, number: str, severity: str, when: str) -> None:
+    """The teaching head corrects the ticket's severity (`/severity`)."""
+    async with core.sessions() as session, session.begin():
+        ticket = await get_ticket(session, number)
+        head = await session.scalar(select(Staff).where(Staff.role == "head"))
+        assert head is not None
+        await apply_move(core, session, ticket, "severity", staff_actor(head), at(when), severity=severity)
+
+
 async def test_raised_to_major_the_running_clock_is_due_sooner_and_escalates_by_then(
     core: CoreContext, intake: Intake
 ) -> None:
     await _setup(core)
     [number] = await _complain(intake, at("2026-11-23 10:00"))  # claim due 11:00 as a general complaint
-    async with core.sessions() as session, session.begin():
-        ticket = await get_ticket(session, number)
-        head = await session.scalar(select(Staff).where(Staff.role == "head"))
-        assert head is not None
-        await apply_move(
-            core, session, ticket, "severity", staff_actor(head), at("2026-11-23 10:10"), severity="major"
-        )
+    await _set_severity(core, number, "major", "2026-11-23 10:10")
     async with core.sessions() as session:
         clock = await session.scalar(select(Clock).where(Clock.stage == "claim"))
         assert clock is not None and core.local_text(clock.due_at).endswith("10:30")  # major: half an hour
@@ -119,13 +122,7 @@ async def test_raised_to_major_the_running_clock_is_due_sooner_and_escalates_by_
     assert f"{number} claim: level 1 to 张主任 (teaching head)" in level1.actions
 
     # Lowered again, the clock is the general one's: nothing more is due until then.
-    async with core.sessions() as session, session.begin():
-        ticket = await get_ticket(session, number)
-        head = await session.scalar(select(Staff).where(Staff.role == "head"))
-        assert head is not None
-        await apply_move(
-            core, session, ticket, "severity", staff_actor(head), at("2026-11-23 10:45"), severity="general"
-        )
+    await _set_severity(core, number, "general", "2026-11-23 10:45")
     async with core.sessions() as session:
         clock = await session.scalar(select(Clock).where(Clock.stage == "claim"))
         assert clock is not None and core.local_text(clock.due_at).endswith("11:00")

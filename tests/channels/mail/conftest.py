@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from standins.smtp import Certificate, SmtpStandIn, make_certificate, run_smtp
 from tests.channels.mail.dovecot import MISSING, Dovecot
-from tests.channels.mail.smtp import Certificate, SmtpStandIn, make_certificate, run_smtp
 
 # ---- SMTP (aiosmtpd, in-process): the sender's tests ------------------------------------------------
 

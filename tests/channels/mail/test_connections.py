@@ -14,7 +14,7 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.outbox import LaneLimits
-from tests.channels.mail.smtp import HOST, Recorder, SmtpStandIn, free_port
+from standins.smtp import HOST, Recorder, SmtpStandIn, free_port
 from tests.channels.mail.test_sender import FROM, ack
 from tests.conftest import at
 

@@ -8,10 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from standins.smtp import Received, SmtpStandIn
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port
 from tests.channels.mail.dovecot import Dovecot, complaint_mail
-from tests.channels.mail.smtp import Received, SmtpStandIn
 
 
 def test_the_running_service_reads_the_mailbox_and_acknowledges_by_smtp(

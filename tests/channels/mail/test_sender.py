@@ -26,7 +26,7 @@ from core.messages import OutboundMessage
 from core.models import OutboxRow
 from core.outbox import DEAD, PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError
 from core.tickets import get_ticket, ticket_view
-from tests.channels.mail.smtp import Certificate, Recorder, SmtpStandIn, free_port, password_check, run_smtp
+from standins.smtp import Certificate, Recorder, SmtpStandIn, free_port, password_check, run_smtp
 from tests.conftest import at
 
 NOW = at("2026-11-22 10:00")

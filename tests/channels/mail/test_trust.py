@@ -25,8 +25,8 @@ from core.models import Event, Learner, OutboxRow, Ticket
 from core.policy import parse_policy
 from core.staff import add_staff
 from core.tickets import apply_move, get_ticket, staff_actor
+from standins.smtp import SmtpStandIn
 from tests.channels.mail.dovecot import complaint_mail
-from tests.channels.mail.smtp import SmtpStandIn
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")  # a Monday

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import telegram
 
-from tests.channels.telegram.botapi import BotApiServer
+from standins.botapi import BotApiServer
 
 TOKEN = "123:abc"
 

@@ -33,7 +33,7 @@ from telegram.error import (
 from telegram.ext import AIORateLimiter, Application, CommandHandler, ContextTypes
 from telegram.warnings import PTBDeprecationWarning
 
-from tests.channels.telegram.botapi import BotApiServer
+from standins.botapi import BotApiServer
 from tests.channels.telegram.conftest import TOKEN
 
 # PTB 22 warns when RetryAfter.retry_after / Voice.duration are built or read as int seconds.

@@ -22,7 +22,7 @@ from core.numbers import find_ticket_numbers
 from core.staff import add_staff
 from core.state import set_state
 from core.tickets import get_ticket
-from tests.channels.telegram.botapi import BotApiServer
+from standins.botapi import BotApiServer
 from tests.conftest import at
 
 LEARNER, TEACHER, STRANGER = 5001, 9001, 9999

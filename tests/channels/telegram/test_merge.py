@@ -24,7 +24,8 @@ from core.models import Clock, Event, Message, Ticket
 from core.numbers import find_ticket_numbers
 from core.outbox import Sender
 from core.tickets import get_ticket, ticket_view
-from tests.channels.mail.smtp import SmtpStandIn, run_smtp
+from standins.smtp import SmtpStandIn, run_smtp
+from standins.wechatapi import WechatApiServer
 from tests.channels.telegram.test_staff_commands import (
     CASHIER,
     HEAD,
@@ -37,7 +38,6 @@ from tests.channels.telegram.test_staff_commands import (
     TEACHING_CHAT,
     Rig,
 )
-from tests.channels.wechat.wechatapi import WechatApiServer
 
 APP_ID, SECRET = "wx-test-app", "test-secret"
 OPENID, ADDRESS, PHONE = "oLearner-0001", "li.ming@example.com", "13812348000"

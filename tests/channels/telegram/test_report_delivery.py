@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from channels.telegram.sender import CAPTION_LIMIT, TelegramStaffSink, make_bot
 from core.messages import Document, OutboundMessage
-from tests.channels.telegram.botapi import BotApiServer
+from standins.botapi import BotApiServer
 
 MANAGERS_CHAT = -1009876543210
 PDF = b"%PDF-1.4\n" + b"0" * 5000

@@ -7,9 +7,9 @@ import signal
 from pathlib import Path
 
 from core.numbers import find_ticket_numbers
+from standins.botapi import BotApiServer
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port
-from tests.channels.telegram.botapi import BotApiServer
 
 LEARNER, STAFF_CHAT = 5001, -1000
 
@@ -43,3 +43,6 @@ async def test_the_running_service_acknowledges_a_telegram_complaint_and_posts_t
     number = find_ticket_numbers(acks[0]["text"])
     assert number, acks[0]["text"]
     assert str(number[0]) in cards[0]["text"]
+    # The log says what happened to the ticket, a line each, and nothing of the scheduler's passes.
+    assert f"ticket {number[0]} opened" in log and f"ticket {number[0]} acknowledged via telegram" in log
+    assert "apscheduler" not in log

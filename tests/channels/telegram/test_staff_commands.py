@@ -29,7 +29,7 @@ from core.outbox import Sender
 from core.staff import add_staff
 from core.state import set_state
 from core.tickets import get_ticket, ticket_view
-from tests.channels.telegram.botapi import BotApiServer
+from standins.botapi import BotApiServer
 from tests.conftest import at
 
 LEARNER, OTHER_LEARNER = 5001, 5002

@@ -23,7 +23,7 @@ from core.numbers import find_ticket_numbers
 from core.outbox import Sender
 from core.staff import add_staff
 from core.tickets import get_ticket, ticket_view
-from tests.channels.telegram.botapi import BotApiServer
+from standins.botapi import BotApiServer
 from tests.conftest import at
 
 LEARNER, OTHER_LEARNER, TEACHER = 5001, 5002, 9001

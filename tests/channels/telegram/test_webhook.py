@@ -31,9 +31,9 @@ from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Base, OutboxRow, Ticket, Unparsed
 from core.numbers import find_ticket_numbers
+from standins.botapi import BotApiServer
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port
-from tests.channels.telegram.botapi import BotApiServer
 from tests.conftest import Database
 
 LEARNER, STAFF_CHAT = 5001, -1000

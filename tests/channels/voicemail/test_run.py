@@ -43,7 +43,7 @@ def _tickets(cwd: Path, env: dict[str, str]) -> list[dict[str, object]]:
         capture_output=True,
         check=True,
     )
-    found: list[dict[str, object]] = json.loads(done.stdout)
+    found: list[dict[str, object]] = json.loads(done.stdout)["tickets"]
     return found
 
 

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from core.numbers import find_ticket_numbers
+from standins.wechatapi import WechatApiServer
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port
 from tests.channels.wechat.signing import APP_ID, ENCODING_AES_KEY, TOKEN, open_reply, push, text_xml
-from tests.channels.wechat.wechatapi import WechatApiServer
 
 SECRET = "app-secret-for-tests"
 

@@ -23,7 +23,7 @@ from core.models import OutboxRow, Ticket
 from core.outbox import DEAD, PENDING, SENT, PermanentSendError, TemporarySendError, enqueue
 from core.state import get_state
 from core.tickets import get_ticket, ticket_view
-from tests.channels.wechat.wechatapi import CUSTOM, TEMPLATE, TOKEN, WechatApiServer
+from standins.wechatapi import CUSTOM, TEMPLATE, TOKEN, WechatApiServer
 from tests.conftest import at
 
 APP_ID, SECRET = "wx-test-app", "test-secret"

@@ -21,7 +21,7 @@ from core.intake import Intake
 from core.messages import Document, OutboundMessage
 from core.models import OutboxRow, Ticket
 from core.outbox import PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError, enqueue
-from tests.channels.wechat.wechatapi import ROBOT, WechatApiServer
+from standins.wechatapi import ROBOT, WechatApiServer
 from tests.conftest import DEPARTMENTS, at
 
 NOW = at("2026-11-23 10:00")

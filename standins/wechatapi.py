@@ -230,10 +230,10 @@ class WechatApiServer:
                 raise ApiError(40009, "invalid image md5")
             return {"errcode": 0, "errmsg": "ok"}
         limit = {"markdown": 4096, "text": 2048}.get(str(kind))
-        content = str(body.get(str(kind), {}).get("content", "")) if limit else ""
-        if limit is None or not content:
+        text = str(body.get(str(kind), {}).get("content", "")) if limit else ""
+        if limit is None or not text:
             raise ApiError(40008, "invalid message type")
-        if len(content.encode("utf-8")) > limit:
+        if len(text.encode("utf-8")) > limit:
             raise ApiError(40058, f"{kind}.content exceed max length {limit}")
         return {"errcode": 0, "errmsg": "ok"}
 

@@ -1,6 +1,6 @@
 """Telegram's text formatting as the Bot API applies it: parse modes, entities, trimming, keyboards.
 
-Used by the Bot API stand-in (:mod:`tests.channels.telegram.botapi`) so that a message the bot could
+Used by the Bot API stand-in (:mod:`standins.botapi`) so that a message the bot could
 not send to the real Telegram (an unescaped ``<`` in an HTML card, a ``.`` in MarkdownV2, an empty
 text, a ``callback_data`` over 64 bytes) fails here too, with Telegram's own error text.
 """

@@ -43,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.channels.telegram._markup import MarkupError, check_reply_markup, command_entities, render_text
+from standins.botapi_markup import MarkupError, check_reply_markup, command_entities, render_text
 
 JSONDict = dict[str, Any]
 Handler = Callable[[JSONDict], Awaitable[Any]]
