@@ -13,8 +13,8 @@ from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.models import Ticket
 from core.numbers import find_ticket_numbers
+from standins.smtp import SmtpStandIn
 from tests.channels.mail.dovecot import complaint_mail
-from tests.channels.mail.smtp import SmtpStandIn
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")
