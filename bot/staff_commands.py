@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 # Commands that move a ticket: the text after the number is the move's detail.
 MOVES = {"claim", "plan", "done", "resolve", "transfer", "escalate", "reopen", "note", "reply", "called"}
-TELEGRAM_LIMIT = 4096  # characters of one Telegram message
 NEEDS_TEXT = {"plan", "done", "resolve", "escalate", "note", "reply", "transfer", "severity"}
 TICKET_COMMANDS = MOVES | {"show", "assign", "rate", "severity"}
 LISTS = {"mine": staff_queries.mine, "overdue": staff_queries.overdue, "stats": staff_reports.stats}
@@ -405,10 +404,6 @@ class StaffCommands:
         await apply_move(self.core, session, ticket, "reply", staff_actor(staff), now, detail=text)
         # In their language, with the number so they know which complaint.
         said = self.core.templates.render(ticket.locale, "reply.txt", number=ticket.number, text=text)
-        if len(said) > TELEGRAM_LIMIT:  # refused now, rather than a reply that silently never arrives
-            raise BadCommand(
-                f"the reply is {len(said)} characters; at most {TELEGRAM_LIMIT}: shorten or split it"
-            )
         enqueue(
             session,
             self.core.vault,

@@ -16,10 +16,10 @@ from bot.staff_queries import BadCommand
 from channels.telegram.parse import StaffCommand
 from core.context import CoreContext
 from core.intake import Intake
-from core.kept_aside import IdReused
 from core.messages import InboundMessage
 from core.models import Staff, Ticket
 from core.privacy import mask, normalize
+from core.receive import Kept, receive_or_keep
 from core.tickets import opening_message_id, set_first_contact
 
 # Where the learner reached us; the ticket's channel is "staff", this is kept with the message.
@@ -67,10 +67,9 @@ async def log_complaint(
         new_ticket=True,  # staff log a complaint: never a continuation of another one
         raw={"logged_via": logged.via, "staff_id": staff.id, "telegram_update_id": event.update_id},
     )
-    try:
-        result = await intake.receive(message, now)
-    except IdReused as exc:
-        raise BadCommand(str(exc)) from exc
+    result = await receive_or_keep(intake, message, now)
+    if isinstance(result, Kept):
+        raise BadCommand(result.reason)
     async with core.sessions() as session, session.begin():
         # A redelivery finds the ticket this very message opened: finish what may have been cut short.
         opened = result.created or (

@@ -1,4 +1,5 @@
-"""Telegram wiring: each update parsed, then handed to intake, the learner commands or the staff layer."""
+"""Telegram wiring: each update parsed, then handed to the core (a learner's message or command:
+`core.receive`) or to the staff layer."""
 
 from __future__ import annotations
 
@@ -22,12 +23,8 @@ from channels.telegram.parse import (
 from core.classify import detect_language
 from core.context import CoreContext
 from core.intake import Intake
-from core.kept_aside import IdReused
 from core.messages import InboundMessage
-from core.outbox import send_once
-from core.state import get_state, set_state
-from core.tickets import learner_tickets
-from core.unparsed import keep_unparsed
+from core.receive import Aside, Kept, receive_or_keep
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +42,6 @@ def learner_locale(message: InboundMessage) -> str:
     if code.startswith("en"):
         return "en"
     return detect_language(message.text) if message.text else "zh"
-
-
-def _new_key(chat: str) -> str:
-    return f"telegram:new-complaint-next:{chat}"
 
 
 class TelegramUpdates:
@@ -73,15 +66,13 @@ class TelegramUpdates:
         now = self.clock()
         event = parse_update(update, received_at=now, bot_username=self.bot_username)
         if isinstance(event, LearnerMessage):
-            message = event.message
-            if await get_state(self.core.sessions, _new_key(message.sender_id)) == "1":
-                # The learner said /new: this message is a separate complaint, not a continuation.
-                message = replace(message, new_ticket=True)
-            await self._complaint(message, now)
-            if message.new_ticket:
-                await set_state(self.core.sessions, _new_key(message.sender_id), "0", now)
+            # Plain words (查询进度, 新投诉...) are the learner's commands here as on every channel.
+            await self._learner(event.message, now)
         elif isinstance(event, LearnerCommand):
-            await self._learner_command(event, now)
+            message = event.message
+            if event.command == "new":  # the parser took the text after /new as the message: put it back
+                message = replace(message, text=f"/new {event.args}".strip(), new_ticket=False)
+            await self._learner(message, now)
         elif isinstance(event, ButtonPress) and event.chat_id == event.user_id:
             # A button in the learner's own private chat: the survey's scores. Staff buttons sit on
             # cards in groups, whose ids are never a user's.
@@ -90,7 +81,7 @@ class TelegramUpdates:
             await self.staff(event, now)
         elif isinstance(event, Unusable):
             raw = json.dumps(update, ensure_ascii=False, default=str)
-            await keep_unparsed(self.core, "telegram", event.external_id, raw, event.reason, now)
+            await receive_or_keep(self.intake, Aside("telegram", event.external_id, raw, event.reason), now)
         elif isinstance(event, Ignored):
             log.debug("telegram update %s ignored: %s", event.update_id, event.reason)
 
@@ -98,15 +89,13 @@ class TelegramUpdates:
         """An update that keeps failing: kept raw with the reason and shown to staff, not retried."""
         raw = json.dumps(update, ensure_ascii=False, default=str)
         reason = f"could not be handled ({type(error).__name__}: {str(error)[:300]})"
-        await keep_unparsed(
-            self.core, "telegram", f"update:{update.get('update_id')}", raw, reason, self.clock()
-        )
+        aside = Aside("telegram", f"update:{update.get('update_id')}", raw, reason)
+        await receive_or_keep(self.intake, aside, self.clock())
 
-    async def _complaint(self, message: InboundMessage, now: datetime) -> None:
-        try:
-            await self.intake.receive(message, now)
-        except IdReused as exc:  # kept as unparsed and shown to staff; the update is done with
-            log.warning("%s", exc)
+    async def _learner(self, message: InboundMessage, now: datetime) -> None:
+        """A learner's message or command, as on every channel (`core.receive`); kept aside or not,
+        the update is done with."""
+        await receive_or_keep(self.intake, message, now, locale=learner_locale(message))
 
     async def _learner_button(self, event: ButtonPress, update: Mapping[str, Any], now: datetime) -> None:
         """A score pressed under the survey ("rate:<number>:<score>") goes through intake like the
@@ -126,10 +115,8 @@ class TelegramUpdates:
             sender_name=event.user_name,
             raw=update,
         )
-        try:
-            result = await self.intake.receive(message, now)
-        except IdReused as exc:
-            log.warning("%s", exc)
+        result = await receive_or_keep(self.intake, message, now)
+        if isinstance(result, Kept):
             return
         await self._toast(event, result.replies[-1] if result.replies else "✓")
 
@@ -140,35 +127,3 @@ class TelegramUpdates:
             await self.answer_callback(event.callback_id, text[:TOAST_LIMIT])
         except Exception:  # the toast is a courtesy; the answer in the chat is the record
             log.warning("could not answer Telegram callback %s", event.callback_id, exc_info=True)
-
-    async def _learner_command(self, event: LearnerCommand, now: datetime) -> None:
-        message = event.message
-        if event.command == "new" and event.args:
-            await self._complaint(message, now)  # a separate complaint, never a continuation
-        elif event.command == "new":
-            # "/new" alone: the learner's next message opens a separate complaint.
-            await set_state(self.core.sessions, _new_key(str(event.chat_id)), "1", now)
-            await self._answer(event, "new", now)
-        elif event.command in ("start", "help"):
-            await self._answer(event, "start", now)
-        elif event.command == "status":
-            async with self.core.sessions() as session:
-                rows = await learner_tickets(self.core, session, "telegram", str(event.chat_id), now)
-            await self._answer(event, "status", now, tickets=rows)
-        else:  # an unknown "/something" is taken as what the learner wrote
-            await self._complaint(message, now)
-
-    async def _answer(self, event: LearnerCommand, template: str, now: datetime, **context: Any) -> None:
-        locale = learner_locale(event.message)
-        text = self.core.templates.render(locale, f"{template}.txt", **context)
-        await send_once(
-            self.core.sessions,
-            self.core.vault,
-            key=f"telegram:{event.message.external_id}:{template}",
-            channel="telegram",
-            recipient=str(event.chat_id),
-            kind="notice",
-            text=text,
-            now=now,
-            reply_to=event.message.external_id,
-        )

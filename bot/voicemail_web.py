@@ -25,9 +25,8 @@ from channels.http import BodyTooLarge, read_body
 from channels.voicemail.parse import MAX_BYTES, VoicemailError, parse_transcript, parse_twilio
 from core.context import CoreContext
 from core.intake import Intake
-from core.kept_aside import IdReused
 from core.messages import InboundMessage
-from core.unparsed import keep_unparsed
+from core.receive import Aside, Kept, receive_or_keep
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ def voicemail_webhook(
                 # its RecordingSid is the dedupe key, so it can only find the ticket it opened.
                 message = parse_twilio(dict(form), now) if is_form else parse_transcript(body)
             except VoicemailError as exc:
-                return await _unusable(core, body, str(exc), now)
+                return await _unusable(intake, body, str(exc), now)
             return await _deliver(intake, message, now)
         except Exception:  # the database, most likely: not committed, so the sender must try again
             log.exception("voicemail webhook failed; answered 500 for a retry")
@@ -102,18 +101,17 @@ def voicemail_webhook(
     return Route(path, receive, methods=["POST"])
 
 
-async def _unusable(core: CoreContext, body: bytes, reason: str, now: datetime) -> Response:
+async def _unusable(intake: Intake, body: bytes, reason: str, now: datetime) -> Response:
     # Keyed by the body's hash: the producer's retries of the same bytes are kept once.
     key = f"webhook:{hashlib.sha256(body).hexdigest()}"
-    await keep_unparsed(core, "voicemail", key, body, reason, now)  # logs it and tells the first-contact desk
+    await receive_or_keep(intake, Aside("voicemail", key, body, reason), now)
     return JSONResponse({"ok": False, "error": reason}, status_code=422)
 
 
 async def _deliver(intake: Intake, message: InboundMessage, now: datetime) -> Response:
-    try:
-        result = await intake.receive(message, now)
-    except IdReused as exc:  # already kept as unparsed and shown to staff; a retry would change nothing
-        return JSONResponse({"ok": False, "error": str(exc)}, status_code=409)
+    result = await receive_or_keep(intake, message, now)
+    if isinstance(result, Kept):  # an id reused: kept as unparsed and shown to staff; a retry changes nothing
+        return JSONResponse({"ok": False, "error": result.reason}, status_code=409)
     log.info(
         "ticket %s: voicemail %s %s",
         result.ticket_number,

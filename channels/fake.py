@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from core.messages import InboundMessage, OutboundMessage, SendResult
+from core.text_limits import TextLimit
 
 
 class FakeChannel:
-    def __init__(self, name: str = "telegram") -> None:
+    def __init__(self, name: str = "telegram", *, text_limit: TextLimit | None = None) -> None:
         self.name = name
+        self.text_limit = text_limit  # how long one message may be: longer ones come in parts
         self.inbound: asyncio.Queue[InboundMessage] = asyncio.Queue()
         self.sent: list[OutboundMessage] = []
         self.fail_next: list[Exception] = []

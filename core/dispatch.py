@@ -14,7 +14,7 @@ what waits, is read through `core.queue`.
 
 A crash after a send and before its record leaves a lease that runs out: the row is claimed again and
 sent once more under the same idempotency key, so a message is never lost and is at most repeated once
-per crash.
+per crash. A text longer than its channel takes goes in parts, each recorded as it goes (`core.parts`).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from core.outbox import (
     fall_back,
     to_message,
 )
+from core.parts import TakenOver, needs_parts, send_in_parts, text_limit
 from core.privacy import Vault
 from core.queue import LaneState
 from core.redaction import Redactor
@@ -302,7 +303,12 @@ class Dispatcher:
         try:
             context = await self._follow(row)
             if not context.get("superseded"):
-                result = await sender.send(to_message(row, self.vault, context))
+                message, limit = to_message(row, self.vault, context), text_limit(sender)
+                if needs_parts(row, message, limit):
+                    assert limit is not None
+                    result = await send_in_parts(self.sessions, sender, row, message, limit)
+                else:
+                    result = await sender.send(message)
                 outcome.external_ref, outcome.thread_ref = result.external_ref, result.thread_ref
         except NotConfiguredError as exc:
             outcome.error, outcome.parked = str(exc) or type(exc).__name__, True
@@ -312,6 +318,8 @@ class Dispatcher:
             outcome.error, outcome.retry_after = str(exc) or type(exc).__name__, exc.retry_after
         except PermanentSendError as exc:
             outcome.error, outcome.permanent = str(exc) or type(exc).__name__, True
+        except TakenOver as exc:  # its lease ran out between two parts: `_record` leaves it to the other
+            outcome.error = str(exc)
         except Exception as exc:  # a sender bug must not stop the other rows; it is kept on the row
             log.exception("outbox %s: sender for %s failed", row.key, row.channel)
             outcome.error = f"{type(exc).__name__}: {exc}"

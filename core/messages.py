@@ -131,3 +131,6 @@ class SendResult:
 
     external_ref: str | None = None
     thread_ref: str | None = None
+    # The platform took this message in a form that stands for the whole text (WeChat's template
+    # message, when the learner's window is closed): the parts still to go are not sent.
+    whole: bool = False

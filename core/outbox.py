@@ -35,7 +35,9 @@ class Sender(Protocol):
     """A channel's way out. Raise `TemporarySendError` to retry later, `PermanentSendError` to give up,
     `NotConfiguredError` when nothing is configured to reach this recipient.
 
-    A sender may also carry `limits` (a `LaneLimits`): how many messages its lane sends at once."""
+    A sender may also carry `limits` (a `LaneLimits`): how many messages its lane sends at once; and
+    `text_limit` (a `core.text_limits.TextLimit`): how long one message may be, past which the
+    dispatcher sends a text in parts (`core.parts`)."""
 
     async def send(self, message: OutboundMessage) -> SendResult: ...
 

@@ -14,7 +14,8 @@ an error code.
   (7200 s); a wrong appid is 40013, a wrong secret 40125.
 - `POST /cgi-bin/message/custom/send?access_token=` (text only), `POST /cgi-bin/message/template/send`:
   a missing token is 41001, a revoked one 40001, an expired one 42001; a learner whose 48-hour window is
-  closed (`close_window`) gets 45015 for customer-service messages; an unknown template_id is 40037.
+  closed (`close_window`) gets 45015 for customer-service messages, a text over 2048 bytes 45002; an
+  unknown template_id is 40037.
 - `POST /cgi-bin/webhook/send?key=` (WeCom robot): an unknown key is 93000; markdown over 4096 bytes or
   text over 2048 bytes is 40058.
 - `fail_next(endpoint, errcode)` answers the next call(s) of an endpoint with an error (-1, 45047...);
@@ -51,6 +52,7 @@ ERRMSG = {
     40125: "invalid appsecret",
     41001: "access_token missing",
     42001: "access_token expired",
+    45002: "content size out of limit",
     45009: "api freq out of limit",
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
@@ -200,6 +202,8 @@ class WechatApiServer:
             raise ApiError(40003, "invalid openid")
         if body["touser"] in self.closed_windows:
             raise ApiError(45015)
+        if len(str(body["text"]["content"]).encode("utf-8")) > 2048:
+            raise ApiError(45002)
         return {"errcode": 0, "errmsg": "ok"}
 
     def _template(self, query: dict[str, str], body: JSONDict) -> JSONDict:

@@ -32,11 +32,10 @@ from channels.mail.staff_mail import record_staff_mail, staff_addresses
 from channels.mail.trust import sender_verdict
 from core.context import CoreContext
 from core.intake import Intake
-from core.kept_aside import KeptAside
 from core.messages import InboundMessage
 from core.models import LearnerIdentity, Message, Ticket
+from core.receive import Aside, Kept, receive_or_keep
 from core.state import hold_lease, release_lease
-from core.unparsed import keep_unparsed
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,9 @@ class MailReader:
         caller has read them for a whole batch."""
         now = self.clock() if self.clock is not None else now
         if mail.message is None:
-            await keep_unparsed(self.core, "email", mail.key, mail.raw, mail.problem or "unusable", now)
+            await receive_or_keep(
+                self.intake, Aside("email", mail.key, mail.raw, mail.problem or "unusable"), now
+            )
             return "kept"
         message = mail.message
         if message.sender_id in self.own_addresses:
@@ -161,10 +162,9 @@ class MailReader:
                 # Recorded, not answered: a flood (or a robot we did not recognise) gets no flood back.
                 log.warning("e-mail %s: sender over the hourly limit, not answered", message.external_id)
                 message = replace(message, unanswered=f"rate limit: {recent + 1} messages in an hour")
-        try:
-            result = await self.intake.receive(message, now)
-        except KeptAside as exc:  # not a complaint, or an id reused: intake kept it for staff already
-            log.warning("e-mail %s: %s", mail.ref, exc)
+        result = await receive_or_keep(self.intake, message, now)
+        if isinstance(result, Kept):  # not a complaint, or an id reused: kept for staff
+            log.warning("e-mail %s: %s", mail.ref, result)
             return "kept"
         log.info(
             "e-mail %s (%s) -> %s%s",
@@ -266,7 +266,9 @@ class MailReader:
                 return None
             try:
                 reason = f"failed {tries} times in intake: {exc!r}"
-                await keep_unparsed(self.core, "email", f"failed:{mail.key}", mail.raw, reason, now)
+                await receive_or_keep(
+                    self.intake, Aside("email", f"failed:{mail.key}", mail.raw, reason), now
+                )
             except Exception:
                 log.warning("e-mail %s could not be kept for staff either", mail.ref, exc_info=True)
                 return None

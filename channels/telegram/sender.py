@@ -26,6 +26,7 @@ from telegram.warnings import PTBDeprecationWarning
 from channels.telegram.parse import external_id
 from core.messages import OutboundMessage, SendResult
 from core.outbox import LaneLimits, NotConfiguredError, PacedError, PermanentSendError, TemporarySendError
+from core.text_limits import TextLimit, shorten
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 TelegramBot = ExtBot[Any]  # the client with PTB's rate limiter
@@ -33,6 +34,9 @@ GROUP_RATE, GROUP_PERIOD_S = 20, 60.0  # Telegram's limit per group chat
 LEARNER_LIMITS = LaneLimits(batch=64, concurrency=16)  # PTB's limiter keeps the overall 30/s
 STAFF_LIMITS = LaneLimits(batch=32, concurrency=4)
 ROW_MAX = 5  # inline buttons in one row
+# Telegram counts a message's 4,096 characters in UTF-16 code units. A longer text goes in parts
+# (the dispatcher splits it); a card, which is edited in place, is shortened instead.
+TEXT_LIMIT = TextLimit(4096, "utf16")
 
 
 class GroupPacing:
@@ -119,7 +123,7 @@ async def send_text(
             )
         return await bot.send_message(
             chat_id,
-            message.text,
+            shorten(message.text, TEXT_LIMIT),
             reply_parameters=_reply_parameters(chat_id, message.reply_to),
             reply_markup=_markup(message),
             message_thread_id=thread_id,
@@ -142,6 +146,7 @@ class TelegramSender:
         self.bot = bot
         self.pacing = pacing or GroupPacing()
         self.limits = LEARNER_LIMITS
+        self.text_limit = TEXT_LIMIT
 
     async def send(self, message: OutboundMessage) -> SendResult:
         chat_id = int(message.recipient)
@@ -165,6 +170,7 @@ class TelegramStaffSink:
         self.chats = dict(chats)
         self.pacing = pacing or GroupPacing()
         self.limits = STAFF_LIMITS
+        self.text_limit = TEXT_LIMIT
         self._forums: dict[int, bool] = {}
         self._topics: dict[str, int] = {}  # card key -> its topic, so a retried card opens no second one
 
@@ -198,7 +204,10 @@ class TelegramStaffSink:
         await self.pacing.take(int(chat))
         try:
             await self.bot.edit_message_text(
-                message.text, chat_id=int(chat), message_id=int(message_id), reply_markup=_markup(message)
+                shorten(message.text, TEXT_LIMIT),
+                chat_id=int(chat),
+                message_id=int(message_id),
+                reply_markup=_markup(message),
             )
         except BadRequest as exc:
             if "not modified" not in exc.message.lower():  # the same text twice is no failure

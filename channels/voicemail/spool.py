@@ -28,8 +28,7 @@ from watchfiles import Change, awatch
 from channels.voicemail.parse import MAX_BYTES, VoicemailError, parse_transcript
 from core.context import CoreContext
 from core.intake import Intake
-from core.kept_aside import IdReused
-from core.unparsed import keep_unparsed
+from core.receive import Aside, Kept, receive_or_keep
 
 log = logging.getLogger(__name__)
 
@@ -202,12 +201,11 @@ class SpoolInbox:
         except Exception as exc:  # a bug in parsing would repeat on every pass: staff see the file instead
             log.exception("voicemail spool: parsing %s failed unexpectedly", name)
             return await self._fail(claimed, name, body, f"could not be parsed: {exc!r}", now)
-        try:
-            result = await self.intake.receive(message, now)
-        except IdReused as exc:  # intake has kept it as unparsed and told staff already
-            _write_reason(self.failed, name, self.core.redact(str(exc)))
+        result = await receive_or_keep(self.intake, message, now)
+        if isinstance(result, Kept):  # an id reused: kept as unparsed, staff told
+            _write_reason(self.failed, name, self.core.redact(result.reason))
             _move(claimed, self.failed / name)
-            log.warning("voicemail spool: %s moved to failed/: %s", name, exc)
+            log.warning("voicemail spool: %s moved to failed/: %s", name, result)
             return "failed"
         # Only now, with the message committed, may the file leave its claim.
         _move(claimed, self.cur / name)
@@ -225,7 +223,7 @@ class SpoolInbox:
         # Keyed by name and content: a repeat of this file is kept once, another file reusing the name too.
         key = f"spool:{name}:{hashlib.sha256(raw).hexdigest()[:16]}"
         reason = self.core.redact(reason)  # the reason file is stored in clear, beside the raw file
-        await keep_unparsed(self.core, "voicemail", key, raw, reason, now)
+        await receive_or_keep(self.intake, Aside("voicemail", key, raw, reason), now)
         _write_reason(self.failed, name, reason)
         _move(claimed, self.failed / name)
         log.warning("voicemail spool: %s moved to failed/: %s", name, reason)

@@ -11,8 +11,12 @@ Errors, as the outbox wants them:
   and the message sent once more; refused again, it is a `TemporarySendError`;
 - -1 (system busy), HTTP errors, timeouts, refused connections, 45009 (the account's daily API quota),
   40037 (a wrong `template_id`): `TemporarySendError`, the outbox tries again later;
-- anything else (40003 bad OpenID, 43004 the learner unfollowed, 45002 too long...): `PermanentSendError`
-  with WeChat's own words.
+- anything else (40003 bad OpenID, 43004 the learner unfollowed...): `PermanentSendError` with WeChat's
+  own words.
+
+A text takes at most 2,048 bytes of UTF-8 (45002 past that): the dispatcher sends a longer one in parts
+(`text_limit`). When the fallback template goes instead of a part, it stands for the whole message
+(`SendResult.whole`): the learner is not sent a template for each part.
 
 WeChat has no idempotency key for these messages: a retry after a crash between the send and its record
 sends once more, as DESIGN.md allows.
@@ -29,6 +33,7 @@ from wechatpy.exceptions import WeChatClientException
 from channels.wechat.api import SharedAccessToken, WechatClient
 from core.messages import OutboundMessage, SendResult
 from core.outbox import PermanentSendError, TemporarySendError
+from core.text_limits import TextLimit
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ WINDOW_REASONS = {
     OVER_QUOTA: "over WeChat's limit of customer-service messages without an answer (45047): "
     "the learner must write first, or configure a template message",
 }
+TEXT_LIMIT = TextLimit(2048, "utf8")  # a customer-service text message
 TEMPLATE_REMARK_LIMIT = 200  # characters of the text the fallback carries; WeChat cuts longer values
 
 # keyword2 of the fallback template: what the message is, in the learner's words.
@@ -108,6 +114,7 @@ class WechatSender:
         self.client = client
         self.token = token
         self.template_id = template_id
+        self.text_limit = TEXT_LIMIT
 
     async def send(self, message: OutboundMessage) -> SendResult:
         openid = message.recipient.strip()
@@ -132,7 +139,7 @@ class WechatSender:
             lambda token: self.client.send_template(token, openid, template_id, template_data(message)),
             "template message",
         )
-        return SendResult(external_ref=f"template:{answer.get('msgid', '')}")
+        return SendResult(external_ref=f"template:{answer.get('msgid', '')}", whole=True)
 
     async def _with_token(self, call: Callable[[str], Awaitable[T]], what: str) -> T:
         """Make `call` with the shared token; once more with a fresh one if WeChat refused the token."""

@@ -5,11 +5,13 @@ nothing read); with an EncodingAESKey configured, encryption (`encrypt_type=aes`
 is required (403), since a plaintext body is covered by no signature at all; the body, at most `MAX_BYTES`
 (413); no document type or entity before any parsing (400, nothing stored); the `msg_signature` over the
 ciphertext and our app id inside it (403); the same refusal for the decrypted XML. Authentic XML we
-cannot use is kept raw for staff (`keep_unparsed`) and answered `success`. Without a key, plaintext mode
+cannot use is kept raw for staff (`core.receive`) and answered `success`. Without a key, plaintext mode
 (and compatible mode's plaintext copy) is read as it comes.
 
-A learner's message goes through intake; the response is the passive reply carrying the acknowledgement
-(`passive.claim_for_reply`), encrypted when a key is configured. WeChat gives up on a response after 5 s
+A learner's message goes through intake, or is a learner's command (查询进度, 新投诉: `core.receive`); the
+response is the passive reply carrying the acknowledgement or the command's answer
+(`passive.claim_for_reply`), encrypted when a key is configured; one too long for a single message goes
+from the outbox in parts instead. WeChat gives up on a response after 5 s
 and retries up to three times, so: intake runs as a task of its own, shared by every delivery of the
 same MsgId that arrives while it runs (a retry waits for the first and answers the same); a delivery
 that waits `reply_timeout` (4 s) in vain answers `success` while the task goes on, and the
@@ -48,12 +50,12 @@ from channels.wechat.parse import (
 )
 from channels.wechat.passive import claim_for_reply, release_hold, text_reply
 from channels.wechat.security import Envelope, Forbidden, Undecryptable, fresh, signature_ok
+from channels.wechat.sender import TEXT_LIMIT
 from core.context import CoreContext
 from core.dispatch import DeliveryObserver
 from core.intake import Intake, IntakeResult
-from core.kept_aside import KeptAside
 from core.messages import InboundMessage
-from core.unparsed import keep_unparsed
+from core.receive import Aside, Kept, receive_or_keep
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +190,7 @@ class WeChatWebhook:
         if isinstance(push, OtherEvent):
             return None  # nothing a learner said; nothing to keep
         # Authentic (signed) but of no use to intake: kept raw, once per key, and staff are told.
-        await keep_unparsed(self.core, "wechat", push.key, body, push.reason, now)
+        await receive_or_keep(self._intake, Aside("wechat", push.key, body, push.reason), now)
         return None
 
     async def _complaint(self, message: InboundMessage, now: datetime) -> str | None:
@@ -209,6 +211,10 @@ class WeChatWebhook:
             return None
         if result is None or not result.reply_keys:
             return None
+        if not TEXT_LIMIT.fits(result.replies[0]):
+            # Too long for one message: the outbox sends it in parts, as customer-service messages, now.
+            await release_hold(self.core, result.reply_keys[0], now)
+            return None
         # One message fits in a passive reply: the first, the acknowledgement. A follow-up question
         # stays in the outbox for the customer-service API.
         claimed = await claim_for_reply(self.core, result.reply_keys[0], now)
@@ -221,11 +227,11 @@ class WeChatWebhook:
         received: IntakeResult | None
         try:
             flight.began = asyncio.get_running_loop().time()
-            received = await self._intake.receive(message, now)
-            again = " (redelivery)" if received.duplicate else ""
-            log.info("ticket %s: wechat %s%s", received.ticket_number, message.external_id, again)
-        except KeptAside:  # kept as unparsed and shown to staff by intake: done with
-            received = None
+            taken = await receive_or_keep(self._intake, message, now)
+            received = None if isinstance(taken, Kept) else taken  # kept aside for staff: done with
+            if received is not None:
+                again = " (redelivery)" if received.duplicate else ""
+                log.info("ticket %s: wechat %s%s", received.ticket_number, message.external_id, again)
         except Exception as exc:
             if asyncio.get_running_loop().time() >= flight.deadline:
                 await self._rescue(message, exc, now)  # WeChat heard `success`: it will not send it again
@@ -243,7 +249,8 @@ class WeChatWebhook:
         log.error("wechat %s failed after `success` was answered: %r", message.external_id, exc)
         raw = json.dumps({"text": message.text, "raw": message.raw}, ensure_ascii=False, default=str)
         try:
-            await keep_unparsed(self.core, "wechat", message.external_id, raw, f"intake failed: {exc!r}", now)
+            aside = Aside("wechat", message.external_id, raw, f"intake failed: {exc!r}")
+            await receive_or_keep(self._intake, aside, now)
         except Exception:  # personal data stays out of the log: this message is lost, and we say so
             log.exception("wechat %s: could not be kept either; the message is lost", message.external_id)
 

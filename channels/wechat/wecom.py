@@ -5,7 +5,8 @@ A group robot is a webhook: `POST <robot_url>?key=<key>` with `{"msgtype": "mark
 tickets from the CLI (or Telegram) and a WeCom group reads as a feed of the desk's news.
 
 Limits of the robot: markdown content 4,096 bytes, text content 2,048 bytes (UTF-8), 20 messages a
-minute per robot. A longer text is cut on a character boundary and ends with "…". The rate is kept
+minute per robot. A longer text goes in parts (the dispatcher splits it, `text_limit`); a card or an
+alert, which WeCom shows as markdown, is cut on a character boundary and ends with "…". The rate is kept
 before each post (a message over it is paced: due again in 3 s); if WeCom still answers 45009, the
 message waits a minute in the outbox.
 """
@@ -22,6 +23,7 @@ from aiolimiter import AsyncLimiter
 
 from core.messages import OutboundMessage, SendResult
 from core.outbox import LaneLimits, NotConfiguredError, PacedError, PermanentSendError, TemporarySendError
+from core.text_limits import TextLimit
 
 DEFAULT_ROBOT_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 MARKDOWN_LIMIT = 4096
@@ -105,6 +107,7 @@ class WecomStaffSink:
         self.card_updates = card_updates
         self.timeout = timeout
         self.limits = LaneLimits(batch=32, concurrency=4)
+        self.text_limit = TextLimit(TEXT_LIMIT, "utf8")
         self._pacing: dict[str, AsyncLimiter] = {}  # per robot key
 
     async def send(self, message: OutboundMessage) -> SendResult:

@@ -22,7 +22,7 @@ from channels.voicemail.parse import VoicemailError, parse_transcript, parse_twi
 from channels.wechat import parse as wechat
 from channels.wechat.security import Envelope, Forbidden, Undecryptable, sign
 from core.messages import InboundMessage
-from tests.channels.wechat import signing
+from tests.channels.wechat import recorded, signing
 
 NOW = datetime(2026, 9, 30, 2, 0, tzinfo=UTC)
 DATA = Path(__file__).parent
@@ -93,15 +93,8 @@ def _kept_or_understood(message: InboundMessage) -> None:
 
 # ---------------------------------------------------------------- WeChat XML, plain and sealed
 
-WECHAT_SAMPLES = [
-    signing.text_xml("老师上课总是迟到", at=1759197600).encode(),
-    b"<xml><ToUserName>gh_1</ToUserName><FromUserName>oLearner</FromUserName><CreateTime>1759197600"
-    b"</CreateTime><MsgType>event</MsgType><Event>subscribe</Event></xml>",
-    (
-        "<xml><FromUserName>oLearner</FromUserName><CreateTime>1759197600</CreateTime><MsgType>voice</MsgType>"
-        "<MediaId>m1</MediaId><Format>amr</Format><Recognition>退费</Recognition><MsgId>42</MsgId></xml>"
-    ).encode(),
-]
+# Every recorded push (`wechat/pushes/`): each message and event type, as WeChat posts it.
+WECHAT_SAMPLES = [(recorded.PUSHES / f"{name}.xml").read_bytes() for name in recorded.SAMPLES]
 
 
 def _wechat_push(data: bytes) -> wechat.WeChatPush | None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from tests.channels.wechat import recorded
+
 TOKEN = "complaintbot-test-token"
 APP_ID = "wx5823bf96d3bd56c7"
 ENCODING_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"  # 43 characters, as WeChat shows it
@@ -103,8 +105,5 @@ def open_reply(body: str, *, token: str = TOKEN) -> str:
 
 
 def text_xml(content: str, *, msg_id: str = "1234567890123456", open_id: str = "oLearner", at: int) -> str:
-    return (
-        f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{open_id}]]></FromUserName>"
-        f"<CreateTime>{at}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-        f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
-    )
+    """The recorded text message (`recorded`), from `open_id`, saying `content`."""
+    return recorded.push("text", FromUserName=open_id, CreateTime=at, Content=content, MsgId=msg_id)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -271,3 +272,73 @@ async def test_a_wrong_template_id_waits_for_the_configuration(
     api.fail_next(CUSTOM, 45015)
     with pytest.raises(TemporarySendError, match=r"40037 .*check \[channels.wechat\] template_id"):
         await wechat_sender(core, api.url, template_id="TPL-unknown").send(message("a", "一"))
+
+
+# A staff reply of about 1,500 Chinese characters: some 4,500 bytes, where a customer-service text takes
+# 2,048; its first paragraph alone is too long for one message.
+LONG_REPLY = "\n\n".join(
+    [
+        "您好，关于您反映的王老师迟到问题，我们已经核实。" * 30,
+        "教学部已与王老师谈话，并从下周起为您调换老师，缺的课会在周末补上。" * 10,
+        "如对处理结果有异议，请直接回复本消息。" * 8,
+    ]
+)
+
+
+async def test_wechat_refuses_a_text_over_2048_bytes(core: CoreContext, api: WechatApiServer) -> None:
+    # The sender alone, with no dispatcher to part it: WeChat's own answer to an over-long text.
+    with pytest.raises(PermanentSendError, match="45002"):
+        await wechat_sender(core, api.url).send(message("too-long", "长" * 683))  # 2,049 bytes
+
+
+async def test_a_long_reply_reaches_the_learner_in_parts_each_within_wechats_limit(
+    core: CoreContext, intake: Intake, api: WechatApiServer
+) -> None:
+    number = await complain(intake)
+    key = await staff_reply(core, number, LONG_REPLY)
+    report = await dispatcher(core, wechat_sender(core, api.url)).drain(NOW)
+    assert report.dead == 0 and report.retried == 0
+    assert (await row(core, key)).status == SENT
+    parts = [m["text"]["content"] for m in api.custom_messages]
+    parts = parts[[p.startswith("您好，关于") for p in parts].index(True) :]  # after the ack and question
+    assert len(parts) == 2 and all(len(p.encode("utf-8")) <= 2048 for p in parts)
+    assert all(p.endswith("。") for p in parts)  # each ends with a sentence
+    # In order and whole: only the line breaks where it was parted are gone.
+    assert _bare(parts) == _bare([LONG_REPLY])
+    assert [c for c in api.calls if c.errcode == 45002] == []
+
+
+async def test_a_part_refused_for_now_goes_again_alone(
+    core: CoreContext, intake: Intake, api: WechatApiServer
+) -> None:
+    number = await complain(intake)
+    sender = wechat_sender(core, api.url)
+    await dispatcher(core, sender).drain(NOW)  # the acknowledgement and the question
+    before = len(api.custom_messages)
+    key = await staff_reply(core, number, LONG_REPLY)
+    api.fail_next(CUSTOM, -1)  # busy: the first part
+    first = await dispatcher(core, sender).run_once(NOW)
+    assert first.retried == 1 and len(api.custom_messages) == before
+    await dispatcher(core, sender).drain(NOW + timedelta(hours=1))
+    parts = [m["text"]["content"] for m in api.custom_messages[before:]]
+    assert _bare(parts) == _bare([LONG_REPLY]) and len(parts) == 2
+    assert (await row(core, key)).status == SENT
+
+
+async def test_outside_the_window_a_long_reply_is_one_template_message(
+    core: CoreContext, intake: Intake, api: WechatApiServer
+) -> None:
+    number = await complain(intake)
+    sender = wechat_sender(core, api.url, template_id=TEMPLATE_ID)
+    await dispatcher(core, sender).drain(NOW)
+    api.close_window(OPENID)
+    key = await staff_reply(core, number, LONG_REPLY)
+    await dispatcher(core, sender).drain(NOW)
+    assert (await row(core, key)).status == SENT
+    [template] = api.template_messages  # one notice for the whole reply, not one per part
+    assert template["data"]["remark"]["value"].startswith("您好，关于您反映的王老师迟到问题")
+
+
+def _bare(texts: list[str]) -> str:
+    """The texts run together without white space: what a split may not change."""
+    return "".join("".join(text.split()) for text in texts)

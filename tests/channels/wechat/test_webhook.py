@@ -32,6 +32,7 @@ from core.models import Base, Message, OutboxRow, Ticket, Unparsed
 from core.outbox import enqueue
 from scheduler.delivery import Delivery
 from tests.channels.wechat import signing
+from tests.channels.wechat.recorded import push
 from tests.channels.wechat.signing import ACCOUNT, text_xml
 from tests.scheduler.test_delivery import Inbox
 
@@ -39,6 +40,8 @@ NOW = datetime(2026, 9, 30, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a working da
 TS = int(NOW.timestamp())
 COMPLAINT = "老师上课总是迟到，已经三次了，请处理"
 MODES = ("plaintext", "compatible", "safe")
+VOICE_MEDIA = "Vt9s2kL4pQ7wE1rY6uI3oA8dF5gH0jK2zX4cV7c"  # the MediaId of pushes/voice_recognition.xml
+IMAGE_MEDIA = "Lq3c8yE0mQ_vFj2rW9kP1aZx7uN4sB6dH5gT0oC"  # of pushes/image.xml
 T = TypeVar("T")
 
 
@@ -237,50 +240,40 @@ async def test_an_encrypted_push_without_a_configured_key_is_kept_for_staff(
 
 
 async def test_a_voice_message_files_its_recognition_with_the_media_id(rig: Rig) -> None:
-    xml = (
-        f"<xml><ToUserName>{ACCOUNT}</ToUserName><FromUserName>oLearner</FromUserName><CreateTime>{TS}"
-        "</CreateTime><MsgType>voice</MsgType><MediaId>media-voice-1</MediaId><Format>amr</Format>"
-        f"<Recognition>{COMPLAINT}</Recognition><MsgId>6000000000000000001</MsgId></xml>"
-    )
+    xml = push("voice_recognition", FromUserName="oLearner", CreateTime=TS, Recognition=COMPLAINT)
     content = reply_content(await rig.post(xml), "safe")
     (ticket,) = await _all(rig, Ticket)
     assert ticket.number in content and rig.core.vault.reveal(ticket.summary) == COMPLAINT
     (message,) = await _all(rig, Message, Message.direction == "in")
     assert rig.core.vault.decrypt(message.text_enc) == COMPLAINT
     assert message.attachments == [
-        {"kind": "voice", "ref": "media-voice-1", "name": None, "mime": "audio/amr", "size": None}
+        {"kind": "voice", "ref": VOICE_MEDIA, "name": None, "mime": "audio/amr", "size": None}
     ]
 
 
 async def test_an_image_is_an_attachment(rig: Rig) -> None:
-    xml = (
-        f"<xml><ToUserName>{ACCOUNT}</ToUserName><FromUserName>oLearner</FromUserName><CreateTime>{TS}"
-        "</CreateTime><MsgType>image</MsgType><PicUrl>http://mmbiz.example/pic.jpg</PicUrl>"
-        "<MediaId>media-image-1</MediaId><MsgId>6000000000000000002</MsgId></xml>"
-    )
-    reply_content(await rig.post(xml), "safe")
+    reply_content(await rig.post(push("image", FromUserName="oLearner", CreateTime=TS)), "safe")
     (message,) = await _all(rig, Message, Message.direction == "in")
-    assert [(a["kind"], a["ref"]) for a in message.attachments] == [("image", "media-image-1")]
+    assert [(a["kind"], a["ref"]) for a in message.attachments] == [("image", IMAGE_MEDIA)]
 
 
-def _event(event: str, key: str = "") -> str:
-    return (
-        f"<xml><ToUserName>{ACCOUNT}</ToUserName><FromUserName>oLearner</FromUserName><CreateTime>{TS}"
-        f"</CreateTime><MsgType>event</MsgType><Event>{event}</Event><EventKey>{key}</EventKey></xml>"
-    )
+def _event(sample: str) -> str:
+    """A recorded event (`pushes/event_*.xml`), from the learner of these tests, sent now."""
+    return push(f"event_{sample}", FromUserName="oLearner", CreateTime=TS)
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_following_the_account_greets_with_the_privacy_notice(rig: Rig, mode: str) -> None:
     before = await rig.snapshot()
-    content = reply_content(await rig.post(_event("subscribe", "qrscene_123"), mode), mode)
+    content = reply_content(await rig.post(_event("subscribe_qrscene"), mode), mode)
     assert "隐私说明" in content and "投诉编号" in content
     assert await rig.snapshot() == before
 
 
 async def test_other_events_get_success(rig: Rig) -> None:
     before = await rig.snapshot()
-    for event in ("unsubscribe", "CLICK", "LOCATION"):
+    # Unfollow, QR scan, menu click and link, location report, a template message's delivery report.
+    for event in ("unsubscribe", "scan", "click", "view", "location", "templatesendjobfinish"):
         response = await rig.post(_event(event))
         assert (response.status_code, response.text) == (200, "success")
     assert await rig.snapshot() == before

@@ -1,0 +1,99 @@
+"""A message longer than its channel takes, sent in parts, each part recorded as it goes.
+
+The dispatcher sends a row whose text is over its sender's `text_limit` as several messages, in order
+(`core.text_limits.split_spans`). After each part but the last, how far the text has gone out is
+written on the row (`payload.split`: the offset reached and the parts sent) in a transaction of its own,
+on the condition that the row is still this attempt's. A retry (a part refused for now, a platform's
+flood control, a crash) starts after the last recorded part: a part the learner has is never sent again,
+except the one a crash cut between its send and its record, as for any message (`core.dispatch`).
+The row is `sent` when the last part is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.messages import OutboundMessage, SendResult
+from core.models import OutboxRow
+from core.outbox import SENDING, Sender
+from core.text_limits import TextLimit, split_spans
+
+log = logging.getLogger(__name__)
+
+# Kinds that cannot go in parts: a card is one message that later edits change in place, and an edit
+# replaces it; the sender shortens them instead.
+WHOLE_KINDS = frozenset({"card", "card-edit"})
+
+
+class TakenOver(Exception):
+    """The row's lease ran out while its parts went: another dispatcher has it now."""
+
+
+def text_limit(sender: Sender) -> TextLimit | None:
+    limit = getattr(sender, "text_limit", None)
+    return limit if isinstance(limit, TextLimit) else None
+
+
+def needs_parts(row: OutboxRow, message: OutboundMessage, limit: TextLimit | None) -> bool:
+    """Whether this message goes in parts: too long, and of a kind that can (a document's text is its
+    caption, which the sender shortens), or partly sent already."""
+    if limit is None or message.kind in WHOLE_KINDS or message.documents:
+        return False
+    return progress(row)[1] > 0 or not limit.fits(message.text.strip())
+
+
+def progress(row: OutboxRow) -> tuple[int, int]:
+    """(characters of the text gone out, parts sent) recorded on the row."""
+    split = row.payload.get("split") or {}
+    return int(split.get("upto", 0)), int(split.get("parts", 0))
+
+
+async def send_in_parts(
+    sessions: async_sessionmaker[AsyncSession],
+    sender: Sender,
+    row: OutboxRow,
+    message: OutboundMessage,
+    limit: TextLimit,
+) -> SendResult:
+    """Send what is left of `message` in parts; the result of the last part sent."""
+    upto, sent = progress(row)
+    text = message.text
+    spans = [(start + upto, end + upto) for start, end in split_spans(text[upto:], limit)]
+    result = SendResult()
+    for index, (start, end) in enumerate(spans):
+        last = index == len(spans) - 1
+        number = sent + index + 1
+        part = replace(
+            message,
+            key=message.key if number == 1 else f"{message.key}:part:{number}",
+            text=text[start:end],
+            # Threaded under the learner's message once; the buttons belong under the end of the text.
+            reply_to=message.reply_to if number == 1 else None,
+            buttons=message.buttons if last else (),
+        )
+        result = await sender.send(part)
+        if last or result.whole:
+            break
+        await _record(sessions, row, {"upto": end, "parts": number})
+    if len(spans) > 1 or sent:
+        log.info("outbox %s: sent in %d parts (%s each at most)", row.key, sent + len(spans), limit)
+    return result
+
+
+async def _record(sessions: async_sessionmaker[AsyncSession], row: OutboxRow, split: dict[str, Any]) -> None:
+    payload = {**row.payload, "split": split}
+    async with sessions() as session, session.begin():
+        done = await session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row.id, OutboxRow.status == SENDING, OutboxRow.attempts == row.attempts)
+            .values(payload=payload)
+            .execution_options(synchronize_session=False)
+        )
+    if getattr(done, "rowcount", 1) == 0:
+        raise TakenOver(f"outbox {row.key}: taken over by another dispatcher after part {split['parts']}")
+    row.payload = payload
