@@ -422,7 +422,7 @@ class BotApiServer:
             ]
         )
 
-    async def start(self, *, startup_timeout: float = 5.0) -> None:
+    async def start(self, *, startup_timeout: float = 30.0) -> None:
         """Bind a free port on ``host`` and serve until :meth:`stop`; returns once uvicorn accepts."""
         if self._task is not None:
             raise RuntimeError("BotApiServer already started")
@@ -541,7 +541,7 @@ class BotApiServer:
         self,
         predicate: Callable[[], bool],
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109 - bounded waits for tests
+        timeout: float = 30.0,  # noqa: ASYNC109 - bounded waits: returns as soon as it holds
     ) -> None:
         """Wait until ``predicate()`` holds; ``TimeoutError`` after ``timeout`` seconds."""
         async with asyncio.timeout(timeout):
@@ -557,7 +557,7 @@ class BotApiServer:
         count: int = 1,
         *,
         thread_id: int | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109 - bounded waits for tests
+        timeout: float = 30.0,  # noqa: ASYNC109 - bounded waits: returns as soon as it holds
     ) -> list[JSONDict]:
         """Wait until the bot has delivered at least ``count`` messages to the chat; return them all."""
         await self.wait_for(
@@ -571,7 +571,7 @@ class BotApiServer:
         count: int = 1,
         *,
         ok_only: bool = True,
-        timeout: float = 5.0,  # noqa: ASYNC109 - bounded waits for tests
+        timeout: float = 30.0,  # noqa: ASYNC109 - bounded waits: returns as soon as it holds
     ) -> list[ApiCall]:
         """Wait until ``method`` was called ``count`` times (successfully, by default)."""
         await self.wait_for(lambda: len(self.calls_of(method, ok_only=ok_only)) >= count, timeout=timeout)
@@ -581,7 +581,7 @@ class BotApiServer:
         self,
         update_id: int | None = None,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109 - bounded waits for tests
+        timeout: float = 30.0,  # noqa: ASYNC109 - bounded waits: returns as soon as it holds
     ) -> None:
         """Wait until the bot confirmed ``update_id`` (default: every update queued so far)."""
         target = (

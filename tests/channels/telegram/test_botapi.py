@@ -150,7 +150,7 @@ async def test_long_poll_returns_early_when_an_update_arrives(
     loop = asyncio.get_running_loop()
     started = loop.time()
     poll = asyncio.create_task(tg_bot.get_updates(timeout=5))
-    await botapi.wait_for(lambda: "getUpdates" in botapi.requests[1:], timeout=2)
+    await botapi.wait_for(lambda: "getUpdates" in botapi.requests[1:], timeout=30)
     queued = botapi.learner_message(LEARNER, "在吗")
     async with asyncio.timeout(3):
         updates = await poll
@@ -160,7 +160,7 @@ async def test_long_poll_returns_early_when_an_update_arrives(
 
 async def test_a_newer_poll_terminates_the_older_one(tg_bot: telegram.Bot, botapi: BotApiServer) -> None:
     older = asyncio.create_task(tg_bot.get_updates(timeout=5))
-    await botapi.wait_for(lambda: "getUpdates" in botapi.requests, timeout=2)
+    await botapi.wait_for(lambda: "getUpdates" in botapi.requests, timeout=30)
     async with asyncio.timeout(3), botapi.make_bot() as second_instance:
         assert await second_instance.get_updates(timeout=0) == ()
         with pytest.raises(Conflict, match="terminated by other getUpdates request"):
@@ -470,7 +470,7 @@ async def test_stop_ends_a_pending_long_poll() -> None:
     bot = server.make_bot()
     await bot.initialize()
     poll = asyncio.create_task(bot.get_updates(timeout=10))
-    await server.wait_for(lambda: "getUpdates" in server.requests, timeout=2)
+    await server.wait_for(lambda: "getUpdates" in server.requests, timeout=30)
     started = loop.time()
     await server.stop()
     async with asyncio.timeout(3):
