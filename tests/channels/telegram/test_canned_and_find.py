@@ -41,9 +41,9 @@ async def test_managers_keep_canned_replies_and_staff_send_them(rig: Rig) -> Non
     assert refused.startswith("⛔") and "only managers" in refused
     bad = await rig.say(MANAGERS_CHAT, MANAGER, "/canned set teaching #late zh 您好 {{ learner_phone }}")
     assert bad.startswith("⚠️") and "learner_phone" in bad and "{{ number }}" in bad
-    # Filled in inside Jinja's sandbox: a text can name fields, not reach into Python.
+    # Fields are substituted, nothing else: a text cannot reach into Python.
     bad = await rig.say(MANAGERS_CHAT, MANAGER, "/canned set teaching #x en {{ number.__class__.__mro__ }}")
-    assert bad.startswith("⚠️") and "unsafe" in bad
+    assert bad.startswith("⚠️") and "'{{ number.__class__.__mro__ }}' cannot be filled in" in bad
     said = await rig.say(MANAGERS_CHAT, MANAGER, f"/canned set teaching #late zh {LATE_ZH}")
     assert said.startswith("✅") and "#late (zh) of teaching saved by 陈经理" in said
     assert (await rig.say(MANAGERS_CHAT, MANAGER, f"/canned set teaching #late en {LATE_EN}")).startswith(
@@ -75,6 +75,48 @@ async def test_managers_keep_canned_replies_and_staff_send_them(rig: Rig) -> Non
 
     assert "#late removed" in await rig.say(MANAGERS_CHAT, MANAGER, "/canned remove teaching #late")
     assert "No canned replies for teaching" in await rig.say(TEACHING_CHAT, TEACHER, "/canned")
+
+
+async def test_canned_texts_fill_in_fields_and_nothing_else(rig: Rig, tmp_path: Path) -> None:
+    number = await rig.complain(LEARNER, TEACHING)
+    # What a template language would run (for ever, or into a huge reply, or into an error nobody
+    # answers) is refused with one line, and the chat goes on answering.
+    for text in (
+        "{% for a in range(99999) %}{% for b in range(99999) %}x{% endfor %}{% endfor %}",
+        "{{ 'x' * 10**8 }}",
+        "{{ 1/0 }}",
+        "{{ range(10**6) }}",
+        "{# a note #} {{ number }}",
+    ):
+        said = await rig.say(MANAGERS_CHAT, MANAGER, f"/canned set teaching #x en {text}")
+        assert said.startswith("⚠️") and "cannot be filled in" in said and "\n" not in said, text
+    assert "No canned replies for teaching" in await rig.say(TEACHING_CHAT, TEACHER, "/canned")
+    said = await rig.say(MANAGERS_CHAT, MANAGER, "/canned set teaching #x en {{number}} by {{  due }}")
+    assert said.startswith("✅")
+
+    # Longer than a message may be, from the file: refused when it is taken in.
+    (tmp_path / "canned.toml").write_text(f'[teaching.long]\nen = "{"x" * 5000}"\n', encoding="utf-8")
+    rig.core.templates = Templates(tmp_path)
+    listed = await rig.say(TEACHING_CHAT, TEACHER, "/canned")
+    assert listed.startswith("⚠️") and "5000 characters long; at most 4096" in listed
+    (tmp_path / "canned.toml").unlink()
+
+    # A text stored before these rules is refused when used, and nothing reaches the learner.
+    async with rig.core.sessions() as session, session.begin():
+        session.add(
+            CannedReply(
+                department="teaching",
+                key="old",
+                text_en="{{ 1/0 }}",
+                uses=0,
+                updated_at=rig.now,
+                updated_by="x",
+            )
+        )
+    before = len(rig.botapi.texts_to(LEARNER))
+    said = await rig.say(TEACHING_CHAT, TEACHER, f"/reply {number} #old")
+    assert said.startswith("⚠️") and "#old of teaching cannot be filled in" in said
+    assert len(rig.botapi.texts_to(LEARNER)) == before and await _uses(rig, "old") == 0
 
 
 async def test_canned_replies_from_the_templates_directory(rig: Rig, tmp_path: Path) -> None:
