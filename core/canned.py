@@ -217,7 +217,12 @@ async def store(
     return row
 
 
-async def remove(session: AsyncSession, department: str, key: str) -> bool:
+async def remove(core: CoreContext, session: AsyncSession, department: str, key: str) -> bool:
+    """Remove a reply (`/canned remove`); one in `canned.toml` is refused, as the next reading of the
+    file would bring it back."""
+    path = _file(core)
+    if path is not None and (department, key) in _entries(path):
+        raise CannedError(f"#{key} of {department} is in {path}: remove it there")
     row = await _row(session, department, key)
     if row is None:
         return False

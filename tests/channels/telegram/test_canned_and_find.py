@@ -138,6 +138,15 @@ async def test_canned_replies_from_the_templates_directory(rig: Rig, tmp_path: P
     ).startswith("✅")
     assert "已加急" in await rig.say(STAFF_CHAT, CASHIER, "/canned finance")
 
+    # Removed from chat, the file would bring it back: refused, and it stays.
+    said = await rig.say(MANAGERS_CHAT, MANAGER, "/canned remove finance #refund")
+    assert said.startswith("⚠️") and "in " in said and "canned.toml: remove it there" in said
+    assert "#refund" in await rig.say(STAFF_CHAT, CASHIER, "/canned finance")
+    # Once gone from the file, it is removed from chat for good.
+    (tmp_path / "canned.toml").write_text("", encoding="utf-8")
+    assert "#refund removed" in await rig.say(MANAGERS_CHAT, MANAGER, "/canned remove finance #refund")
+    assert "No canned replies for finance" in await rig.say(STAFF_CHAT, CASHIER, "/canned finance")
+
 
 async def test_find_by_words_number_and_phone_tail(rig: Rig) -> None:
     teaching = await rig.complain(LEARNER, "老师上课总是迟到，教学质量很差，我的手机 13812348000")
