@@ -21,7 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
@@ -106,8 +107,9 @@ async def sync_file(core: CoreContext, session: AsyncSession, now: datetime) -> 
         for text in texts.values():
             check(text)
         if row is None:
-            row = CannedReply(department=department, key=key, uses=0)
-            session.add(row)
+            row = await _new_row(session, department, key, now, "file")
+            if row.file_texts == texts:
+                continue  # another instance took it in just now
         row.text_zh, row.text_en, row.file_texts = texts.get("zh"), texts.get("en"), texts
         row.updated_at, row.updated_by = now, "file"
 
@@ -120,6 +122,21 @@ async def _row(session: AsyncSession, department: str, key: str) -> CannedReply 
 
 def _fields_list() -> str:
     return ", ".join("{{ " + f + " }}" for f in FIELDS)
+
+
+async def _new_row(session: AsyncSession, department: str, key: str, now: datetime, by: str) -> CannedReply:
+    """The row of (department, key), inserted unless another instance inserted it meanwhile: one
+    statement, so that two instances starting together both go on instead of one failing on the
+    unique constraint."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(CannedReply)
+        .values(department=department, key=key, uses=0, updated_at=now, updated_by=by)
+        .on_conflict_do_nothing(index_elements=[CannedReply.department, CannedReply.key])
+    )
+    row = await _row(session, department, key)
+    assert row is not None  # inserted, or there already
+    return row
 
 
 def check(text: str) -> None:
@@ -185,7 +202,10 @@ async def fill(
         filled = render(text, fields)
     except CannedError as exc:
         raise CannedError(f"#{key} of {department} cannot be filled in: {exc}") from None
-    row.uses += 1
+    # Counted in the database: two replies sent at once both count.
+    await session.execute(
+        update(CannedReply).where(CannedReply.id == row.id).values(uses=CannedReply.uses + 1)
+    )
     return filled
 
 
@@ -210,8 +230,7 @@ async def store(
     await sync_file(core, session, now)
     row = await _row(session, department, key)
     if row is None:
-        row = CannedReply(department=department, key=key, uses=0)
-        session.add(row)
+        row = await _new_row(session, department, key, now, by)
     setattr(row, f"text_{locale}", text.strip())
     row.updated_at, row.updated_by = now, by
     return row
