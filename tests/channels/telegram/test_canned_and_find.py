@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.models import CannedReply, Event
-from core.search import parse_query, search_listed
+from core.search import SCAN, parse_query, search_listed
 from core.templates import Templates
 from tests.channels.telegram.test_staff_commands import (
     CASHIER,
@@ -23,6 +23,7 @@ from tests.channels.telegram.test_staff_commands import (
     TEACHING_CHAT,
     Rig,
 )
+from tests.core.test_search import add_tickets
 
 LATE_ZH = "您好，您的投诉 {{ number }} 已转教学部，我们会在 {{ due }} 前与您联系。"
 LATE_EN = "Hello, {{ number }} is with {{ department }}; we will contact you by {{ due }}."
@@ -170,13 +171,24 @@ async def test_find_by_words_number_and_phone_tail(rig: Rig) -> None:
     # `complaintbot tickets list --search` reads the same way (every department), and audits a phone tail.
     async with rig.core.sessions() as session, session.begin():
         listed = await search_listed(rig.core, session, parse_query("退费"), "open", rig.now, "operator:test")
-        assert [t.number for t in listed] == [fees]
+        assert [t.number for t in listed.tickets] == [fees] and listed.total == 1
         listed = await search_listed(
             rig.core, session, parse_query("138****8000"), "all", rig.now, "operator:x"
         )
-        assert [t.number for t in listed] == [teaching]
+        assert [t.number for t in listed.tickets] == [teaching]
     async with rig.core.sessions() as session:
         actors = await session.scalars(
             select(Event.actor).where(Event.action == "searched").order_by(Event.id)
         )
         assert list(actors)[-1] == "operator:x"
+
+
+async def test_find_says_when_it_read_only_the_newest_tickets(rig: Rig) -> None:
+    await add_tickets(rig.core, SCAN + 1, rig.now)
+    found = await rig.say(TEACHING_CHAT, TEACHER, "/find 课程安排")
+    assert f"Found {SCAN} (teaching) (searched the newest {SCAN} tickets):" in found
+    assert "more: add a word" in found
+    nothing = await rig.say(TEACHING_CHAT, TEACHER, "/find 退费")
+    assert nothing == f"Nothing found for '退费' (teaching). (searched the newest {SCAN} tickets)"
+    # By number, the database counts every match.
+    assert f"Found {SCAN + 1} (teaching):" in await rig.say(TEACHING_CHAT, TEACHER, "/find 200101")
