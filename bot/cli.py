@@ -246,21 +246,27 @@ def tickets_list(
         raise fail(f"unknown --status {status!r}: use {', '.join(LIST_FILTERS)}")
     query = _search_query(search)
 
-    async def action(application: Application) -> tuple[list[dict[str, Any]], int]:
+    async def action(application: Application) -> tuple[list[dict[str, Any]], int, int | None]:
         now = parse_at(at, application.core.policy.calendar.timezone)
+        scanned = None
         async with application.core.sessions() as session, session.begin():
             if query is None:
                 total = await count_tickets(session, status, now)
                 rows = await list_tickets(session, status, now, limit=limit, offset=offset)
             else:
                 who = f"operator:{getpass.getuser()}"
-                found = await search_listed(application.core, session, query, status, now, who)
-                total, rows = len(found), found[offset : offset + limit]
-            return [await summary_view(application.core, session, t, now) for t in rows], total
+                found = await search_listed(
+                    application.core, session, query, status, now, who, limit=limit, offset=offset
+                )
+                total, rows, scanned = found.total, found.tickets, found.scanned
+            return [await summary_view(application.core, session, t, now) for t in rows], total, scanned
 
-    views, total = with_app(action)
+    views, total, scanned = with_app(action)
     if as_json:
-        _print_json({"total": total, "offset": offset, "limit": limit, "tickets": views})
+        data: dict[str, Any] = {"total": total, "offset": offset, "limit": limit, "tickets": views}
+        if scanned is not None:  # `total` counts the matches among the newest `searched_newest` only
+            data["searched_newest"] = scanned
+        _print_json(data)
         return
     # The number is what staff copy into the next command: never cut it short, however narrow the terminal.
     number = Column("number", no_wrap=True, min_width=max((len(v["number"]) for v in views), default=6))
@@ -287,6 +293,8 @@ def tickets_list(
         )
     elif not views:
         out.print(f"no {status} tickets" if total == 0 else f"none past --offset {offset} ({total} in all)")
+    if scanned is not None:
+        out.print(f"(searched the newest {scanned} tickets: older ones were not read)", markup=False)
 
 
 @tickets_app.command("show")

@@ -55,7 +55,7 @@ async def canned_command(
                 raise Refused("only managers add, change or remove canned replies")
             if verb == "remove" and len(parts) == 3:
                 department, key = _department(core, parts[1]), _key(parts[2])
-                if not await canned.remove(session, department, key):
+                if not await canned.remove(core, session, department, key):
                     raise BadCommand(f"no canned reply #{key} in {department}")
                 return f"✅ #{key} removed from {department} by {staff.name}"
             if verb == "set" and len(parts) == 5:

@@ -32,14 +32,15 @@ async def find_command(
     except SearchError as exc:
         raise BadCommand(f"{exc}: /find 退费, /find 00071, /find *8000") from None
     department = None if staff.role == MANAGER else staff.department
-    tickets, total = await search_tickets(core, session, query, department=department, limit=LIST_LIMIT)
+    found = await search_tickets(core, session, query, department=department, limit=LIST_LIMIT)
+    tickets, total, note = found.tickets, found.total, f" {found.note}" if found.note else ""
     if query.phone_tail is not None:
         how = f"found by /find phone tail {query.phone_tail} in Telegram chat {event.chat_id}"
         found_by_contact(session, tickets, staff_actor(staff).label, now, how)
     where = department or "all departments"
     if not tickets:
-        return f"Nothing found for {args.strip()!r} ({where})."
-    lines = [f"Found {total} ({where}):"]
+        return f"Nothing found for {args.strip()!r} ({where}).{note}"
+    lines = [f"Found {total} ({where}){note}:"]
     for ticket in tickets:
         due = await current_due(session, ticket.id)
         when = f"{due.stage} due {core.local_text(due.due_at)}" if due else "no open deadline"

@@ -21,9 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
@@ -33,8 +32,11 @@ FILE_NAME = "canned.toml"
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
 FIELDS = ("number", "due", "stage", "department", "category", "status")
 ON_CARD = 3  # buttons a card offers
-# Written from chat: rendered in Jinja's sandbox, so a text can fill in fields and nothing more.
-_ENV = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+# Written from chat, so a text fills in named fields and does nothing else: no template language,
+# whose loops and arithmetic could hold the event loop or build a reply of any size.
+_FIELD = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
+_SYNTAX = re.compile(r"\{\{|\{%|\{#")
+MAX_TEXT = 4096  # a Telegram message's length
 
 
 class CannedError(ValueError):
@@ -105,8 +107,9 @@ async def sync_file(core: CoreContext, session: AsyncSession, now: datetime) -> 
         for text in texts.values():
             check(text)
         if row is None:
-            row = CannedReply(department=department, key=key, uses=0)
-            session.add(row)
+            row = await _new_row(session, department, key, now, "file")
+            if row.file_texts == texts:
+                continue  # another instance took it in just now
         row.text_zh, row.text_en, row.file_texts = texts.get("zh"), texts.get("en"), texts
         row.updated_at, row.updated_by = now, "file"
 
@@ -117,15 +120,51 @@ async def _row(session: AsyncSession, department: str, key: str) -> CannedReply 
     )
 
 
+def _fields_list() -> str:
+    return ", ".join("{{ " + f + " }}" for f in FIELDS)
+
+
+async def _new_row(session: AsyncSession, department: str, key: str, now: datetime, by: str) -> CannedReply:
+    """The row of (department, key), inserted unless another instance inserted it meanwhile: one
+    statement, so that two instances starting together both go on instead of one failing on the
+    unique constraint."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(CannedReply)
+        .values(department=department, key=key, uses=0, updated_at=now, updated_by=by)
+        .on_conflict_do_nothing(index_elements=[CannedReply.department, CannedReply.key])
+    )
+    row = await _row(session, department, key)
+    assert row is not None  # inserted, or there already
+    return row
+
+
 def check(text: str) -> None:
-    """Refuse a text that names a field we do not have, before it is stored."""
-    sample = TicketFields("TS-000000-00000", "—", "claim", "service", "service", "routed")
-    try:
-        _ENV.from_string(text).render(**sample.__dict__)
-    except UndefinedError as exc:
-        raise CannedError(f"{exc}: the fields are {', '.join('{{ ' + f + ' }}' for f in FIELDS)}") from None
-    except TemplateError as exc:
-        raise CannedError(f"the text is not a valid template: {exc}") from None
+    """Refuse a text that names a field we do not have, uses any other template syntax, or is longer
+    than a message may be, before it is stored."""
+    if len(text) > MAX_TEXT:
+        raise CannedError(f"the text is {len(text)} characters long; at most {MAX_TEXT}")
+    for match in _FIELD.finditer(text):
+        if match.group(1) not in FIELDS:
+            raise CannedError(f"no field {match.group(1)!r}: the fields are {_fields_list()}")
+    stripped = _FIELD.sub("", text)
+    other = _SYNTAX.search(stripped)
+    if other is not None:
+        snippet = stripped[other.start() : other.start() + 40]
+        end = min((snippet.find(c) + 2 for c in ("}}", "%}", "#}") if c in snippet), default=len(snippet))
+        fields = _fields_list()
+        raise CannedError(f"{snippet[:end]!r} cannot be filled in: a text only names fields, {fields}")
+
+
+def render(text: str, fields: TicketFields) -> str:
+    """The text with its fields filled in (checked first: it may have been stored or edited in the
+    file before these rules)."""
+    check(text)
+    values = fields.__dict__
+    filled = _FIELD.sub(lambda m: str(values[m.group(1)]), text).strip()
+    if len(filled) > MAX_TEXT:
+        raise CannedError(f"filled in, the text is {len(filled)} characters long; at most {MAX_TEXT}")
+    return filled
 
 
 async def replies(
@@ -159,11 +198,15 @@ async def fill(
     text = (row.text_en or row.text_zh) if locale == "en" else (row.text_zh or row.text_en)
     if not text:
         raise CannedError(f"#{key} of {department} has no text")
-    row.uses += 1
     try:
-        return _ENV.from_string(text).render(**fields.__dict__).strip()
-    except TemplateError as exc:  # stored before this check existed, or edited in the file
+        filled = render(text, fields)
+    except CannedError as exc:
         raise CannedError(f"#{key} of {department} cannot be filled in: {exc}") from None
+    # Counted in the database: two replies sent at once both count.
+    await session.execute(
+        update(CannedReply).where(CannedReply.id == row.id).values(uses=CannedReply.uses + 1)
+    )
+    return filled
 
 
 async def store(
@@ -187,14 +230,18 @@ async def store(
     await sync_file(core, session, now)
     row = await _row(session, department, key)
     if row is None:
-        row = CannedReply(department=department, key=key, uses=0)
-        session.add(row)
+        row = await _new_row(session, department, key, now, by)
     setattr(row, f"text_{locale}", text.strip())
     row.updated_at, row.updated_by = now, by
     return row
 
 
-async def remove(session: AsyncSession, department: str, key: str) -> bool:
+async def remove(core: CoreContext, session: AsyncSession, department: str, key: str) -> bool:
+    """Remove a reply (`/canned remove`); one in `canned.toml` is refused, as the next reading of the
+    file would bring it back."""
+    path = _file(core)
+    if path is not None and (department, key) in _entries(path):
+        raise CannedError(f"#{key} of {department} is in {path}: remove it there")
     row = await _row(session, department, key)
     if row is None:
         return False

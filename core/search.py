@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
@@ -22,7 +22,6 @@ from core.privacy import PrivacyKeyError
 from core.tickets import overdue
 from core.workflow import CLOSED, OPEN_STATES
 
-LISTED = 500  # as `tickets list` without a search
 SCAN = 5000  # the newest tickets a word or phone search reads
 _TAIL = re.compile(r"^(?:\d{0,3})?\*+(\d{3,4})$|^(?:tel|phone):(\d{3,4})$", re.IGNORECASE)
 _NUMBER_PART = re.compile(r"^(?:[A-Za-z]{1,8}-)?[\d-]*\d[\d-]*$")
@@ -71,6 +70,35 @@ def _reveal(core: CoreContext, token: str | None) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class Found:
+    """A page of matching tickets, newest first, and how many match in all. `scanned`: the words or
+    phone tail were looked for in only the newest `scanned` tickets, and older ones were not read."""
+
+    tickets: list[Ticket]
+    total: int
+    scanned: int | None = None
+
+    @property
+    def note(self) -> str:
+        """What a reader must be told with the total: "" when every ticket was searched."""
+        return f"(searched the newest {self.scanned} tickets)" if self.scanned is not None else ""
+
+
+def _status(status: str, now: datetime | None) -> list[Any]:
+    if status == "open":
+        return [Ticket.status.in_(OPEN_STATES)]
+    if status == "closed":
+        return [Ticket.status == CLOSED]
+    if status == "overdue":
+        if now is None:
+            raise ValueError("the overdue filter needs the time it is")
+        return [Ticket.status.in_(OPEN_STATES), overdue(now)]
+    if status == "all":
+        return []
+    raise ValueError(f"unknown status filter {status!r}")
+
+
 async def search_tickets(
     core: CoreContext,
     session: AsyncSession,
@@ -78,31 +106,33 @@ async def search_tickets(
     *,
     department: str | None = None,
     status: str = "all",
+    now: datetime | None = None,
     limit: int = 25,
     offset: int = 0,
-) -> tuple[list[Ticket], int]:
+) -> Found:
     """Matching tickets, newest first (`limit` from `offset`), and how many match in all.
-    `department`: only that department's (staff see their own; None: every department)."""
-    where: list[Any] = []
+    `department`: only that department's (staff see their own; None: every department);
+    `status`: open, overdue (as of `now`), closed or all."""
+    where: list[Any] = _status(status, now)
     if department is not None:
         where.append(Ticket.department == department)
-    if status == "open":
-        where.append(Ticket.status.in_(OPEN_STATES))
-    elif status == "closed":
-        where.append(Ticket.status == CLOSED)
     if query.number_part is not None:
         where.append(Ticket.number.contains(query.number_part, autoescape=True))
-        found = list(await session.scalars(select(Ticket).where(*where).order_by(Ticket.id.desc())))
-        return found[offset : offset + limit], len(found)
-    rows = await session.execute(
-        select(Ticket, Learner)
-        .join(Learner, Learner.id == Ticket.learner_id)
-        .where(*where)
-        .order_by(Ticket.id.desc())
-        .limit(SCAN)
-    )
+        total = await session.scalar(select(func.count()).select_from(Ticket).where(*where))
+        page = select(Ticket).where(*where).order_by(Ticket.id.desc()).limit(limit).offset(offset)
+        return Found(list(await session.scalars(page)), int(total or 0))
+    rows = (
+        await session.execute(
+            select(Ticket, Learner)
+            .join(Learner, Learner.id == Ticket.learner_id)
+            .where(*where)
+            .order_by(Ticket.id.desc())
+            .limit(SCAN + 1)  # one more: whether older tickets were left unread
+        )
+    ).all()
+    cut = len(rows) > SCAN
     found = []
-    for ticket, learner in rows.all():
+    for ticket, learner in rows[:SCAN]:
         if query.phone_tail is not None:
             if await _phone_ends(core, session, ticket, learner, query.phone_tail):
                 found.append(ticket)
@@ -110,7 +140,7 @@ async def search_tickets(
             text = f"{_reveal(core, ticket.summary)} {ticket.course or ''}".casefold()
             if all(word in text for word in query.words):
                 found.append(ticket)
-    return found[offset : offset + limit], len(found)
+    return Found(found[offset : offset + limit], len(found), SCAN if cut else None)
 
 
 async def _phone_ends(
@@ -136,18 +166,19 @@ def found_by_contact(
 
 
 async def search_listed(
-    core: CoreContext, session: AsyncSession, query: Query, status: str, now: datetime, actor: str
-) -> list[Ticket]:
-    """`tickets list --search`: matching tickets of every department in the list's status filter (open,
-    overdue, closed, all); a phone-tail search is recorded on each ticket found."""
-    rows, _ = await search_tickets(
-        core, session, query, status="all" if status == "overdue" else status, limit=LISTED
-    )
-    if status == "overdue":
-        late = set(
-            await session.scalars(select(Ticket.id).where(Ticket.id.in_([t.id for t in rows]), overdue(now)))
-        )
-        rows = [t for t in rows if t.id in late]
+    core: CoreContext,
+    session: AsyncSession,
+    query: Query,
+    status: str,
+    now: datetime,
+    actor: str,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+) -> Found:
+    """`tickets list --search`: a page of the matching tickets of every department in the list's
+    status filter (open, overdue, closed, all); a phone-tail search is recorded on each ticket shown."""
+    found = await search_tickets(core, session, query, status=status, now=now, limit=limit, offset=offset)
     if query.by_contact:
-        found_by_contact(session, rows, actor, now, "found by tickets list --search (phone tail)")
-    return rows
+        found_by_contact(session, found.tickets, actor, now, "found by tickets list --search (phone tail)")
+    return found

@@ -18,13 +18,15 @@ from cryptography.fernet import Fernet
 
 import core.db
 from bot.app import build
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from core.messages import InboundMessage
 from core.policy import DEFAULT_POLICY_TEXT
 from core.privacy import generate_key
+from core.search import SCAN
 from core.tickets import apply_move, get_ticket
 from core.workflow import Actor
 from tests.bot.cli_helpers import Call, Result, complaintbot, complaintbot_many, migrated, one_error_line
+from tests.core.test_search import add_tickets
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 REFUND = "我要退费！交了3000元，机构一直拖着不退。请回电 13812348000"
@@ -129,10 +131,8 @@ class Seeded:
     markup: str  # a complaint whose text and course look like Rich markup
 
 
-@pytest.fixture(scope="module")
-def seeded(init_runs: InitRuns) -> Seeded:
-    """Complaints written through the core API into the database `init` made, with its config."""
-    directory = init_runs.directory
+def site_settings(directory: Path) -> Settings:
+    """The settings `complaintbot init` wrote in `directory`, as the commands run there read them."""
     with pytest.MonkeyPatch.context() as mp:
         for name in [n for n in os.environ if n.upper().startswith("COMPLAINTBOT_")]:
             mp.delenv(name)
@@ -141,6 +141,14 @@ def seeded(init_runs: InitRuns) -> Seeded:
     settings.service.var_dir = directory / settings.service.var_dir
     assert settings.policy.file is not None
     settings.policy.file = directory / settings.policy.file
+    return settings
+
+
+@pytest.fixture(scope="module")
+def seeded(init_runs: InitRuns) -> Seeded:
+    """Complaints written through the core API into the database `init` made, with its config."""
+    directory = init_runs.directory
+    settings = site_settings(directory)
 
     async def seed() -> tuple[str, str, str]:
         app = build(settings)
@@ -528,3 +536,33 @@ def test_tickets_list_search_finds_by_words_and_phone_tail(runs: dict[str, Resul
     assert "13812348000" not in runs["search_phone"].stdout  # masked as everywhere else
     empty = runs["search_empty"]
     assert empty.returncode != 0 and "--search: give words" in empty.stderr
+
+
+def test_tickets_list_search_counts_every_match_and_says_what_it_did_not_read(tmp_path: Path) -> None:
+    assert complaintbot(tmp_path, "init").returncode == 0
+    settings = site_settings(tmp_path)
+
+    async def seed() -> None:
+        app = build(settings)
+        try:
+            await add_tickets(app.core, SCAN + 1, datetime.now(UTC))
+        finally:
+            await app.close()
+
+    asyncio.run(seed())
+    results = complaintbot_many(
+        {
+            "number": Call(tmp_path, ("tickets", "list", "--search", "200101", "--offset", "5000", "--json")),
+            "words_json": Call(tmp_path, ("tickets", "list", "--search", "课程安排", "--json")),
+            "words": Call(tmp_path, ("tickets", "list", "--search", "课程安排", "--limit", "2")),
+        }
+    )
+    by_number = json_out(results["number"])  # the database counts them all
+    assert by_number["total"] == SCAN + 1 and [t["number"] for t in by_number["tickets"]] == [
+        "TS-200101-00000"
+    ]
+    assert "searched_newest" not in by_number
+    by_words = json_out(results["words_json"])
+    assert (by_words["total"], by_words["searched_newest"], len(by_words["tickets"])) == (SCAN, SCAN, 50)
+    said = results["words"].stdout
+    assert f"… and {SCAN - 2} more of {SCAN}" in said and f"(searched the newest {SCAN} tickets" in said

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.models import CannedReply, Event
-from core.search import parse_query, search_listed
+from core.search import SCAN, parse_query, search_listed
 from core.templates import Templates
 from tests.channels.telegram.test_staff_commands import (
     CASHIER,
@@ -23,6 +23,7 @@ from tests.channels.telegram.test_staff_commands import (
     TEACHING_CHAT,
     Rig,
 )
+from tests.core.test_search import add_tickets
 
 LATE_ZH = "您好，您的投诉 {{ number }} 已转教学部，我们会在 {{ due }} 前与您联系。"
 LATE_EN = "Hello, {{ number }} is with {{ department }}; we will contact you by {{ due }}."
@@ -41,9 +42,9 @@ async def test_managers_keep_canned_replies_and_staff_send_them(rig: Rig) -> Non
     assert refused.startswith("⛔") and "only managers" in refused
     bad = await rig.say(MANAGERS_CHAT, MANAGER, "/canned set teaching #late zh 您好 {{ learner_phone }}")
     assert bad.startswith("⚠️") and "learner_phone" in bad and "{{ number }}" in bad
-    # Filled in inside Jinja's sandbox: a text can name fields, not reach into Python.
+    # Fields are substituted, nothing else: a text cannot reach into Python.
     bad = await rig.say(MANAGERS_CHAT, MANAGER, "/canned set teaching #x en {{ number.__class__.__mro__ }}")
-    assert bad.startswith("⚠️") and "unsafe" in bad
+    assert bad.startswith("⚠️") and "'{{ number.__class__.__mro__ }}' cannot be filled in" in bad
     said = await rig.say(MANAGERS_CHAT, MANAGER, f"/canned set teaching #late zh {LATE_ZH}")
     assert said.startswith("✅") and "#late (zh) of teaching saved by 陈经理" in said
     assert (await rig.say(MANAGERS_CHAT, MANAGER, f"/canned set teaching #late en {LATE_EN}")).startswith(
@@ -77,6 +78,48 @@ async def test_managers_keep_canned_replies_and_staff_send_them(rig: Rig) -> Non
     assert "No canned replies for teaching" in await rig.say(TEACHING_CHAT, TEACHER, "/canned")
 
 
+async def test_canned_texts_fill_in_fields_and_nothing_else(rig: Rig, tmp_path: Path) -> None:
+    number = await rig.complain(LEARNER, TEACHING)
+    # What a template language would run (for ever, or into a huge reply, or into an error nobody
+    # answers) is refused with one line, and the chat goes on answering.
+    for text in (
+        "{% for a in range(99999) %}{% for b in range(99999) %}x{% endfor %}{% endfor %}",
+        "{{ 'x' * 10**8 }}",
+        "{{ 1/0 }}",
+        "{{ range(10**6) }}",
+        "{# a note #} {{ number }}",
+    ):
+        said = await rig.say(MANAGERS_CHAT, MANAGER, f"/canned set teaching #x en {text}")
+        assert said.startswith("⚠️") and "cannot be filled in" in said and "\n" not in said, text
+    assert "No canned replies for teaching" in await rig.say(TEACHING_CHAT, TEACHER, "/canned")
+    said = await rig.say(MANAGERS_CHAT, MANAGER, "/canned set teaching #x en {{number}} by {{  due }}")
+    assert said.startswith("✅")
+
+    # Longer than a message may be, from the file: refused when it is taken in.
+    (tmp_path / "canned.toml").write_text(f'[teaching.long]\nen = "{"x" * 5000}"\n', encoding="utf-8")
+    rig.core.templates = Templates(tmp_path)
+    listed = await rig.say(TEACHING_CHAT, TEACHER, "/canned")
+    assert listed.startswith("⚠️") and "5000 characters long; at most 4096" in listed
+    (tmp_path / "canned.toml").unlink()
+
+    # A text stored before these rules is refused when used, and nothing reaches the learner.
+    async with rig.core.sessions() as session, session.begin():
+        session.add(
+            CannedReply(
+                department="teaching",
+                key="old",
+                text_en="{{ 1/0 }}",
+                uses=0,
+                updated_at=rig.now,
+                updated_by="x",
+            )
+        )
+    before = len(rig.botapi.texts_to(LEARNER))
+    said = await rig.say(TEACHING_CHAT, TEACHER, f"/reply {number} #old")
+    assert said.startswith("⚠️") and "#old of teaching cannot be filled in" in said
+    assert len(rig.botapi.texts_to(LEARNER)) == before and await _uses(rig, "old") == 0
+
+
 async def test_canned_replies_from_the_templates_directory(rig: Rig, tmp_path: Path) -> None:
     (tmp_path / "canned.toml").write_text(
         '[finance.refund]\nzh = "{{ number }}：退费已在处理，{{ stage }} 截止 {{ due }}。"\n'
@@ -95,6 +138,15 @@ async def test_canned_replies_from_the_templates_directory(rig: Rig, tmp_path: P
         await rig.say(MANAGERS_CHAT, MANAGER, "/canned set finance #refund zh 已加急：{{ number }}")
     ).startswith("✅")
     assert "已加急" in await rig.say(STAFF_CHAT, CASHIER, "/canned finance")
+
+    # Removed from chat, the file would bring it back: refused, and it stays.
+    said = await rig.say(MANAGERS_CHAT, MANAGER, "/canned remove finance #refund")
+    assert said.startswith("⚠️") and "in " in said and "canned.toml: remove it there" in said
+    assert "#refund" in await rig.say(STAFF_CHAT, CASHIER, "/canned finance")
+    # Once gone from the file, it is removed from chat for good.
+    (tmp_path / "canned.toml").write_text("", encoding="utf-8")
+    assert "#refund removed" in await rig.say(MANAGERS_CHAT, MANAGER, "/canned remove finance #refund")
+    assert "No canned replies for finance" in await rig.say(STAFF_CHAT, CASHIER, "/canned finance")
 
 
 async def test_find_by_words_number_and_phone_tail(rig: Rig) -> None:
@@ -119,13 +171,24 @@ async def test_find_by_words_number_and_phone_tail(rig: Rig) -> None:
     # `complaintbot tickets list --search` reads the same way (every department), and audits a phone tail.
     async with rig.core.sessions() as session, session.begin():
         listed = await search_listed(rig.core, session, parse_query("退费"), "open", rig.now, "operator:test")
-        assert [t.number for t in listed] == [fees]
+        assert [t.number for t in listed.tickets] == [fees] and listed.total == 1
         listed = await search_listed(
             rig.core, session, parse_query("138****8000"), "all", rig.now, "operator:x"
         )
-        assert [t.number for t in listed] == [teaching]
+        assert [t.number for t in listed.tickets] == [teaching]
     async with rig.core.sessions() as session:
         actors = await session.scalars(
             select(Event.actor).where(Event.action == "searched").order_by(Event.id)
         )
         assert list(actors)[-1] == "operator:x"
+
+
+async def test_find_says_when_it_read_only_the_newest_tickets(rig: Rig) -> None:
+    await add_tickets(rig.core, SCAN + 1, rig.now)
+    found = await rig.say(TEACHING_CHAT, TEACHER, "/find 课程安排")
+    assert f"Found {SCAN} (teaching) (searched the newest {SCAN} tickets):" in found
+    assert "more: add a word" in found
+    nothing = await rig.say(TEACHING_CHAT, TEACHER, "/find 退费")
+    assert nothing == f"Nothing found for '退费' (teaching). (searched the newest {SCAN} tickets)"
+    # By number, the database counts every match.
+    assert f"Found {SCAN + 1} (teaching):" in await rig.say(TEACHING_CHAT, TEACHER, "/find 200101")
