@@ -30,7 +30,7 @@ from core.intake import Intake, IntakeResult
 from core.messages import InboundMessage, storage_key
 from core.models import Learner, LearnerIdentity, OutboxRow
 from core.outbox import enqueue, payload_text
-from core.state import get_state, set_state
+from core.state import put_state, swap_state
 from core.tickets import learner_tickets
 
 STATUS, NEW, START = "status", "new", "start"
@@ -84,8 +84,8 @@ def answerable(message: InboundMessage) -> bool:
 def command_of(message: InboundMessage) -> LearnerCommand | None:
     """The learner's command in this message: in its text, or in a mail's subject when the body says
     nothing. None when the message may not be answered."""
-    if not answerable(message):
-        return None
+    if not answerable(message) or message.attachments:
+        return None  # a photo or file captioned with a command is kept as a message, not dropped
     text = message.text if message.text.strip() else (message.subject or "")
     return parse_command(text)
 
@@ -109,9 +109,10 @@ async def carry_out(
     core = intake.core
     if command.kind == NEW and command.text:  # the separate complaint itself: never a continuation
         return await intake.receive(replace(message, text=command.text, new_ticket=True), now)
-    if command.kind == NEW:
-        await set_state(core.sessions, _next_is_new(core, message), "1", now)
-    return await _answer(core, message, command.kind, now, locale)
+    # `/new` alone: the sender's next message opens a separate complaint. Armed with the answer, once:
+    # a redelivered `/new` after that next message must not arm it again.
+    arm = _next_is_new(core, message) if command.kind == NEW else None
+    return await _answer(core, message, command.kind, now, locale, arm=arm)
 
 
 async def receive_message(intake: Intake, message: InboundMessage, now: datetime) -> IntakeResult:
@@ -120,21 +121,33 @@ async def receive_message(intake: Intake, message: InboundMessage, now: datetime
     if not answerable(message) or message.new_ticket or message.text.lstrip().startswith("/"):
         return await intake.receive(message, now)
     key = _next_is_new(intake.core, message)
-    if await get_state(intake.core.sessions, key) != "1":
+    # Used up before intake, in one statement: of two messages right after `/new`, one opens the
+    # separate complaint and the other continues it.
+    if not await swap_state(intake.core.sessions, key, "1", "0", now):
         return await intake.receive(message, now)
-    result = await intake.receive(replace(message, new_ticket=True), now)
-    await set_state(intake.core.sessions, key, "0", now)
-    return result
+    try:
+        return await intake.receive(replace(message, new_ticket=True), now)
+    except BaseException:
+        await swap_state(intake.core.sessions, key, "0", "1", now)  # not taken: its retry opens it
+        raise
 
 
 async def _answer(
-    core: CoreContext, message: InboundMessage, template: str, now: datetime, locale: str | None
+    core: CoreContext,
+    message: InboundMessage,
+    template: str,
+    now: datetime,
+    locale: str | None,
+    *,
+    arm: str | None = None,
 ) -> IntakeResult:
     key = f"{message.channel}:{storage_key(message.external_id)}:{template}"[:255]
     async with core.sessions() as session, session.begin():
         said = await session.scalar(select(OutboxRow.payload).where(OutboxRow.key == key))
         if said is not None:  # a redelivery: answered already
             return _result(payload_text(core.vault, said), key, duplicate=True)
+        if arm is not None:
+            await put_state(session, arm, "1", now)
         learner = await _learner(core, session, message)
         language = locale or (learner.locale if learner is not None else None)
         language = language or detect_language(message.text)

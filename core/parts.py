@@ -15,7 +15,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.messages import OutboundMessage, SendResult
@@ -86,14 +86,17 @@ async def send_in_parts(
 
 
 async def _record(sessions: async_sessionmaker[AsyncSession], row: OutboxRow, split: dict[str, Any]) -> None:
-    payload = {**row.payload, "split": split}
+    """Write `split` into the row's payload as it is now, locked: what changed it meanwhile (an
+    erasure scrubbing its text) stays changed; only the progress is ours to write."""
     async with sessions() as session, session.begin():
-        done = await session.execute(
-            update(OutboxRow)
+        fresh = await session.scalar(
+            select(OutboxRow)
             .where(OutboxRow.id == row.id, OutboxRow.status == SENDING, OutboxRow.attempts == row.attempts)
-            .values(payload=payload)
-            .execution_options(synchronize_session=False)
+            .with_for_update()
         )
-    if getattr(done, "rowcount", 1) == 0:
+        if fresh is not None:
+            fresh.payload = {**fresh.payload, "split": split}
+            payload = fresh.payload
+    if fresh is None:
         raise TakenOver(f"outbox {row.key}: taken over by another dispatcher after part {split['parts']}")
     row.payload = payload

@@ -18,16 +18,35 @@ async def get_state(sessions: async_sessionmaker[AsyncSession], key: str) -> str
 
 
 async def set_state(sessions: async_sessionmaker[AsyncSession], key: str, value: str, now: datetime) -> None:
-    """Store `value` under `key`, last writer wins. One statement (an upsert), so that two instances
-    storing the same new key at once both succeed instead of one failing on the primary key."""
+    """Store `value` under `key`, last writer wins."""
     async with sessions() as session, session.begin():
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(ChannelState).values(key=key, value=value, updated_at=now)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[ChannelState.key], set_={"value": value, "updated_at": now}
-            )
+        await put_state(session, key, value, now)
+
+
+async def put_state(session: AsyncSession, key: str, value: str, now: datetime) -> None:
+    """`set_state` in the caller's transaction. One statement (an upsert), so that two instances storing
+    the same new key at once both succeed instead of one failing on the primary key."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(ChannelState).values(key=key, value=value, updated_at=now)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ChannelState.key], set_={"value": value, "updated_at": now}
         )
+    )
+
+
+async def swap_state(
+    sessions: async_sessionmaker[AsyncSession], key: str, expected: str, value: str, now: datetime
+) -> bool:
+    """Set `key` to `value` only if it holds `expected`, in one statement: of several messages or
+    instances racing for the same state, exactly one wins."""
+    async with sessions() as session, session.begin():
+        changed = await session.execute(
+            update(ChannelState)
+            .where(ChannelState.key == key, ChannelState.value == expected)
+            .values(value=value, updated_at=now)
+        )
+        return bool(getattr(changed, "rowcount", 0))
 
 
 async def hold_lease(

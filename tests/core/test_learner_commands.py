@@ -3,6 +3,7 @@ can answer, in slash form or in plain words, answered on their own channel throu
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -13,7 +14,8 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake, IntakeResult
 from core.learner_commands import NEW, START, STATUS, LearnerCommand, parse_command
-from core.models import Ticket
+from core.messages import Attachment
+from core.models import Message, Ticket
 from core.receive import receive_or_keep
 from tests.conftest import at
 
@@ -146,3 +148,46 @@ async def test_a_message_that_may_not_be_answered_is_no_command(
     voicemail = FakeChannel("voicemail").message("+8613800000000", "查询进度", NOW)
     result = await receive_or_keep(intake, voicemail, NOW)
     assert isinstance(result, IntakeResult) and result.ticket_number  # a call is what the caller said
+
+
+async def test_a_photo_captioned_with_a_command_is_kept_as_a_message(
+    intake: Intake, core: CoreContext, learner: FakeChannel
+) -> None:
+    photo = replace(
+        learner.message("li@163.com", "新投诉", NOW), attachments=(Attachment("photo", "file-id-1"),)
+    )
+    result = await receive_or_keep(intake, photo, NOW)
+    assert isinstance(result, IntakeResult) and result.created  # a complaint with its photo, not a command
+    async with core.sessions() as session:
+        stored = await session.scalar(
+            select(func.count()).select_from(Message).where(Message.direction == "in")
+        )
+    assert stored == 1
+
+
+async def test_a_redelivered_new_does_not_open_another_complaint(
+    intake: Intake, core: CoreContext, learner: FakeChannel
+) -> None:
+    await receive_or_keep(intake, learner.message("li@163.com", TEACHING, NOW), NOW)
+    new = learner.message("li@163.com", "新投诉", NOW)
+    await receive_or_keep(intake, new, NOW)
+    second = await receive_or_keep(intake, learner.message("li@163.com", FEES, NOW), NOW)
+    again = await receive_or_keep(intake, new, NOW)  # the platform delivers `/new` once more
+    assert isinstance(again, IntakeResult) and again.duplicate
+    third = await receive_or_keep(intake, learner.message("li@163.com", "已经打了很多次电话", NOW), NOW)
+    assert isinstance(second, IntakeResult) and isinstance(third, IntakeResult)
+    assert third.ticket_number == second.ticket_number and not third.created
+    assert await tickets(core) == 2
+
+
+async def test_of_two_messages_at_once_after_new_only_one_opens_a_complaint(
+    intake: Intake, core: CoreContext, learner: FakeChannel
+) -> None:
+    await receive_or_keep(intake, learner.message("li@163.com", TEACHING, NOW), NOW)
+    await receive_or_keep(intake, learner.message("li@163.com", "新投诉", NOW), NOW)
+    both = await asyncio.gather(
+        receive_or_keep(intake, learner.message("li@163.com", FEES, NOW), NOW),
+        receive_or_keep(intake, learner.message("li@163.com", "已经打了很多次电话", NOW), NOW),
+    )
+    assert [isinstance(r, IntakeResult) and r.created for r in both].count(True) == 1
+    assert await tickets(core) == 2

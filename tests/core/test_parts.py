@@ -13,7 +13,8 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher, RetryPolicy
 from core.messages import Button, OutboundMessage, SendResult
 from core.models import OutboxRow
-from core.outbox import PENDING, SENT, TemporarySendError, enqueue
+from core.outbox import PENDING, SENT, TemporarySendError, enqueue, payload_text
+from core.scrub import ERASED, scrub_outbox_row
 from core.text_limits import TextLimit
 from tests.conftest import at
 
@@ -155,3 +156,40 @@ async def test_a_card_is_never_split(core: CoreContext) -> None:
         )
     await dispatcher(core, channel).drain(NOW)
     assert [m.text for m in channel.sent] == [LONG]  # whole: the sender shortens what it must
+
+
+async def test_an_erasure_while_the_parts_go_is_not_undone_by_recording_them(core: CoreContext) -> None:
+    async with core.sessions() as session, session.begin():
+        enqueue(
+            session,
+            core.vault,
+            key="n-1",
+            channel="staff",
+            recipient="managers",
+            kind="notice",
+            text=LONG,
+            now=NOW,
+        )
+
+    class ErasedMeanwhile:
+        """A staff chat where, while the first part goes out, the learner's data is erased."""
+
+        text_limit = LIMIT
+
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send(self, message: OutboundMessage) -> SendResult:
+            self.sent.append(message.text)
+            if len(self.sent) == 1:
+                async with core.sessions() as session, session.begin():
+                    row = (await session.scalars(select(OutboxRow).where(OutboxRow.key == "n-1"))).one()
+                    scrub_outbox_row(row, core.vault.encrypt(ERASED), learner_bound=False)
+            return SendResult(external_ref=f"x{len(self.sent)}")
+
+    sink = ErasedMeanwhile()
+    await Dispatcher(core.sessions, core.vault, {"staff": sink}, retry=RetryPolicy()).drain(NOW)
+    assert len(sink.sent) == 3
+    async with core.sessions() as session:
+        row = (await session.scalars(select(OutboxRow).where(OutboxRow.key == "n-1"))).one()
+    assert payload_text(core.vault, row.payload) == ERASED  # the progress was recorded, not the old text
