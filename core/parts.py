@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 WHOLE_KINDS = frozenset({"card", "card-edit"})
 
 
+WHOLE_TEXT = "whole_text"  # in each part's meta: the text the parts are cut from
+
+
 class TakenOver(Exception):
     """The row's lease ran out while its parts went: another dispatcher has it now."""
 
@@ -75,6 +78,9 @@ async def send_in_parts(
             # Threaded under the learner's message once; the buttons belong under the end of the text.
             reply_to=message.reply_to if number == 1 else None,
             buttons=message.buttons if last else (),
+            # A sender that sends one message for the whole text instead (WeChat's template when the
+            # learner's window is closed: `SendResult.whole`) takes it from here, not from this part.
+            meta={**message.meta, WHOLE_TEXT: text},
         )
         result = await sender.send(part)
         if last or result.whole:

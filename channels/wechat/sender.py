@@ -33,6 +33,7 @@ from wechatpy.exceptions import WeChatClientException
 from channels.wechat.api import SharedAccessToken, WechatClient
 from core.messages import OutboundMessage, SendResult
 from core.outbox import PermanentSendError, TemporarySendError
+from core.parts import WHOLE_TEXT
 from core.text_limits import TextLimit
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ def template_data(message: OutboundMessage) -> dict[str, dict[str, str]]:
     """The fallback template's fields: first (a heading), keyword1 (the ticket number), keyword2 (what
     kind of message it is, see `TEMPLATE_STATUS`), remark (the start of the text). A template with
     these four fields is chosen in the Official Account's template library (e.g. "投诉处理进度通知")."""
-    text = message.text.strip()
+    # A part of a long text stands for all of it: the template starts where the text starts.
+    text = str(message.meta.get(WHOLE_TEXT) or message.text).strip()
     if len(text) > TEMPLATE_REMARK_LIMIT:
         text = text[: TEMPLATE_REMARK_LIMIT - 1] + "…"
     return {

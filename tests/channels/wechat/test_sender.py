@@ -21,6 +21,7 @@ from core.intake import Intake
 from core.messages import OutboundMessage
 from core.models import OutboxRow, Ticket
 from core.outbox import DEAD, PENDING, SENT, PermanentSendError, TemporarySendError, enqueue
+from core.parts import WHOLE_TEXT
 from core.state import get_state
 from core.tickets import get_ticket, ticket_view
 from standins.wechatapi import CUSTOM, TEMPLATE, TOKEN, WechatApiServer
@@ -252,6 +253,16 @@ def test_api_base_url_and_template_fields() -> None:
     data = template_data(long)
     assert len(data["remark"]["value"]) == 200 and data["remark"]["value"].endswith("…")
     assert (data["keyword1"]["value"], data["keyword2"]["value"]) == ("-", "处理进展")
+    # A later part of a long text that meets a closed window: the template starts where the text does.
+    part = OutboundMessage(
+        key="k:part:2",
+        channel="wechat",
+        recipient=OPENID,
+        kind="reply",
+        text="第二段",
+        meta={WHOLE_TEXT: "第一段。第二段"},
+    )
+    assert template_data(part)["remark"]["value"] == "第一段。第二段"
     assert set(WINDOW_REASONS) == {45015, 45047}
     assert json.loads(AccessToken("t", NOW).dump())["token"] == "t" and AccessToken.load("{bad") is None
 
