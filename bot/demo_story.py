@@ -18,7 +18,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -239,7 +239,7 @@ class Story:
             "source": "demo-pbx",
             "external_id": external_id,
             "caller": caller,
-            "received_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "received_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "transcript": transcript,
             "transcript_status": "completed",
             "duration_s": 41,
@@ -262,7 +262,7 @@ class Story:
                     name=name,
                     department=department,
                     role=role,
-                    now=datetime.now().astimezone(),
+                    now=datetime.now(UTC),
                     telegram_id=str(telegram_id),
                 )
         self.screen.names |= {str(LI_MING): "李明", ZHANG_WEI: "张伟", ANNA: "Anna Smith"}
