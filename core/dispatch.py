@@ -48,7 +48,7 @@ from core.outbox import (
     fall_back,
     to_message,
 )
-from core.parts import TakenOver, needs_parts, send_in_parts, text_limit
+from core.parts import TakenOver, needs_parts, send_in_parts, text_limit, whole_kinds
 from core.privacy import Vault
 from core.queue import LaneState
 from core.redaction import Redactor
@@ -304,7 +304,7 @@ class Dispatcher:
             context = await self._follow(row)
             if not context.get("superseded"):
                 message, limit = to_message(row, self.vault, context), text_limit(sender)
-                if needs_parts(row, message, limit):
+                if needs_parts(row, message, limit, whole_kinds(sender)):
                     assert limit is not None
                     result = await send_in_parts(self.sessions, sender, row, message, limit)
                 else:

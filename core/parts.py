@@ -42,10 +42,19 @@ def text_limit(sender: Sender) -> TextLimit | None:
     return limit if isinstance(limit, TextLimit) else None
 
 
-def needs_parts(row: OutboxRow, message: OutboundMessage, limit: TextLimit | None) -> bool:
-    """Whether this message goes in parts: too long, and of a kind that can (a document's text is its
-    caption, which the sender shortens), or partly sent already."""
-    if limit is None or message.kind in WHOLE_KINDS or message.documents:
+def whole_kinds(sender: Sender) -> frozenset[str]:
+    """The kinds this sender never takes in parts (it shortens them itself): `whole_kinds` if it says,
+    e.g. a WeCom robot's markdown cards and alerts, which have a limit of their own."""
+    kinds: frozenset[str] = getattr(sender, "whole_kinds", frozenset())
+    return WHOLE_KINDS | frozenset(kinds)
+
+
+def needs_parts(
+    row: OutboxRow, message: OutboundMessage, limit: TextLimit | None, whole: frozenset[str] = WHOLE_KINDS
+) -> bool:
+    """Whether this message goes in parts: too long, and of a kind that can (not one of `whole`; a
+    document's text is its caption, which the sender shortens), or partly sent already."""
+    if limit is None or message.kind in whole or message.documents:
         return False
     return progress(row)[1] > 0 or not limit.fits(message.text.strip())
 

@@ -92,6 +92,10 @@ class WecomStaffSink:
     post); a card reports `wecom:<key>` as its reference so that edits and follow-ups find it.
     """
 
+    # Markdown (cards, alerts) has a limit of its own, twice the text's: cut there, never sent in parts,
+    # each of which would read as an alert of its own.
+    whole_kinds = MARKDOWN_KINDS
+
     def __init__(
         self,
         robots: Mapping[str, str],

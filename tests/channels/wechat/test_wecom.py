@@ -153,6 +153,33 @@ async def test_the_robots_rate_limit_retries_after_a_minute(core: CoreContext, a
     assert [key for key, _ in api.robot_posts] == ["robot-teaching"]
 
 
+async def test_a_long_alert_is_one_robot_post_and_a_long_notice_goes_in_parts(
+    core: CoreContext, api: WechatApiServer
+) -> None:
+    alert = "重大投诉 TS-1\n" + "学员说老师上课迟到。" * 100  # over the text limit, within markdown's
+    notice = "TS-1 的处理说明：" + "老师已调换，补课两次。" * 100
+    async with core.sessions() as session, session.begin():
+        for key, kind, text in (("a1", "alert", alert), ("n1", "notice", notice)):
+            enqueue(
+                session,
+                core.vault,
+                key=key,
+                channel="staff",
+                recipient="teaching",
+                kind=kind,
+                text=text,
+                now=NOW,
+            )
+    assert TEXT_LIMIT < len(alert.encode()) < MARKDOWN_LIMIT
+    assert (await Dispatcher(core.sessions, core.vault, {"staff": sink(api)}).drain(NOW)).sent == 2
+    alerts = [p for _, p in api.robot_posts if p["msgtype"] == "markdown"]
+    texts = [p for _, p in api.robot_posts if p["msgtype"] == "text"]
+    assert (
+        len(alerts) == 1 and "学员说老师上课迟到" in alerts[0]["markdown"]["content"]
+    )  # one alert, not several
+    assert len(texts) > 1 and "".join(t["text"]["content"] for t in texts).count("补课两次") == 100
+
+
 async def test_wechat_senders_are_built_from_the_settings(core: CoreContext, api: WechatApiServer) -> None:
     assert wechat_senders(Settings(), core) == {}
     settings = Settings(
