@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from channels.fake import FakeChannel
 from core.callback import pending_callback
 from core.context import CoreContext
 from core.intake import Intake
 from core.merge import merge, unmerge
+from core.models import Staff
 from core.report_figures import month_figures, month_period
 from core.staff import add_staff
 from core.tickets import get_ticket
@@ -27,6 +30,13 @@ async def _received(core: CoreContext) -> int:
     return int(figures["totals"]["received"])
 
 
+async def _manager(session: AsyncSession) -> Staff:
+    """Managers may merge any two tickets, two learners' included."""
+    return await add_staff(
+        session, name="陈主任", department="service", role="manager", now=at("2026-11-01 09:00")
+    )
+
+
 async def test_merged_tickets_count_once_and_the_kept_one_is_major_if_either_was(
     core: CoreContext, intake: Intake
 ) -> None:
@@ -40,9 +50,7 @@ async def test_merged_tickets_count_once_and_the_kept_one_is_major_if_either_was
         at("2026-11-23 10:20"),
     )
     async with core.sessions() as session, session.begin():
-        manager = await add_staff(
-            session, name="陈主任", department="service", role="manager", now=at("2026-11-01 09:00")
-        )
+        manager = await _manager(session)
         kept, merged = (
             await get_ticket(session, first.ticket_number),
             await get_ticket(session, second.ticket_number),
@@ -83,9 +91,7 @@ async def test_a_voicemail_merged_into_a_written_complaint_keeps_its_call_back(
         at("2026-11-23 10:05"),
     )
     async with core.sessions() as session, session.begin():
-        manager = await add_staff(
-            session, name="陈主任", department="service", role="manager", now=at("2026-11-01 09:00")
-        )
+        manager = await _manager(session)
         kept, merged = (
             await get_ticket(session, written.ticket_number),
             await get_ticket(session, voicemail.ticket_number),
@@ -125,9 +131,7 @@ async def test_a_breach_alerted_on_the_merged_ticket_is_not_alerted_again_on_the
     level1 = await escalation.run(core, at("2026-11-23 11:05"), False)  # the early one's claim is overdue
     assert [a for a in level1.actions if early.ticket_number in a and "level 1" in a]
     async with core.sessions() as session, session.begin():
-        manager = await add_staff(
-            session, name="陈主任", department="service", role="manager", now=at("2026-11-01 09:00")
-        )
+        manager = await _manager(session)
         kept, merged = (
             await get_ticket(session, late.ticket_number),
             await get_ticket(session, early.ticket_number),

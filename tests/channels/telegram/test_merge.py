@@ -269,18 +269,24 @@ async def test_who_may_merge(desk: Desk) -> None:
         assert len(list(merges)) == 1
 
 
-async def test_status_tells_the_learner_which_number_to_use(desk: Desk) -> None:
-    rig = desk.rig
+async def _merged_on_telegram(rig: Rig) -> tuple[str, str]:
+    """A Telegram learner's complaint and, after `/new`, a second one, merged into the first by the
+    teacher: (the kept number, the merged number)."""
     first = await rig.complain(LEARNER, TEACHING)
     rig.botapi.learner_message(LEARNER, "/new")
     await rig.round()
     said_before = len(rig.botapi.texts_to(LEARNER))
     rig.botapi.learner_message(LEARNER, "老师讲课太快，根本听不懂，教学质量差")
     await rig.round()
-    acks = [str(n) for t in rig.botapi.texts_to(LEARNER)[said_before:] for n in find_ticket_numbers(t)]
-    second = acks[0]
+    second = next(str(n) for t in rig.botapi.texts_to(LEARNER)[said_before:] for n in find_ticket_numbers(t))
     assert second != first
     assert (await rig.say(TEACHING_CHAT, TEACHER, f"/merge {first} {second}")).startswith("✅")
+    return first, second
+
+
+async def test_status_tells_the_learner_which_number_to_use(desk: Desk) -> None:
+    rig = desk.rig
+    first, second = await _merged_on_telegram(rig)
     assert sum(f"请保留编号 {first}" in t for t in rig.botapi.texts_to(LEARNER)) == 1
     rig.botapi.learner_message(LEARNER, "/status")
     await rig.round()
@@ -292,14 +298,7 @@ async def test_status_tells_the_learner_which_number_to_use(desk: Desk) -> None:
 
 async def test_an_act_on_the_merged_number_is_about_the_kept_ticket(desk: Desk) -> None:
     rig = desk.rig
-    first = await rig.complain(LEARNER, TEACHING)
-    rig.botapi.learner_message(LEARNER, "/new")
-    await rig.round()
-    said_before = len(rig.botapi.texts_to(LEARNER))
-    rig.botapi.learner_message(LEARNER, "老师讲课太快，根本听不懂，教学质量差")
-    await rig.round()
-    second = next(str(n) for t in rig.botapi.texts_to(LEARNER)[said_before:] for n in find_ticket_numbers(t))
-    assert (await rig.say(TEACHING_CHAT, TEACHER, f"/merge {first} {second}")).startswith("✅")
+    first, second = await _merged_on_telegram(rig)
 
     # Naming the merged number, the learner objects: the merged ticket stays closed (no staff command
     # reaches it any more), and the objection is on the complaint's own ticket.
