@@ -30,7 +30,7 @@ from core.intake import Intake, IntakeResult
 from core.messages import InboundMessage, storage_key
 from core.models import Learner, LearnerIdentity, OutboxRow
 from core.outbox import enqueue, payload_text
-from core.state import put_state, swap_state
+from core.state import get_state, put_state, swap_state
 from core.tickets import learner_tickets
 
 STATUS, NEW, START = "status", "new", "start"
@@ -122,8 +122,11 @@ async def receive_message(intake: Intake, message: InboundMessage, now: datetime
         return await intake.receive(message, now)
     key = _next_is_new(intake.core, message)
     # Used up before intake, in one statement: of two messages right after `/new`, one opens the
-    # separate complaint and the other continues it.
-    if not await swap_state(intake.core.sessions, key, "1", "0", now):
+    # separate complaint and the other continues it. A read first: nearly every message finds nothing
+    # armed, and a write per message would queue each behind intake's writer.
+    if await get_state(intake.core.sessions, key) != "1" or not await swap_state(
+        intake.core.sessions, key, "1", "0", now
+    ):
         return await intake.receive(message, now)
     try:
         return await intake.receive(replace(message, new_ticket=True), now)
