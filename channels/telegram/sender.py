@@ -23,10 +23,11 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
+from channels.telegram.capabilities import TEXT_LIMIT
 from channels.telegram.parse import external_id
 from core.messages import OutboundMessage, SendResult
 from core.outbox import LaneLimits, NotConfiguredError, PacedError, PermanentSendError, TemporarySendError
-from core.text_limits import TextLimit, shorten
+from core.text_limits import shorten
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 TelegramBot = ExtBot[Any]  # the client with PTB's rate limiter
@@ -34,9 +35,6 @@ GROUP_RATE, GROUP_PERIOD_S = 20, 60.0  # Telegram's limit per group chat
 LEARNER_LIMITS = LaneLimits(batch=64, concurrency=16)  # PTB's limiter keeps the overall 30/s
 STAFF_LIMITS = LaneLimits(batch=32, concurrency=4)
 ROW_MAX = 5  # inline buttons in one row
-# Telegram counts a message's 4,096 characters in UTF-16 code units. A longer text goes in parts
-# (the dispatcher splits it); a card, which is edited in place, is shortened instead.
-TEXT_LIMIT = TextLimit(4096, "utf16")
 
 
 class GroupPacing:

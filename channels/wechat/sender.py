@@ -31,10 +31,10 @@ from typing import Any, TypeVar
 from wechatpy.exceptions import WeChatClientException
 
 from channels.wechat.api import SharedAccessToken, WechatClient
+from channels.wechat.capabilities import TEXT_LIMIT
 from core.messages import OutboundMessage, SendResult
 from core.outbox import PermanentSendError, TemporarySendError
 from core.parts import WHOLE_TEXT
-from core.text_limits import TextLimit
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ WINDOW_REASONS = {
     OVER_QUOTA: "over WeChat's limit of customer-service messages without an answer (45047): "
     "the learner must write first, or configure a template message",
 }
-TEXT_LIMIT = TextLimit(2048, "utf8")  # a customer-service text message
 TEMPLATE_REMARK_LIMIT = 200  # characters of the text the fallback carries; WeChat cuts longer values
 
 # keyword2 of the fallback template: what the message is, in the learner's words.

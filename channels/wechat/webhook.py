@@ -36,6 +36,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from channels.http import BodyTooLarge, read_body
+from channels.wechat.capabilities import TEXT_LIMIT
 from channels.wechat.parse import (
     MAX_BYTES,
     BadXml,
@@ -50,7 +51,6 @@ from channels.wechat.parse import (
 )
 from channels.wechat.passive import claim_for_reply, release_hold, text_reply
 from channels.wechat.security import Envelope, Forbidden, Undecryptable, fresh, signature_ok
-from channels.wechat.sender import TEXT_LIMIT
 from core.context import CoreContext
 from core.dispatch import DeliveryObserver
 from core.intake import Intake, IntakeResult

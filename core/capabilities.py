@@ -1,0 +1,71 @@
+"""What a channel can do, as the core asks it: each channel package states its `Capabilities`, the
+application hands the list to the core (the composition root), and the core never names a platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from core.text_limits import TextLimit
+
+# What a learner's address on a channel is: a platform id (a chat id, an OpenID), an e-mail address or
+# a phone number. The kind decides how it is indexed for finding the learner again and how it is masked.
+AddressKind = Literal["id", "email", "phone"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """One channel's answers to the core's questions.
+
+    `name` is the channel's name as rows store it (tickets, identities, outbox lanes).
+    `writes_back`: a learner who wrote here can be answered here (a voicemail cannot).
+    `address`: what a sender id on this channel is (`AddressKind`).
+    `buttons`: a message can carry buttons the learner presses (a survey's scores).
+    `subjects`: messages carry a subject and thread by it (a ticket number in brackets).
+    `calls_back`: a message here is a call to return: the call-back clock runs for it.
+    `staff_address`: the staff directory's field holding a member's private address on this channel,
+    if staff can be told privately here (escalation alerts, a call-back number on claim).
+    `reply_window`: how long after the learner's last message they can still be written to, if limited.
+    `text_limit`: how long one message may be; longer texts go in parts.
+    """
+
+    name: str
+    writes_back: bool = True
+    address: AddressKind = "id"
+    buttons: bool = False
+    subjects: bool = False
+    calls_back: bool = False
+    staff_address: str | None = None
+    reply_window: timedelta | None = None
+    text_limit: TextLimit | None = None
+
+
+class ChannelBook(Mapping[str, Capabilities]):
+    """The channels the application composed, by name, in the order it listed them."""
+
+    def __init__(self, channels: Iterable[Capabilities] = ()) -> None:
+        self._by_name: dict[str, Capabilities] = {}
+        for capabilities in channels:
+            if capabilities.name in self._by_name:
+                raise ValueError(f"channel {capabilities.name!r} is listed twice")
+            self._by_name[capabilities.name] = capabilities
+
+    def __getitem__(self, name: str) -> Capabilities:
+        return self._by_name[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def writing_back(self) -> tuple[str, ...]:
+        """The channels a learner can be answered on."""
+        return tuple(name for name, c in self._by_name.items() if c.writes_back)
+
+    def reaching_staff(self) -> tuple[Capabilities, ...]:
+        """The channels that can tell a staff member something privately, in the listed order."""
+        return tuple(c for c in self._by_name.values() if c.staff_address is not None)
