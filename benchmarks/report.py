@@ -36,7 +36,8 @@ from core.db import create_engine, session_factory
 from core.numbers import TicketNumber
 from core.policy import parse_policy
 from core.privacy import Vault, generate_key
-from core.report_figures import month_figures, month_period, quarter_period
+from core.report_figures import month_figures
+from core.report_periods import month_period, quarter_period
 from core.templates import Templates
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -15,9 +15,9 @@ from rich.text import Text
 from bot.app import Application
 from bot.cli_base import fail, out, with_app
 from core.credit import QuarterGrades, quarter_grades
-from core.report_figures import (
+from core.report_figures import month_figures
+from core.report_periods import (
     PeriodError,
-    month_figures,
     month_period,
     previous_month,
     previous_quarter,

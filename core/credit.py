@@ -26,7 +26,8 @@ from core.context import CoreContext
 from core.models import Clock, CreditGrade, Event, Staff, Ticket
 from core.outbox import enqueue
 from core.policy import Policy
-from core.report_figures import Period, cohort, counted_stages, deadline_columns, follow_up_columns
+from core.report_clocks import counted_stages, deadline_columns, follow_up_columns
+from core.report_periods import Period, cohort
 from core.workflow import CLOSED, FOLLOW_UP
 
 log = logging.getLogger(__name__)

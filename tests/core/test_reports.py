@@ -28,7 +28,8 @@ from core.outbox import payload_text
 from core.policy import PolicyError, parse_policy
 from core.privacy import Vault, generate_key
 from core.report_charts import render_report
-from core.report_figures import PeriodError, month_figures, month_period, quarter_period
+from core.report_figures import month_figures
+from core.report_periods import PeriodError, month_period, quarter_period
 from core.templates import Templates
 from core.workflow import OPEN_STATES
 from tests.conftest import DEPARTMENTS
