@@ -203,7 +203,7 @@ async def measure(path: Path, runs: int, charts: bool) -> dict[str, list[tuple[f
                 with Timer(times, "quarter's credit grades"):
                     await compute_grades(core, session, quarter, AS_OF)
             if charts:
-                from core.report_charts import render_report
+                from core.report_pdf import render_report
 
                 with tempfile.TemporaryDirectory() as folder, Timer(times, "PDF and charts"):
                     render_report(figures, Path(folder), AS_OF)

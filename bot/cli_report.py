@@ -53,7 +53,8 @@ def report_command(
 
     figures = with_app(action)
     if out_dir is not None:
-        from core.report_charts import FontMissing, render_report  # matplotlib only when drawing
+        from core.report_drawing import FontMissing  # matplotlib only when drawing
+        from core.report_pdf import render_report
 
         try:
             rendered = render_report(figures, out_dir, now)

@@ -27,8 +27,8 @@ from core.models import Clock, CreditGrade, Event, OutboxRow, Staff, Ticket
 from core.outbox import payload_text
 from core.policy import PolicyError, parse_policy
 from core.privacy import Vault, generate_key
-from core.report_charts import render_report
 from core.report_figures import month_figures
+from core.report_pdf import render_report
 from core.report_periods import PeriodError, month_period, quarter_period
 from core.templates import Templates
 from core.workflow import OPEN_STATES
