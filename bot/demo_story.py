@@ -30,7 +30,8 @@ from wechatpy.utils import WeChatSigner
 from bot.demo_screen import Screen, Watcher
 from bot.service import Running
 from core.context import CoreContext
-from core.models import Clock, OutboxRow, Ticket
+from core.models import Clock, Ticket
+from core.models_delivery import OutboxRow
 from core.outbox import PENDING, SENDING
 from core.staff import add_staff
 from core.tickets import ticket_view

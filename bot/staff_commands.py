@@ -33,7 +33,8 @@ from core.context import CoreContext
 from core.followup import record_score
 from core.intake import Intake
 from core.merge import carried_on
-from core.models import LearnerIdentity, OutboxRow, Staff, Ticket
+from core.models import LearnerIdentity, Staff, Ticket
+from core.models_delivery import OutboxRow
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.outbox import enqueue, send_once
 from core.staff import DEPARTMENTS, find_by_telegram

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clocks import current_due
 from core.context import CoreContext
-from core.models import Learner, LearnerIdentity, Message, OutboxRow, Staff, Ticket
+from core.models import Learner, LearnerIdentity, Message, Staff, Ticket
+from core.models_delivery import OutboxRow
 from core.privacy import PrivacyKeyError
 from core.staff import list_staff
 from core.tickets import (

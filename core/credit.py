@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
 from core.credit_scores import grade_of, score_of, subject_inputs, weights_of
-from core.models import CreditGrade, Staff, Ticket
+from core.models import Staff, Ticket
+from core.models_records import CreditGrade
 from core.outbox import enqueue
 from core.policy import Policy
 from core.report_periods import Period

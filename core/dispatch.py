@@ -32,7 +32,8 @@ from sqlalchemy import BindParameter, Select, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import queue
-from core.models import Clock, OutboxRow
+from core.models import Clock
+from core.models_delivery import OutboxRow
 from core.outbox import (
     DEAD,
     PARKED,

@@ -15,7 +15,8 @@ from core.clocks import close_clocks, current_due
 from core.context import CoreContext
 from core.corrections import correct_category, correct_severity
 from core.inbound import seal_summary
-from core.models import Clock, Event, LearnerIdentity, Message, OutboxRow, Staff, Ticket
+from core.models import Clock, Event, LearnerIdentity, Message, Staff, Ticket
+from core.models_delivery import OutboxRow
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.privacy import redact
 from core.workflow import CLOSED, OPEN_STATES, Actor, WorkflowError, check

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
 from core.messages import InboundMessage, storage_key
-from core.models import Event, Message, OutboxRow, Staff, Ticket
+from core.models import Event, Message, Staff, Ticket
+from core.models_delivery import OutboxRow
 from core.numbers import find_ticket_numbers
 from core.tickets import apply_move, staff_actor
 

@@ -39,7 +39,8 @@ from channels.wechat.webhook import WeChatWebhook
 from core.context import CoreContext
 from core.intake import Intake
 from core.messages import storage_key
-from core.models import Message, OutboxRow, Unparsed
+from core.models import Message
+from core.models_delivery import OutboxRow, Unparsed
 from core.staff import add_staff
 from tests.channels.test_parsers_fuzz import (
     MAIL_SAMPLES,

@@ -19,7 +19,8 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake, IntakeResult
 from core.learner_acts import parse
-from core.models import Base, Event, OutboxRow, Ticket
+from core.models import Base, Event, Ticket
+from core.models_delivery import OutboxRow
 from core.staff import add_staff
 from core.tickets import apply_move, get_ticket, staff_actor, ticket_view
 from scheduler import followup

@@ -16,7 +16,7 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher, RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage, SendResult
-from core.models import OutboxRow
+from core.models_delivery import OutboxRow
 from core.outbox import (
     DEAD,
     PARKED,

@@ -15,7 +15,7 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher, RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage, SendResult
-from core.models import OutboxRow
+from core.models_delivery import OutboxRow
 from core.outbox import DEAD, PENDING, SENT, PermanentSendError, TemporarySendError
 from core.tickets import get_ticket, ticket_view
 from tests.conftest import at

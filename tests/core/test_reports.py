@@ -23,7 +23,9 @@ from sqlalchemy import func, select
 from core.context import CoreContext
 from core.credit import compute_grades, quarter_grades
 from core.db import create_engine, session_factory
-from core.models import Clock, CreditGrade, Event, OutboxRow, Staff, Ticket
+from core.models import Clock, Event, Staff, Ticket
+from core.models_delivery import OutboxRow
+from core.models_records import CreditGrade
 from core.outbox import payload_text
 from core.policy import PolicyError, parse_policy
 from core.privacy import Vault, generate_key

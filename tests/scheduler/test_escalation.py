@@ -12,7 +12,8 @@ from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.models import Clock, Event, OutboxRow, Staff
+from core.models import Clock, Event, Staff
+from core.models_delivery import OutboxRow
 from core.outbox import PermanentSendError, payload_text
 from core.staff import add_staff
 from core.tickets import apply_move, get_ticket, list_tickets, staff_actor

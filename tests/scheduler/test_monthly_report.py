@@ -12,7 +12,8 @@ from channels.fake import FakeChannel
 from core.calendar import BusinessCalendar
 from core.context import CoreContext
 from core.intake import Intake
-from core.models import CreditGrade, OutboxRow
+from core.models_delivery import OutboxRow
+from core.models_records import CreditGrade
 from core.outbox import payload_text, to_message
 from core.policy import parse_policy
 from core.staff import add_staff

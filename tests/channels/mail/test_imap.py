@@ -24,7 +24,7 @@ from channels.mail.reader import Mail, MailReader, MailReport, Outcome
 from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.intake import Intake
-from core.models import Unparsed
+from core.models_delivery import Unparsed
 from core.state import get_state
 from core.templates import Templates
 from tests.channels.mail.dovecot import MISSING, Dovecot, complaint_mail, tally

@@ -23,7 +23,7 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher, RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage
-from core.models import OutboxRow
+from core.models_delivery import OutboxRow
 from core.outbox import DEAD, PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError
 from core.tickets import get_ticket, ticket_view
 from standins.smtp import Certificate, Recorder, SmtpStandIn, free_port, password_check, run_smtp

@@ -21,7 +21,8 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher, RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage
-from core.models import Event, Learner, OutboxRow, Ticket
+from core.models import Event, Learner, Ticket
+from core.models_delivery import OutboxRow
 from core.policy import parse_policy
 from core.staff import add_staff
 from core.tickets import apply_move, get_ticket, staff_actor

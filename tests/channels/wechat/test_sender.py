@@ -19,7 +19,8 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.messages import OutboundMessage
-from core.models import OutboxRow, Ticket
+from core.models import Ticket
+from core.models_delivery import OutboxRow
 from core.outbox import DEAD, PENDING, SENT, PermanentSendError, TemporarySendError, enqueue
 from core.parts import WHOLE_TEXT
 from core.state import get_state
