@@ -38,15 +38,9 @@ from core.policy import DEFAULT_POLICY_TEXT
 from core.privacy import generate_key
 from core.rekey import seal_clear_text
 from core.search import Query, SearchError, parse_query, search_listed
-from core.tickets import (
-    LIST_FILTERS,
-    count_tickets,
-    get_ticket,
-    list_tickets,
-    record_disclosure,
-    summary_view,
-    ticket_view,
-)
+from core.ticket_moves import record_disclosure
+from core.ticket_queries import LIST_FILTERS, count_tickets, get_ticket, list_tickets
+from core.ticket_views import summary_view, ticket_view
 
 T = TypeVar("T")
 # The order an operator meets them in; any command not named here comes after, as registered.

@@ -34,7 +34,7 @@ from core.models import Clock, Ticket
 from core.models_delivery import OutboxRow
 from core.outbox import PENDING, SENDING
 from core.staff import add_staff
-from core.tickets import ticket_view
+from core.ticket_views import ticket_view
 from scheduler.monthly_report import nth_working_day
 from scheduler.sweep import sweep
 from standins.botapi import BotApiServer

@@ -15,7 +15,7 @@ from core.clocks import current_due
 from core.context import CoreContext
 from core.models import Staff, Ticket
 from core.staff import DEPARTMENTS
-from core.tickets import staff_actor
+from core.ticket_moves import staff_actor
 from core.workflow import MANAGER
 
 USAGE = (

@@ -38,15 +38,8 @@ from core.models_delivery import OutboxRow
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.outbox import enqueue, send_once
 from core.staff import DEPARTMENTS, find_by_telegram
-from core.tickets import (
-    TicketNotFound,
-    apply_move,
-    get_ticket,
-    latest_inbound_ref,
-    record_disclosure,
-    staff_actor,
-    ticket_for_thread,
-)
+from core.ticket_moves import apply_move, record_disclosure, staff_actor
+from core.ticket_queries import TicketNotFound, get_ticket, latest_inbound_ref, ticket_for_thread
 from core.workflow import MANAGER, NotAllowed, WorkflowError, check
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from core.context import CoreContext
 from core.models import Staff
 from core.privacy import redact
 from core.search import SearchError, found_by_contact, parse_query, search_tickets
-from core.tickets import staff_actor
+from core.ticket_moves import staff_actor
 from core.workflow import MANAGER
 
 

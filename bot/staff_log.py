@@ -20,7 +20,8 @@ from core.messages import InboundMessage
 from core.models import Staff, Ticket
 from core.privacy import mask, normalize
 from core.receive import Kept, receive_or_keep
-from core.tickets import opening_message_id, set_first_contact
+from core.ticket_moves import set_first_contact
+from core.ticket_queries import opening_message_id
 
 # Where the learner reached us; the ticket's channel is "staff", this is kept with the message.
 LOG_CHANNELS = ("wechat", "telegram", "email", "voicemail", "walk-in", "phone")

@@ -15,7 +15,7 @@ from core.flood import post_card
 from core.merge import merge, unmerge
 from core.models import Staff, Ticket
 from core.outbox import enqueue
-from core.tickets import get_ticket
+from core.ticket_queries import get_ticket
 
 
 async def _numbers(core: CoreContext, session: AsyncSession, args: str, usage: str) -> list[Ticket]:

@@ -25,7 +25,7 @@ from core.models_delivery import OutboxRow
 from core.numbers import find_ticket_numbers
 from core.outbox import enqueue, notify_department, outbox_values, payload_text
 from core.second_instance import open_second_instance
-from core.tickets import apply_move
+from core.ticket_moves import apply_move
 from core.wakeup import written
 from core.workflow import LEARNER, Actor, WorkflowError
 

@@ -23,7 +23,7 @@ from core.messages import InboundMessage, storage_key
 from core.models import Event, Message, Staff, Ticket
 from core.models_delivery import OutboxRow
 from core.numbers import find_ticket_numbers
-from core.tickets import apply_move, staff_actor
+from core.ticket_moves import apply_move, staff_actor
 
 NOTE = "note"
 _ANSWERED_CHANNELS = ("staff", "email")  # our staff mail (cards, alerts, notices), our mail to learners

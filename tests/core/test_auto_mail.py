@@ -13,7 +13,7 @@ from core.intake import Intake
 from core.kept_aside import NotAComplaint
 from core.models import Event, Ticket
 from core.models_delivery import OutboxRow, Unparsed
-from core.tickets import get_ticket
+from core.ticket_queries import get_ticket
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")

@@ -29,7 +29,8 @@ from core.outbox import (
     enqueue,
 )
 from core.queue import HELD
-from core.tickets import get_ticket, ticket_view
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from tests.conftest import at
 from tests.core.test_outbox import Killed
 

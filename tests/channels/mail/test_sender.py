@@ -25,7 +25,8 @@ from core.intake import Intake
 from core.messages import OutboundMessage
 from core.models_delivery import OutboxRow
 from core.outbox import DEAD, PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError
-from core.tickets import get_ticket, ticket_view
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from standins.smtp import Certificate, Recorder, SmtpStandIn, free_port, password_check, run_smtp
 from tests.conftest import at
 

@@ -25,7 +25,8 @@ from core.models import Event, Learner, Ticket
 from core.models_delivery import OutboxRow
 from core.policy import parse_policy
 from core.staff import add_staff
-from core.tickets import apply_move, get_ticket, staff_actor
+from core.ticket_moves import apply_move, staff_actor
+from core.ticket_queries import get_ticket
 from standins.smtp import SmtpStandIn
 from tests.channels.mail.dovecot import complaint_mail
 from tests.conftest import at

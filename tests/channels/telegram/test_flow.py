@@ -22,7 +22,7 @@ from core.models_delivery import OutboxRow, Unparsed
 from core.numbers import find_ticket_numbers
 from core.staff import add_staff
 from core.state import set_state
-from core.tickets import get_ticket
+from core.ticket_queries import get_ticket
 from standins.botapi import BotApiServer
 from tests.conftest import at
 

@@ -24,7 +24,8 @@ from core.models_delivery import OutboxRow
 from core.outbox import DEAD, PENDING, SENT, PermanentSendError, TemporarySendError, enqueue
 from core.parts import WHOLE_TEXT
 from core.state import get_state
-from core.tickets import get_ticket, ticket_view
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from standins.wechatapi import CUSTOM, TEMPLATE, TOKEN, WechatApiServer
 from tests.conftest import at
 
