@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher, RetryPolicy
+from core.dispatch import Dispatcher
+from core.dispatch_record import RetryPolicy
 from core.followup import record_score
 from core.intake import Intake
 from core.models import Staff, Ticket

@@ -20,7 +20,8 @@ from channels.fake import FakeChannel
 from channels.mail.compose import references_of, subject_of
 from channels.mail.sender import MailSender, MailStaffSink, SmtpServer
 from core.context import CoreContext
-from core.dispatch import Dispatcher, RetryPolicy
+from core.dispatch import Dispatcher
+from core.dispatch_record import RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage
 from core.models_delivery import OutboxRow

@@ -18,7 +18,8 @@ from channels.mail.reader import MailReader, prepare
 from channels.mail.sender import MailSender, SmtpServer
 from channels.mail.trust import sender_verdict
 from core.context import CoreContext
-from core.dispatch import Dispatcher, RetryPolicy
+from core.dispatch import Dispatcher
+from core.dispatch_record import RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage
 from core.models import Event, Learner, Ticket
