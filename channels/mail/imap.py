@@ -27,15 +27,9 @@ from typing import Any, TypeVar
 import aioimaplib
 
 from channels.mail.parse import BATCH_BYTES, MAX_BYTES
-from channels.mail.reader import (
-    Mail,
-    MailReader,
-    MailReport,
-    ReadLease,
-    keep_reading,
-    pause,
-    prepare_off_loop,
-)
+from channels.mail.prepared import Mail, MailReport, prepare_off_loop
+from channels.mail.read_loop import ReadLease, keep_reading, pause
+from channels.mail.reader import MailReader
 from core.state import get_state, hold_lease, set_state
 
 log = logging.getLogger(__name__)

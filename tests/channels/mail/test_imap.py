@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from channels.mail.imap import ImapAccount, ImapConnection, ImapError, ImapSource
 from channels.mail.parse import parse_mail
-from channels.mail.reader import Mail, MailReader, MailReport, Outcome
+from channels.mail.prepared import Mail, MailReport
+from channels.mail.reader import MailReader, Outcome
 from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.intake import Intake

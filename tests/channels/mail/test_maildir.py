@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from channels.mail.maildir import MaildirSource, batches
-from channels.mail.reader import MailReader, prepare
+from channels.mail.prepared import prepare
+from channels.mail.reader import MailReader
 from core.context import CoreContext
 from core.intake import Intake
 from core.models import Message

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
-from channels.mail.reader import MailReader, prepare
+from channels.mail.prepared import prepare
+from channels.mail.reader import MailReader
 from core.context import CoreContext
 from core.intake import Intake
 from core.models import Event, Staff, Ticket

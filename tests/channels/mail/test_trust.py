@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from channels.mail.compose import message_id
-from channels.mail.reader import MailReader, prepare
+from channels.mail.prepared import prepare
+from channels.mail.reader import MailReader
 from channels.mail.sender import MailSender, SmtpServer
 from channels.mail.trust import sender_verdict
 from core.context import CoreContext
