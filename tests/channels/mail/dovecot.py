@@ -32,7 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from channels.mail.imap import ImapAccount
+from channels.mail.imap_connection import ImapAccount
 from core.context import CoreContext
 from core.models import Message, Ticket
 from core.models_delivery import OutboxRow, Unparsed

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from channels.mail.imap import ImapAccount, ImapConnection, ImapError, ImapSource
+from channels.mail.imap import ImapSource
+from channels.mail.imap_connection import ImapAccount, ImapConnection, ImapError
 from channels.mail.parse import parse_mail
 from channels.mail.prepared import Mail, MailReport
 from channels.mail.reader import MailReader, Outcome
