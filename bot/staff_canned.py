@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import BadCommand, Refused
-from channels.telegram.parse import ButtonPress, StaffCommand
+from channels.telegram.events import ButtonPress, StaffCommand
 from core import canned
 from core.clocks import current_due
 from core.context import CoreContext

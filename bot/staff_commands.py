@@ -26,7 +26,7 @@ from bot.staff_log import log_complaint
 from bot.staff_merge import card_command, merge_command, unmerge_command
 from bot.staff_queries import BadCommand, Refused
 from bot.staff_reports import Reply
-from channels.telegram.parse import ButtonPress, StaffCommand, StaffText, external_id
+from channels.telegram.events import ButtonPress, StaffCommand, StaffText, external_id
 from core.callback import callback_number, pending_callback, reachable_identity
 from core.canned import parse_key
 from core.context import CoreContext

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.staff_queries import BadCommand
-from channels.telegram.parse import StaffCommand
+from channels.telegram.events import StaffCommand
 from core.context import CoreContext
 from core.intake import Intake
 from core.messages import InboundMessage

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import BadCommand
-from channels.telegram.parse import ButtonPress, StaffCommand
+from channels.telegram.events import ButtonPress, StaffCommand
 from core.cards import card_text
 from core.context import CoreContext
 from core.flood import post_card

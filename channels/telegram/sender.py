@@ -23,7 +23,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
-from channels.telegram.parse import external_id
+from channels.telegram.events import external_id
 from core.messages import OutboundMessage, SendResult
 from core.outbox import LaneLimits, NotConfiguredError, PacedError, PermanentSendError, TemporarySendError
 from core.text_limits import TextLimit, shorten

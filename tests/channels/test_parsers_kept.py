@@ -32,7 +32,8 @@ from bot.web import create_app
 from channels.mail.maildir import MaildirSource
 from channels.mail.parse import MailError, parse_mail
 from channels.mail.reader import MailReader
-from channels.telegram.parse import LearnerMessage, StaffCommand, Unusable, parse_update
+from channels.telegram.events import LearnerMessage, StaffCommand, Unusable
+from channels.telegram.parse import parse_update
 from channels.voicemail.spool import SpoolInbox
 from channels.wechat import parse as wechat
 from channels.wechat.webhook import WeChatWebhook
