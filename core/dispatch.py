@@ -206,7 +206,7 @@ class Dispatcher:
             outcome.error, outcome.retry_after = str(exc) or type(exc).__name__, exc.retry_after
         except PermanentSendError as exc:
             outcome.error, outcome.permanent = str(exc) or type(exc).__name__, True
-        except TakenOver as exc:  # its lease ran out between two parts: `_record` leaves it to the other
+        except TakenOver as exc:  # its lease ran out between two parts: recording leaves it to the other
             outcome.error = str(exc)
         except Exception as exc:  # a sender bug must not stop the other rows; it is kept on the row
             log.exception("outbox %s: sender for %s failed", row.key, row.channel)

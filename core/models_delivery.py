@@ -27,7 +27,7 @@ class OutboxRow(Base):
         Index("ix_outbox_lane_due", "status", "channel", "next_attempt_at"),
         # The queue: rows still to send, per lane in order, and per recipient for the per-recipient
         # order. Partial, so the history of sent rows (most of the table) stays out of them; queries
-        # spell the condition out literally (`core.dispatch`), or the planners cannot use them.
+        # spell the condition out literally (`core.dispatch_claim`), or the planners cannot use them.
         Index("ix_outbox_queue", "channel", "id", sqlite_where=_QUEUED, postgresql_where=_QUEUED),
         Index(
             "ix_outbox_queue_recipient",
