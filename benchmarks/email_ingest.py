@@ -36,8 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the Dovecot helper lives with the tests, not installed; so does benchmarks/
 
 from benchmarks.common import complaint_texts, throwaway_database  # noqa: E402
-from channels.mail.imap import ImapConnection, ImapSource  # noqa: E402
-from channels.mail.reader import MailReader, prepare  # noqa: E402
+from channels.mail.imap import ImapSource  # noqa: E402
+from channels.mail.imap_connection import ImapConnection  # noqa: E402
+from channels.mail.prepared import prepare  # noqa: E402
+from channels.mail.reader import MailReader  # noqa: E402
 from core.context import CoreContext  # noqa: E402
 from core.db import create_engine, session_factory  # noqa: E402
 from core.intake import Intake  # noqa: E402

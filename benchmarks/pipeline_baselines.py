@@ -31,7 +31,7 @@ from benchmarks.pipeline_service import free_port
 from benchmarks.pipeline_sinks import FLOOR_FROM
 from benchmarks.wechat_webhook import pushes
 from benchmarks.wechat_webhook import serve as bare_serve
-from channels.mail.imap import ImapConnection
+from channels.mail.imap_connection import ImapConnection
 from tests.channels.mail.dovecot import Dovecot
 
 ACK_SIZED = (ROOT / "core" / "templates" / "zh" / "ack.txt.j2").read_text(encoding="utf-8")

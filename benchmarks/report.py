@@ -36,7 +36,8 @@ from core.db import create_engine, session_factory
 from core.numbers import TicketNumber
 from core.policy import parse_policy
 from core.privacy import Vault, generate_key
-from core.report_figures import month_figures, month_period, quarter_period
+from core.report_figures import month_figures
+from core.report_periods import month_period, quarter_period
 from core.templates import Templates
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -202,7 +203,7 @@ async def measure(path: Path, runs: int, charts: bool) -> dict[str, list[tuple[f
                 with Timer(times, "quarter's credit grades"):
                     await compute_grades(core, session, quarter, AS_OF)
             if charts:
-                from core.report_charts import render_report
+                from core.report_pdf import render_report
 
                 with tempfile.TemporaryDirectory() as folder, Timer(times, "PDF and charts"):
                     render_report(figures, Path(folder), AS_OF)

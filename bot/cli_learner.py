@@ -27,7 +27,7 @@ from core.context import CoreContext
 from core.erasure import ErasureReport, erase_learner, lock_conflict
 from core.models import Learner, LearnerIdentity, Ticket
 from core.privacy import mask
-from core.tickets import get_ticket
+from core.ticket_queries import get_ticket
 from core.workflow import CLOSED
 
 learner_app = typer.Typer(help="Learners' personal data.", no_args_is_help=True)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.app import Application, privacy_keys
 from bot.cli_base import fail, out, with_app
-from core.models import Lease
+from core.models_delivery import Lease
 from core.privacy import generate_key
 from core.rekey import new_vault, rotate
 

@@ -15,9 +15,9 @@ from rich.text import Text
 from bot.app import Application
 from bot.cli_base import fail, out, with_app
 from core.credit import QuarterGrades, quarter_grades
-from core.report_figures import (
+from core.report_figures import month_figures
+from core.report_periods import (
     PeriodError,
-    month_figures,
     month_period,
     previous_month,
     previous_quarter,
@@ -53,7 +53,8 @@ def report_command(
 
     figures = with_app(action)
     if out_dir is not None:
-        from core.report_charts import FontMissing, render_report  # matplotlib only when drawing
+        from core.report_drawing import FontMissing  # matplotlib only when drawing
+        from core.report_pdf import render_report
 
         try:
             rendered = render_report(figures, out_dir, now)

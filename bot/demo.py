@@ -24,7 +24,8 @@ from sqlalchemy import select
 from bot.cli_base import State, configure_logging, fail, guarded
 from bot.config import load_settings
 from bot.demo_screen import Screen, Watcher
-from bot.demo_story import DEPARTMENT_CHATS, DESK_DOMAIN, WECHAT_TOKEN, Story, World
+from bot.demo_stage import DEPARTMENT_CHATS, DESK_DOMAIN, WECHAT_TOKEN, World
+from bot.demo_story import Story
 from bot.service import Running, serve
 from core.models import Ticket
 from core.privacy import generate_key

@@ -18,7 +18,7 @@ from core.numbers import InvalidTicketNumber
 from core.policy import PolicyError
 from core.privacy import PrivacyKeyError
 from core.staff import StaffError
-from core.tickets import TicketNotFound
+from core.ticket_queries import TicketNotFound
 from core.workflow import WorkflowError
 
 # Our own refusals: their message is the line to print.

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import Application
 from bot.config import ConfigError, EmailConfig, Settings
-from channels.mail.imap import ImapAccount, ImapSource
+from channels.mail.imap import ImapSource
+from channels.mail.imap_connection import ImapAccount
 from channels.mail.maildir import MaildirSource
 from channels.mail.reader import MailReader
 from channels.mail.sender import MailSender, MailStaffSink, ManagerAddresses, SmtpServer

@@ -60,7 +60,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    # core.dispatch.DeliveryObserver
+    # core.dispatch_record.DeliveryObserver
     def delivered(self, lane: str, kind: str, result: str, waited: timedelta | None) -> None:
         self.results.labels(channel=lane, result=result).inc()
         if kind == "ack" and waited is not None:

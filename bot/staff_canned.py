@@ -9,13 +9,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import BadCommand, Refused
-from channels.telegram.parse import ButtonPress, StaffCommand
+from channels.telegram.events import ButtonPress, StaffCommand
 from core import canned
 from core.clocks import current_due
 from core.context import CoreContext
 from core.models import Staff, Ticket
 from core.staff import DEPARTMENTS
-from core.tickets import staff_actor
+from core.ticket_moves import staff_actor
 from core.workflow import MANAGER
 
 USAGE = (

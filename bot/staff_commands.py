@@ -26,26 +26,20 @@ from bot.staff_log import log_complaint
 from bot.staff_merge import card_command, merge_command, unmerge_command
 from bot.staff_queries import BadCommand, Refused
 from bot.staff_reports import Reply
-from channels.telegram.parse import ButtonPress, StaffCommand, StaffText, external_id
+from channels.telegram.events import ButtonPress, StaffCommand, StaffText, external_id
 from core.callback import callback_number, pending_callback, reachable_identity
 from core.canned import parse_key
 from core.context import CoreContext
 from core.followup import record_score
 from core.intake import Intake
 from core.merge import carried_on
-from core.models import LearnerIdentity, OutboxRow, Staff, Ticket
+from core.models import LearnerIdentity, Staff, Ticket
+from core.models_delivery import OutboxRow
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.outbox import enqueue, send_once
 from core.staff import DEPARTMENTS, find_by_telegram
-from core.tickets import (
-    TicketNotFound,
-    apply_move,
-    get_ticket,
-    latest_inbound_ref,
-    record_disclosure,
-    staff_actor,
-    ticket_for_thread,
-)
+from core.ticket_moves import apply_move, record_disclosure, staff_actor
+from core.ticket_queries import TicketNotFound, get_ticket, latest_inbound_ref, ticket_for_thread
 from core.workflow import MANAGER, NotAllowed, WorkflowError, check
 
 log = logging.getLogger(__name__)

@@ -9,13 +9,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import LIST_LIMIT, BadCommand
-from channels.telegram.parse import ButtonPress, StaffCommand
+from channels.telegram.events import ButtonPress, StaffCommand
 from core.clocks import current_due
 from core.context import CoreContext
 from core.models import Staff
 from core.privacy import redact
 from core.search import SearchError, found_by_contact, parse_query, search_tickets
-from core.tickets import staff_actor
+from core.ticket_moves import staff_actor
 from core.workflow import MANAGER
 
 

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.staff_queries import BadCommand
-from channels.telegram.parse import StaffCommand
+from channels.telegram.events import StaffCommand
 from core.context import CoreContext
 from core.intake import Intake
 from core.messages import InboundMessage
 from core.models import Staff, Ticket
 from core.privacy import mask, normalize
 from core.receive import Kept, receive_or_keep
-from core.tickets import opening_message_id, set_first_contact
+from core.ticket_moves import set_first_contact
+from core.ticket_queries import opening_message_id
 
 # Where the learner reached us; the ticket's channel is "staff", this is kept with the message.
 LOG_CHANNELS = ("wechat", "telegram", "email", "voicemail", "walk-in", "phone")

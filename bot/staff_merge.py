@@ -8,14 +8,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import BadCommand
-from channels.telegram.parse import ButtonPress, StaffCommand
+from channels.telegram.events import ButtonPress, StaffCommand
 from core.cards import card_text
 from core.context import CoreContext
 from core.flood import post_card
 from core.merge import merge, unmerge
 from core.models import Staff, Ticket
 from core.outbox import enqueue
-from core.tickets import get_ticket
+from core.ticket_queries import get_ticket
 
 
 async def _numbers(core: CoreContext, session: AsyncSession, args: str, usage: str) -> list[Ticket]:

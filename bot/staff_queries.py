@@ -12,17 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clocks import current_due
 from core.context import CoreContext
-from core.models import Learner, LearnerIdentity, Message, OutboxRow, Staff, Ticket
+from core.models import Learner, LearnerIdentity, Message, Staff, Ticket
+from core.models_delivery import OutboxRow
 from core.privacy import PrivacyKeyError
 from core.staff import list_staff
-from core.tickets import (
-    overdue_tickets,
-    record_disclosure,
-    staff_actor,
-    staff_open_tickets,
-    summary_view,
-    ticket_counts,
-)
+from core.ticket_moves import record_disclosure, staff_actor
+from core.ticket_queries import overdue_tickets, staff_open_tickets, ticket_counts
+from core.ticket_views import summary_view
 from core.workflow import MANAGER, OPEN_STATES, STATES
 
 LIST_LIMIT = 25  # tickets per answer; the rest is counted ("…and N more")

@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import staff_queries
 from bot.staff_queries import BadCommand, Refused
 from core.context import CoreContext
-from core.credit import compute_grades, kept_grades, subject_inputs
+from core.credit import compute_grades, kept_grades
+from core.credit_scores import subject_inputs
 from core.messages import Document
 from core.models import Staff, Ticket
-from core.report_figures import (
+from core.report_figures import month_figures
+from core.report_periods import (
     PeriodError,
-    month_figures,
     month_period,
     previous_month,
     previous_quarter,

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from channels.telegram.parse import (
+from channels.telegram.events import (
     ButtonPress,
     Ignored,
     LearnerCommand,
@@ -18,8 +18,8 @@ from channels.telegram.parse import (
     StaffCommand,
     StaffText,
     Unusable,
-    parse_update,
 )
+from channels.telegram.parse import parse_update
 from core.classify import detect_language
 from core.context import CoreContext
 from core.intake import Intake

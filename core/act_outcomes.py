@@ -20,11 +20,12 @@ from core.followup import record_score, send_survey
 from core.inbound import summary
 from core.learner_acts import APPEAL, CONFIRM, OBJECT, RATE, Decision, LearnerAct, decide_for
 from core.messages import InboundMessage, storage_key
-from core.models import OutboxRow, Ticket
+from core.models import Ticket
+from core.models_delivery import OutboxRow
 from core.numbers import find_ticket_numbers
 from core.outbox import enqueue, notify_department, outbox_values, payload_text
 from core.second_instance import open_second_instance
-from core.tickets import apply_move
+from core.ticket_moves import apply_move
 from core.wakeup import written
 from core.workflow import LEARNER, Actor, WorkflowError
 

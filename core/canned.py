@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
-from core.models import CannedReply
+from core.models_records import CannedReply
 
 FILE_NAME = "canned.toml"
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")

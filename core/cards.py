@@ -18,7 +18,8 @@ from core.canned import top_query
 from core.clocks import current_due
 from core.context import CoreContext
 from core.messages import Button
-from core.models import Learner, LearnerIdentity, OutboxRow, Staff, Ticket
+from core.models import Learner, LearnerIdentity, Staff, Ticket
+from core.models_delivery import OutboxRow
 from core.outbox import enqueue
 from core.workflow import AWAITING_CONFIRMATION, CLOSED, FOLLOW_UP, ROUTED
 

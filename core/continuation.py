@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.messages import InboundMessage, storage_key
-from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
+from core.models import Learner, LearnerIdentity, Message, Ticket
+from core.models_delivery import OutboxRow
 from core.numbers import find_ticket_numbers
 from core.outbox import recipient_key
 from core.privacy import Vault

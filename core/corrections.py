@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.classify import GENERAL, MAJOR, classify
 from core.clocks import open_clocks
 from core.context import CoreContext
-from core.models import ClassificationCorrection, Event, Ticket
+from core.models import Event, Ticket
+from core.models_records import ClassificationCorrection
 from core.outbox import enqueue
 from core.privacy import Vault
 from core.workflow import Actor, WorkflowError

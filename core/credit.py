@@ -18,16 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
-from core.models import Clock, CreditGrade, Event, Staff, Ticket
+from core.credit_scores import grade_of, score_of, subject_inputs, weights_of
+from core.models import Staff, Ticket
+from core.models_records import CreditGrade
 from core.outbox import enqueue
 from core.policy import Policy
-from core.report_figures import Period, cohort, counted_stages, deadline_columns, follow_up_columns
-from core.workflow import CLOSED, FOLLOW_UP
+from core.report_periods import Period
 
 log = logging.getLogger(__name__)
 
@@ -62,137 +63,8 @@ class Grade:
         }
 
 
-def grade_of(score: float, policy: Policy) -> str:
-    credit = policy.credit
-    if score >= credit.grade_a:
-        return "A"
-    if score >= credit.grade_b:
-        return "B"
-    return "C" if score >= credit.grade_c else "D"
-
-
-def score_of(inputs: dict[str, Any], policy: Policy) -> float | None:
-    """The weighted score out of 100; None when no share can be measured at all."""
-    credit = policy.credit
-    parts = (
-        (credit.weight_deadlines, inputs["deadlines_met_share"]),
-        (credit.weight_satisfaction, inputs["satisfaction_share"]),
-        (credit.weight_follow_up, inputs["follow_up_completion"]),
-        (credit.weight_upheld, None if inputs["upheld_share"] is None else 1 - inputs["upheld_share"]),
-    )
-    weights = sum(weight for weight, share in parts if share is not None)
-    if not weights:
-        return None
-    total: float = sum(weight * share for weight, share in parts if share is not None)
-    return round(100 * total / weights, 2)
-
-
-def _share(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-async def subject_inputs(
-    session: AsyncSession, policy: Policy, period: Period, as_of: datetime, key: Any
-) -> dict[Any, dict[str, Any]]:
-    """Per value of `key` (the department, or the owner): the counts and shares behind a score."""
-    where = cohort(period, None)
-    found: dict[Any, dict[str, int]] = {}
-
-    def add(rows: Any, names: tuple[str, ...]) -> None:
-        for row in rows:
-            entry = found.setdefault(row[0], {})
-            for name, value in zip(names, row[1:], strict=True):
-                entry[name] = int(value or 0)
-
-    add(
-        await session.execute(
-            select(
-                key,
-                func.count(),
-                func.sum(case((Ticket.status == CLOSED, 1), else_=0)),
-                func.sum(Ticket.satisfaction),
-                func.count(Ticket.satisfaction),
-            )
-            .where(*where)
-            .group_by(key)
-        ),
-        ("received", "closed", "satisfaction_sum", "satisfaction_count"),
-    )
-    met, breached = deadline_columns(as_of)
-    add(
-        await session.execute(
-            select(key, met, breached)
-            .select_from(Clock)
-            .join(Ticket, Ticket.id == Clock.ticket_id)
-            .where(*where, Clock.stage.in_(counted_stages(policy)))
-            .group_by(key)
-        ),
-        ("deadlines_met", "deadlines_breached"),
-    )
-    due, done, _ = follow_up_columns(as_of)
-    add(
-        await session.execute(
-            select(key, due, done)
-            .select_from(Clock)
-            .join(Ticket, Ticket.id == Clock.ticket_id)
-            .where(*where, Clock.stage == FOLLOW_UP)
-            .group_by(key)
-        ),
-        ("follow_ups_due", "follow_ups_done"),
-    )
-    add(
-        await session.execute(
-            select(key, func.count(func.distinct(Event.ticket_id)))
-            .select_from(Event)
-            .join(Ticket, Ticket.id == Event.ticket_id)
-            .where(*where, Event.action == "plan")
-            .group_by(key)
-        ),
-        ("upheld",),
-    )
-    top = policy.follow_up.score_max
-    out: dict[Any, dict[str, Any]] = {}
-    for subject, counts in found.items():
-        full = {
-            name: counts.get(name, 0)
-            for name in (
-                "received",
-                "closed",
-                "satisfaction_sum",
-                "satisfaction_count",
-                "deadlines_met",
-                "deadlines_breached",
-                "follow_ups_due",
-                "follow_ups_done",
-                "upheld",
-            )
-        }
-        mean = full["satisfaction_sum"] / full["satisfaction_count"] if full["satisfaction_count"] else None
-        out[subject] = {
-            **full,
-            "deadlines_met_share": _share(
-                full["deadlines_met"], full["deadlines_met"] + full["deadlines_breached"]
-            ),
-            "mean_satisfaction": None if mean is None else round(mean, 2),
-            "satisfaction_share": None if mean is None else round(mean / top, 4),
-            "follow_up_completion": _share(full["follow_ups_done"], full["follow_ups_due"]),
-            "upheld_share": _share(full["upheld"], full["received"]),
-        }
-    return out
-
-
-def _weights(policy: Policy) -> dict[str, float]:
-    credit = policy.credit
-    return {
-        "deadlines": credit.weight_deadlines,
-        "satisfaction": credit.weight_satisfaction,
-        "follow_up": credit.weight_follow_up,
-        "upheld": credit.weight_upheld,
-    }
-
-
 def _grade(kind: str, key: str, department: str, name: str, inputs: dict[str, Any], policy: Policy) -> Grade:
-    inputs = {**inputs, "weights": _weights(policy), "min_closed": policy.credit.min_closed}
+    inputs = {**inputs, "weights": weights_of(policy), "min_closed": policy.credit.min_closed}
     score = score_of(inputs, policy)
     if score is None or inputs["closed"] < policy.credit.min_closed:
         return Grade(kind, key, department, name, NOT_GRADED, score, inputs)

@@ -19,7 +19,8 @@ from core.cards import buttons_of, card_key, card_text, latest_card
 from core.clocks import current_due
 from core.context import CoreContext
 from core.messages import Button
-from core.models import OutboxRow, Ticket
+from core.models import Ticket
+from core.models_delivery import OutboxRow
 from core.outbox import enqueue, recipient_key
 from core.privacy import Vault
 from core.queue import queued

@@ -24,7 +24,7 @@ from core.messages import Button
 from core.models import Clock, Event, Learner, LearnerIdentity, Ticket
 from core.outbox import enqueue, notify_department
 from core.privacy import redact
-from core.tickets import apply_move
+from core.ticket_moves import apply_move
 from core.workflow import (
     AWAITING_CONFIRMATION,
     CLOSED,

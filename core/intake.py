@@ -45,7 +45,8 @@ from core.inbound import inbound_values, known_contact, printable, seal_summary,
 from core.kept_aside import IdReused, NotAComplaint
 from core.learner_acts import LearnerAct, act_of, act_ticket, decide_for
 from core.messages import InboundMessage, erased_key, storage_key
-from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
+from core.models import Learner, LearnerIdentity, Message, Ticket
+from core.models_delivery import OutboxRow
 from core.numbering import allocate_number
 from core.outbox import LEARNER_KINDS, outbox_values, payload_text
 from core.privacy import Vault

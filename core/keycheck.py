@@ -16,7 +16,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.models import ChannelState, LearnerIdentity
+from core.models import LearnerIdentity
+from core.models_delivery import ChannelState
 from core.privacy import PrivacyKeyError, Vault
 
 FINGERPRINT = "privacy:key-fingerprint"

@@ -28,10 +28,11 @@ from core.classify import detect_language
 from core.context import CoreContext
 from core.intake import Intake, IntakeResult
 from core.messages import InboundMessage, storage_key
-from core.models import Learner, LearnerIdentity, OutboxRow
+from core.models import Learner, LearnerIdentity
+from core.models_delivery import OutboxRow
 from core.outbox import enqueue, payload_text
 from core.state import get_state, put_state, swap_state
-from core.tickets import learner_tickets
+from core.ticket_views import learner_tickets
 
 STATUS, NEW, START = "status", "new", "start"
 _SLASH = {"status": STATUS, "new": NEW, "start": START, "help": START}

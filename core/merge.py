@@ -21,9 +21,12 @@ from core.callback import REPLYABLE
 from core.cards import refresh_card
 from core.classify import MAJOR
 from core.context import CoreContext
-from core.models import Clock, Event, LearnerIdentity, Message, OutboxRow, Staff, Ticket, TicketMerge
+from core.models import Clock, Event, LearnerIdentity, Message, Staff, Ticket
+from core.models_delivery import OutboxRow
+from core.models_records import TicketMerge
 from core.outbox import SENT, enqueue
-from core.tickets import latest_inbound_ref, staff_actor
+from core.ticket_moves import staff_actor
+from core.ticket_queries import latest_inbound_ref
 from core.workflow import CLOSED, MANAGER, NotAllowed, WorkflowError, check
 
 # Details the kept ticket takes from the merged one when it has none of its own.

@@ -1,4 +1,6 @@
-"""The database schema (SQLAlchemy 2 declarative models), the same on SQLite and PostgreSQL.
+"""The database schema (SQLAlchemy 2 declarative models), the same on SQLite and PostgreSQL: the base,
+people, tickets and what happens to them (messages, clocks, events). The outbox and channel bookkeeping
+are in `core.models_delivery`, the records kept beside tickets in `core.models_records`.
 
 Personal data (`*_enc`) is stored encrypted by `core.privacy.Vault`; `*_index` columns hold keyed
 hashes so a learner can be found by phone, e-mail or channel address without decrypting every row.
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -28,6 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from core.models_delivery import OutboxRow
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -243,166 +248,6 @@ class Event(Base):
     ticket: Mapped[Ticket | None] = relationship()
 
 
-class TicketMerge(Base):
-    """One merge of `merged_id` into `kept_id`, with what it changed, so `/unmerge` can put it back."""
-
-    __tablename__ = "ticket_merges"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kept_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    merged_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    actor: Mapped[str] = mapped_column(String(120))
-    # The rows moved and the values changed (ids, old times and fields): what an unmerge restores.
-    undo: Mapped[dict[str, Any]] = mapped_column(JSON)
-    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class CannedReply(Base):
-    """A stored reply of one department, in Chinese and English, with the ticket's fields filled in."""
-
-    __tablename__ = "canned_replies"
-    __table_args__ = (UniqueConstraint("department", "key", name="uq_canned_replies_department_key"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    department: Mapped[str] = mapped_column(String(40))
-    key: Mapped[str] = mapped_column(String(30))
-    text_zh: Mapped[str | None] = mapped_column(Text)
-    text_en: Mapped[str | None] = mapped_column(Text)
-    uses: Mapped[int] = mapped_column(Integer, default=0)  # the card offers the most used
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_by: Mapped[str] = mapped_column(String(120))  # a manager, or "file"
-    # The entry of `canned.toml` as last taken in: a chat edit stands until the file's entry changes.
-    file_texts: Mapped[dict[str, str] | None] = mapped_column(JSON)
-
-
-class ClassificationCorrection(Base):
-    """A staff correction of a ticket's category or severity, with what the classifier saw in the text:
-    the labelled examples `complaintbot classify export` gives the school to review."""
-
-    __tablename__ = "classification_corrections"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    actor: Mapped[str] = mapped_column(String(120))
-    field: Mapped[str] = mapped_column(String(20))  # category | severity
-    old_value: Mapped[str] = mapped_column(String(20))
-    new_value: Mapped[str] = mapped_column(String(20))
-    # The masked summary the classifier is re-run on (encrypted, as on the ticket), and its findings.
-    text: Mapped[str] = mapped_column(Text)
-    features: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-
-_QUEUED = text("status IN ('pending', 'sending')")
-_PARKED = text("status = 'parked'")
-
-
-class OutboxRow(Base):
-    """A message waiting to be sent, written in the transaction of the change that caused it."""
-
-    __tablename__ = "outbox"
-    __table_args__ = (
-        # A lane's due rows: `status = 'pending' AND channel = :lane AND next_attempt_at <= :now`.
-        Index("ix_outbox_lane_due", "status", "channel", "next_attempt_at"),
-        # The queue: rows still to send, per lane in order, and per recipient for the per-recipient
-        # order. Partial, so the history of sent rows (most of the table) stays out of them; queries
-        # spell the condition out literally (`core.dispatch`), or the planners cannot use them.
-        Index("ix_outbox_queue", "channel", "id", sqlite_where=_QUEUED, postgresql_where=_QUEUED),
-        Index(
-            "ix_outbox_queue_recipient",
-            "channel",
-            "recipient_key",
-            "id",
-            sqlite_where=_QUEUED,
-            postgresql_where=_QUEUED,
-        ),
-        # Parked rows per recipient: what a claimed row must wait behind.
-        Index(
-            "ix_outbox_parked",
-            "channel",
-            "recipient_key",
-            "id",
-            sqlite_where=_PARKED,
-            postgresql_where=_PARKED,
-        ),
-        Index("ix_outbox_channel_external_ref", "channel", "external_ref"),
-        Index("ix_outbox_external_thread", "external_thread"),
-    )
-    id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), unique=True)
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
-    channel: Mapped[str] = mapped_column(String(20))
-    recipient_enc: Mapped[str] = mapped_column(Text)
-    # A keyed hash of channel and recipient (`core.outbox.recipient_key`): messages with the same key
-    # leave in the order they were written. None on rows written before it existed.
-    recipient_key: Mapped[str | None] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(20))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(10))  # pending | sending | sent | dead | parked
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    external_ref: Mapped[str | None] = mapped_column(String(255))
-    # Where the platform filed it, when that matters later: a staff card's forum topic ("chat:thread").
-    external_thread: Mapped[str | None] = mapped_column(String(255))
-    meets_clock_id: Mapped[int | None] = mapped_column(ForeignKey("clocks.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ticket: Mapped[Ticket | None] = relationship()
-    meets_clock: Mapped[Clock | None] = relationship()
-
-
-class Unparsed(Base):
-    """Input a channel could not turn into a message: kept raw with the reason, shown to staff."""
-
-    __tablename__ = "unparsed"
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_unparsed_channel_external_id"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(20))
-    external_id: Mapped[str] = mapped_column(String(255))
-    reason: Mapped[str] = mapped_column(Text)
-    raw_enc: Mapped[str] = mapped_column(Text)  # encrypted: unreadable input may hold anything
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class ChannelState(Base):
-    """Small durable values of a channel, e.g. the Telegram poll offset (moved only after a commit)."""
-
-    __tablename__ = "channel_state"
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class Lease(Base):
-    """Who may run a singleton job (a poller) until when: with several instances, only one polls."""
-
-    __tablename__ = "leases"
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(200))
-    until: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class CreditGrade(Base):
-    """A department's or staff member's credit grade of one quarter, with the inputs that explain it.
-
-    Written once, when the quarter is over (the first computation wins: several instances or a run
-    twice find the row there); an ongoing quarter's grades are computed and shown, never kept.
-    """
-
-    __tablename__ = "credit_grades"
-    __table_args__ = (
-        UniqueConstraint("quarter", "subject_kind", "subject_key", name="uq_credit_grades_subject"),
-    )
-    id: Mapped[int] = mapped_column(primary_key=True)
-    quarter: Mapped[str] = mapped_column(String(7))  # 2026Q3
-    subject_kind: Mapped[str] = mapped_column(String(12))  # department | staff
-    subject_key: Mapped[str] = mapped_column(String(40))  # the department's key, the staff member's id
-    department: Mapped[str] = mapped_column(String(40))
-    name: Mapped[str] = mapped_column(String(120))
-    grade: Mapped[str] = mapped_column(String(12))  # A | B | C | D | not_graded
-    score: Mapped[float | None] = mapped_column(Numeric(6, 2))
-    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)  # the shares, counts and the policy's weights
-    previous_grade: Mapped[str | None] = mapped_column(String(12))
-    repaired: Mapped[bool] = mapped_column(Boolean, default=False)  # 信用修复: up from last quarter's C/D
-    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+# Every table, so that `Base.metadata` (migrations, the tests' clean-up) and the relationships by name
+# above see the whole schema whichever module was imported first.
+from core import models_delivery, models_records  # noqa: E402, F401

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.messages import Button, Document, OutboundMessage, SendResult
-from core.models import Clock, Message, OutboxRow, Ticket
+from core.models import Clock, Message, Ticket
+from core.models_delivery import OutboxRow
 from core.privacy import Vault
 from core.wakeup import written
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.messages import OutboundMessage, SendResult
-from core.models import OutboxRow
+from core.models_delivery import OutboxRow
 from core.outbox import SENDING, Sender
 from core.text_limits import TextLimit, split_spans
 

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, bindparam, func, literal_column, select, u
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from core.models import OutboxRow
+from core.models_delivery import OutboxRow
 from core.outbox import DEAD, PARKED, PENDING, SENDING, WAITING, recipient_key
 from core.privacy import PrivacyKeyError, Vault
 

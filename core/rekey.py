@@ -22,17 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from core.keycheck import FINGERPRINT, fingerprint
-from core.models import (
-    Base,
-    ChannelState,
-    ClassificationCorrection,
-    Learner,
-    LearnerIdentity,
-    Message,
-    OutboxRow,
-    Ticket,
-    Unparsed,
-)
+from core.models import Base, Learner, LearnerIdentity, Message, Ticket
+from core.models_delivery import ChannelState, OutboxRow, Unparsed
+from core.models_records import ClassificationCorrection
 from core.outbox import recipient_key
 from core.privacy import TOKEN_START, PrivacyKeyError, Vault
 

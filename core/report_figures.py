@@ -18,75 +18,21 @@ Definitions (the report's legend says the same):
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.followup import SURVEY
-from core.models import Clock, Event, Staff, Ticket
+from core.models import Event, Ticket
 from core.policy import Policy
+from core.report_clocks import clock_groups, escalation_figures, follow_up_figures, stage_figures
+from core.report_periods import Period, cohort, period_weeks
 from core.workflow import AWAITING_CONFIRMATION, CLOSED, FOLLOW_UP, OPEN_STATES
 
 SCHEMA_VERSION = 1
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
-
-
-class PeriodError(ValueError):
-    """A month or quarter that cannot be read; the message says what is expected."""
-
-
-@dataclass(frozen=True)
-class Period:
-    """A local calendar period [start, end) and its name ("2026-11", "2026Q4")."""
-
-    name: str
-    start: datetime
-    end: datetime
-
-
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=tz)
-
-
-def month_period(text: str, tz: ZoneInfo) -> Period:
-    match = _MONTH.match(text.strip())
-    if not match or not 1 <= int(match[2]) <= 12:
-        raise PeriodError(f"not a month: {text!r} (expected YYYY-MM, e.g. 2026-11)")
-    year, month = int(match[1]), int(match[2])
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return Period(
-        f"{year:04d}-{month:02d}", _local_midnight(date(year, month, 1), tz), _local_midnight(following, tz)
-    )
-
-
-def quarter_period(text: str, tz: ZoneInfo) -> Period:
-    match = _QUARTER.match(text.strip().upper())
-    if not match:
-        raise PeriodError(f"not a quarter: {text!r} (expected YYYYQn, e.g. 2026Q4)")
-    year, quarter = int(match[1]), int(match[2])
-    first = date(year, 3 * quarter - 2, 1)
-    following = date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)
-    return Period(f"{year:04d}Q{quarter}", _local_midnight(first, tz), _local_midnight(following, tz))
-
-
-def previous_month(now: datetime, tz: ZoneInfo) -> Period:
-    first = now.astimezone(tz).date().replace(day=1)
-    last = first - timedelta(days=1)
-    return month_period(f"{last.year:04d}-{last.month:02d}", tz)
-
-
-def previous_quarter(now: datetime, tz: ZoneInfo) -> Period:
-    local = now.astimezone(tz).date()
-    quarter = (local.month - 1) // 3 + 1
-    year, quarter = (local.year - 1, 4) if quarter == 1 else (local.year, quarter - 1)
-    return quarter_period(f"{year}Q{quarter}", tz)
 
 
 def seconds_between(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
@@ -96,79 +42,12 @@ def seconds_between(session: AsyncSession, start: Any, end: Any) -> ColumnElemen
     return func.extract("epoch", end - start)
 
 
-def cohort(period: Period, department: str | None) -> list[ColumnElement[bool]]:
-    """The tickets received in `period`; a ticket merged into another is the same complaint, counted
-    once through the one that carries on (its clocks were stopped, not met)."""
-    where = [
-        Ticket.created_at >= period.start,
-        Ticket.created_at < period.end,
-        Ticket.merged_into_id.is_(None),
-    ]
-    if department is not None:
-        where.append(Ticket.department == department)
-    return where
-
-
-def counted_stages(policy: Policy) -> list[str]:
-    """The stages whose deadlines are the school's: every clock but those waiting on the learner."""
-    return [name for name, rule in policy.stages.items() if not rule.waits_on_learner]
-
-
-def deadline_columns(as_of: datetime) -> tuple[ColumnElement[int], ColumnElement[int]]:
-    """SUM columns of clocks met on time and breached (late, or open past due at `as_of`)."""
-    met = func.sum(case((and_(Clock.met_at.is_not(None), Clock.met_at <= Clock.due_at), 1), else_=0))
-    breached = func.sum(
-        case(
-            (Clock.met_at > Clock.due_at, 1),
-            (and_(Clock.met_at.is_(None), Clock.paused.is_(False), Clock.due_at < as_of), 1),
-            else_=0,
-        )
-    )
-    return met, breached
-
-
-def follow_up_columns(as_of: datetime) -> tuple[ColumnElement[int], ...]:
-    """SUM columns over follow_up clocks: tasks due, completed, passing quality."""
-    due = func.sum(case((or_(Clock.met_at.is_not(None), Clock.due_at <= as_of), 1), else_=0))
-    done = func.sum(case((Clock.met_at.is_not(None), 1), else_=0))
-    passed = func.sum(
-        case(
-            (
-                and_(
-                    Clock.met_at.is_not(None), Clock.met_at <= Clock.due_at, Ticket.satisfaction.is_not(None)
-                ),
-                1,
-            ),
-            else_=0,
-        )
-    )
-    return due, done, passed
-
-
-def rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
 def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(float(seconds) / 3600, 2)
 
 
-def _weeks(period: Period) -> list[tuple[date, datetime, datetime]]:
-    """Monday-based weeks cut to the period: (label day, start, end)."""
-    tz = period.start.tzinfo
-    assert isinstance(tz, ZoneInfo)
-    day = period.start.date()
-    weeks = []
-    while _local_midnight(day, tz) < period.end:
-        monday_next = day + timedelta(days=7 - day.weekday())
-        end = min(_local_midnight(monday_next, tz), period.end)
-        weeks.append((day, _local_midnight(day, tz), end))
-        day = monday_next
-    return weeks
-
-
 async def _weekly_by_channel(session: AsyncSession, where: list[Any], period: Period) -> list[dict[str, Any]]:
-    weeks = _weeks(period)
+    weeks = period_weeks(period)
     week = case(
         *((Ticket.created_at < end, index) for index, (_, _, end) in enumerate(weeks)), else_=len(weeks)
     )
@@ -237,78 +116,6 @@ async def _manual_escalations(session: AsyncSession, where: list[Any]) -> dict[s
     return {department: count for department, count in rows}
 
 
-@dataclass(frozen=True)
-class _ClockGroup:
-    stage: str
-    department: str
-    owner: int | None
-    met: int
-    breached: int
-    count: int
-    level1: int
-    level2: int
-    due: int  # the follow-up columns, meaningful on follow_up clocks
-    done: int
-    passed: int
-
-
-async def _clock_groups(session: AsyncSession, where: list[Any], as_of: datetime) -> list[_ClockGroup]:
-    """One pass over the month's clocks, grouped by stage, department and owner: the deadlines, the
-    escalations and the follow-ups are all sums of these groups (three passes would cost three times)."""
-    met, breached = deadline_columns(as_of)
-    due, done, passed = follow_up_columns(as_of)
-    rows = await session.execute(
-        select(
-            Clock.stage,
-            Ticket.department,
-            Ticket.owner_staff_id,
-            met,
-            breached,
-            func.count(),
-            func.sum(case((Clock.escalation_level >= 1, 1), else_=0)),
-            func.sum(case((Clock.escalation_level >= 2, 1), else_=0)),
-            due,
-            done,
-            passed,
-        )
-        .select_from(Clock)
-        .join(Ticket, Ticket.id == Clock.ticket_id)
-        .where(*where)
-        .group_by(Clock.stage, Ticket.department, Ticket.owner_staff_id)
-    )
-    return [
-        _ClockGroup(stage, dept, owner, *(int(v or 0) for v in rest)) for stage, dept, owner, *rest in rows
-    ]
-
-
-def _stages(groups: list[_ClockGroup], policy: Policy) -> list[dict[str, Any]]:
-    found: dict[str, list[int]] = {}
-    for g in groups:
-        sums = found.setdefault(g.stage, [0, 0, 0])
-        sums[0], sums[1], sums[2] = sums[0] + g.met, sums[1] + g.breached, sums[2] + g.count
-    return [
-        {"stage": stage, "met": m, "breached": b, "pending": n - m - b}
-        for stage in counted_stages(policy)
-        if stage in found
-        for m, b, n in [found[stage]]
-    ]
-
-
-def _escalations(groups: list[_ClockGroup], manual: dict[str, int]) -> list[dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-
-    def entry(department: str) -> dict[str, Any]:
-        return out.setdefault(department, {"department": department, "level1": 0, "level2": 0, "manual": 0})
-
-    for g in groups:
-        if g.level1:
-            entry(g.department)["level1"] += g.level1
-            entry(g.department)["level2"] += g.level2
-    for department, count in manual.items():
-        entry(department)["manual"] = count
-    return [out[key] for key in sorted(out)]
-
-
 async def _satisfaction(session: AsyncSession, where: list[Any], policy: Policy) -> dict[str, Any]:
     surveyed = await session.scalar(
         select(func.count(func.distinct(Event.ticket_id)))
@@ -332,65 +139,6 @@ async def _satisfaction(session: AsyncSession, where: list[Any], policy: Policy)
         "answered": answered,
         "mean": round(total / answered, 2) if answered else None,
         "scores": scores,
-    }
-
-
-def _follow_up_entry(due: int, done: int, passed: int, warning_below: float) -> dict[str, Any]:
-    completion, quality = rate(done, due), rate(passed, done)
-    warning = (completion is not None and completion < warning_below) or (
-        quality is not None and quality < warning_below
-    )
-    return {
-        "due": due,
-        "completed": done,
-        "quality_passed": passed,
-        "completion_rate": completion,
-        "quality_rate": quality,
-        "warning": warning,
-    }
-
-
-def _three(sums: list[int]) -> tuple[int, int, int]:
-    return sums[0], sums[1], sums[2]
-
-
-async def _follow_up(session: AsyncSession, groups: list[_ClockGroup], policy: Policy) -> dict[str, Any]:
-    target = policy.follow_up
-    teams: dict[str, list[int]] = {}
-    staff: dict[tuple[str, int | None], list[int]] = {}
-    for g in groups:
-        if g.stage != FOLLOW_UP:
-            continue
-        for sums in (
-            teams.setdefault(g.department, [0, 0, 0]),
-            staff.setdefault((g.department, g.owner), [0, 0, 0]),
-        ):
-            sums[0], sums[1], sums[2] = sums[0] + g.due, sums[1] + g.done, sums[2] + g.passed
-    ids = [owner for _, owner in staff if owner is not None]
-    names = (
-        dict((await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids)))).all())
-        if ids
-        else {}
-    )
-    return {
-        "targets": {
-            "completion": target.completion_target,
-            "quality": target.quality_target,
-            "warning_below": target.warning_below,
-        },
-        "teams": [
-            {"department": dept, **_follow_up_entry(*_three(teams[dept]), target.warning_below)}
-            for dept in sorted(teams)
-        ],
-        "staff": [
-            {
-                "staff_id": owner,
-                "name": names.get(owner) if owner is not None else None,
-                "department": dept,
-                **_follow_up_entry(*_three(staff[(dept, owner)]), target.warning_below),
-            }
-            for dept, owner in sorted(staff, key=lambda key: (key[0], key[1] is None, key[1] or 0))
-        ],
     }
 
 
@@ -451,7 +199,7 @@ async def month_figures(
         .group_by(Ticket.category, Ticket.department)
         .order_by(Ticket.category, Ticket.department)
     )
-    groups = await _clock_groups(session, where, as_of)
+    groups = await clock_groups(session, where, as_of)
     claim = await _handling_times(session, where, "claim")
     result = await _handling_times(session, where, "resolve")
     empty = {"count": 0, "median_hours": None, "p90_hours": None}
@@ -479,14 +227,14 @@ async def month_figures(
         "by_category_department": [
             {"category": category, "department": dept, "count": count} for category, dept, count in categories
         ],
-        "stages": _stages(groups, policy),
+        "stages": stage_figures(groups, policy),
         "handling_times": [
             {"department": dept, "claim": claim.get(dept, empty), "result": result.get(dept, empty)}
             for dept in sorted(set(claim) | set(result))
         ],
-        "escalations": _escalations(groups, await _manual_escalations(session, where)),
+        "escalations": escalation_figures(groups, await _manual_escalations(session, where)),
         "satisfaction": await _satisfaction(session, where, policy),
-        "follow_up": await _follow_up(session, groups, policy),
+        "follow_up": await follow_up_figures(session, groups, policy),
         "second_instance": await _second_instance(session, period, department),
         "top_courses": [{"course": course, "count": count} for course, count in courses],
     }

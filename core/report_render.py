@@ -44,7 +44,7 @@ async def draw_documents(figures: dict[str, Any], now: datetime, *, overview: bo
 
 
 def main() -> None:
-    from core.report_charts import report_documents  # matplotlib only in this process
+    from core.report_pdf import report_documents  # matplotlib only in this process
 
     request = json.loads(sys.stdin.buffer.read())
     documents = report_documents(

@@ -16,7 +16,8 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from core.clocks import ClockKeeper
-from core.models import Clock, Event, Message, OutboxRow
+from core.models import Clock, Event, Message
+from core.models_delivery import OutboxRow
 from core.outbox import LEARNER_KINDS
 from core.privacy import Vault
 from core.wakeup import written

@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
 from core.messages import erased_key
-from core.models import Base, ClassificationCorrection, Event, Message, OutboxRow, Ticket
+from core.models import Base, Event, Message, Ticket
+from core.models_delivery import OutboxRow
+from core.models_records import ClassificationCorrection
 from core.outbox import DEAD, LEARNER_KINDS, WAITING
 from core.privacy import redact
 

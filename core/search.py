@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.context import CoreContext
 from core.models import Event, Learner, LearnerIdentity, Ticket
 from core.privacy import PrivacyKeyError
-from core.tickets import overdue
+from core.ticket_queries import overdue
 from core.workflow import CLOSED, OPEN_STATES
 
 SCAN = 5000  # the newest tickets a word or phone search reads

@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.models import ChannelState, Lease
+from core.models_delivery import ChannelState, Lease
 
 
 async def get_state(sessions: async_sessionmaker[AsyncSession], key: str) -> str | None:

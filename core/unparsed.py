@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.context import CoreContext
 from core.db import transaction
 from core.messages import storage_key
-from core.models import Unparsed
+from core.models_delivery import Unparsed
 from core.outbox import enqueue
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The ticket's life: named states, the moves between them, and who may make each move.
 
-A pure table plus one check; `core.tickets.apply_move` carries a move out on the database
+A pure table plus one check; `core.ticket_moves.apply_move` carries a move out on the database
 (status, clocks, audit event) so every caller (staff commands, learners, sweeps) goes one way.
 """
 

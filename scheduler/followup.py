@@ -24,7 +24,7 @@ from core.context import CoreContext
 from core.db import transaction
 from core.followup import SURVEY, send_call_task, send_survey
 from core.models import Clock, Ticket
-from core.tickets import apply_move
+from core.ticket_moves import apply_move
 from core.workflow import AWAITING_CONFIRMATION, FOLLOW_UP, SYSTEM_ACTOR
 from scheduler.duty import DutyReport
 

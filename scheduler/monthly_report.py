@@ -20,9 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from core.calendar import BusinessCalendar
 from core.context import CoreContext
 from core.credit import QuarterGrades, quarter_grades
-from core.models import OutboxRow
+from core.models_delivery import OutboxRow
 from core.outbox import enqueue
-from core.report_figures import Period, month_figures, previous_month, previous_quarter
+from core.report_figures import month_figures
+from core.report_periods import Period, previous_month, previous_quarter
 from core.report_render import draw_documents
 from core.report_summary import summary_lines
 from scheduler.duty import DutyReport

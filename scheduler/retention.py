@@ -32,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.context import CoreContext
 from core.db import transaction
 from core.erasure import claim_tickets, erase_learner_data, lock_conflict
-from core.models import Event, Learner, OutboxRow, Ticket
+from core.models import Event, Learner, Ticket
+from core.models_delivery import OutboxRow
 from core.scrub import ERASED, scrub_outbox_row, scrub_tickets, ticketless_rows
 from core.workflow import CLOSED
 from scheduler.duty import DutyReport

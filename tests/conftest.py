@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.db import create_engine, session_factory, upgrade
-from core.dispatch import Dispatcher, RetryPolicy
+from core.dispatch import Dispatcher
+from core.dispatch_record import RetryPolicy
 from core.intake import Intake
 from core.models import Base
 from core.policy import parse_policy

@@ -14,6 +14,9 @@ import re
 
 from charset_normalizer import from_bytes
 
+from channels.mail.charset_judging import COMMON_SHARE, common_share, gb2312_share, plausible_as, sparse
+from channels.mail.charset_readings import decode_lenient, decode_strict, iso2022jp_text, western_text
+
 # GB18030 is a superset of GB2312 and GBK: senders label GBK text "gb2312" (Outlook, Foxmail, old
 # webmail), and reading it as GB18030 keeps the characters GB2312 lacks (喆, 堃, 镕: often in names).
 # Big5 mail from Windows is really cp950, which adds the ETEN characters; HKSCS adds Hong Kong's.
@@ -54,24 +57,11 @@ _ALIASES = {
 _WINDOWS = re.compile(r"^(?:x-)?(?:windows|cp|ms)[-_]?(\d{3,4})$")  # "windows-874", "cp-850", "ms936"
 # Python codecs that are not charsets: a hostile label must not run them over a learner's bytes.
 _NOT_CHARSETS = frozenset({"unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined"})
-_COMMON_SHARE = 0.8  # of a reading's non-ASCII characters that must be its script's common ones
 _SAMPLE = 64 * 1024  # characters of a body that the guesses look at
 _DETECTOR_MIN = 24  # non-ASCII bytes below which a detector's verdict is noise
 _REPLACED = re.compile("\ufffd+")  # one bad byte sequence, however many bytes long
-_RUN = re.compile(r"[^\x00-\x7f\s]{3,}")  # three non-ASCII characters in a row: not a Western word
-# Two of them with no ASCII letter on either side ("8000 »ò 139": 或 in GBK) are not one either.
-_LONE_PAIR = re.compile(r"(?<![A-Za-z])[^\x00-\x7f\s]{2}(?![A-Za-z])")
-# Latin-1 symbols that Western text hardly uses but Big5 and GBK bytes read as Latin-1 are full of.
-_ODD = frozenset("¤¦¨¯´¸¹²³¼½¾µ¶¬ª×÷¢¥")
-# What Western text holds besides ASCII: letters and the punctuation of cp1252 and Latin-1.
-_WESTERN_CHARS = re.compile(r"[\u00a0-\u017f\u2013-\u201e\u2022\u2026\u2039\u203a\u20ac\u2122]")
 # What the detector chooses among when nothing else reads: the charsets of the mail of the world.
 _DETECTABLE = ("gb18030", "cp950", "cp932", "cp949", "cp1251", "koi8_r", "cp1253")
-_KANA = re.compile(r"[\u3040-\u30ff]")
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
-# cp1252 where it defines the byte, Latin-1 (a C1 control) where it does not.
-_CP1252 = {byte: bytes([byte]).decode("cp1252", "ignore") or chr(byte) for byte in range(0x80, 0xA0)}
-_CP1252_TABLE = str.maketrans({chr(byte): text for byte, text in _CP1252.items()})
 
 
 def codec_for(label: str | None) -> str | None:
@@ -103,34 +93,34 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
     latin = codec is None or codec in _LATIN
     if latin and data.isascii():  # not for others: UTF-16 can be all ASCII bytes
         if b"\x1b$" in data:  # ISO-2022-JP is 7-bit: its escapes give it away when unlabelled
-            text = _jis(data)
+            text = iso2022jp_text(data)
             if text is not None:
                 return text, None if codec is None else f"declared {label}, read as iso-2022-jp"
         return data.decode("ascii"), None
     said = f"declared {label or 'no charset'}"
     if codec in _JIS:
-        text = _jis(data)
+        text = iso2022jp_text(data)
         if text is not None:
             return text, None
     if codec is not None and not latin:
         for name in _FAMILIES.get(codec, (codec,)):
-            text = _strict(data, name)
+            text = decode_strict(data, name)
             if text is None:
                 continue
-            if codec in _GB and _gb2312_share(text[:_SAMPLE]) < _COMMON_SHARE:
+            if codec in _GB and gb2312_share(text[:_SAMPLE]) < COMMON_SHARE:
                 # A "gb2312" label on Shift_JIS, Big5 or UTF-8 text still decodes, as rare hanzi.
                 found = _guess(data, exclude="gb18030")
                 if found is not None and found[1] != "cp1252":
                     return found[0], f"{said}, read as {found[1]}"
             return text, None
     if codec is not None and codec in _LATIN:
-        text = _western(data, codec)
+        text = western_text(data, codec)
         # A declared Western charset that reads as Western words wins; UTF-8 bytes under a Western
         # label do not read as words ("MÃ¼ller") but pass the test, so UTF-8 comes first.
-        utf8 = _strict(data, "utf-8")
+        utf8 = decode_strict(data, "utf-8")
         if utf8 is not None and not _short_gbk(data, utf8):
             return utf8, f"{said}, read as utf-8"
-        if _plausible(text[:_SAMPLE], "western"):
+        if plausible_as(text[:_SAMPLE], "western"):
             return text, None
         found = _guess(data)
         if found is not None and found[1] != "cp1252":
@@ -140,7 +130,7 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
     if found is not None:
         return found[0], f"{said}, read as {found[1]}"
     declared = _FAMILIES.get(codec, (codec,)) if codec else ("utf-8",)
-    nearly = _lenient(data, declared[0])
+    nearly = decode_lenient(data, declared[0])
     bad = nearly.count("\ufffd")
     # A damaged byte or a character cut in two must not turn the whole text into another charset.
     if bad * 20 <= len(nearly) and len(_REPLACED.findall(nearly)) <= max(1, len(nearly) // 100):
@@ -150,14 +140,14 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
         return found[0], f"{said}, read as {found[1]}"
     # Valid in nothing: the reading with the fewest bad bytes (a mail cut inside a character).
     names = (*declared, "utf-8", "gb18030", "cp950", "cp932", "cp949")
-    readings = [_lenient(data, name) for name in dict.fromkeys(names)]
+    readings = [decode_lenient(data, name) for name in dict.fromkeys(names)]
     return min(readings, key=lambda text: len(_REPLACED.findall(text))), f"{said}, bad bytes replaced"
 
 
 def decode_header_bytes(data: bytes, fallback: str | None) -> str:
     """Raw 8-bit header bytes: UTF-8 when they are UTF-8 (today's mailers), else in `fallback`, the
     charset the message declares for its body, as `decode_bytes` reads it."""
-    utf8 = _strict(data, "utf-8")
+    utf8 = decode_strict(data, "utf-8")
     if utf8 is not None and not _short_gbk(data, utf8):
         return utf8
     return decode_bytes(data, fallback)[0]
@@ -169,25 +159,25 @@ def _guess(data: bytes, exclude: str = "") -> tuple[str, str] | None:
     reading with the largest share of common characters: simplified and traditional Chinese,
     Japanese, Korean in that order when they tie, unless the detector says otherwise on a text long
     enough for it."""
-    utf8 = _strict(data, "utf-8")
+    utf8 = decode_strict(data, "utf-8")
     if utf8 is not None and not _short_gbk(data, utf8):
         return utf8, "utf-8"
-    western = _western(data, "cp1252")
-    plausible = _plausible(western[:_SAMPLE], "western")
-    if plausible and _sparse(western[:_SAMPLE]):
+    western = western_text(data, "cp1252")
+    plausible = plausible_as(western[:_SAMPLE], "western")
+    if plausible and sparse(western[:_SAMPLE]):
         return western, "cp1252"
     shares: dict[str, tuple[float, str]] = {}
     for name in ("gb18030", "cp950", "cp932", "cp949"):
-        text = _strict(data, name) if name != exclude else None
+        text = decode_strict(data, name) if name != exclude else None
         if text is not None:
-            shares[name] = (_share(text[:_SAMPLE], name), text)
+            shares[name] = (common_share(text[:_SAMPLE], name), text)
     # Korean read as GB2312 is all common hanzi, and some Chinese read as KS X 1001 mostly Hangul: of
     # the plausible readings only those as good as the best stay.
     best_share = max((share for share, _ in shares.values()), default=0.0)
     readings = {
         name: text
         for name, (share, text) in shares.items()
-        if share >= _COMMON_SHARE and share >= best_share - 0.02
+        if share >= COMMON_SHARE and share >= best_share - 0.02
     }
     if len(readings) > 1 and _wide_bytes(data) >= _DETECTOR_MIN:
         best = from_bytes(data[:_SAMPLE], cp_isolation=list(readings)).best()
@@ -206,14 +196,8 @@ def _short_gbk(data: bytes, utf8: str) -> bool:
     wide = [ch for ch in utf8 if ord(ch) > 0x7F]
     if not 1 <= len(wide) <= 8 or any(ord(ch) < 0x180 or ord(ch) > 0x7FF for ch in wide):
         return False
-    gb = _strict(data, "gb18030")
-    return gb is not None and _share(gb, "gb18030") == 1.0
-
-
-def _sparse(text: str) -> bool:
-    """Whether accented letters are the minority that they are in any Western word of some length."""
-    letters = [ch for ch in text if not ch.isspace()]
-    return sum(1 for ch in letters if ord(ch) > 0x7F) <= 0.35 * len(letters)
+    gb = decode_strict(data, "gb18030")
+    return gb is not None and common_share(gb, "gb18030") == 1.0
 
 
 def _detected(data: bytes) -> tuple[str, str] | None:
@@ -226,7 +210,7 @@ def _detected(data: bytes) -> tuple[str, str] | None:
 
 
 def _any(data: bytes, codec: str) -> tuple[str, str] | None:
-    text = _strict(data, codec)
+    text = decode_strict(data, codec)
     return (text, codec) if text is not None else None
 
 
@@ -235,135 +219,3 @@ _HIGH = bytes(range(0x80, 0x100))
 
 def _wide_bytes(data: bytes) -> int:
     return len(data) - len(data.translate(None, _HIGH))
-
-
-def _share(text: str, codec: str) -> float:
-    """The share of the non-ASCII characters that are common characters of the codec's script."""
-    wide = [ch for ch in text if ord(ch) > 0x7F]
-    if not wide:
-        return 1.0
-    return sum(1 for ch in wide if _common(ch, codec)) / len(wide)
-
-
-def _common(ch: str, codec: str) -> bool:
-    if codec == "gb18030":
-        code = _code(ch, "gb2312")
-        # Punctuation, numerals, full-width forms and the 6763 hanzi; not the kana, Greek, Cyrillic and
-        # box rows, where Big5's commonest characters land when read as GB2312.
-        return code is not None and (code >> 8 <= 0xA3 or code >> 8 >= 0xB0)
-    if codec.startswith(("cp950", "big5")):
-        code = _code(ch, "cp950")
-        # Big5's symbols and its 5401 level-1 characters; level 2 is where mis-readings land.
-        return code is not None and (0xA140 <= code <= 0xA3BF or 0xA440 <= code <= 0xC67E)
-    if codec in ("cp932", "shift_jis_2004"):
-        code = _code(ch, "cp932")
-        # Kana, JIS symbols and the 2965 level-1 kanji; not the half-width kana single bytes.
-        return bool(_KANA.match(ch)) or (
-            code is not None and (0x8140 <= code <= 0x84BE or 0x889F <= code <= 0x9872)
-        )
-    if codec == "cp949":
-        code = _code(ch, "cp949")  # KS X 1001's 2350 syllables, not Unified Hangul's additions
-        return bool(_HANGUL.match(ch)) and code is not None and code >> 8 >= 0xB0 and code & 0xFF >= 0xA1
-    return True
-
-
-def _gb2312_share(text: str) -> float:
-    """The share of the non-ASCII characters that GB2312 has at all: a declared GB label is doubted
-    only when its reading is mostly outside it."""
-    wide = [ch for ch in text if ord(ch) > 0x7F]
-    return sum(1 for ch in wide if _encodes(ch, "gb2312")) / len(wide) if wide else 1.0
-
-
-def _plausible(text: str, script: str) -> bool:
-    if script != "western":
-        return _share(text, script) >= _COMMON_SHARE
-    wide = [ch for ch in text if ord(ch) > 0x7F]
-    # Western text has its accents between ASCII letters; CJK bytes read as Latin-1 are runs of them.
-    if not all(_WESTERN_CHARS.match(ch) for ch in wide) or _RUN.search(text) or _LONE_PAIR.search(text):
-        return False
-    return sum(1 for ch in wide if ch in _ODD) * 4 <= len(wide)
-
-
-def _encodes(ch: str, codec: str) -> bool:
-    try:
-        ch.encode(codec)
-    except UnicodeError:
-        return False
-    return True
-
-
-def _code(ch: str, codec: str) -> int | None:
-    try:
-        data = ch.encode(codec)
-    except UnicodeError:
-        return None
-    return int.from_bytes(data, "big") if len(data) == 2 else None
-
-
-def _western(data: bytes, codec: str) -> str:
-    """Western text; ISO-8859-1 and ASCII labels are read as cp1252 (its quotes, dashes and €), as
-    browsers do, since Windows programs write cp1252 under them."""
-    if codec in ("latin_1", "ascii", "cp1252"):
-        return data.decode("latin-1").translate(_CP1252_TABLE)
-    return _lenient(data, codec)
-
-
-# ISO-2022-JP switches with escapes between ASCII, JIS X 0201 and the two-byte JIS X 0208 table.
-_JIS_ESCAPE = re.compile(rb"\x1b(\(B|\(J|\(I|\$@|\$B|\$\(D|\$\(O|\$\(Q)")
-
-
-def _jis(data: bytes) -> str | None:
-    """ISO-2022-JP as Windows writes it (NEC and IBM extensions: ①, ㈱, Ⅲ): each JIS X 0208 pair
-    moved to its Shift_JIS place and read as cp932, which holds them; Python's codecs refuse them."""
-    strict = _strict(data, "iso2022_jp_2")
-    if strict is not None:
-        return strict
-    out = bytearray()
-    mode = b"(B"
-    pos = 0
-    for match in [*_JIS_ESCAPE.finditer(data), None]:
-        end = match.start() if match is not None else len(data)
-        chunk = data[pos:end]
-        if mode == b"$(D":  # JIS X 0212 has no Shift_JIS places
-            return None
-        if mode.startswith(b"$"):
-            at = 0
-            while at < len(chunk):
-                if chunk[at] in b"\r\n":  # a line break a broken mailer left in two-byte mode
-                    out.append(chunk[at])
-                    at += 1
-                    continue
-                j1, j2 = chunk[at], chunk[at + 1] if at + 1 < len(chunk) else 0
-                if not (0x21 <= j1 <= 0x7E and 0x21 <= j2 <= 0x7E):
-                    return None
-                out += _to_sjis(j1, j2)
-                at += 2
-        elif mode == b"(I":
-            out += bytes(byte + 0x80 for byte in chunk)
-        else:
-            out += chunk
-        if match is not None:
-            mode, pos = match.group(1), match.end()
-    return _strict(bytes(out), "cp932")
-
-
-def _to_sjis(j1: int, j2: int) -> bytes:
-    s1 = (j1 + 1) // 2 + (0x70 if j1 <= 0x5E else 0xB0)
-    s2 = j2 + (0x1F if j1 % 2 else 0x7E)
-    if j1 % 2 and s2 >= 0x7F:
-        s2 += 1
-    return bytes((s1, s2))
-
-
-def _strict(data: bytes, codec: str) -> str | None:
-    try:
-        return data.decode(codec)
-    except (UnicodeError, LookupError):
-        return None
-
-
-def _lenient(data: bytes, codec: str) -> str:
-    try:
-        return data.decode(codec, "replace")
-    except (UnicodeError, LookupError):
-        return data.decode("utf-8", "replace")

@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from channels.mail.parse import BATCH_BYTES, MAX_BYTES
-from channels.mail.reader import Mail, MailReader, MailReport, keep_reading, pause, prepare_off_loop
+from channels.mail.prepared import Mail, MailReport, prepare_off_loop
+from channels.mail.read_loop import keep_reading, pause
+from channels.mail.reader import MailReader
 
 log = logging.getLogger(__name__)
 _PREFIX_KEPT = 64 * 1024  # of an oversized message, what is kept for staff to see what it was

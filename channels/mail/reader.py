@@ -9,25 +9,21 @@ Message-ID (else a hash of the raw bytes) makes every repeat a no-op.
 A staff member's answer to our staff mail (a card, an alert) is a note on its ticket (`staff_mail`).
 Learners' mail is taken in by lanes, one per sender, so that a sender's second message follows the
 first into its ticket while several senders' messages go to the database at once (PostgreSQL). Past
-`per_sender_per_hour` messages from one address, mail is recorded but not answered. `keep_reading`
-is the loop both sources run: backoff with jitter on failure, optionally under a database lease.
+`per_sender_per_hour` messages from one address, mail is recorded but not answered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from channels.mail.parse import MailError, message_key, parse_mail
+from channels.mail.prepared import Mail, MailReport
 from channels.mail.staff_mail import record_staff_mail, staff_addresses
 from channels.mail.trust import sender_verdict
 from core.context import CoreContext
@@ -35,68 +31,11 @@ from core.intake import Intake
 from core.messages import InboundMessage
 from core.models import LearnerIdentity, Message, Ticket
 from core.receive import Aside, Kept, receive_or_keep
-from core.state import hold_lease, release_lease
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["taken", "duplicate", "kept"]
-_INLINE_BYTES = 256 * 1024  # mail parsed on the event loop; larger, in a thread
 _GIVE_UP_PASS = 3  # failures in a row: the database is down, the rest of the pass would fail too
-
-
-@dataclass(frozen=True)
-class Mail:
-    """One message as read from the mailbox, parsed before anything is written."""
-
-    ref: str  # the source's handle on it: an IMAP UID, a Maildir file name
-    raw: bytes
-    message: InboundMessage | None
-    problem: str | None = None  # why it could not be parsed (then `message` is None)
-
-    @property
-    def key(self) -> str:
-        return self.message.external_id if self.message is not None else message_key(self.raw, None)
-
-    @property
-    def lane(self) -> str:
-        return self.message.sender_id if self.message is not None else self.key
-
-
-def prepare(ref: str, raw: bytes, received_at: datetime) -> Mail:
-    """Parse one raw message; never raises, an unusable one carries its reason."""
-    try:
-        return Mail(ref, raw, parse_mail(raw, received_at))
-    except MailError as exc:
-        return Mail(ref, raw, None, str(exc))
-    except Exception as exc:  # a parser bug would repeat on every pass: staff see the message instead
-        log.exception("e-mail %s: parsing failed unexpectedly", ref)
-        return Mail(ref, raw, None, f"could not be parsed: {exc!r}")
-
-
-async def prepare_off_loop(ref: str, raw: bytes, received_at: datetime) -> Mail:
-    """`prepare`, in a thread for a large mail: parsing megabytes of MIME must not hold up the event
-    loop (webhooks, the outbox) meanwhile."""
-    if len(raw) <= _INLINE_BYTES:
-        return prepare(ref, raw, received_at)
-    return await asyncio.to_thread(prepare, ref, raw, received_at)
-
-
-@dataclass
-class MailReport:
-    """What one pass did."""
-
-    taken: int = 0  # committed as a new message (a new ticket or one continued)
-    duplicates: int = 0  # already received (a repeat after a crash, another instance, a new UIDVALIDITY)
-    kept: int = 0  # unusable, kept raw for staff
-    left: int = 0  # left waiting after an error (database down); not marked done
-    done: list[str] = field(default_factory=list)  # refs the source may now mark done, in input order
-
-    def add(self, other: MailReport) -> None:
-        self.taken += other.taken
-        self.duplicates += other.duplicates
-        self.kept += other.kept
-        self.left += other.left
-        self.done += other.done
 
 
 class MailReader:
@@ -275,64 +214,3 @@ class MailReader:
             outcome = "kept"
         self._failures.pop(mail.key, None)
         return outcome
-
-
-@dataclass(frozen=True)
-class ReadLease:
-    """A database lease: of several instances, the one holding it reads the mailbox."""
-
-    sessions: async_sessionmaker[AsyncSession]
-    name: str
-    holder: str
-    ttl: timedelta  # the step must come back within a third of it, so the lease is renewed in time
-    clock: Callable[[], datetime]
-
-
-async def keep_reading(
-    what: str,
-    step: Callable[[], Awaitable[bool]],
-    stop: asyncio.Event,
-    *,
-    reset: Callable[[], Awaitable[None]] | None = None,
-    expected: tuple[type[BaseException], ...] = (),
-    lease: ReadLease | None = None,
-) -> None:
-    """Run a source's `step` (one pass, then the wait for more mail) until `stop` is set. A step that
-    fails or reports trouble (False: intake failed) is retried after an exponential backoff with
-    jitter, so that instances do not hammer a server or a database that is down all at once. `reset`
-    drops what the source holds (its connection) after an error, while another instance holds the
-    lease, and at the end."""
-    failures = 0
-    try:
-        while not stop.is_set():
-            try:
-                if lease is not None and not await hold_lease(
-                    lease.sessions, lease.name, lease.holder, lease.clock(), lease.ttl
-                ):
-                    if reset is not None:
-                        await reset()
-                    await pause(stop, lease.ttl.total_seconds() / 3)
-                    continue
-                healthy = await step()
-            except Exception as exc:  # the server, the network, the disk or the database: go on
-                healthy = False
-                log.warning(
-                    "%s failed (%s)", what, exc or type(exc).__name__, exc_info=not isinstance(exc, expected)
-                )
-                if reset is not None:
-                    await reset()
-            failures = 0 if healthy else failures + 1
-            if failures:
-                await pause(stop, min(60.0, 2.0 ** (failures - 1)) * (0.5 + random.random() / 2))
-    finally:  # also when cancelled on shutdown: another instance may take over at once
-        if reset is not None:
-            await reset()
-        if lease is not None:
-            with contextlib.suppress(Exception):
-                await release_lease(lease.sessions, lease.name, lease.holder, lease.clock())
-
-
-async def pause(stop: asyncio.Event, seconds: float) -> None:
-    """Wait `seconds`, or less when `stop` is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

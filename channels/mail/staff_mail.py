@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
 from core.messages import InboundMessage, storage_key
-from core.models import Event, Message, OutboxRow, Staff, Ticket
+from core.models import Event, Message, Staff, Ticket
+from core.models_delivery import OutboxRow
 from core.numbers import find_ticket_numbers
-from core.tickets import apply_move, staff_actor
+from core.ticket_moves import apply_move, staff_actor
 
 NOTE = "note"
 _ANSWERED_CHANNELS = ("staff", "email")  # our staff mail (cards, alerts, notices), our mail to learners

@@ -7,13 +7,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from channels.telegram.events import (
+    UNKNOWN_UPDATE_ID,
+    ButtonPress,
+    Ignored,
+    LearnerCommand,
+    LearnerMessage,
+    StaffCommand,
+    StaffText,
+    TelegramEvent,
+    Unusable,
+    external_id,
+)
 from core.messages import Attachment, InboundMessage
-
-UNKNOWN_UPDATE_ID = -1  # the update_id of an event whose update carried no usable one
 
 # Chat events Telegram reports as messages; rarer ones have no text or attachment and are ignored for that.
 # fmt: off
@@ -27,77 +37,6 @@ _SERVICE_KEYS = frozenset((
 _MEDIA = (("photo", "photo", "image/jpeg"), ("voice", "voice", "audio/ogg"), ("audio", "audio", None),
           ("document", "document", None), ("video", "video", None), ("video_note", "video", "video/mp4"))
 # fmt: on
-
-
-@dataclass(frozen=True)
-class LearnerMessage:
-    message: InboundMessage  # a private chat message from a learner: opens or continues a ticket
-
-
-@dataclass(frozen=True)
-class LearnerCommand:
-    command: str
-    chat_id: int
-    user_id: int
-    args: str
-    message: InboundMessage  # the same message as a learner message; for /new: text=args, new_ticket=True
-
-
-@dataclass(frozen=True)
-class StaffCommand:
-    command: str
-    args: str
-    chat_id: int
-    user_id: int
-    user_name: str
-    thread_id: int | None
-    reply_to_message_id: int | None
-    message_id: int
-    update_id: int
-
-
-@dataclass(frozen=True)
-class StaffText:
-    text: str  # plain text in a staff chat; in a ticket's forum topic it is a reply to the learner
-    chat_id: int
-    user_id: int
-    user_name: str
-    thread_id: int | None
-    message_id: int
-    update_id: int
-
-
-@dataclass(frozen=True)
-class ButtonPress:
-    callback_id: str
-    data: str
-    chat_id: int
-    user_id: int
-    user_name: str
-    message_id: int
-    thread_id: int | None
-    update_id: int
-
-
-@dataclass(frozen=True)
-class Ignored:
-    reason: str
-    update_id: int
-
-
-@dataclass(frozen=True)
-class Unusable:
-    reason: str
-    update_id: int
-    external_id: str  # idempotency key for keeping the raw update: "update:<update_id>"
-
-
-TelegramEvent = LearnerMessage | LearnerCommand | StaffCommand | StaffText | ButtonPress | Ignored | Unusable
-
-
-def external_id(chat_id: int, message_id: int) -> str:
-    """The idempotency key of a message: Telegram message ids are unique only per chat."""
-    return f"{chat_id}:{message_id}"
 
 
 class _Malformed(Exception):

@@ -24,7 +24,7 @@ from telegram.ext import AIORateLimiter, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
 from channels.telegram.capabilities import TEXT_LIMIT
-from channels.telegram.parse import external_id
+from channels.telegram.events import external_id
 from core.messages import OutboundMessage, SendResult
 from core.outbox import LaneLimits, NotConfiguredError, PacedError, PermanentSendError, TemporarySendError
 from core.text_limits import shorten

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from wechatpy.replies import TextReply
 
 from core.context import CoreContext
-from core.models import Clock, OutboxRow
+from core.models import Clock
+from core.models_delivery import OutboxRow
 from core.outbox import PENDING, SENT
 from core.queue import earlier_waiting
 from core.wakeup import written

@@ -52,7 +52,7 @@ from channels.wechat.parse import (
 from channels.wechat.passive import claim_for_reply, release_hold, text_reply
 from channels.wechat.security import Envelope, Forbidden, Undecryptable, fresh, signature_ok
 from core.context import CoreContext
-from core.dispatch import DeliveryObserver
+from core.dispatch_record import DeliveryObserver
 from core.intake import Intake, IntakeResult
 from core.messages import InboundMessage
 from core.receive import Aside, Kept, receive_or_keep

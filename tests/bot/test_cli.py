@@ -23,7 +23,8 @@ from core.messages import InboundMessage
 from core.policy import DEFAULT_POLICY_TEXT
 from core.privacy import generate_key
 from core.search import SCAN
-from core.tickets import apply_move, get_ticket
+from core.ticket_moves import apply_move
+from core.ticket_queries import get_ticket
 from core.workflow import Actor
 from tests.bot.cli_helpers import Call, Result, complaintbot, complaintbot_many, migrated, one_error_line
 from tests.core.test_search import add_tickets

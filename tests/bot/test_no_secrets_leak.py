@@ -28,7 +28,8 @@ from channels.wechat.wecom import WecomStaffSink
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.models import Base, OutboxRow
+from core.models import Base
+from core.models_delivery import OutboxRow
 from core.outbox import enqueue
 from core.redaction import Redactor, install
 from core.unparsed import keep_unparsed

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels.mail.parse import MailError, parse_mail
-from channels.telegram.parse import LearnerMessage, StaffCommand, Unusable, parse_update
+from channels.telegram.events import LearnerMessage, StaffCommand, Unusable
+from channels.telegram.parse import parse_update
 from channels.voicemail.parse import VoicemailError, parse_transcript, parse_twilio
 from channels.wechat import parse as wechat
 from channels.wechat.security import Envelope, Forbidden, Undecryptable, sign

@@ -32,14 +32,16 @@ from bot.web import create_app
 from channels.mail.maildir import MaildirSource
 from channels.mail.parse import MailError, parse_mail
 from channels.mail.reader import MailReader
-from channels.telegram.parse import LearnerMessage, StaffCommand, Unusable, parse_update
+from channels.telegram.events import LearnerMessage, StaffCommand, Unusable
+from channels.telegram.parse import parse_update
 from channels.voicemail.spool import SpoolInbox
 from channels.wechat import parse as wechat
 from channels.wechat.webhook import WeChatWebhook
 from core.context import CoreContext
 from core.intake import Intake
 from core.messages import storage_key
-from core.models import Message, OutboxRow, Unparsed
+from core.models import Message
+from core.models_delivery import OutboxRow, Unparsed
 from core.staff import add_staff
 from tests.channels.test_parsers_fuzz import (
     MAIL_SAMPLES,

@@ -17,7 +17,8 @@ from core.messages import Attachment, InboundMessage
 from core.models import Base, Clock, Event, Learner, Staff, Ticket
 from core.outbox import enqueue, recipient_key, send_once
 from core.staff import add_staff
-from core.tickets import apply_move, get_ticket, staff_actor
+from core.ticket_moves import apply_move, staff_actor
+from core.ticket_queries import get_ticket
 from core.workflow import CLOSED
 
 

@@ -20,12 +20,14 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher, RetryPolicy
+from core.dispatch import Dispatcher
+from core.dispatch_record import RetryPolicy
 from core.followup import record_score
 from core.intake import Intake
 from core.models import Staff, Ticket
 from core.staff import add_staff
-from core.tickets import apply_move, get_ticket, staff_actor
+from core.ticket_moves import apply_move, staff_actor
+from core.ticket_queries import get_ticket
 from core.workflow import WorkflowError
 from scheduler import escalation, followup
 

@@ -11,8 +11,9 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.kept_aside import NotAComplaint
-from core.models import Event, OutboxRow, Ticket, Unparsed
-from core.tickets import get_ticket
+from core.models import Event, Ticket
+from core.models_delivery import OutboxRow, Unparsed
+from core.ticket_queries import get_ticket
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")

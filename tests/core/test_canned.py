@@ -13,7 +13,7 @@ from sqlalchemy import event, select
 
 from core import canned
 from core.context import CoreContext
-from core.models import CannedReply
+from core.models_records import CannedReply
 from core.templates import Templates
 from tests.conftest import Database, at
 

@@ -12,10 +12,12 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.erasure import ErasureReport, erase_learner
 from core.intake import Intake
-from core.models import Event, Learner, LearnerIdentity, Message, OutboxRow, Ticket
+from core.models import Event, Learner, LearnerIdentity, Message, Ticket
+from core.models_delivery import OutboxRow
 from core.outbox import DEAD, NotConfiguredError, enqueue
 from core.scrub import ERASED, NOT_SENT
-from core.tickets import get_ticket, ticket_view
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from tests.conftest import at
 from tests.core.erasure_story import LI, WANG, close, everything, statistics, tell
 

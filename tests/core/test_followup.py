@@ -19,9 +19,12 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake, IntakeResult
 from core.learner_acts import parse
-from core.models import Base, Event, OutboxRow, Ticket
+from core.models import Base, Event, Ticket
+from core.models_delivery import OutboxRow
 from core.staff import add_staff
-from core.tickets import apply_move, get_ticket, staff_actor, ticket_view
+from core.ticket_moves import apply_move, staff_actor
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from scheduler import followup
 from tests.conftest import at
 

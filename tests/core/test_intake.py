@@ -13,9 +13,11 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.kept_aside import IdReused
-from core.models import Learner, Message, OutboxRow, Ticket, Unparsed
+from core.models import Learner, Message, Ticket
+from core.models_delivery import OutboxRow, Unparsed
 from core.numbers import TicketNumber
-from core.tickets import get_ticket, ticket_view
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from tests.conftest import at
 
 

@@ -13,9 +13,10 @@ from core.context import CoreContext
 from core.intake import Intake
 from core.merge import merge, unmerge
 from core.models import Staff
-from core.report_figures import month_figures, month_period
+from core.report_figures import month_figures
+from core.report_periods import month_period
 from core.staff import add_staff
-from core.tickets import get_ticket
+from core.ticket_queries import get_ticket
 from scheduler import escalation
 from tests.conftest import at
 

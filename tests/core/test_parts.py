@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher, RetryPolicy
+from core.dispatch import Dispatcher
+from core.dispatch_record import RetryPolicy
 from core.messages import Button, OutboundMessage, SendResult
-from core.models import OutboxRow
+from core.models_delivery import OutboxRow
 from core.outbox import PENDING, SENT, TemporarySendError, enqueue, payload_text
 from core.scrub import ERASED, scrub_outbox_row
 from core.text_limits import TextLimit

@@ -10,7 +10,8 @@ from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake, IntakeResult
-from core.models import Ticket, Unparsed
+from core.models import Ticket
+from core.models_delivery import Unparsed
 from core.receive import Aside, Kept, receive_or_keep
 from tests.conftest import at
 

@@ -13,7 +13,8 @@ from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.intake import Intake
 from core.keycheck import check_key
-from core.models import Learner, OutboxRow, Ticket, Unparsed
+from core.models import Learner, Ticket
+from core.models_delivery import OutboxRow, Unparsed
 from core.outbox import recipient_key
 from core.policy import parse_policy
 from core.privacy import PrivacyKeyError, Vault, generate_key

@@ -23,12 +23,15 @@ from sqlalchemy import func, select
 from core.context import CoreContext
 from core.credit import compute_grades, quarter_grades
 from core.db import create_engine, session_factory
-from core.models import Clock, CreditGrade, Event, OutboxRow, Staff, Ticket
+from core.models import Clock, Event, Staff, Ticket
+from core.models_delivery import OutboxRow
+from core.models_records import CreditGrade
 from core.outbox import payload_text
 from core.policy import PolicyError, parse_policy
 from core.privacy import Vault, generate_key
-from core.report_charts import render_report
-from core.report_figures import PeriodError, month_figures, month_period, quarter_period
+from core.report_figures import month_figures
+from core.report_pdf import render_report
+from core.report_periods import PeriodError, month_period, quarter_period
 from core.templates import Templates
 from core.workflow import OPEN_STATES
 from tests.conftest import DEPARTMENTS

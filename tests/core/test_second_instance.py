@@ -14,7 +14,9 @@ from core.intake import Intake, IntakeResult
 from core.models import Event, Ticket
 from core.second_instance import open_second_instance
 from core.staff import add_staff
-from core.tickets import apply_move, get_ticket, staff_actor, ticket_view
+from core.ticket_moves import apply_move, staff_actor
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from core.workflow import LEARNER, Actor, NotAllowed, WorkflowError
 from tests.conftest import at
 

@@ -14,7 +14,8 @@ from core.context import CoreContext
 from core.db import create_engine
 from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.models import Base, OutboxRow, Unparsed
+from core.models import Base
+from core.models_delivery import OutboxRow, Unparsed
 from core.templates import Templates
 from core.unparsed import keep_unparsed
 from tests.conftest import Database, at

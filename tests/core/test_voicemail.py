@@ -19,9 +19,11 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.messages import InboundMessage
-from core.models import Clock, Event, Learner, OutboxRow, Ticket
+from core.models import Clock, Event, Learner, Ticket
+from core.models_delivery import OutboxRow
 from core.outbox import payload_text
-from core.tickets import apply_move, get_ticket
+from core.ticket_moves import apply_move
+from core.ticket_queries import get_ticket
 from core.workflow import Actor, WorkflowError
 from tests.conftest import at
 

@@ -11,7 +11,9 @@ from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.intake import Intake
 from core.models import Clock, Event, Staff, Ticket
-from core.tickets import apply_move, get_ticket, staff_actor, ticket_view
+from core.ticket_moves import apply_move, staff_actor
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from core.workflow import SYSTEM_ACTOR, Actor, NotAllowed, WorkflowError, check
 from tests.conftest import at
 

@@ -17,7 +17,8 @@ import pytest
 from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.db import create_engine, outbox_signal, session_factory
-from core.dispatch import Dispatcher, RetryPolicy
+from core.dispatch import Dispatcher
+from core.dispatch_record import RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage, SendResult
 from core.outbox import TemporarySendError

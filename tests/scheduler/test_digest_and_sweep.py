@@ -12,7 +12,7 @@ from sqlalchemy import select
 from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.intake import Intake
-from core.models import OutboxRow
+from core.models_delivery import OutboxRow
 from core.outbox import payload_text
 from scheduler import digest
 from tests.bot.cli_helpers import SCRIPT, clean_env

@@ -12,10 +12,12 @@ from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.models import Clock, Event, OutboxRow, Staff
+from core.models import Clock, Event, Staff
+from core.models_delivery import OutboxRow
 from core.outbox import PermanentSendError, payload_text
 from core.staff import add_staff
-from core.tickets import apply_move, get_ticket, list_tickets, staff_actor
+from core.ticket_moves import apply_move, staff_actor
+from core.ticket_queries import get_ticket, list_tickets
 from scheduler import escalation
 from tests.conftest import at
 

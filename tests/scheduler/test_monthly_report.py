@@ -12,12 +12,14 @@ from channels.fake import FakeChannel
 from core.calendar import BusinessCalendar
 from core.context import CoreContext
 from core.intake import Intake
-from core.models import CreditGrade, OutboxRow
+from core.models_delivery import OutboxRow
+from core.models_records import CreditGrade
 from core.outbox import payload_text, to_message
 from core.policy import parse_policy
 from core.staff import add_staff
 from core.templates import Templates
-from core.tickets import apply_move, get_ticket, staff_actor
+from core.ticket_moves import apply_move, staff_actor
+from core.ticket_queries import get_ticket
 from scheduler import monthly_report
 from scheduler.sweep import sweep
 from tests.conftest import DEPARTMENTS, at

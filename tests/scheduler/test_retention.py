@@ -14,9 +14,10 @@ from sqlalchemy.exc import DBAPIError
 from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.intake import Intake
-from core.models import Event, Learner, OutboxRow, Ticket
+from core.models import Event, Learner, Ticket
+from core.models_delivery import OutboxRow
 from core.scrub import ERASED
-from core.tickets import get_ticket
+from core.ticket_queries import get_ticket
 from scheduler import retention
 from tests.conftest import Database, at
 from tests.core.erasure_story import LI, WANG, Person, close, everything, statistics, tell

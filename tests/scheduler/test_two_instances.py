@@ -17,10 +17,11 @@ from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.models import Clock, Event, OutboxRow, Ticket
+from core.models import Clock, Event, Ticket
+from core.models_delivery import OutboxRow
 from core.outbox import payload_text
 from core.staff import add_staff
-from core.tickets import apply_move, staff_actor
+from core.ticket_moves import apply_move, staff_actor
 from scheduler.escalation import plan
 from tests.conftest import Database, at
 

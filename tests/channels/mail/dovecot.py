@@ -32,9 +32,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from channels.mail.imap import ImapAccount
+from channels.mail.imap_connection import ImapAccount
 from core.context import CoreContext
-from core.models import Message, OutboxRow, Ticket, Unparsed
+from core.models import Message, Ticket
+from core.models_delivery import OutboxRow, Unparsed
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 MISSING = None if os.path.exists(DOVECOT) else f"no Dovecot ({DOVECOT}): apt-get install dovecot-imapd"

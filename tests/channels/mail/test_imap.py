@@ -18,13 +18,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from channels.mail.imap import ImapAccount, ImapConnection, ImapError, ImapSource
+from channels.mail.imap import ImapSource
+from channels.mail.imap_connection import ImapAccount, ImapConnection, ImapError
 from channels.mail.parse import parse_mail
-from channels.mail.reader import Mail, MailReader, MailReport, Outcome
+from channels.mail.prepared import Mail, MailReport
+from channels.mail.reader import MailReader, Outcome
 from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.intake import Intake
-from core.models import Unparsed
+from core.models_delivery import Unparsed
 from core.state import get_state
 from core.templates import Templates
 from tests.channels.mail.dovecot import MISSING, Dovecot, complaint_mail, tally

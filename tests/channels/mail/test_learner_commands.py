@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
-from channels.mail.reader import MailReader, prepare
+from channels.mail.prepared import prepare
+from channels.mail.reader import MailReader
 from channels.mail.sender import MailSender, SmtpServer
 from core.context import CoreContext
 from core.dispatch import Dispatcher

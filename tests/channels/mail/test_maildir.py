@@ -17,10 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from channels.mail.maildir import MaildirSource, batches
-from channels.mail.reader import MailReader, prepare
+from channels.mail.prepared import prepare
+from channels.mail.reader import MailReader
 from core.context import CoreContext
 from core.intake import Intake
-from core.models import Message, OutboxRow
+from core.models import Message
+from core.models_delivery import OutboxRow
 from tests.channels.mail.dovecot import complaint_mail, tally
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

@@ -20,12 +20,14 @@ from channels.fake import FakeChannel
 from channels.mail.compose import references_of, subject_of
 from channels.mail.sender import MailSender, MailStaffSink, SmtpServer
 from core.context import CoreContext
-from core.dispatch import Dispatcher, RetryPolicy
+from core.dispatch import Dispatcher
+from core.dispatch_record import RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage
-from core.models import OutboxRow
+from core.models_delivery import OutboxRow
 from core.outbox import DEAD, PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError
-from core.tickets import get_ticket, ticket_view
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from standins.smtp import Certificate, Recorder, SmtpStandIn, free_port, password_check, run_smtp
 from tests.conftest import at
 

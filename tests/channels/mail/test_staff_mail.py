@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
-from channels.mail.reader import MailReader, prepare
+from channels.mail.prepared import prepare
+from channels.mail.reader import MailReader
 from core.context import CoreContext
 from core.intake import Intake
-from core.models import Event, OutboxRow, Staff, Ticket
+from core.models import Event, Staff, Ticket
+from core.models_delivery import OutboxRow
 from core.staff import add_staff, remove_staff
 from tests.channels.mail.dovecot import complaint_mail, tally
 

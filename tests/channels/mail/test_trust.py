@@ -14,17 +14,21 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from channels.mail.compose import message_id
-from channels.mail.reader import MailReader, prepare
+from channels.mail.prepared import prepare
+from channels.mail.reader import MailReader
 from channels.mail.sender import MailSender, SmtpServer
 from channels.mail.trust import sender_verdict
 from core.context import CoreContext
-from core.dispatch import Dispatcher, RetryPolicy
+from core.dispatch import Dispatcher
+from core.dispatch_record import RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage
-from core.models import Event, Learner, OutboxRow, Ticket
+from core.models import Event, Learner, Ticket
+from core.models_delivery import OutboxRow
 from core.policy import parse_policy
 from core.staff import add_staff
-from core.tickets import apply_move, get_ticket, staff_actor
+from core.ticket_moves import apply_move, staff_actor
+from core.ticket_queries import get_ticket
 from standins.smtp import SmtpStandIn
 from tests.channels.mail.dovecot import complaint_mail
 from tests.conftest import at

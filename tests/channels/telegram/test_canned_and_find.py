@@ -7,7 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core.models import CannedReply, Event
+from core.models import Event
+from core.models_records import CannedReply
 from core.search import SCAN, parse_query, search_listed
 from core.templates import Templates
 from tests.channels.telegram.test_staff_commands import (

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from core.models import OutboxRow, Ticket
+from core.models import Ticket
+from core.models_delivery import OutboxRow
 from core.outbox import SENT, enqueue
 from scheduler import card_summary
 from tests.channels.telegram.test_staff_commands import (

@@ -17,11 +17,12 @@ from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffS
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.models import Message, OutboxRow, Ticket, Unparsed
+from core.models import Message, Ticket
+from core.models_delivery import OutboxRow, Unparsed
 from core.numbers import find_ticket_numbers
 from core.staff import add_staff
 from core.state import set_state
-from core.tickets import get_ticket
+from core.ticket_queries import get_ticket
 from standins.botapi import BotApiServer
 from tests.conftest import at
 

@@ -23,7 +23,8 @@ from core.intake import Intake
 from core.models import Clock, Event, Message, Ticket
 from core.numbers import find_ticket_numbers
 from core.outbox import Sender
-from core.tickets import get_ticket, ticket_view
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from standins.smtp import SmtpStandIn, run_smtp
 from standins.wechatapi import WechatApiServer
 from tests.channels.telegram.test_staff_commands import (

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import telegram
 
-from channels.telegram.parse import (
+from channels.telegram.events import (
     UNKNOWN_UPDATE_ID,
     ButtonPress,
     Ignored,
@@ -27,8 +27,8 @@ from channels.telegram.parse import (
     TelegramEvent,
     Unusable,
     external_id,
-    parse_update,
 )
+from channels.telegram.parse import parse_update
 from core.messages import Attachment, InboundMessage
 
 RESPONSES = Path(__file__).parent / "responses"

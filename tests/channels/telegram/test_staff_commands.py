@@ -23,12 +23,14 @@ from core.context import CoreContext
 from core.corrections import export_rows
 from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.models import Event, Learner, OutboxRow, Ticket
+from core.models import Event, Learner, Ticket
+from core.models_delivery import OutboxRow
 from core.numbers import find_ticket_numbers
 from core.outbox import Sender
 from core.staff import add_staff
 from core.state import set_state
-from core.tickets import get_ticket, ticket_view
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from standins.botapi import BotApiServer
 from tests.conftest import at
 

@@ -22,7 +22,8 @@ from core.intake import Intake
 from core.numbers import find_ticket_numbers
 from core.outbox import Sender
 from core.staff import add_staff
-from core.tickets import get_ticket, ticket_view
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from standins.botapi import BotApiServer
 from tests.conftest import at
 

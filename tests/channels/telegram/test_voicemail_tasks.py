@@ -9,7 +9,7 @@ from sqlalchemy import select
 from channels.voicemail.parse import message as voicemail_message
 from core.intake import Intake
 from core.models import Clock
-from core.tickets import get_ticket
+from core.ticket_queries import get_ticket
 from tests.channels.telegram.test_staff_commands import (
     HEAD,
     LEARNER,

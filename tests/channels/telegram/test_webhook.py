@@ -29,7 +29,8 @@ from bot.web import TELEGRAM_SECRET_HEADER, create_app
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
-from core.models import Base, OutboxRow, Ticket, Unparsed
+from core.models import Base, Ticket
+from core.models_delivery import OutboxRow, Unparsed
 from core.numbers import find_ticket_numbers
 from standins.botapi import BotApiServer
 from tests.bot.cli_helpers import SCRIPT, clean_env

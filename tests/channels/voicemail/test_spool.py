@@ -25,7 +25,8 @@ from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.intake import Intake
 from core.messages import InboundMessage
-from core.models import Message, OutboxRow, Ticket, Unparsed
+from core.models import Message, Ticket
+from core.models_delivery import OutboxRow, Unparsed
 from core.outbox import payload_text
 from core.policy import parse_policy
 from core.privacy import Vault

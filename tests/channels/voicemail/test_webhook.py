@@ -31,7 +31,8 @@ from bot.web import create_app
 from channels.voicemail.parse import MAX_BYTES
 from core.context import CoreContext
 from core.intake import Intake
-from core.models import Base, Clock, LearnerIdentity, Message, OutboxRow, Ticket, Unparsed
+from core.models import Base, Clock, LearnerIdentity, Message, Ticket
+from core.models_delivery import OutboxRow, Unparsed
 
 SECRET = "voicemail-shared-secret"
 TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"

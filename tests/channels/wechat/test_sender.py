@@ -19,11 +19,13 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.messages import OutboundMessage
-from core.models import OutboxRow, Ticket
+from core.models import Ticket
+from core.models_delivery import OutboxRow
 from core.outbox import DEAD, PENDING, SENT, PermanentSendError, TemporarySendError, enqueue
 from core.parts import WHOLE_TEXT
 from core.state import get_state
-from core.tickets import get_ticket, ticket_view
+from core.ticket_queries import get_ticket
+from core.ticket_views import ticket_view
 from standins.wechatapi import CUSTOM, TEMPLATE, TOKEN, WechatApiServer
 from tests.conftest import at
 

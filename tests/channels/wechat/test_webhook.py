@@ -28,7 +28,8 @@ from core.db import outbox_signal
 from core.dispatch import Dispatcher
 from core.intake import Intake, IntakeResult
 from core.messages import InboundMessage, OutboundMessage
-from core.models import Base, Message, OutboxRow, Ticket, Unparsed
+from core.models import Base, Message, Ticket
+from core.models_delivery import OutboxRow, Unparsed
 from core.outbox import enqueue
 from scheduler.delivery import Delivery
 from tests.channels.wechat import signing

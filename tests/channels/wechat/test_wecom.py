@@ -19,7 +19,8 @@ from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
 from core.messages import Document, OutboundMessage
-from core.models import OutboxRow, Ticket
+from core.models import Ticket
+from core.models_delivery import OutboxRow
 from core.outbox import PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError, enqueue
 from standins.wechatapi import ROBOT, WechatApiServer
 from tests.conftest import DEPARTMENTS, at
