@@ -17,6 +17,8 @@ from core.amounts import parse_amounts
 from core.classify_context import simplified, without_closed_matters, without_waived_amounts
 from core.classify_matcher import Matcher
 from core.classify_matcher import matcher as compiled
+from core.classify_mix import MODEL_REASON, with_model
+from core.classify_model import Model, load_model, normalise
 from core.classify_rules import ClassificationRules, rules_from_policy
 from core.classify_severity import GENERAL, MAJOR, SEVERITY_REASONS, rule_severity, without_hotlines
 from core.keywords import CJK, Hit, segment
@@ -30,6 +32,7 @@ __all__ = [
     "classify",
     "detect_language",
     "parse_amounts",
+    "prepared",
     "rules_from_policy",
     "why",
 ]
@@ -65,12 +68,18 @@ def detect_language(text: str) -> str:
     return "zh" if cjk / (cjk + latin) >= _ZH_SHARE else "en"
 
 
-def classify(text: str, rules: ClassificationRules) -> Classification:
-    """Category, severity and the reasons for both, from the complaint's text."""
+def prepared(text: str, rules: ClassificationRules) -> tuple[str, list[str]]:
+    """The text the rules and the model read, and the closed matters left out of it."""
     # NFKC folds full-width letters and digits; phones type ’ where keywords have '.
     raw = simplified(unicodedata.normalize("NFKC", text).replace("\u2019", "'"))
     # What is left of the complaint once a matter it says is closed is taken out.
-    raw, closed = without_closed_matters(raw, rules)
+    return without_closed_matters(raw, rules)
+
+
+def classify(text: str, rules: ClassificationRules, model: Model | None = None) -> Classification:
+    """Category, severity and the reasons for both, from the complaint's text. With `rules.model`, the
+    model shipped with the package (or `model`, when given) weighs in where the rules are unsure."""
+    raw, closed = prepared(text, rules)
     matcher = compiled(rules)
     doc = segment(raw, raw.lower(), matcher.words.chinese)
     hits: dict[str, list[Hit]] = {}
@@ -83,6 +92,12 @@ def classify(text: str, rules: ClassificationRules) -> Classification:
     category, confident = _category(hits, rules, matcher, reasons, amount is not None)
 
     severity, leaks = rule_severity(doc, hits, amount, rules, matcher, reasons)
+    # The model can change a guessed category or a general severity; a clear category that is already major
+    # it could only override, at model_override (above 1: never): then it is not asked.
+    undecided = not confident or severity != MAJOR or rules.model_override <= 1
+    if rules.model and undecided and (model := model or load_model()) is not None:
+        opinion = model.opinion(normalise(raw))
+        category, confident, severity = with_model(category, confident, severity, opinion, rules, reasons)
     if leaks:
         category, severity, confident = DATA_LEAK_CATEGORY, MAJOR, True
         reasons += [f"{leak} -> {DATA_LEAK_CATEGORY}, {MAJOR}" for leak in leaks]
@@ -106,7 +121,11 @@ def why(result: Classification, limit: int = 300) -> str:
         for r in result.reasons
         if r.startswith("keyword ") and r.endswith(suffix)
     ]
-    line = f"{result.category}: {', '.join(words[:6]) or 'no keyword'}"
+    model = next((r for r in result.reasons if r.startswith(MODEL_REASON)), None)
+    if model is not None:  # the model chose the category: its strongest words say why
+        line = f"{result.category}: {model[len(MODEL_REASON) :]}"
+    else:
+        line = f"{result.category}: {', '.join(words[:6]) or 'no keyword'}"
     if not result.confident:
         line += " (a guess)"
     severity = list(dict.fromkeys(r for r in result.reasons if r.startswith(SEVERITY_REASONS)))
