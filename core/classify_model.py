@@ -29,6 +29,7 @@ _DIGIT = re.compile(r"[0-9]")
 _SPACE = re.compile(r"\s+")
 # English words; a single letter stays among the characters ("3w", "5k").
 _LATIN_RUN = re.compile(r"[a-z']{2,}")
+_PUNCTUATION = re.compile(r"[\s,.!?;:，。！？；：、…()（）\"'“”‘’]")
 _WORD = re.compile(r"[a-z0]+(?:'[a-z]+)?")
 
 
@@ -74,16 +75,25 @@ class Opinion:
         """The features weighing most for the category and more for it than for any other."""
         top = list(self.probabilities).index(self.category)
         ranked = sorted(self._known, key=lambda item: item[1][top], reverse=True)
-        found = []
-        for name, row in ranked[: _SHOWN * 3]:
-            if row[top] > 0 and all(row[top] > w for other, w in enumerate(row[:-1]) if other != top):
-                found.append(_shown(name))
-        return tuple(found[:_SHOWN])
+        found = [
+            name
+            for name, row in ranked
+            if row[top] > 0 and all(row[top] > w for other, w in enumerate(row[:-1]) if other != top)
+        ]
+        return _telling(found)
 
     def major_words(self) -> tuple[str, ...]:
         """The features weighing most for "major"."""
         ranked = sorted(self._known, key=lambda item: item[1][-1], reverse=True)
-        return tuple(_shown(name) for name, row in ranked[:_SHOWN] if row[-1] > 0)
+        return _telling([name for name, row in ranked if row[-1] > 0])
+
+
+def _telling(names: list[str]) -> tuple[str, ...]:
+    """The first few features worth showing staff: words and runs of two or more characters, not single
+    characters or pieces of punctuation ("贷款", not "贷" or "款，"), unless there is nothing else."""
+    shown = [_shown(name) for name in names]
+    telling = [text for text in shown if len(text) > 1 and not _PUNCTUATION.search(text)]
+    return tuple((telling or shown)[:_SHOWN])
 
 
 @dataclass(frozen=True)

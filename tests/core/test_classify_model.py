@@ -39,9 +39,11 @@ def test_the_package_ships_a_model_and_the_default_policy_uses_it(rules: Classif
         # Safety, in none of the rules' safety words: a hot-water urn sparking, a stairwell unlit.
         "开水房那个烧水器的插头一插上就噼里啪啦冒火花，好几次了，早晚要出事",
         "The boiler room door is propped open and kids keep wandering near the exposed wiring",
+        # Personal data passed on, in none of the rules' leak words.
+        "报名才三天就有陌生人加我微信推销贷款，还叫得出我名字",
     ],
 )
-def test_a_paraphrased_hazard_is_major_and_the_card_names_the_words(
+def test_a_paraphrased_major_complaint_is_major_and_the_card_says_why(
     rules: ClassificationRules, text: str
 ) -> None:
     result = classify(text, rules)
