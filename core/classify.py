@@ -3,7 +3,9 @@
 A category scores the weights of its keywords found in the complaint (jieba tokens for Chinese,
 whole words for English); the highest score wins, and a lead smaller than `min_margin` is not
 trusted (the ticket goes to learner services to check). Severity is the rules' (core.classify_severity).
-Every decision carries its reasons.
+With the policy's `model` on, a small model shipped in the package (core.classify_model) decides the
+category where the rules guess and makes a complaint major where the rules see nothing major
+(core.classify_mix). Every decision carries its reasons: keywords and rules, or the model's features.
 """
 
 from __future__ import annotations
