@@ -10,7 +10,9 @@ the first two and worded away from their keywords). For each part: category accu
 language, per-category precision and recall, major recall, general complaints flagged major, the confusion
 matrix and the worst errors (a major complaint filed general first, then wrong categories). Throughput is one
 process classifying the whole corpus over and over, after a warm-up (jieba's dictionary is loaded once).
-Targets (on `test`) are printed beside the figures, never fatal.
+With the policy's model on (`[classification] model`), each part also shows the rules alone on one line,
+measured in the same run, and throughput is measured for both. Targets (on every test part) are printed
+beside the figures, never fatal.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +67,22 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:5.1f} % ({part}/{whole})" if whole else "  n/a"
 
 
-def report(name: str, outcomes: list[Outcome], worst: int) -> None:
+def summary(outcomes: list[Outcome]) -> str:
+    """Category accuracy, major recall and general flagged major on one line."""
+    major = [o for o in outcomes if o.example.severity == "major"]
+    general = [o for o in outcomes if o.example.severity == "general"]
+    return (
+        f"category {_pct(sum(o.category_right for o in outcomes), len(outcomes))}, "
+        f"major recall {_pct(sum(o.got.severity == 'major' for o in major), len(major))}, "
+        f"general flagged major {_pct(sum(o.got.severity == 'major' for o in general), len(general))}"
+    )
+
+
+def report(name: str, outcomes: list[Outcome], worst: int, baseline: list[Outcome] | None = None) -> None:
     print(f"\n== {name}: {len(outcomes)} complaints ==")
+    if baseline is not None:
+        print(f"rules alone (baseline)   {summary(baseline)}")
+        print(f"rules and model          {summary(outcomes)}\n")
     right = sum(o.category_right for o in outcomes)
     print(f"category accuracy        {_pct(right, len(outcomes))}   target >= {TARGETS['category']:.0%}")
     for lang in ("zh", "en"):
@@ -131,17 +147,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policy", type=Path, default=None, help="a policy file (default: the built-in one)")
     args = parser.parse_args(argv)
     rules = load_policy(args.policy).classification_rules()
+    # The same policy without the model: the baseline every figure is shown beside.
+    alone = replace(rules, model=False) if rules.model else None
     examples = load_corpus()
     splits = SPLITS if args.split == "all" else (args.split,)
     for split in splits:
         part = [e for e in examples if e.split == split]
-        report(split, [Outcome(e, classify(e.text, rules)) for e in part], args.worst)
+        baseline = [Outcome(e, classify(e.text, alone)) for e in part] if alone else None
+        report(split, [Outcome(e, classify(e.text, rules)) for e in part], args.worst, baseline)
     if args.seconds > 0:
-        cpu, wall = throughput(examples, rules, args.seconds)
-        print(
-            f"\nthroughput (one core)    {cpu:,.0f} classifications per CPU second ({wall:,.0f} per second "
-            f"of wall time)   target >= {TARGETS['per second']:,}"
-        )
+        for label, measured in (("", rules), (" rules alone", alone)):
+            if measured is None:
+                continue
+            cpu, wall = throughput(examples, measured, args.seconds)
+            print(
+                f"\nthroughput{label} (one core) {cpu:,.0f} classifications per CPU second ({wall:,.0f} per "
+                f"second of wall time)   target >= {TARGETS['per second']:,}"
+            )
 
 
 if __name__ == "__main__":

@@ -83,6 +83,13 @@ class ClassificationRules:
     # An amount of money counts for this category (fees), at this weight, besides its words.
     amount_category: str | None = None
     amount_weight: float = 0.0
+    # The model shipped with the package (core.classify_model) beside the rules: where the rules' category
+    # is a guess, the model's is taken when it is at least model_category_sure; it overrides a clear rules'
+    # category only at model_override or more (above 1: never); it makes a complaint major at model_major.
+    model: bool = False
+    model_category_sure: float = 0.5
+    model_override: float = 1.01
+    model_major: float = 0.5
     category_rules: tuple[CategoryRule, ...] = field(init=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +110,8 @@ class ClassificationRules:
         if self.major_amount_yuan < 0:
             raise ValueError(f"major_amount_yuan must not be negative, got {self.major_amount_yuan}")
         weights = (self.strong_weight, self.weak_weight, self.safety_weight, self.amount_weight)
+        if not all(p >= 0 for p in (self.model_category_sure, self.model_override, self.model_major)):
+            raise ValueError("model thresholds must not be negative")
         if min(*weights, self.min_margin) < 0:
             raise ValueError("classification weights and min_margin must not be negative")
         names = [name for name, _ in self.categories]
@@ -199,7 +208,21 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         earnest_cues=optional(severity, "earnest_cues", "severity"),
         amount_category=amount_category,
         amount_weight=float(_number(classification.get("amount_weight", 0), "classification.amount_weight")),
+        model=_flag(classification.get("model", False), "classification.model"),
+        model_category_sure=_share(classification, "model_category_sure", 0.5),
+        model_override=_share(classification, "model_override", 1.01),
+        model_major=_share(classification, "model_major", 0.5),
     )
+
+
+def _flag(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+def _share(table: Mapping[str, Any], key: str, default: float) -> float:
+    return float(_number(table.get(key, default), f"classification.{key}"))
 
 
 def _number(value: object, where: str) -> Decimal:
