@@ -3,6 +3,7 @@ outbox, the staff lane to the first channel that brings one, and a fallback only
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from bot.app import Application
@@ -112,8 +113,34 @@ async def test_a_fallback_staff_lane_is_taken_only_when_no_channel_brought_one(
 
 
 def test_every_listed_channel_has_its_own_section_and_capabilities() -> None:
+    """A channel added to the list without its `[channels.<name>]` section (or the other way) fails here."""
     config = ChannelsConfig()
-    assert [c.name for c in CHANNELS] == ["telegram", "wechat", "email", "voicemail"]
     assert list(ChannelsConfig.model_fields) == [c.name for c in CHANNELS]
     assert all(type(config.section(c.name)) is c.config_model for c in CHANNELS)
     assert [c.name for c in CAPABILITIES] == [c.name for c in CHANNELS]
+
+
+async def test_a_channel_that_cannot_start_is_skipped_with_its_reason(
+    db: Database, core: CoreContext, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    settings = Settings(
+        channels={
+            "wechat": {"token": "t", "app_id": "wx1", "app_secret": "s", "encoding_aes_key": "short"},
+            "email": {"maildir": str(tmp_path / "mail"), "smtp_host": "smtp.x.cn", "from_address": "c@x.cn"},
+            "voicemail": {"spool_dir": str(blocker / "spool")},
+        },
+        departments={"finance": {"email": "finance at school"}},
+    )
+    application = Application(
+        settings, db.engine, core, Intake(core), Dispatcher(core.sessions, core.vault, {})
+    )
+    lines: list[str] = []
+    running = await start_channels(application, lines.append)
+    assert lines[1:3] == [
+        "channel wechat: skipped (channels.wechat.encoding_aes_key must be the 43 characters WeChat shows)",
+        "channel email: skipped (departments.finance.email: not an e-mail address: 'finance')",
+    ]
+    assert lines[3].startswith(f"channel voicemail: skipped ([Errno 20] Not a directory: '{blocker}")
+    assert running.started == [] and application.dispatcher.senders == {}
