@@ -83,7 +83,7 @@ def build(
         prefix=settings.tickets.prefix.upper(),
         department_names=settings.department_names(),
         staff_locale=settings.staff.locale,
-        file_roots=tuple(d for d in (settings.channels.voicemail.recordings_dir,) if d is not None),
+        file_roots=tuple(root for section in settings.channels.sections() for root in section.file_roots()),
         # The key file's keys too: they are secrets whether configured or generated.
         redact=Redactor([*settings.secrets(), *keys]),
     )
@@ -105,9 +105,4 @@ def build(
 def channel_report(settings: Settings) -> list[tuple[str, str | None]]:
     """Each channel with the reason it is skipped (None: configured)."""
     channels = settings.channels
-    return [
-        ("telegram", channels.telegram.missing()),
-        ("wechat", channels.wechat.missing()),
-        ("email", channels.email.missing()),
-        ("voicemail", channels.voicemail.missing()),
-    ]
+    return [(name, channels.section(name).missing()) for name in type(channels).model_fields]

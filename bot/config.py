@@ -8,14 +8,19 @@ or value becomes one clear line.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
+
+from channels.base import ChannelConfig
+from channels.mail.config import EmailConfig
+from channels.telegram.config import TelegramConfig
+from channels.voicemail.config import VoicemailConfig
+from channels.wechat.config import WechatConfig
 
 DEFAULT_CONFIG = Path("complaintbot.toml")
 DEFAULT_DEPARTMENTS = {
@@ -48,134 +53,22 @@ class WebConfig(_Section):
     port: int = Field(8080, ge=0, le=65535)
 
 
-class TelegramConfig(_Section):
-    _WEBHOOK_URL: ClassVar[re.Pattern[str]] = re.compile(r"https?://[^/\s?#]+(/\S*)?")
-    _WEBHOOK_SECRET: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]{1,256}")
-
-    token: str | None = None
-    base_url: str | None = None
-    mode: Literal["polling", "webhook"] = "polling"
-    # Webhook mode: the public URL Telegram POSTs updates to (served by our `POST /telegram`, usually
-    # behind a TLS proxy), and the secret Telegram sends back in `X-Telegram-Bot-Api-Secret-Token`.
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
-    staff_chat_id: int | None = None
-    manager_chat_id: int | None = None
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _check_webhook_url(cls, value: str | None) -> str | None:
-        if value and not cls._WEBHOOK_URL.fullmatch(value):
-            raise ValueError("must be the full URL Telegram calls, e.g. https://bot.example.com/telegram")
-        return value
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _check_webhook_secret(cls, value: str | None) -> str | None:
-        if value and not cls._WEBHOOK_SECRET.fullmatch(value):
-            raise ValueError(
-                "must be 1 to 256 characters, each A-Z, a-z, 0-9, _ or - (Telegram's rule for secret_token)"
-            )
-        return value
-
-    def missing(self) -> str | None:
-        if not self.token:
-            return "no [channels.telegram] token"
-        if self.mode == "webhook":
-            absent = [key for key in ("webhook_url", "webhook_secret") if not getattr(self, key)]
-            if absent:
-                return f"webhook mode needs [channels.telegram] {' and '.join(absent)}"
-        return None
-
-
-class WechatConfig(_Section):
-    token: str | None = None
-    app_id: str | None = None
-    app_secret: str | None = None
-    encoding_aes_key: str | None = None
-    api_base_url: str | None = None
-    # A template message (first, keyword1 = ticket number, keyword2 = kind, remark = text) sent when a
-    # reply can no longer go as a customer-service message (48-hour window closed, 45047 quota).
-    template_id: str | None = None
-    # WeCom group robots as the staff sink: the managers' robot, and the webhook URL (for tests, a proxy).
-    wecom_managers_key: str | None = None
-    wecom_robot_url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
-
-    def missing(self) -> str | None:
-        absent = [k for k in ("token", "app_id", "app_secret") if not getattr(self, k)]
-        return f"no [channels.wechat] {', '.join(absent)}" if absent else None
-
-
-class EmailConfig(_Section):
-    imap_host: str | None = None
-    imap_port: int = 993
-    imap_user: str | None = None
-    imap_password: str | None = None
-    imap_folder: str = "INBOX"
-    imap_tls: bool = True
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_user: str | None = None
-    smtp_password: str | None = None
-    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
-    from_address: str | None = None
-    from_name: str | None = None  # the display name of From (default: the first-contact department's)
-    maildir: Path | None = None
-    # Where taken messages go instead of being flagged \Seen (created if missing; none: stay, flagged).
-    imap_done_folder: str | None = None
-    # Between passes when the server has no IDLE (with IDLE a new message is read at once), and how
-    # often a Maildir is looked at.
-    imap_poll_seconds: float = Field(default=60.0, gt=0)
-    # Past this many e-mails from one address within an hour, mail is recorded but not answered (0: off).
-    ack_per_sender_per_hour: int = Field(default=20, ge=0)
-    # The authserv-id of our own receiving mail server's Authentication-Results header (RFC 8601), e.g.
-    # "mx.school.edu.cn": its verdict is trusted (an aligned dmarc=pass vouches for the sender; a DMARC
-    # or SPF failure is not answered). Unset: no such header is believed, whoever claims to write it.
-    authserv_id: str | None = None
-    # Senders' mail taken in at once: PostgreSQL gains from a few; SQLite writes one at a time anyway.
-    intake_workers: int = Field(default=32, ge=1, le=64)
-
-    def missing(self) -> str | None:
-        if not (self.imap_host or self.maildir):
-            return "no [channels.email] imap_host or maildir"
-        if not (self.smtp_host and self.from_address):
-            return "no [channels.email] smtp_host and from_address"
-        return None
-
-
-class VoicemailConfig(_Section):
-    _PUBLIC_URL: ClassVar[re.Pattern[str]] = re.compile(r"https?://[^/\s?#]+(/\S*)?")
-
-    spool_dir: Path | None = None
-    # Where the telephony system keeps recordings: erasure deletes a recording a transcript names by
-    # path or file:// URL only inside it (a payload naming any other file is never obeyed).
-    recordings_dir: Path | None = None
-    secret: str | None = None  # HMAC secret of POST /voicemail (X-Voicemail-Signature)
-    # Twilio's transcription callback: signed with the account's auth token over the URL Twilio called,
-    # which behind a proxy is not the URL we see (default: the request's own URL).
-    twilio_auth_token: str | None = None
-    # Watch the spool by polling instead of inotify (network file systems, some containers).
-    polling: bool = False
-    public_url: str | None = None
-
-    @field_validator("public_url")
-    @classmethod
-    def _check_public_url(cls, value: str | None) -> str | None:
-        if value and not cls._PUBLIC_URL.fullmatch(value):
-            raise ValueError("must be the full URL Twilio calls, e.g. https://bot.example.com/voicemail")
-        return value
-
-    def missing(self) -> str | None:
-        if self.spool_dir or self.secret or self.twilio_auth_token:
-            return None
-        return "no [channels.voicemail] spool_dir, secret or twilio_auth_token"
-
-
 class ChannelsConfig(_Section):
+    """`[channels.<name>]`: each channel's own model (`channels/<name>/config.py`), under the name of a
+    channel in `bot.channel_list.CHANNELS`."""
+
     telegram: TelegramConfig = TelegramConfig()
     wechat: WechatConfig = WechatConfig()
     email: EmailConfig = EmailConfig()
     voicemail: VoicemailConfig = VoicemailConfig()
+
+    def section(self, name: str) -> ChannelConfig:
+        section = getattr(self, name)
+        assert isinstance(section, ChannelConfig)
+        return section
+
+    def sections(self) -> list[ChannelConfig]:
+        return [self.section(name) for name in type(self).model_fields]
 
 
 class PolicyConfig(_Section):
@@ -256,18 +149,8 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every configured value that must never reach a log line or a stored error."""
-        channels = self.channels
         values = [
-            channels.telegram.token,
-            channels.telegram.webhook_secret,
-            channels.wechat.token,
-            channels.wechat.app_secret,
-            channels.wechat.encoding_aes_key,
-            channels.wechat.wecom_managers_key,
-            channels.email.imap_password,
-            channels.email.smtp_password,
-            channels.voicemail.secret,
-            channels.voicemail.twilio_auth_token,
+            *(value for section in self.channels.sections() for value in section.secrets()),
             make_url(self.database_url()).password,
             *self.privacy.keys(),
             *(department.wecom_robot_key for department in self.departments.values()),

@@ -14,13 +14,10 @@ import uvicorn
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import Application, build, channel_report
-from bot.config import ConfigError, Settings
-from bot.mail_runtime import EmailRuntime, start_email
-from bot.telegram_runtime import TelegramRuntime, TelegramStartError, start_telegram
-from bot.voicemail_runtime import VoicemailRuntime, start_voicemail
+from bot.app import Application, build
+from bot.channel_run import start_channels
+from bot.config import Settings
 from bot.web import create_app
-from bot.wechat_runtime import WechatRuntime, start_wechat, wecom_sink
 from core import canned
 from core.classify import classify
 from core.db import outbox_signal, upgrade
@@ -115,47 +112,7 @@ async def serve(settings: Settings, *, story: Story | None = None, console: Cons
         # jieba's dictionary and the policy's keyword patterns take a second or two to load: before the
         # first complaint, not inside WeChat's 5 s passive-reply window.
         await asyncio.to_thread(classify, "老师 teacher", application.core.rules)
-        telegram: TelegramRuntime | None = None
-        voicemail: VoicemailRuntime | None = None
-        email: EmailRuntime | None = None
-        wechat: WechatRuntime | None = None
-        for name, missing in channel_report(settings):
-            if missing:
-                say(f"channel {name}: skipped ({missing})")
-            elif name == "telegram":
-                try:
-                    telegram = await start_telegram(application, settings)
-                except TelegramStartError as exc:  # a wrong token, an unreachable base_url, a refused URL
-                    say(f"channel telegram: skipped ({exc})")
-                else:
-                    say(f"channel telegram: {telegram.summary}")
-            elif name == "wechat":
-                try:
-                    wechat = start_wechat(application, settings)
-                except ValueError as exc:  # e.g. an EncodingAESKey that is not 43 characters
-                    say(f"channel wechat: skipped ({exc})")
-                else:
-                    say(f"channel wechat: {wechat.summary}")
-            elif name == "email":
-                try:
-                    email = start_email(application, settings)
-                except (OSError, ConfigError) as exc:  # the Maildir cannot be made, a bad address
-                    say(f"channel email: skipped ({exc})")
-                else:
-                    say(f"channel email: {email.summary}")
-            elif name == "voicemail":
-                try:
-                    voicemail = start_voicemail(application, settings)
-                except OSError as exc:  # the spool directory cannot be made or used
-                    say(f"channel voicemail: skipped ({exc})")
-                else:
-                    say(f"channel voicemail: {voicemail.summary}")
-            else:
-                say(f"channel {name}: configured, but this build has no {name} adapter yet")
-        robots = wecom_sink(settings)
-        if "staff" not in application.dispatcher.senders and robots is not None:
-            application.dispatcher.senders["staff"] = robots  # schools whose staff live in WeCom
-            say("staff chats: WeCom group robots")
+        channels = await start_channels(application, say)
         if "staff" not in application.dispatcher.senders:
             say("staff chats: none configured; staff cards and alerts are parked until one is")
         core = application.core
@@ -182,12 +139,7 @@ async def serve(settings: Settings, *, story: Story | None = None, console: Cons
         delivering = asyncio.create_task(delivery.run(stop_delivery), name="outbox")
         scheduler.start()
         try:
-            routes = [
-                *(telegram.routes if telegram else []),
-                *(voicemail.routes if voicemail else []),
-                *(wechat.routes if wechat else []),
-            ]
-            web = create_app(core, routes, dispatcher=dispatcher, metrics=application.metrics)
+            web = create_app(core, channels.routes, dispatcher=dispatcher, metrics=application.metrics)
             level = logging.getLogger().getEffectiveLevel()  # [logging] level, --log-level
             web_config = uvicorn.Config(
                 web,
@@ -218,16 +170,10 @@ async def serve(settings: Settings, *, story: Story | None = None, console: Cons
         finally:
             scheduler.shutdown()
             # What comes in stops first; the outbox then gets a moment to send what it committed.
-            if voicemail is not None:
-                await voicemail.close()
-            if email is not None:
-                await email.close()
-            if wechat is not None:
-                await wechat.close()
+            await channels.stop()
             stop_delivery.set()
             await delivering
-            if telegram is not None:
-                await telegram.close()
+            await channels.close()
             for sender in dispatcher.senders.values():
                 close = getattr(sender, "close", None)
                 if close is not None:  # pooled connections (SMTP)

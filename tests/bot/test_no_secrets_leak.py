@@ -17,10 +17,10 @@ from prometheus_client import generate_latest
 from sqlalchemy import select, text
 
 from bot.metrics import Metrics
-from bot.voicemail_web import voicemail_webhook
 from bot.web import create_app
 from channels.mail.sender import MailSender, SmtpServer
 from channels.telegram.sender import TelegramSender, make_bot
+from channels.voicemail.webhook import voicemail_webhook
 from channels.wechat.api import SharedAccessToken, WechatClient, token_fetcher
 from channels.wechat.parse import Unusable, parse_push
 from channels.wechat.sender import WechatSender

@@ -26,15 +26,15 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.staff_commands import StaffChats, StaffCommands
-from bot.telegram import TelegramUpdates
-from bot.voicemail_web import voicemail_webhook
 from bot.web import create_app
 from channels.mail.maildir import MaildirSource
 from channels.mail.parse import MailError, parse_mail
 from channels.mail.reader import MailReader
 from channels.telegram.events import LearnerMessage, StaffCommand, Unusable
 from channels.telegram.parse import parse_update
+from channels.telegram.updates import TelegramUpdates
 from channels.voicemail.spool import SpoolInbox
+from channels.voicemail.webhook import voicemail_webhook
 from channels.wechat import parse as wechat
 from channels.wechat.webhook import WeChatWebhook
 from core.context import CoreContext

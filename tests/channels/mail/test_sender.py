@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.config import ConfigError, Settings
-from bot.mail_runtime import email_senders
+from bot.config import Settings
+from channels.base import ChannelError
 from channels.fake import FakeChannel
+from channels.mail.channel import email_senders
 from channels.mail.compose import references_of, subject_of
 from channels.mail.sender import MailSender, MailStaffSink, SmtpServer
 from core.context import CoreContext
@@ -25,7 +26,15 @@ from core.dispatch_record import RetryPolicy
 from core.intake import Intake
 from core.messages import OutboundMessage
 from core.models_delivery import OutboxRow
-from core.outbox import DEAD, PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError
+from core.outbox import (
+    DEAD,
+    PENDING,
+    SENT,
+    NotConfiguredError,
+    PermanentSendError,
+    Sender,
+    TemporarySendError,
+)
 from core.ticket_queries import get_ticket
 from core.ticket_views import ticket_view
 from standins.smtp import Certificate, Recorder, SmtpStandIn, free_port, password_check, run_smtp
@@ -382,8 +391,13 @@ async def test_a_temporary_refusal_is_retried_then_sent_with_its_message_id(
 def test_senders_from_the_configuration() -> None:
     email = {"smtp_host": "smtp.school.example.cn", "smtp_user": "bot", "from_address": FROM}
     settings = Settings(channels={"email": email}, departments={"teaching": {"email": "教学部 <teach@x.cn>"}})
-    assert email_senders(Settings()) == {}
-    senders = email_senders(settings)
+
+    def senders_of(settings: Settings, **kwargs: Any) -> dict[str, Sender]:
+        departments = {key: d.model_dump() for key, d in settings.departments.items()}
+        return email_senders(settings.channels.email, departments, settings.department_names(), **kwargs)
+
+    assert senders_of(Settings()) == {}
+    senders = senders_of(settings)
     mail = senders["email"]
     assert isinstance(mail, MailSender) and set(senders) == {"email"}
     assert (mail.server.port, mail.server.security, mail.sender.display_name) == (
@@ -392,11 +406,11 @@ def test_senders_from_the_configuration() -> None:
         "学员服务部",
     )
     sessions: Any = object()  # the managers' lookup is only called at send time
-    sink = email_senders(settings, staff_sessions=sessions)["staff"]
+    sink = senders_of(settings, staff_sessions=sessions)["staff"]
     assert isinstance(sink, MailStaffSink) and sink.departments == {"teaching": ["teach@x.cn"]}
     broken = Settings(channels={"email": email}, departments={"finance": {"email": "finance at school"}})
-    with pytest.raises(ConfigError, match=r"departments.finance.email"):
-        email_senders(broken, staff_sessions=sessions)
+    with pytest.raises(ChannelError, match=r"departments.finance.email"):
+        senders_of(broken, staff_sessions=sessions)
 
 
 async def test_an_international_domain_is_written_in_its_ascii_form(smtp: SmtpStandIn) -> None:

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.staff_commands import StaffChats, StaffCommands
-from bot.telegram import TelegramUpdates
 from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
+from channels.telegram.updates import TelegramUpdates
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake

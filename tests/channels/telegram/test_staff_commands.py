@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from bot import staff_queries
 from bot.staff_commands import StaffChats, StaffCommands
-from bot.telegram import TelegramUpdates
 from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
+from channels.telegram.updates import TelegramUpdates
 from core.context import CoreContext
 from core.corrections import export_rows
 from core.dispatch import Dispatcher

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bot.staff_commands import StaffChats, StaffCommands
-from bot.telegram import TelegramUpdates
 from channels.telegram.poller import TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
+from channels.telegram.updates import TelegramUpdates
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake

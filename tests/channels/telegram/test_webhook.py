@@ -1,6 +1,6 @@
 """Telegram webhook mode: `POST /telegram` in our web app, fed to the handler polling uses.
 
-The in-process tests start the channel exactly as `complaintbot run` does (`start_telegram` against the Bot
+The in-process tests start the channel exactly as `complaintbot run` does (`start_channel` against the Bot
 API stand-in, which records the webhook) and drive our Starlette app through `httpx.ASGITransport`; the
 last test runs the real service and lets the stand-in deliver to it over HTTP.
 """
@@ -23,9 +23,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import Application, channel_report
+from bot.channel_run import offer, start_channel, utc_now
 from bot.config import ConfigError, Settings, load_settings
-from bot.telegram_runtime import TelegramRuntime, start_telegram, utc_now
-from bot.web import TELEGRAM_SECRET_HEADER, create_app
+from bot.web import create_app
+from channels.base import Started
+from channels.telegram.channel import TelegramChannel
+from channels.telegram.webhook import TELEGRAM_SECRET_HEADER
 from core.context import CoreContext
 from core.dispatch import Dispatcher
 from core.intake import Intake
@@ -64,7 +67,8 @@ class Rig:
     core: CoreContext
     botapi: BotApiServer
     application: Application
-    runtime: TelegramRuntime
+    channel: TelegramChannel
+    started: Started
     client: httpx.AsyncClient
 
     async def push(self, update: dict[str, Any]) -> httpx.Response:
@@ -100,13 +104,14 @@ async def rig(
     application = Application(
         settings, db.engine, core, Intake(core), Dispatcher(core.sessions, core.vault, {})
     )
-    runtime = await start_telegram(application, settings)
-    app = create_app(core, runtime.routes)
+    channel = TelegramChannel(settings.channels.telegram)
+    started = await start_channel(channel, application, offer(application))
+    app = create_app(core, started.routes)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as client:
-        yield Rig(core, botapi, application, runtime, client)
-    await runtime.close()
+        yield Rig(core, botapi, application, channel, started, client)
+    await channel.close()
 
 
 async def test_webhook_mode_sets_the_webhook_and_does_not_poll(rig: Rig) -> None:
@@ -115,11 +120,11 @@ async def test_webhook_mode_sets_the_webhook_and_does_not_poll(rig: Rig) -> None
     assert rig.botapi.webhook["secret_token"] == SECRET
     (call,) = rig.botapi.calls_of("setWebhook")
     assert call.params["allowed_updates"] == ["message", "callback_query"]
-    assert rig.runtime.summary == f"webhook at {URL}"
-    assert rig.runtime.task is None
+    assert rig.started.summary == f"webhook at {URL}"
+    assert rig.channel.task is None
     assert {"telegram", "staff"} <= set(rig.application.dispatcher.senders)
 
-    await rig.runtime.close()
+    await rig.channel.close()
     assert "getUpdates" not in rig.botapi.requests
     assert "deleteWebhook" not in rig.botapi.requests  # another instance may still serve it
     assert rig.botapi.webhook is not None
@@ -233,7 +238,7 @@ async def test_a_failure_before_commit_gets_500_and_the_redelivery_is_handled_on
     monkeypatch.setattr(rig.application.intake, "receive", flaky)
     update = rig.botapi.learner_message(LEARNER, COMPLAINT)
     before = await rig.snapshot()
-    with caplog.at_level(logging.ERROR, logger="bot.web"):
+    with caplog.at_level(logging.ERROR, logger="channels.telegram.webhook"):
         response = await rig.push(update)
     assert response.status_code == 500
     assert response.json() == {"ok": False}

@@ -26,9 +26,9 @@ from sqlalchemy import func, select
 
 from bot.app import channel_report
 from bot.config import Settings
-from bot.voicemail_web import voicemail_webhook
 from bot.web import create_app
 from channels.voicemail.parse import MAX_BYTES
+from channels.voicemail.webhook import voicemail_webhook
 from core.context import CoreContext
 from core.intake import Intake
 from core.models import Base, Clock, LearnerIdentity, Message, Ticket
@@ -275,7 +275,7 @@ async def test_a_database_failure_gets_500_and_the_retry_opens_the_ticket(
 
     monkeypatch.setattr(intake, "receive", flaky)
     before = await rig.snapshot()
-    with caplog.at_level(logging.ERROR, logger="bot.voicemail_web"):
+    with caplog.at_level(logging.ERROR, logger="channels.voicemail.webhook"):
         response = await rig.post_json(transcript())
     assert response.status_code == 500
     assert "voicemail webhook failed" in caplog.text

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.wechat_runtime import wechat_senders
 from channels.fake import FakeChannel
+from channels.wechat.channel import wechat_senders
 from channels.wechat.sender import WechatSender
 from channels.wechat.wecom import MARKDOWN_LIMIT, TEXT_LIMIT, WecomStaffSink, cut, payload
 from core.context import CoreContext
@@ -182,7 +182,7 @@ async def test_a_long_alert_is_one_robot_post_and_a_long_notice_goes_in_parts(
 
 
 async def test_wechat_senders_are_built_from_the_settings(core: CoreContext, api: WechatApiServer) -> None:
-    assert wechat_senders(Settings(), core) == {}
+    assert wechat_senders(Settings().channels.wechat, {}, core) == {}
     settings = Settings(
         channels={
             "wechat": {
@@ -196,7 +196,8 @@ async def test_wechat_senders_are_built_from_the_settings(core: CoreContext, api
         },
         departments={"service": {"wecom_robot_key": "robot-service"}, "finance": {"name": "财务部"}},
     )
-    senders = wechat_senders(settings, core)
+    departments = {key: d.model_dump() for key, d in settings.departments.items()}
+    senders = wechat_senders(settings.channels.wechat, departments, core)
     assert set(senders) == {"wechat", "wecom-staff"}
     wechat, robot = senders["wechat"], senders["wecom-staff"]
     assert isinstance(wechat, WechatSender) and wechat.template_id == "TPL-complaint"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.telegram_gate import UpdateGate, chat_of
+from channels.telegram.gate import UpdateGate, chat_of
 
 
 def update(update_id: int, chat: int) -> dict[str, Any]:
