@@ -36,6 +36,7 @@ from core.merge import carried_on
 from core.models import LearnerIdentity, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.outbox import enqueue, send_once
+from core.reach import private_address
 from core.staff import DEPARTMENTS, find_by_telegram
 from core.tickets import (
     TicketNotFound,
@@ -289,17 +290,18 @@ class StaffCommands:
         self, session: AsyncSession, staff: Staff, ticket: Ticket, event: Event, now: datetime
     ) -> None:
         """The new owner of a voicemail gets the number to call, in full and privately (audited)."""
-        number = await callback_number(session, self.core.vault, ticket)
+        number = await callback_number(self.core, session, ticket)
         clock = await pending_callback(session, ticket.id)
-        if number is None or clock is None or not staff.telegram_id:
+        privately = private_address(self.core.channels, staff)
+        if number is None or clock is None or privately is None:
             return
         record_disclosure(session, ticket, staff_actor(staff).label, now, "call-back number, privately")
         enqueue(
             session,
             self.core.vault,
             key=f"telegram:{event.update_id}:callback-number",
-            channel="telegram",
-            recipient=str(staff.telegram_id),
+            channel=privately[0],
+            recipient=privately[1],
             kind="notice-staff",
             text=f"📞 {ticket.number}: call back {number} by {self.core.local_text(clock.due_at)}, "
             f"then /called {ticket.number} with what was said.",
@@ -385,7 +387,7 @@ class StaffCommands:
         if identity is not None and identity.channel == "voicemail":
             # A voicemail cannot be answered in writing: the learner's latest written address, if any.
             learner_id = ticket.learner_id
-            identity = await session.run_sync(lambda s: reachable_identity(s, learner_id))
+            identity = await session.run_sync(lambda s: reachable_identity(s, self.core.channels, learner_id))
             if identity is None:
                 raise WorkflowError(
                     f"{ticket.number} came by voicemail and the caller has no address the bot can write "

@@ -44,7 +44,7 @@ from core.flood import saturated
 from core.inbound import inbound_values, known_contact, printable, seal_summary, summary
 from core.kept_aside import IdReused, NotAComplaint
 from core.learner_acts import LearnerAct, act_of, act_ticket, decide_for
-from core.messages import InboundMessage, erased_key, storage_key
+from core.messages import STAFF_LOGGED, InboundMessage, erased_key, storage_key
 from core.models import Learner, LearnerIdentity, Message, OutboxRow, Ticket
 from core.numbering import allocate_number
 from core.outbox import LEARNER_KINDS, outbox_values, payload_text
@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 _INLINE_TEXT = 4_000  # characters classified on the event loop; longer, in a thread
 # Conflicts on the dedupe and identity keys resolve on the next try; a few tries are plenty.
 _MAX_TRIES = 5
-STAFF_LOGGED = "staff"  # the channel of complaints staff log on a learner's behalf (/log)
 _INSERT_TICKET = insert(Ticket).returning(Ticket.id)
 # Built once (intake's first statement, every time): the same message received before, or its erased form.
 _RECEIVED = select(Message.id, Message.ticket_id, Message.sender_index, Message.external_id).where(
@@ -119,7 +118,7 @@ class Intake:
             classification = classify(message.text, self.core.rules)
         sender_index = self.core.vault.blind_index(message.channel, message.sender_id)
         inbound = inbound_values(self.core.vault, message, sender_index, now)
-        act = act_of(message, self.core.prefix)
+        act = act_of(message, self.core.channels, self.core.prefix)
         work = partial(
             self._receive,
             message=message,
@@ -214,7 +213,7 @@ class Intake:
         if act is not None and known is not None:
             # An act names its ticket more loosely than a message (a lone "5" is the pending survey's
             # score); only when it fits the ticket's state does it take that ticket.
-            ticket = act_ticket(session, message, learner, act, self.core.prefix)
+            ticket = act_ticket(session, message, learner, act, self.core.channels, self.core.prefix)
             decision = decide_for(session, ticket, act, self.core.policy) if ticket is not None else None
             ticket, acting = (ticket, decision.outcome) if decision is not None else (None, None)
         if act is not None and act.explicit and ticket is None and message.text.lstrip().startswith("/"):
@@ -226,7 +225,7 @@ class Intake:
             return self._continue(session, ticket, learner, identity, message, inbound, now, acting, proven)
         if new and not proven and message.unanswered is None:
             cap = self.core.policy.intake.new_sender_acks_per_hour
-            message = learners.capped(session, message, cap, now)
+            message = learners.capped(session, self.core.channels, message, cap, now)
         return self._open(session, learner, identity, message, classification, inbound, now)
 
     def _duplicate(self, session: Session, message_id: int, ticket_id: int) -> IntakeResult:
@@ -266,7 +265,14 @@ class Intake:
         shown = summary(message)
         chat = core.policy.staff_chat
         duplicate = possible_duplicate(
-            session, core.vault, learner, message, classification.category, now, chat.duplicate_window_hours
+            session,
+            core.vault,
+            core.channels,
+            learner,
+            message,
+            classification.category,
+            now,
+            chat.duplicate_window_hours,
         )
         # A flooded staff chat gets the new ticket in the next summary instead; a major one, at once.
         held = not major and saturated(session, core.vault, department, chat.flood_queued)
@@ -293,11 +299,11 @@ class Intake:
             "duplicate_of_id": duplicate[0] if duplicate else None,
             "card_held_at": now if held else None,
         }
-        voicemail = message.channel == "voicemail"
+        calls_back = core.channels.of(message.channel).calls_back  # a voicemail: a call to return
         # Staff who logged a complaint took its details in person; a caller is asked on the call-back.
         values["awaiting_field"] = (
             None
-            if message.channel == STAFF_LOGGED or voicemail or message.unanswered
+            if message.channel == STAFF_LOGGED or calls_back or message.unanswered
             else first_missing(self.core.policy.intake.ask_fields, values, learner)
         )
         # Allocated last among the reads: on PostgreSQL the counter row stays locked until commit.
@@ -320,13 +326,13 @@ class Intake:
         quiet = logged or message.unanswered is not None
         ack_to: tuple[str, str] | None = None if quiet else (message.channel, message.sender_id)
         callback_due = None
-        if voicemail:
+        if calls_back:
             # The call-back runs on the hotline's own hours, counted from the call itself. A voicemail
             # cannot be answered in writing: the acknowledgement goes to another address of the same
             # learner if there is one, and otherwise the call-back is the acknowledgement.
             callback_due = keeper.due("callback", received, major=major)
             rows.clock("callback", received, callback_due)
-            reach = reachable_identity(session, learner.id)
+            reach = reachable_identity(session, core.channels, learner.id)
             ack_to = (reach.channel, core.vault.decrypt(reach.address_enc)) if reach else None
         if ack_to is not None or logged:
             ack_due = keeper.due("acknowledge", now, major=major)
@@ -426,7 +432,7 @@ class Intake:
         )
         answered = ticket.awaiting_field if own else None
         actor = f"learner:{message.channel}"
-        if message.channel == "voicemail" and wants_callback(session, ticket.id, message):
+        if core.channels.of(message.channel).calls_back and wants_callback(session, ticket.id, message):
             request_callback(core, session, rows, ticket, message, message_id, now)
         if answered is not None and acting is None:
             replies.append(

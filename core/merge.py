@@ -17,12 +17,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
-from core.callback import REPLYABLE
 from core.cards import refresh_card
 from core.classify import MAJOR
 from core.context import CoreContext
 from core.models import Clock, Event, LearnerIdentity, Message, OutboxRow, Staff, Ticket, TicketMerge
 from core.outbox import SENT, enqueue
+from core.reach import written_address
 from core.tickets import latest_inbound_ref, staff_actor
 from core.workflow import CLOSED, MANAGER, NotAllowed, WorkflowError, check
 
@@ -227,12 +227,12 @@ async def _tell_learner(
     )
     told: set[str] = set()
     for identity, _ in senders.all():
-        channel, address = identity.channel, core.vault.decrypt(identity.address_enc)
-        if channel == "staff" and "@" in address:  # logged by staff with an e-mail address
-            channel = "email"
-        if channel not in REPLYABLE or channel in told:
+        written = written_address(core.channels, identity.channel, core.vault.decrypt(identity.address_enc))
+        if written is None or written[0] in told:
             continue
+        channel, address = written
         told.add(channel)
+        threads = core.channels.of(channel).subjects
         locale = merged.locale
         enqueue(
             session,
@@ -244,7 +244,8 @@ async def _tell_learner(
             text=core.templates.render(locale, template, kept=kept.number, merged=merged.number),
             now=now,
             ticket=kept,
-            reply_to=await latest_inbound_ref(session, kept.id, channel) if channel == "email" else None,
+            # In the learner's thread where the channel threads (mail): under their latest message.
+            reply_to=await latest_inbound_ref(session, kept.id, channel) if threads else None,
             meta={"ticket_number": kept.number},
         )
     return len(told)
