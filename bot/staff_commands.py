@@ -33,10 +33,11 @@ from core.context import CoreContext
 from core.followup import record_score
 from core.intake import Intake
 from core.merge import carried_on
+from core.messages import STAFF_LOGGED
 from core.models import LearnerIdentity, OutboxRow, Staff, Ticket
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.outbox import enqueue, send_once
-from core.reach import private_address
+from core.reach import private_address, written_address
 from core.staff import DEPARTMENTS, find_by_telegram
 from core.tickets import (
     TicketNotFound,
@@ -384,7 +385,8 @@ class StaffCommands:
     ) -> str:
         """An audited move "reply" and the message to the learner, on their own channel."""
         identity = await session.get(LearnerIdentity, ticket.identity_id) if ticket.identity_id else None
-        if identity is not None and identity.channel == "voicemail":
+        channels = self.core.channels
+        if identity is not None and channels.of(identity.channel).calls_back:
             # A voicemail cannot be answered in writing: the learner's latest written address, if any.
             learner_id = ticket.learner_id
             identity = await session.run_sync(lambda s: reachable_identity(s, self.core.channels, learner_id))
@@ -395,14 +397,16 @@ class StaffCommands:
                 )
         if identity is None:
             raise WorkflowError(f"{ticket.number} has no learner address to reply to")
-        channel, address = identity.channel, self.core.vault.decrypt(identity.address_enc)
-        if channel == "staff":  # logged by staff (/log): the learner left a phone number or an e-mail
-            if "@" not in address:
-                raise WorkflowError(
-                    f"{ticket.number} was logged by staff: the bot cannot write to a phone number; "
-                    "call the learner back (/show full gives the number to the owner)"
-                )
-            channel = "email"
+        # Logged by staff (/log), the learner left a phone number or an e-mail: only the e-mail is written to.
+        written = written_address(channels, identity.channel, self.core.vault.decrypt(identity.address_enc))
+        if written is None and identity.channel == STAFF_LOGGED:
+            raise WorkflowError(
+                f"{ticket.number} was logged by staff: the bot cannot write to a phone number; "
+                "call the learner back (/show full gives the number to the owner)"
+            )
+        if written is None:
+            raise WorkflowError(f"{ticket.number} has no learner address to reply to")
+        channel, address = written
         await apply_move(self.core, session, ticket, "reply", staff_actor(staff), now, detail=text)
         # In their language, with the number so they know which complaint.
         said = self.core.templates.render(ticket.locale, "reply.txt", number=ticket.number, text=text)
@@ -416,8 +420,10 @@ class StaffCommands:
             text=said,
             now=now,
             ticket=ticket,
-            # An e-mail answer joins the learner's thread (In-Reply-To their latest mail).
-            reply_to=await latest_inbound_ref(session, ticket.id, channel) if channel == "email" else None,
+            # Where the channel threads (mail), the answer joins the learner's thread (In-Reply-To).
+            reply_to=await latest_inbound_ref(session, ticket.id, channel)
+            if channels.of(channel).subjects
+            else None,
             meta={"ticket_number": ticket.number},
         )
         return f"✅ {ticket.number}: reply by {staff.name} sent to the learner ({ticket.status})"
