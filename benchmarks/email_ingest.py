@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the Dovecot helper lives with the tests, not installed; so does benchmarks/
 
 from benchmarks.common import complaint_texts, throwaway_database  # noqa: E402
+from bot.app import channel_book  # noqa: E402
 from channels.mail.imap import ImapSource  # noqa: E402
 from channels.mail.imap_connection import ImapConnection  # noqa: E402
 from channels.mail.prepared import prepare  # noqa: E402
@@ -118,6 +119,7 @@ async def ingest(server: Dovecot, url: str, workers: int, batch: int) -> tuple[i
         policy=parse_policy(),
         vault=Vault([generate_key()]),
         templates=Templates(),
+        channels=channel_book(),
     )
     source = ImapSource(
         server.account(),

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed: benchmarks.common, when run as a script
 
 from benchmarks.common import complaint_texts, throwaway_databases  # noqa: E402
+from bot.app import channel_book  # noqa: E402
 from core.classify import Classification, classify  # noqa: E402
 from core.context import CoreContext  # noqa: E402
 from core.db import create_engine, session_factory  # noqa: E402
@@ -276,7 +277,13 @@ async def bench(backend: str, urls: list[str], steps: list[Step], args: argparse
     """Intake into urls[0] and the baseline into urls[1] (migrated), taking turns; the timings of both."""
     engine = create_engine(urls[0])
     policy, vault = parse_policy(), Vault([generate_key()])
-    core = CoreContext(sessions=session_factory(engine), policy=policy, vault=vault, templates=Templates())
+    core = CoreContext(
+        sessions=session_factory(engine),
+        policy=policy,
+        vault=vault,
+        templates=Templates(),
+        channels=channel_book(),
+    )
     intake = Intake(core)
     # SQLite has one writer at a time: like production's pool of one, the baseline's writers share one.
     pool: asyncio.Queue[Raw] = asyncio.Queue()

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from benchmarks.common import migrate
 from benchmarks.sweep import sqlite_time
+from bot.app import channel_book
 from core.context import CoreContext
 from core.credit import compute_grades
 from core.db import create_engine, session_factory
@@ -190,6 +191,7 @@ async def measure(path: Path, runs: int, charts: bool) -> dict[str, list[tuple[f
         policy=parse_policy(),
         vault=Vault([generate_key()]),
         templates=Templates(),
+        channels=channel_book(),
     )
     times: dict[str, list[tuple[float, float]]] = {}
     month, quarter = month_period("2026-10", TZ), quarter_period("2026Q4", TZ)

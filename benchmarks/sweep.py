@@ -43,6 +43,7 @@ from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.app import channel_book
 from core.context import CoreContext
 from core.db import MIGRATIONS, create_engine, session_factory, upgrade
 from core.models import UTCDateTime
@@ -255,7 +256,9 @@ async def reset(engine: AsyncEngine, backend: str) -> None:
 async def measure(result: Result, url: str, due: int, runs: int) -> None:
     engine = create_engine(url)
     sessions, vault = session_factory(engine), Vault([generate_key()])
-    core = CoreContext(sessions=sessions, policy=parse_policy(), vault=vault, templates=Templates())
+    core = CoreContext(
+        sessions=sessions, policy=parse_policy(), vault=vault, templates=Templates(), channels=channel_book()
+    )
     explain = "EXPLAIN QUERY PLAN " if result.backend == "sqlite" else "EXPLAIN "
     try:
         async with engine.connect() as conn:

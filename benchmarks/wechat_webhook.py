@@ -56,6 +56,7 @@ async def _serve(port: int, var_dir: Path) -> None:
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import BaseRoute, Route
 
+    from bot.app import channel_book
     from bot.web import create_app
     from channels.wechat.webhook import wechat_routes
     from core.context import CoreContext
@@ -72,6 +73,7 @@ async def _serve(port: int, var_dir: Path) -> None:
         policy=parse_policy(),
         vault=Vault([generate_key()]),
         templates=Templates(),
+        channels=channel_book(),
     )
     bare = await aiosqlite.connect(var_dir / "bare.db")
     for pragma in SQLITE_PRAGMAS:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.channel_list import CAPABILITIES
 from bot.config import Settings
 from bot.metrics import Metrics
+from core.capabilities import ChannelBook
 from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.dispatch import Dispatcher
@@ -49,6 +51,11 @@ def privacy_keys(settings: Settings, *, create: bool) -> tuple[list[str], str | 
     ], f"no [privacy] key configured: generated one in {path} (back it up; losing it loses the data)"
 
 
+def channel_book() -> ChannelBook:
+    """What the composed channels can do, as the core asks it (`bot.channel_list`)."""
+    return ChannelBook(CAPABILITIES)
+
+
 @dataclass
 class Application:
     settings: Settings
@@ -80,6 +87,7 @@ def build(
         policy=load_policy(policy_path),
         vault=Vault(keys),
         templates=Templates(settings.templates.dir),
+        channels=channel_book(),
         prefix=settings.tickets.prefix.upper(),
         department_names=settings.department_names(),
         staff_locale=settings.staff.locale,

@@ -55,7 +55,7 @@ class WebConfig(_Section):
 
 class ChannelsConfig(_Section):
     """`[channels.<name>]`: each channel's own model (`channels/<name>/config.py`), under the name of a
-    channel in `bot.channel_list.CHANNELS`."""
+    channel in `bot.channel_list.channel_classes()`."""
 
     telegram: TelegramConfig = TelegramConfig()
     wechat: WechatConfig = WechatConfig()

@@ -33,10 +33,12 @@ from core.context import CoreContext
 from core.followup import record_score
 from core.intake import Intake
 from core.merge import carried_on
+from core.messages import STAFF_LOGGED
 from core.models import LearnerIdentity, Staff, Ticket
 from core.models_delivery import OutboxRow
 from core.numbers import InvalidTicketNumber, TicketNumber
 from core.outbox import enqueue, send_once
+from core.reach import private_address, written_address
 from core.staff import DEPARTMENTS, find_by_telegram
 from core.ticket_moves import apply_move, record_disclosure, staff_actor
 from core.ticket_queries import TicketNotFound, get_ticket, latest_inbound_ref, ticket_for_thread
@@ -283,17 +285,18 @@ class StaffCommands:
         self, session: AsyncSession, staff: Staff, ticket: Ticket, event: Event, now: datetime
     ) -> None:
         """The new owner of a voicemail gets the number to call, in full and privately (audited)."""
-        number = await callback_number(session, self.core.vault, ticket)
+        number = await callback_number(self.core, session, ticket)
         clock = await pending_callback(session, ticket.id)
-        if number is None or clock is None or not staff.telegram_id:
+        privately = private_address(self.core.channels, staff)
+        if number is None or clock is None or privately is None:
             return
         record_disclosure(session, ticket, staff_actor(staff).label, now, "call-back number, privately")
         enqueue(
             session,
             self.core.vault,
             key=f"telegram:{event.update_id}:callback-number",
-            channel="telegram",
-            recipient=str(staff.telegram_id),
+            channel=privately[0],
+            recipient=privately[1],
             kind="notice-staff",
             text=f"📞 {ticket.number}: call back {number} by {self.core.local_text(clock.due_at)}, "
             f"then /called {ticket.number} with what was said.",
@@ -376,10 +379,11 @@ class StaffCommands:
     ) -> str:
         """An audited move "reply" and the message to the learner, on their own channel."""
         identity = await session.get(LearnerIdentity, ticket.identity_id) if ticket.identity_id else None
-        if identity is not None and identity.channel == "voicemail":
+        channels = self.core.channels
+        if identity is not None and channels.of(identity.channel).calls_back:
             # A voicemail cannot be answered in writing: the learner's latest written address, if any.
             learner_id = ticket.learner_id
-            identity = await session.run_sync(lambda s: reachable_identity(s, learner_id))
+            identity = await session.run_sync(lambda s: reachable_identity(s, self.core.channels, learner_id))
             if identity is None:
                 raise WorkflowError(
                     f"{ticket.number} came by voicemail and the caller has no address the bot can write "
@@ -387,14 +391,16 @@ class StaffCommands:
                 )
         if identity is None:
             raise WorkflowError(f"{ticket.number} has no learner address to reply to")
-        channel, address = identity.channel, self.core.vault.decrypt(identity.address_enc)
-        if channel == "staff":  # logged by staff (/log): the learner left a phone number or an e-mail
-            if "@" not in address:
-                raise WorkflowError(
-                    f"{ticket.number} was logged by staff: the bot cannot write to a phone number; "
-                    "call the learner back (/show full gives the number to the owner)"
-                )
-            channel = "email"
+        # Logged by staff (/log), the learner left a phone number or an e-mail: only the e-mail is written to.
+        written = written_address(channels, identity.channel, self.core.vault.decrypt(identity.address_enc))
+        if written is None and identity.channel == STAFF_LOGGED:
+            raise WorkflowError(
+                f"{ticket.number} was logged by staff: the bot cannot write to a phone number; "
+                "call the learner back (/show full gives the number to the owner)"
+            )
+        if written is None:
+            raise WorkflowError(f"{ticket.number} has no learner address to reply to")
+        channel, address = written
         await apply_move(self.core, session, ticket, "reply", staff_actor(staff), now, detail=text)
         # In their language, with the number so they know which complaint.
         said = self.core.templates.render(ticket.locale, "reply.txt", number=ticket.number, text=text)
@@ -408,8 +414,10 @@ class StaffCommands:
             text=said,
             now=now,
             ticket=ticket,
-            # An e-mail answer joins the learner's thread (In-Reply-To their latest mail).
-            reply_to=await latest_inbound_ref(session, ticket.id, channel) if channel == "email" else None,
+            # Where the channel threads (mail), the answer joins the learner's thread (In-Reply-To).
+            reply_to=await latest_inbound_ref(session, ticket.id, channel)
+            if channels.of(channel).subjects
+            else None,
             meta={"ticket_number": ticket.number},
         )
         return f"✅ {ticket.number}: reply by {staff.name} sent to the learner ({ticket.status})"

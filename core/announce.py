@@ -73,7 +73,7 @@ def staff_messages(
         status=ROUTED,
         owner=None,
         channel=ticket.channel,
-        learner=learners.masked_label(core.vault, learner, identity),
+        learner=learners.masked_label(core, learner, identity),
         course=None,
         stage="claim",
         due=core.local_text(due_at),

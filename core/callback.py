@@ -15,24 +15,29 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from core.capabilities import ChannelBook
+from core.contact_kinds import PHONE
 from core.context import CoreContext
 from core.messages import InboundMessage, storage_key
 from core.models import Clock, Learner, LearnerIdentity, Message, Staff, Ticket
 from core.outbox import outbox_values
-from core.privacy import Vault, mask
+from core.privacy import mask
+from core.reach import private_address
 from core.rows import NewRows
 
-# Channels the bot can write to on its own; a voicemail or a staff-logged phone number cannot be.
-REPLYABLE = ("telegram", "wechat", "email")
 CALLBACK = "callback"
 WITHHELD = "withheld:"  # the address of a caller who withheld their number (see channels.voicemail)
 
 
-def reachable_identity(session: Session, learner_id: int) -> LearnerIdentity | None:
-    """The learner's most recent address the bot can write to, or None (only a phone to call)."""
+def reachable_identity(session: Session, channels: ChannelBook, learner_id: int) -> LearnerIdentity | None:
+    """The learner's most recent address on a channel that writes back, or None (only a phone to call:
+    a voicemail, a number staff logged)."""
     return session.scalar(
         select(LearnerIdentity)
-        .where(LearnerIdentity.learner_id == learner_id, LearnerIdentity.channel.in_(REPLYABLE))
+        .where(
+            LearnerIdentity.learner_id == learner_id,
+            LearnerIdentity.channel.in_(channels.writing_back()),
+        )
         .order_by(LearnerIdentity.id.desc())
         .limit(1)
     )
@@ -56,14 +61,17 @@ def _pending(ticket_id: int) -> Select[Any]:
     )
 
 
-async def callback_number(session: AsyncSession, vault: Vault, ticket: Ticket) -> str | None:
-    """The number to call back, in full: the caller's own when the ticket came by voicemail, else the
-    learner's latest voicemail number, else the phone the learner gave; None when withheld."""
+async def callback_number(core: CoreContext, session: AsyncSession, ticket: Ticket) -> str | None:
+    """The number to call back, in full: the caller's own when the ticket came by a channel that calls
+    back (voicemail), else the learner's latest number there, else the phone the learner gave; None
+    when withheld."""
+    vault = core.vault
+    calling = core.channels.calling_back()
     identity = await session.get(LearnerIdentity, ticket.identity_id) if ticket.identity_id else None
-    if identity is None or identity.channel != "voicemail":
+    if identity is None or identity.channel not in calling:
         identity = await session.scalar(
             select(LearnerIdentity)
-            .where(LearnerIdentity.learner_id == ticket.learner_id, LearnerIdentity.channel == "voicemail")
+            .where(LearnerIdentity.learner_id == ticket.learner_id, LearnerIdentity.channel.in_(calling))
             .order_by(LearnerIdentity.id.desc())
             .limit(1)
         )
@@ -77,7 +85,7 @@ async def callback_number(session: AsyncSession, vault: Vault, ticket: Ticket) -
 
 def callback_task(number: str | None, due: str) -> str:
     """The call-back line of a staff card, number masked."""
-    shown = mask("phone", number) if number else "number withheld (close with /called)"
+    shown = mask(PHONE, number) if number else "number withheld (close with /called)"
     return f"{shown} by {due}"
 
 
@@ -110,17 +118,19 @@ def request_callback(
     received = min(message.received_at, now)
     due = core.clocks.due("callback", received, major=ticket.severity == "major")
     rows.clock("callback", received, due)
-    rows.event(now, "learner:voicemail", "callback", "requested by voicemail")
+    rows.event(now, f"learner:{message.channel}", "callback", f"requested by {message.channel}")
     owner = session.get(Staff, ticket.owner_staff_id) if ticket.owner_staff_id else None
-    if owner is None or not owner.telegram_id or not message.phone:
+    privately = private_address(core.channels, owner) if owner is not None else None
+    if owner is None or privately is None or not message.phone:
         return  # unclaimed: whoever claims it gets the number then; withheld: nothing to send
     rows.event(now, "complaintbot", "disclosed", f"call-back number, privately to {owner.name}")
+    channel, recipient = privately
     rows.send(
         outbox_values(
             core.vault,
             key=f"in:{message_id}:callback-number",
-            channel="telegram",
-            recipient=owner.telegram_id,
+            channel=channel,
+            recipient=recipient,
             kind="notice-staff",
             text=f"📞 {ticket.number}: a new voicemail; call back {message.phone} by {core.local_text(due)}, "
             f"then /called {ticket.number} with what was said.",

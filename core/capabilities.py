@@ -25,7 +25,8 @@ class Capabilities:
     `writes_back`: a learner who wrote here can be answered here (a voicemail cannot).
     `address`: what a sender id on this channel is (`AddressKind`).
     `buttons`: a message can carry buttons the learner presses (a survey's scores).
-    `subjects`: messages carry a subject and thread by it (a ticket number in brackets).
+    `subjects`: messages carry a subject and thread as mail does (a ticket number in brackets, the
+    message they answer): a question or notice about a ticket says its number and joins its thread.
     `calls_back`: a message here is a call to return: the call-back clock runs for it.
     `staff_address`: the staff directory's field holding a member's private address on this channel,
     if staff can be told privately here (escalation alerts, a call-back number on claim).
@@ -57,6 +58,13 @@ class ChannelBook(Mapping[str, Capabilities]):
     def __getitem__(self, name: str) -> Capabilities:
         return self._by_name[name]
 
+    def of(self, name: str) -> Capabilities:
+        """What the channel a row names can do. A name not listed (the "staff" channel of complaints
+        staff log on a learner's behalf, a channel no longer composed) can do nothing: it is not
+        written back to, and its addresses are plain ids."""
+        found = self._by_name.get(name)
+        return found if found is not None else Capabilities(name=name, writes_back=False)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._by_name)
 
@@ -66,6 +74,17 @@ class ChannelBook(Mapping[str, Capabilities]):
     def writing_back(self) -> tuple[str, ...]:
         """The channels a learner can be answered on."""
         return tuple(name for name, c in self._by_name.items() if c.writes_back)
+
+    def calling_back(self) -> tuple[str, ...]:
+        """The channels whose messages are calls to return (their sender id is the number to call)."""
+        return tuple(name for name, c in self._by_name.items() if c.calls_back)
+
+    def writing_to(self, address: AddressKind) -> str | None:
+        """The first listed channel that writes back to an address of this kind (a mailbox): where
+        an address a staff member logged for a learner is written to."""
+        return next(
+            (name for name, c in self._by_name.items() if c.writes_back and c.address == address), None
+        )
 
     def reaching_staff(self) -> tuple[Capabilities, ...]:
         """The channels that can tell a staff member something privately, in the listed order."""

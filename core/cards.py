@@ -95,7 +95,7 @@ async def card_text(core: CoreContext, session: AsyncSession, ticket: Ticket) ->
     due = await current_due(session, ticket.id)
     pending = await pending_callback(session, ticket.id)
     callback = (
-        callback_task(await callback_number(session, core.vault, ticket), core.local_text(pending.due_at))
+        callback_task(await callback_number(core, session, ticket), core.local_text(pending.due_at))
         if pending
         else None
     )
@@ -110,7 +110,7 @@ async def card_text(core: CoreContext, session: AsyncSession, ticket: Ticket) ->
         status=ticket.status,
         owner=owner.name if owner else None,
         channel=ticket.channel,
-        learner=learners.masked_label(core.vault, learner, identity),
+        learner=learners.masked_label(core, learner, identity),
         course=ticket.course,
         stage=due.stage if due else "—",
         due=core.local_text(due.due_at) if due else "—",

@@ -11,11 +11,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.calendar import BusinessCalendar
+from core.capabilities import ChannelBook
 from core.classify import ClassificationRules
 from core.clocks import ClockKeeper
 from core.db import outbox_signal
 from core.policy import Policy
 from core.privacy import Vault
+from core.reach import staff_fields_known
 from core.redaction import Redactor
 from core.templates import Templates
 from core.wakeup import SIGNAL
@@ -28,6 +30,8 @@ class CoreContext:
     policy: Policy
     vault: Vault
     templates: Templates
+    # What each composed channel can do: the core asks it instead of naming platforms.
+    channels: ChannelBook
     prefix: str = "TS"
     department_names: Mapping[str, str] = field(default_factory=dict)
     staff_locale: str = "zh"
@@ -41,6 +45,7 @@ class CoreContext:
     writer: Writer = field(init=False)
 
     def __post_init__(self) -> None:
+        staff_fields_known(self.channels)
         self.calendar = BusinessCalendar(self.policy.calendar.settings())
         self.clocks = ClockKeeper(self.policy, self.calendar)
         self.rules = self.policy.classification_rules()

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from core.capabilities import ChannelBook
+from core.contact_kinds import EMAIL, PHONE
 from core.messages import InboundMessage
 from core.models import Learner, Ticket
 from core.privacy import Vault, normalize
@@ -24,6 +26,7 @@ def _index(vault: Vault, kind: str, value: str | None) -> str | None:
 def possible_duplicate(
     session: Session,
     vault: Vault,
+    channels: ChannelBook,
     learner: Learner,
     message: InboundMessage,
     category: str,
@@ -34,11 +37,13 @@ def possible_duplicate(
     learner or of one with the phone number or e-mail address the message (or the learner) carries."""
     if window_hours <= 0:
         return None
-    email = message.email or (message.sender_id if message.channel == "email" else None)
-    phone = message.phone or (message.sender_id if message.channel == "voicemail" else None)
+    # A sender id that is itself a mailbox or a phone number (an e-mail's From, a caller) counts too.
+    address = channels.of(message.channel).address
+    email = message.email or (message.sender_id if address == "mailbox" else None)
+    phone = message.phone or (message.sender_id if address == "phone" else None)
     indexes = {
-        Learner.phone_index: {_index(vault, "phone", phone), learner.phone_index},
-        Learner.email_index: {_index(vault, "email", email), learner.email_index},
+        Learner.phone_index: {_index(vault, PHONE, phone), learner.phone_index},
+        Learner.email_index: {_index(vault, EMAIL, email), learner.email_index},
     }
     same_contact = [column.in_(values - {None}) for column, values in indexes.items() if values - {None}]
     whose = [Ticket.learner_id == learner.id] if learner.id is not None else []

@@ -1,10 +1,10 @@
 """The satisfaction follow-up (满意度回访, POLICY.md §6): the survey, the score, and the call task.
 
 When a learner confirms the result (or the time to confirm runs out), the survey goes to their own
-channel: buttons 1–5 on Telegram, "reply with a digit" elsewhere. A `survey` clock, waiting on the
-learner, is due `[follow_up] call_task_after_working_days` later; unanswered by then, the follow-up
-duty (`scheduler.followup`) turns it into a call task for the department's staff. A score closes the
-ticket, or at `reopen_at_or_below` reopens it and offers the second instance.
+channel: buttons 1–5 where the channel has buttons, "reply with a digit" elsewhere. A `survey` clock,
+waiting on the learner, is due `[follow_up] call_task_after_working_days` later; unanswered by then,
+the follow-up duty (`scheduler.followup`) turns it into a call task for the department's staff. A
+score closes the ticket, or at `reopen_at_or_below` reopens it and offers the second instance.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from core import learners
-from core.callback import REPLYABLE, reachable_identity
+from core.callback import reachable_identity
 from core.clocks import close_clocks
 from core.context import CoreContext
 from core.messages import Button
 from core.models import Clock, Event, Learner, LearnerIdentity, Ticket
 from core.outbox import enqueue, notify_department
 from core.privacy import redact
+from core.reach import written_address
 from core.ticket_moves import apply_move
 from core.workflow import (
     AWAITING_CONFIRMATION,
@@ -48,14 +49,12 @@ async def learner_address(core: CoreContext, session: AsyncSession, ticket: Tick
     """Where the bot can write to the ticket's learner: the address they complained from, else their
     latest written address; an e-mail a staff member logged counts. None: only a phone call reaches them."""
     identity = await session.get(LearnerIdentity, ticket.identity_id) if ticket.identity_id else None
-    if identity is not None and identity.channel in REPLYABLE:
-        return identity.channel, core.vault.decrypt(identity.address_enc)
-    if identity is not None and identity.channel == "staff":
-        address = core.vault.decrypt(identity.address_enc)
-        if "@" in address:
-            return "email", address
+    if identity is not None:
+        written = written_address(core.channels, identity.channel, core.vault.decrypt(identity.address_enc))
+        if written is not None:
+            return written
     learner_id = ticket.learner_id
-    reach = await session.run_sync(lambda s: reachable_identity(s, learner_id))
+    reach = await session.run_sync(lambda s: reachable_identity(s, core.channels, learner_id))
     return (reach.channel, core.vault.decrypt(reach.address_enc)) if reach is not None else None
 
 
@@ -112,10 +111,9 @@ async def send_survey(
     session.add(clock)
     await session.flush()
     channel, recipient = address
+    can = core.channels.of(channel)
     scores = range(policy.score_min, policy.score_max + 1)
-    buttons = (
-        tuple(Button(str(n), f"rate:{ticket.number}:{n}") for n in scores) if channel == "telegram" else ()
-    )
+    buttons = tuple(Button(str(n), f"rate:{ticket.number}:{n}") for n in scores) if can.buttons else ()
     text = core.templates.render(
         ticket.locale,
         "survey.txt",
@@ -135,7 +133,7 @@ async def send_survey(
         text=text,
         now=now,
         ticket=ticket,
-        subject=f"[{ticket.number}]" if channel == "email" else None,
+        subject=f"[{ticket.number}]" if can.subjects else None,
         buttons=buttons,
         meta={"ticket_number": ticket.number, "field": "satisfaction"},
     )
@@ -168,7 +166,7 @@ async def send_call_task(
         core.staff_locale,
         "call_task.txt",
         number=ticket.number,
-        learner=learners.masked_label(core.vault, learner, identity),
+        learner=learners.masked_label(core, learner, identity),
         why=why,
         days=core.policy.follow_up.call_task_after_working_days,
         due=core.local_text(follow_up.due_at) if follow_up else None,

@@ -52,5 +52,7 @@ def printable(text: str | None) -> str:
 
 
 def known_contact(core: CoreContext, message: InboundMessage) -> str | None:
-    contact = message.phone or message.email or (message.sender_id if message.channel == "email" else None)
+    """The contact the message gives, encrypted: its phone or e-mail, else its sender's mailbox."""
+    mailbox = message.sender_id if core.channels.of(message.channel).address == "mailbox" else None
+    contact = message.phone or message.email or mailbox
     return core.vault.encrypt(contact) if contact else None

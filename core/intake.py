@@ -15,77 +15,51 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from core import learners
 from core.act_outcomes import no_ticket_reply, with_act
-from core.announce import TicketFacts, acknowledgement, staff_messages
-from core.callback import callback_task, reachable_identity, request_callback, wants_callback
-from core.canned import top_query
-from core.classify import Classification, classify, why
+from core.announce import TicketFacts
+from core.callback import request_callback, wants_callback
+from core.classify import Classification, classify
 from core.context import CoreContext
 from core.continuation import (
     answers_our_mail,
     continued_ticket,
-    foreign_reference,
-    named_foreign_tickets,
     referenced_ticket,
 )
-from core.details import first_missing, question, take_answer
-from core.duplicates import possible_duplicate
-from core.flood import saturated
-from core.inbound import inbound_values, known_contact, printable, seal_summary, summary
+from core.details import take_answer
+from core.inbound import inbound_values, seal_summary, summary
+from core.intake_open import INSERT_MESSAGE, open_ticket
+from core.intake_result import IntakeResult, hold_for_inline_reply, reply_key, result_of
 from core.kept_aside import IdReused, NotAComplaint
 from core.learner_acts import LearnerAct, act_of, act_ticket, decide_for
 from core.messages import InboundMessage, erased_key, storage_key
 from core.models import Learner, LearnerIdentity, Message, Ticket
 from core.models_delivery import OutboxRow
-from core.numbering import allocate_number
-from core.outbox import LEARNER_KINDS, outbox_values, payload_text
-from core.privacy import Vault
+from core.outbox import outbox_values, payload_text
 from core.rows import NewRows
 from core.unparsed import keep_unparsed
-from core.workflow import ROUTED
+
+__all__ = ["Intake", "IntakeResult"]
 
 log = logging.getLogger(__name__)
 
 _INLINE_TEXT = 4_000  # characters classified on the event loop; longer, in a thread
 # Conflicts on the dedupe and identity keys resolve on the next try; a few tries are plenty.
 _MAX_TRIES = 5
-STAFF_LOGGED = "staff"  # the channel of complaints staff log on a learner's behalf (/log)
-_INSERT_TICKET = insert(Ticket).returning(Ticket.id)
 # Built once (intake's first statement, every time): the same message received before, or its erased form.
 _RECEIVED = select(Message.id, Message.ticket_id, Message.sender_index, Message.external_id).where(
     Message.channel == bindparam("channel"),
     Message.external_id.in_((bindparam("external_id"), bindparam("erased"))),
     Message.direction == "in",
 )
-_INSERT_MESSAGE = insert(Message).returning(Message.id)
-
-
-@dataclass(frozen=True)
-class IntakeResult:
-    ticket_number: str
-    ticket_id: int
-    message_id: int
-    created: bool  # a new ticket was opened
-    duplicate: bool  # this message had been received before; nothing changed
-    replies: tuple[str, ...]  # texts queued for the learner because of this message, in order
-    reply_keys: tuple[str, ...]  # their outbox keys (a channel that replies inline marks them sent)
-    # What the learner's message did besides adding to the ticket (core.learner_acts): confirm, agree,
-    # object, reopen, rate, appeal, or "refused" (asked for one the ticket's state does not allow).
-    act: str | None = None
-
-
-def _key(message_id: int, what: str) -> str:
-    return f"in:{message_id}:{what}"
 
 
 def _conflict(exc: DBAPIError) -> bool:
@@ -93,14 +67,6 @@ def _conflict(exc: DBAPIError) -> bool:
     failure between instances (PostgreSQL's 40P01, 40001)."""
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     return isinstance(exc, IntegrityError) or sqlstate in ("40P01", "40001")
-
-
-def _hold_for_inline_reply(replies: list[dict[str, Any]], message: InboundMessage) -> None:
-    """The first reply waits while the platform's own response may carry it (WeChat's passive reply):
-    the dispatcher, woken by the commit, would otherwise race the response for it."""
-    if replies and message.reply_inline_until is not None:
-        first = replies[0]
-        first["next_attempt_at"] = max(first["next_attempt_at"], message.reply_inline_until)
 
 
 class Intake:
@@ -120,7 +86,7 @@ class Intake:
             classification = classify(message.text, self.core.rules)
         sender_index = self.core.vault.blind_index(message.channel, message.sender_id)
         inbound = inbound_values(self.core.vault, message, sender_index, now)
-        act = act_of(message, self.core.prefix)
+        act = act_of(message, self.core.channels, self.core.prefix)
         work = partial(
             self._receive,
             message=message,
@@ -215,7 +181,7 @@ class Intake:
         if act is not None and known is not None:
             # An act names its ticket more loosely than a message (a lone "5" is the pending survey's
             # score); only when it fits the ticket's state does it take that ticket.
-            ticket = act_ticket(session, message, learner, act, self.core.prefix)
+            ticket = act_ticket(session, message, learner, act, self.core.channels, self.core.prefix)
             decision = decide_for(session, ticket, act, self.core.policy) if ticket is not None else None
             ticket, acting = (ticket, decision.outcome) if decision is not None else (None, None)
         if act is not None and act.explicit and ticket is None and message.text.lstrip().startswith("/"):
@@ -227,12 +193,12 @@ class Intake:
             return self._continue(session, ticket, learner, identity, message, inbound, now, acting, proven)
         if new and not proven and message.unanswered is None:
             cap = self.core.policy.intake.new_sender_acks_per_hour
-            message = learners.capped(session, message, cap, now)
-        return self._open(session, learner, identity, message, classification, inbound, now)
+            message = learners.capped(session, self.core.channels, message, cap, now)
+        return open_ticket(self.core, session, learner, identity, message, classification, inbound, now)
 
     def _duplicate(self, session: Session, message_id: int, ticket_id: int) -> IntakeResult:
         ticket = session.get_one(Ticket, ticket_id)
-        keys = [_key(message_id, what) for what in ("ack", "ask", "thanks", "act")]
+        keys = [reply_key(message_id, what) for what in ("ack", "ask", "thanks", "act")]
         rows = list(session.scalars(select(OutboxRow).where(OutboxRow.key.in_(keys)).order_by(OutboxRow.id)))
         return IntakeResult(
             ticket_number=ticket.number,
@@ -243,155 +209,6 @@ class Intake:
             replies=tuple(payload_text(self.core.vault, row.payload) for row in rows),
             reply_keys=tuple(row.key for row in rows),
         )
-
-    def _open(
-        self,
-        session: Session,
-        learner: Learner,
-        identity: LearnerIdentity,
-        message: InboundMessage,
-        classification: Classification,
-        inbound: dict[str, Any],
-        now: datetime,
-    ) -> IntakeResult:
-        core = self.core
-        major = classification.severity == "major"
-        # A guessed category goes to learner services, the first contact, to check rather than to a
-        # department that may refuse it.
-        department = (
-            core.policy.department_for(classification.category)
-            if classification.confident
-            else core.policy.departments.first_contact
-        )
-        session.flush()  # a new learner's ids, before the counter lock is taken
-        shown = summary(message)
-        chat = core.policy.staff_chat
-        duplicate = possible_duplicate(
-            session, core.vault, learner, message, classification.category, now, chat.duplicate_window_hours
-        )
-        # A flooded staff chat gets the new ticket in the next summary instead; a major one, at once.
-        held = not major and saturated(session, core.vault, department, chat.flood_queued)
-        values: dict[str, Any] = {
-            "status": ROUTED,
-            "category": classification.category,
-            "severity": classification.severity,
-            "department": department,
-            "channel": message.channel,
-            "locale": classification.language,
-            "learner_id": learner.id,
-            "identity_id": identity.id,
-            "first_contact_department": core.policy.departments.first_contact,
-            "summary": seal_summary(core.vault, shown),
-            "course": None,
-            "expected_resolution": None,
-            "contact_enc": known_contact(core, message),
-            "amount_yuan": classification.amount_yuan,
-            "data_leak": classification.data_leak,
-            "classified_why": why(classification),
-            "category_unsure": not classification.confident,
-            "created_at": now,
-            "updated_at": now,
-            "duplicate_of_id": duplicate[0] if duplicate else None,
-            "card_held_at": now if held else None,
-        }
-        voicemail = message.channel == "voicemail"
-        # Staff who logged a complaint took its details in person; a caller is asked on the call-back.
-        values["awaiting_field"] = (
-            None
-            if message.channel == STAFF_LOGGED or voicemail or message.unanswered
-            else first_missing(self.core.policy.intake.ask_fields, values, learner)
-        )
-        # Allocated last among the reads: on PostgreSQL the counter row stays locked until commit.
-        number = allocate_number(session, core.prefix, core.calendar.local_date(now))
-        values["number"] = str(number)
-        connection = session.connection()
-        ticket_id = (connection.execute(_INSERT_TICKET, values)).scalar_one()
-        message_id = (connection.execute(_INSERT_MESSAGE, {**inbound, "ticket_id": ticket_id})).scalar_one()
-        rows = NewRows(ticket_id, self.core.vault, core.clocks)
-        keeper = core.clocks
-        received = min(message.received_at, now)
-        claim_due = keeper.due("claim", now, major=major)
-        rows.clock("entry", received, keeper.due("entry", received, major=major), met_at=now)
-        rows.clock(
-            "route", now, keeper.due("route", now, major=major), met_at=now
-        )  # routed by the rules at once
-        # A complaint staff logged (walk-in, phone) was acknowledged in person by the one who took it;
-        # there is no learner channel to write to, so nothing is queued for the learner below.
-        logged = message.channel == STAFF_LOGGED
-        quiet = logged or message.unanswered is not None
-        ack_to: tuple[str, str] | None = None if quiet else (message.channel, message.sender_id)
-        callback_due = None
-        if voicemail:
-            # The call-back runs on the hotline's own hours, counted from the call itself. A voicemail
-            # cannot be answered in writing: the acknowledgement goes to another address of the same
-            # learner if there is one, and otherwise the call-back is the acknowledgement.
-            callback_due = keeper.due("callback", received, major=major)
-            rows.clock("callback", received, callback_due)
-            reach = reachable_identity(session, learner.id)
-            ack_to = (reach.channel, core.vault.decrypt(reach.address_enc)) if reach else None
-        if ack_to is not None or logged:
-            ack_due = keeper.due("acknowledge", now, major=major)
-            rows.clock("acknowledge", now, ack_due, met_at=now if logged else None)
-        rows.clock("claim", now, claim_due)
-        reasons = "; ".join(classification.reasons) or "no keyword matched"
-        rows.event(now, f"learner:{message.channel}", "received", f"via {message.channel}")
-        if message.unanswered:
-            rows.event(now, "complaintbot", "not_acknowledged", message.unanswered)
-        rows.event(
-            now,
-            "complaintbot",
-            "classified",
-            f"{classification.category}/{classification.severity}: {reasons}",
-        )
-        rows.event(now, "complaintbot", "routed", department)
-        if linked := foreign_reference(session, message, learner.id):  # staff see the thread it answers
-            rows.event(now, "complaintbot", "linked", f"replies to {linked}, a ticket of another sender")
-        for named in named_foreign_tickets(session, message, learner.id, core.prefix):
-            rows.event(now, "complaintbot", "linked", f"names {named}, a ticket of another learner")
-        ticket = TicketFacts(ticket_id, {**values, "summary": shown}, core.vault)
-        replies = []
-        if ack_to is not None:
-            channel, address = ack_to
-            # Threaded under the learner's message only on the channel it came by.
-            same = channel == message.channel
-            replies.append(
-                acknowledgement(
-                    core,
-                    rows,
-                    ticket,
-                    key=_key(message_id, "ack"),
-                    to=ack_to,
-                    claim_due=claim_due,
-                    callback_due=callback_due,
-                    reply_to=message.external_id if same else None,
-                    subject=f"[{ticket.number}] {printable(message.subject) if same else ''}".strip(),
-                    now=now,
-                )
-            )
-            if values["awaiting_field"] is not None:
-                replies.append(
-                    question(
-                        self.core, rows, ticket, values["awaiting_field"], channel, address, message_id, now
-                    )
-                )
-        _hold_for_inline_reply(replies, message)
-        staff_messages(
-            self.core,
-            rows,
-            ticket,
-            learner,
-            identity,
-            classification,
-            claim_due,
-            now,
-            callback=callback_task(message.phone, core.local_text(callback_due)) if callback_due else None,
-            duplicate_of=duplicate[1] if duplicate else None,
-            held=held,
-            canned=() if held else tuple(session.scalars(top_query(department))),
-        )
-        rows.write(session)
-        log.info("ticket %s opened: %s/%s -> %s", ticket.number, ticket.category, ticket.severity, department)
-        return _result(core.vault, ticket.number, ticket_id, message_id, created=True, replies=replies)
 
     def _continue(
         self,
@@ -410,7 +227,7 @@ class Intake:
         `proven`, it is recorded only: it answers nothing (a forged one could change the contact)."""
         core = self.core
         connection = session.connection()
-        message_id = (connection.execute(_INSERT_MESSAGE, {**inbound, "ticket_id": ticket.id})).scalar_one()
+        message_id = (connection.execute(INSERT_MESSAGE, {**inbound, "ticket_id": ticket.id})).scalar_one()
         ticket.updated_at = now
         if not ticket.summary:  # opened empty (a voicemail not yet transcribed): this says what it is
             ticket.summary = seal_summary(core.vault, summary(message))
@@ -427,7 +244,7 @@ class Intake:
         )
         answered = ticket.awaiting_field if own else None
         actor = f"learner:{message.channel}"
-        if message.channel == "voicemail" and wants_callback(session, ticket.id, message):
+        if core.channels.of(message.channel).calls_back and wants_callback(session, ticket.id, message):
             request_callback(core, session, rows, ticket, message, message_id, now)
         if answered is not None and acting is None:
             replies.append(
@@ -435,7 +252,7 @@ class Intake:
             )
         elif acting not in (None, "refused"):
             rows.write(session)
-            return _result(
+            return result_of(
                 core.vault, ticket.number, ticket.id, message_id, created=False, replies=[], act=acting
             )
         else:
@@ -443,14 +260,14 @@ class Intake:
             if not proven:
                 detail = "sender not verified: recorded only, no act or answer taken"
             rows.event(now, actor, "message", detail)
-        _hold_for_inline_reply(replies, message)
+        hold_for_inline_reply(replies, message)
         notice = core.templates.render(
             core.staff_locale, "notice_learner_message.txt", number=ticket.number, text=summary(message, 500)
         )
         rows.send(
             outbox_values(
                 core.vault,
-                key=_key(message_id, "staff-notice"),
+                key=reply_key(message_id, "staff-notice"),
                 channel="staff",
                 recipient=ticket.department,
                 kind="notice-staff",
@@ -461,32 +278,9 @@ class Intake:
             )
         )
         rows.write(session)
-        return _result(
+        return result_of(
             core.vault, ticket.number, ticket.id, message_id, created=False, replies=replies, act=acting
         )
-
-
-def _result(
-    vault: Vault,
-    number: str,
-    ticket_id: int,
-    message_id: int,
-    *,
-    created: bool,
-    replies: list[dict[str, Any]],
-    act: str | None = None,
-) -> IntakeResult:
-    learner_rows = [row for row in replies if row["kind"] in LEARNER_KINDS]
-    return IntakeResult(
-        ticket_number=number,
-        ticket_id=ticket_id,
-        message_id=message_id,
-        created=created,
-        duplicate=False,
-        replies=tuple(payload_text(vault, row["payload"]) for row in learner_rows),
-        reply_keys=tuple(row["key"] for row in learner_rows),
-        act=act,
-    )
 
 
 # `_receive`'s answer for machine-written mail that continues no ticket (kept aside by `receive`).

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.callback import REPLYABLE
+from core.capabilities import ChannelBook
 from core.continuation import replied_ticket_id
 from core.followup import result_reported
 from core.messages import InboundMessage
@@ -149,12 +149,12 @@ def parse(text: str, prefix: str = "TS") -> LearnerAct | None:
     return None
 
 
-def act_of(message: InboundMessage, prefix: str = "TS") -> LearnerAct | None:
+def act_of(message: InboundMessage, channels: ChannelBook, prefix: str = "TS") -> LearnerAct | None:
     """The act a learner's message may carry out, or None: intake's cheap test before its transaction.
 
     Only written channels act (a voicemail transcript is too unsure), and a long message only on a
     ticket it names or replies to, so an ordinary complaint that says "不满意" stays on the fast path."""
-    if message.new_ticket or message.channel not in REPLYABLE:
+    if message.new_ticket or not channels.of(message.channel).writes_back:
         return None
     act = parse(message.text, prefix)
     if act is None or act.standalone or message.reply_to:
@@ -209,12 +209,17 @@ def decide_for(session: Session, ticket: Ticket, act: LearnerAct, policy: Policy
 
 
 def act_ticket(
-    session: Session, message: InboundMessage, learner: Learner, act: LearnerAct, prefix: str
+    session: Session,
+    message: InboundMessage,
+    learner: Learner,
+    act: LearnerAct,
+    channels: ChannelBook,
+    prefix: str,
 ) -> Ticket | None:
     """The learner's ticket `act` is about, locked: the number named, else the ticket replied to, else
     the latest one waiting for this act (for a command: else their latest open ticket, to answer why
     not). Only the learner's own tickets ever match; a stranger naming a number gets None."""
-    if learner.id is None or message.channel not in REPLYABLE:
+    if learner.id is None or not channels.of(message.channel).writes_back:
         return None
     mine = Ticket.learner_id == learner.id
     numbers = [str(n) for n in find_ticket_numbers(f"{message.text or ''} {message.subject or ''}", prefix)]

@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.callback import REPLYABLE
+from core.capabilities import ChannelBook
 from core.classify import detect_language
 from core.context import CoreContext
 from core.intake import Intake, IntakeResult
@@ -77,15 +77,17 @@ def parse_command(text: str) -> LearnerCommand | None:
     return LearnerCommand(NEW, match.group(1).strip()) if match else None
 
 
-def answerable(message: InboundMessage) -> bool:
+def answerable(channels: ChannelBook, message: InboundMessage) -> bool:
     """Whether the desk may answer this message with anything of its own."""
-    return message.channel in REPLYABLE and message.auto_reply is None and message.unanswered is None
+    return (
+        channels.of(message.channel).writes_back and message.auto_reply is None and message.unanswered is None
+    )
 
 
-def command_of(message: InboundMessage) -> LearnerCommand | None:
+def command_of(channels: ChannelBook, message: InboundMessage) -> LearnerCommand | None:
     """The learner's command in this message: in its text, or in a mail's subject when the body says
     nothing. None when the message may not be answered."""
-    if not answerable(message) or message.attachments:
+    if not answerable(channels, message) or message.attachments:
         return None  # a photo or file captioned with a command is kept as a message, not dropped
     text = message.text if message.text.strip() else (message.subject or "")
     return parse_command(text)
@@ -119,7 +121,11 @@ async def carry_out(
 async def receive_message(intake: Intake, message: InboundMessage, now: datetime) -> IntakeResult:
     """Intake, after `/new` alone: the message that follows it opens a separate complaint (an act on a
     ticket, `/confirm`, a score button, is not that message)."""
-    if not answerable(message) or message.new_ticket or message.text.lstrip().startswith("/"):
+    if (
+        not answerable(intake.core.channels, message)
+        or message.new_ticket
+        or message.text.lstrip().startswith("/")
+    ):
         return await intake.receive(message, now)
     key = _next_is_new(intake.core, message)
     # Used up before intake, in one statement: of two messages right after `/new`, one opens the

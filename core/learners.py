@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from core.callback import REPLYABLE
+from core.capabilities import ChannelBook
+from core.contact_kinds import EMAIL, PHONE, contact_kind
+from core.context import CoreContext
 from core.messages import InboundMessage
 from core.models import Learner, LearnerIdentity
 from core.privacy import Vault, mask, normalize
@@ -55,8 +57,8 @@ def find_or_create(
     sender is who they say), the phone or e-mail the message carries neither links nor is recorded."""
     address_index = vault.blind_index(message.channel, message.sender_id)
     identity = session.scalar(_IDENTITY, {"channel": message.channel, "address_index": address_index})
-    phone_index = _index(vault, "phone", message.phone) if proven else None
-    email_index = _index(vault, "email", message.email) if proven else None
+    phone_index = _index(vault, PHONE, message.phone) if proven else None
+    email_index = _index(vault, EMAIL, message.email) if proven else None
     new = False
     if identity is not None:
         learner = session.get_one(Learner, identity.learner_id)
@@ -95,11 +97,13 @@ def find_or_create(
     return learner, identity, new
 
 
-def capped(session: Session, message: InboundMessage, cap: int, now: datetime) -> InboundMessage:
+def capped(
+    session: Session, channels: ChannelBook, message: InboundMessage, cap: int, now: datetime
+) -> InboundMessage:
     """An unproven sender's first message, left unanswered when more than `cap` unknown addresses of
     its channel wrote this hour: a forged From would make us write to strangers in bulk (backscatter).
     Staff see the rest. Only for channels we answer in writing."""
-    if not cap or message.channel not in REPLYABLE:
+    if not cap or not channels.of(message.channel).writes_back:
         return message
     since = now - timedelta(hours=1)
     seen = session.scalar(
@@ -131,18 +135,18 @@ def _known_learner(session: Session, phone_index: str | None, email_index: str |
     return None
 
 
-def masked_label(vault: Vault, learner: Learner, identity: LearnerIdentity | None) -> str:
-    """How staff see a learner: name, else phone, else e-mail, else the channel address, always masked."""
+def masked_label(core: CoreContext, learner: Learner, identity: LearnerIdentity | None) -> str:
+    """How staff see a learner: name, else phone, else e-mail, else the channel address, always masked
+    as the kind of address the channel's sender ids are."""
+    vault = core.vault
     for kind, token in (
         ("name", learner.name_enc),
-        ("phone", learner.phone_enc),
-        ("email", learner.email_enc),
+        (PHONE, learner.phone_enc),
+        (EMAIL, learner.email_enc),
     ):
         if token:
             return mask(kind, vault.decrypt(token))
     if identity is not None:
-        kind = (
-            "email" if identity.channel == "email" else "phone" if identity.channel == "voicemail" else "id"
-        )
+        kind = contact_kind(core.channels.of(identity.channel).address)
         return mask(kind, vault.decrypt(identity.address_enc))
     return "—"

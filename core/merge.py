@@ -17,16 +17,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
-from core.callback import REPLYABLE
 from core.cards import refresh_card
 from core.classify import MAJOR
 from core.context import CoreContext
-from core.models import Clock, Event, LearnerIdentity, Message, Staff, Ticket
+from core.merge_notice import tell_learner
+from core.models import Clock, Event, Message, Staff, Ticket
 from core.models_delivery import OutboxRow
 from core.models_records import TicketMerge
-from core.outbox import SENT, enqueue
+from core.outbox import SENT
 from core.ticket_moves import staff_actor
-from core.ticket_queries import latest_inbound_ref
 from core.workflow import CLOSED, MANAGER, NotAllowed, WorkflowError, check
 
 # Details the kept ticket takes from the merged one when it has none of its own.
@@ -132,7 +131,7 @@ async def merge(
     record = TicketMerge(kept_id=kept.id, merged_id=merged.id, at=now, actor=actor, undo=undo)
     session.add(record)
     await session.flush()
-    await _tell_learner(core, session, kept, merged, f"merge:{record.id}", "merged.txt", now)
+    await tell_learner(core, session, kept, merged, f"merge:{record.id}", "merged.txt", now)
     await refresh_card(core, session, merged, "merge", merged_event.id, now)
     await refresh_card(core, session, kept, "merge", kept_event.id, now)
     await session.flush()
@@ -199,58 +198,6 @@ async def _watermarks(session: AsyncSession, *tickets: Ticket) -> tuple[int, int
     message = await session.scalar(select(func.max(Message.id)).where(Message.ticket_id.in_(ids)))
     event = await session.scalar(select(func.max(Event.id)).where(Event.ticket_id.in_(ids)))
     return int(message or 0), int(event or 0)
-
-
-async def _tell_learner(
-    core: CoreContext,
-    session: AsyncSession,
-    kept: Ticket,
-    merged: Ticket,
-    key: str,
-    template: str,
-    now: datetime,
-) -> int:
-    """Once on each channel the merged ticket's learner wrote on, in either ticket (their latest address
-    there): which number to keep."""
-    senders = await session.execute(
-        select(LearnerIdentity, func.max(Message.id))
-        .join(
-            Message,
-            (Message.channel == LearnerIdentity.channel)
-            & (Message.sender_index == LearnerIdentity.address_index),
-        )
-        .where(
-            Message.ticket_id.in_((kept.id, merged.id)),
-            Message.direction == "in",
-            # The merged ticket's learner: the one whose number changes (another learner's stays).
-            LearnerIdentity.learner_id == merged.learner_id,
-        )
-        .group_by(LearnerIdentity.id)
-        .order_by(func.max(Message.id).desc())
-    )
-    told: set[str] = set()
-    for identity, _ in senders.all():
-        channel, address = identity.channel, core.vault.decrypt(identity.address_enc)
-        if channel == "staff" and "@" in address:  # logged by staff with an e-mail address
-            channel = "email"
-        if channel not in REPLYABLE or channel in told:
-            continue
-        told.add(channel)
-        locale = merged.locale
-        enqueue(
-            session,
-            core.vault,
-            key=f"{key}:{channel}",
-            channel=channel,
-            recipient=address,
-            kind="notice",
-            text=core.templates.render(locale, template, kept=kept.number, merged=merged.number),
-            now=now,
-            ticket=kept,
-            reply_to=await latest_inbound_ref(session, kept.id, channel) if channel == "email" else None,
-            meta={"ticket_number": kept.number},
-        )
-    return len(told)
 
 
 async def last_merge(session: AsyncSession, ticket: Ticket) -> TicketMerge | None:
@@ -323,7 +270,7 @@ async def unmerge(
     ]
     session.add_all(events)
     await session.flush()
-    await _tell_learner(core, session, kept, merged, f"unmerge:{record.id}", "unmerged.txt", now)
+    await tell_learner(core, session, kept, merged, f"unmerge:{record.id}", "unmerged.txt", now)
     await refresh_card(core, session, merged, "unmerge", events[1].id, now)
     await refresh_card(core, session, kept, "unmerge", events[0].id, now)
     return record

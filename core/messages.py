@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-CHANNELS = ("wechat", "telegram", "email", "voicemail", "staff")
+# The channel of complaints staff log on a learner's behalf (/log): no platform, so no capabilities
+# (`ChannelBook.of` answers it can do nothing); its identities hold the phone or e-mail staff noted.
+STAFF_LOGGED = "staff"
 _KEY_LIMIT = 255  # the width of the database columns that hold platform ids
 
 

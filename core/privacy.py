@@ -13,6 +13,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from core.contact_kinds import EMAIL, PHONE
+
 __all__ = [
     "PrivacyKeyError",
     "Vault",
@@ -131,12 +133,12 @@ def _kind(kind: str) -> str:
 def normalize(kind: str, value: str) -> str:
     """Canonical form for comparison and blind indexes: phone digits, lower-case e-mail, else stripped."""
     kind = _kind(kind)
-    if kind == "phone":
+    if kind == PHONE:
         # NFKC first: full-width digits typed with a Chinese IME become ASCII.
         digits = "".join(ch for ch in unicodedata.normalize("NFKC", value) if "0" <= ch <= "9")
         mobile = _CN_MOBILE_WITH_CC.fullmatch(digits)
         return mobile.group(1) if mobile else digits
-    if kind == "email":
+    if kind == EMAIL:
         return value.strip().lower()
     return value.strip()
 
@@ -150,7 +152,7 @@ def mask_phone(phone: str) -> str:
     """Shows staff enough to recognise a number: "138****8000"; short numbers only "****12"."""
     if not phone.strip():
         return ""
-    digits = normalize("phone", phone)
+    digits = normalize(PHONE, phone)
     if len(digits) >= 11:
         # A fixed four stars also hide how long the number is.
         return f"{digits[:3]}****{digits[-4:]}"
@@ -184,9 +186,9 @@ def mask_name(name: str) -> str:
 def mask(kind: str, value: str) -> str:
     """Masked value for staff screens: phone, email and name by their own rules, else first char + "***"."""
     kind = _kind(kind)
-    if kind == "phone":
+    if kind == PHONE:
         return mask_phone(value)
-    if kind == "email":
+    if kind == EMAIL:
         return mask_email(value)
     if kind == "name":
         return mask_name(value)

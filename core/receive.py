@@ -56,7 +56,7 @@ async def receive_or_keep(
         unparsed_id = await keep_unparsed(intake.core, item.channel, item.key, item.raw, item.reason, now)
         return Kept(unparsed_id, item.reason)
     try:
-        command = command_of(item)
+        command = command_of(intake.core.channels, item)
         if command is not None:
             return await carry_out(intake, item, command, now, locale=locale)
         return await receive_message(intake, item, now)

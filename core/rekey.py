@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import KeyedColumnElement
 
+from core.contact_kinds import CONTACT_KINDS
 from core.keycheck import FINGERPRINT, fingerprint
 from core.models import Base, Learner, LearnerIdentity, Message, Ticket
 from core.models_delivery import ChannelState, OutboxRow, Unparsed
@@ -174,7 +175,7 @@ def _indexes(
     """The row's blind indexes, recomputed from its decrypted values under `target`."""
     changes: dict[str, Any] = {}
     if model is Learner:
-        for kind in ("phone", "email"):
+        for kind in CONTACT_KINDS:
             if values[f"{kind}_index"] and values[f"{kind}_enc"]:
                 changes[f"{kind}_index"] = target.blind_index(kind, vault.decrypt(values[f"{kind}_enc"]))
     elif model is LearnerIdentity:

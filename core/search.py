@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
+from core.messages import STAFF_LOGGED
 from core.models import Event, Learner, LearnerIdentity, Ticket
 from core.privacy import PrivacyKeyError
 from core.ticket_queries import overdue
@@ -149,7 +150,9 @@ async def _phone_ends(
     """The learner's phone, the contact given on the ticket, the caller's number, or a number the
     complaint quotes (masked in its summary, as staff saw it: 138****8000) ends in `tail`."""
     numbers = [_reveal(core, learner.phone_enc), _reveal(core, ticket.contact_enc)]
-    if ticket.channel in ("voicemail", "staff") and ticket.identity_id is not None:
+    # A caller's number, or the contact staff logged, is the identity's address itself.
+    by_phone = ticket.channel == STAFF_LOGGED or core.channels.of(ticket.channel).address == "phone"
+    if by_phone and ticket.identity_id is not None:
         identity = await session.get(LearnerIdentity, ticket.identity_id)
         numbers.append(_reveal(core, identity.address_enc) if identity else "")
     if any(len(d := _digits(n)) >= 7 and d.endswith(tail) for n in numbers):

@@ -22,6 +22,7 @@ from core.models import Clock, Event, Staff, Ticket
 from core.numbering import allocate_number
 from core.outbox import enqueue
 from core.privacy import redact
+from core.reach import private_address
 from core.workflow import LEARNER, ROUTED, Actor, NotAllowed, WorkflowError
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ async def open_second_instance(
         "result": ticket.result,
         "claim_due": core.local_text(claim.due_at),
     }
-    for audience, (channel, recipient) in (await _staff_audience(session, ticket, department)).items():
+    for audience, (channel, recipient) in (await _staff_audience(core, session, ticket, department)).items():
         enqueue(
             session,
             core.vault,
@@ -175,15 +176,13 @@ async def _open_child(core: CoreContext, session: AsyncSession, ticket: Ticket, 
 
 
 async def _staff_audience(
-    session: AsyncSession, ticket: Ticket, department: str
+    core: CoreContext, session: AsyncSession, ticket: Ticket, department: str
 ) -> dict[str, tuple[str, str]]:
     """Who hears of the appeal: the reviewing department (why, and the first result), the original's
-    owner (privately when we know their Telegram id, else in their department's chat), the managers."""
+    owner (privately when a channel reaches them, else in their department's chat), the managers."""
     owner = await session.get(Staff, ticket.owner_staff_id) if ticket.owner_staff_id else None
-    if owner is not None and owner.active and owner.telegram_id:
-        to_owner = ("telegram", owner.telegram_id)
-    else:
-        to_owner = ("staff", ticket.department)
+    privately = private_address(core.channels, owner) if owner is not None and owner.active else None
+    to_owner = privately or ("staff", ticket.department)
     return {"reviewer": ("staff", department), "owner": to_owner, "managers": ("staff", "managers")}
 
 

@@ -29,6 +29,7 @@ from core.context import CoreContext
 from core.db import transaction
 from core.models import Base, Clock, Event, Staff, Ticket
 from core.outbox import enqueue
+from core.reach import private_address
 from core.workflow import HEAD, OPEN_STATES
 from scheduler.duty import DutyReport
 
@@ -160,7 +161,8 @@ async def _handle(
         due = core.local_text(clock.due_at)
         for step in step_plan.steps:
             channel, recipient, who = _recipient(core, step, ticket, owners, heads)
-            fallback = ticket.department if channel == "telegram" else ""
+            # A private message that cannot be delivered goes to the department's chat instead.
+            fallback = ticket.department if channel != "staff" else ""
             batches[(channel, recipient, fallback)].append(
                 Alert(ticket.number, clock.stage, step, due, clock.id)
             )
@@ -216,8 +218,8 @@ async def _staff(session: AsyncSession, ids: set[int]) -> dict[int, Staff]:
 def _recipient(
     core: CoreContext, step: str, ticket: Ticket, owners: dict[int, Staff], heads: dict[str, list[Staff]]
 ) -> tuple[str, str, str]:
-    """(channel, recipient, label): a person privately on Telegram when we know their id, else the
-    department's staff chat; level 2 always goes to the managers' chat."""
+    """(channel, recipient, label): a person privately when a channel reaches them (`core.reach`),
+    else the department's staff chat; level 2 always goes to the managers' chat."""
     department = ticket.department
     if step == LEVEL2:
         return "staff", "managers", "managers"
@@ -228,8 +230,9 @@ def _recipient(
     else:
         people = heads.get(department, [])
         person, role = (people[0] if people else None), f"{department} head"
-    if person is not None and person.telegram_id:
-        return "telegram", person.telegram_id, f"{person.name} ({role})"
+    privately = private_address(core.channels, person) if person is not None else None
+    if person is not None and privately is not None:
+        return *privately, f"{person.name} ({role})"
     label = f"{core.department_name(department)} chat" + (f" ({role} {person.name})" if person else "")
     return "staff", department, label
 

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.app import channel_book
 from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.db import create_engine, session_factory, upgrade
@@ -172,6 +173,7 @@ async def core(db: Database, vault: Vault) -> AsyncIterator[CoreContext]:
         policy=parse_policy(),
         vault=vault,
         templates=Templates(),
+        channels=channel_book(),
         department_names=DEPARTMENTS,
     )
     yield context

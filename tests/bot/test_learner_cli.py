@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import channel_book
 from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.intake import Intake
@@ -79,6 +80,7 @@ class Site:
                 policy=parse_policy(),
                 vault=Vault([self.key]),
                 templates=Templates(),
+                channels=channel_book(),
                 department_names=DEPARTMENTS,
             )
             try:

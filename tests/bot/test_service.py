@@ -16,6 +16,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from bot.app import channel_book
 from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.db import create_engine, session_factory
@@ -159,7 +160,11 @@ def test_run_reports_what_waits_in_the_outbox_and_why(first_run: Stopped, site: 
     async def complain() -> str:
         engine = create_engine(f"sqlite+aiosqlite:///{site / 'var' / 'complaintbot.db'}")
         core = CoreContext(
-            sessions=session_factory(engine), policy=parse_policy(), vault=Vault([key]), templates=Templates()
+            sessions=session_factory(engine),
+            policy=parse_policy(),
+            vault=Vault([key]),
+            templates=Templates(),
+            channels=channel_book(),
         )
         try:
             now = datetime.now(UTC)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from bot.app import channel_book
 from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.intake import Intake
@@ -38,7 +39,11 @@ async def writer(intake: Intake, tag: str, writer_id: int, count: int) -> None:
 async def main(url: str, key: str, writers: int, count: int, tag: str) -> None:
     engine = create_engine(url)
     core = CoreContext(
-        sessions=session_factory(engine), policy=parse_policy(), vault=Vault([key]), templates=Templates()
+        sessions=session_factory(engine),
+        policy=parse_policy(),
+        vault=Vault([key]),
+        templates=Templates(),
+        channels=channel_book(),
     )
     intake = Intake(core)
     await asyncio.gather(*(writer(intake, tag, w, count) for w in range(writers)))

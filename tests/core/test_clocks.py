@@ -7,6 +7,7 @@ import logging
 import pytest
 from sqlalchemy import select
 
+from bot.app import channel_book
 from channels.fake import FakeChannel
 from core.calendar import BusinessCalendar
 from core.clocks import ClockKeeper
@@ -98,7 +99,13 @@ async def test_policy_file_holidays_and_round_the_clock_override_the_defaults(
         hours = 2
         """
     )
-    custom = CoreContext(sessions=core.sessions, policy=policy, vault=core.vault, templates=Templates())
+    custom = CoreContext(
+        sessions=core.sessions,
+        policy=policy,
+        vault=core.vault,
+        templates=Templates(),
+        channels=channel_book(),
+    )
     try:
         number = await _complain(Intake(custom), learner_channel, "2026-11-24 17:00")
     finally:

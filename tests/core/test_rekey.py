@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from bot.app import channel_book
 from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.intake import Intake
@@ -33,6 +34,7 @@ def context(db: Database, keys: list[str]) -> CoreContext:
         policy=parse_policy(),
         vault=Vault(keys),
         templates=Templates(),
+        channels=channel_book(),
         department_names=DEPARTMENTS,
     )
 

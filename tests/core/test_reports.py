@@ -20,6 +20,7 @@ import pypdf
 import pytest
 from sqlalchemy import func, select
 
+from bot.app import channel_book
 from core.context import CoreContext
 from core.credit import compute_grades, quarter_grades
 from core.db import create_engine, session_factory
@@ -52,6 +53,7 @@ def _core(path: Path, key: str) -> CoreContext:
         policy=parse_policy(),
         vault=Vault([key]),
         templates=Templates(),
+        channels=channel_book(),
         department_names=DEPARTMENTS,
     )
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Connection, event, func, insert, select
 from sqlalchemy.orm import Session
 
-import core.intake as intake_module
+import core.intake_open as intake_module
 from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.db import create_engine

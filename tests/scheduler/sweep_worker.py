@@ -10,6 +10,7 @@ import asyncio
 import sys
 from datetime import datetime, timedelta
 
+from bot.app import channel_book
 from core.context import CoreContext
 from core.db import create_engine, session_factory
 from core.policy import parse_policy
@@ -21,7 +22,11 @@ from scheduler.sweep import sweep
 async def main(url: str, key: str, start: str, end: str, step_minutes: int) -> int:
     engine = create_engine(url)
     core = CoreContext(
-        sessions=session_factory(engine), policy=parse_policy(), vault=Vault([key]), templates=Templates()
+        sessions=session_factory(engine),
+        policy=parse_policy(),
+        vault=Vault([key]),
+        templates=Templates(),
+        channels=channel_book(),
     )
     now, stop, actions = datetime.fromisoformat(start), datetime.fromisoformat(end), 0
     try:

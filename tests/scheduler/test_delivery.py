@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.app import channel_book
 from channels.fake import FakeChannel
 from core.context import CoreContext
 from core.db import create_engine, outbox_signal, session_factory
@@ -137,7 +138,11 @@ async def test_another_instances_commit_wakes_this_one_through_postgres(
     # The other instance: its own engine, sessions and signal; only this one delivers.
     engine = create_engine(db.url)
     here = CoreContext(
-        sessions=session_factory(engine), policy=parse_policy(), vault=core.vault, templates=Templates()
+        sessions=session_factory(engine),
+        policy=parse_policy(),
+        vault=core.vault,
+        templates=Templates(),
+        channels=channel_book(),
     )
     inbox = Inbox()
     dispatcher = Dispatcher(here.sessions, here.vault, {"telegram": inbox})

@@ -73,6 +73,7 @@ async def test_the_report_goes_to_the_managers_once_with_the_pdf_and_the_grades(
         policy=core.policy,
         vault=core.vault,
         templates=Templates(),
+        channels=core.channels,
         department_names=DEPARTMENTS,
     )
     try:

@@ -133,6 +133,7 @@ async def test_two_instances_at_once_anonymise_each_ticket_once(
         policy=core.policy,
         vault=core.vault,
         templates=core.templates,
+        channels=core.channels,
         department_names=core.department_names,
     )
     try:

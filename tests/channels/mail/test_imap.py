@@ -330,6 +330,7 @@ async def test_two_instances_reading_one_mailbox_create_each_ticket_once(
         policy=core.policy,
         vault=core.vault,
         templates=Templates(),
+        channels=core.channels,
         department_names=DEPARTMENTS,
     )
     try:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot.app import channel_book
 from channels.voicemail.parse import MAX_BYTES, parse_transcript
 from channels.voicemail.spool import SpoolInbox, SpoolReport
 from core.context import CoreContext
@@ -307,7 +308,11 @@ async def test_run_takes_the_backlog_then_each_new_file_within_seconds(
 async def _worker(url: str, key: str, directory: str) -> None:
     engine = create_engine(url)
     core = CoreContext(
-        sessions=session_factory(engine), policy=parse_policy(), vault=Vault([key]), templates=Templates()
+        sessions=session_factory(engine),
+        policy=parse_policy(),
+        vault=Vault([key]),
+        templates=Templates(),
+        channels=channel_book(),
     )
     report = await SpoolInbox(Path(directory), Intake(core), core).scan_once(NOW)
     await core.close()
