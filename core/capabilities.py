@@ -12,7 +12,8 @@ from typing import Literal
 from core.text_limits import TextLimit
 
 # What a learner's address on a channel is: a platform id (a chat id, an OpenID), an e-mail address
-# ("mailbox") or a phone number. The kind decides how it is indexed for finding the learner again and how it is masked.
+# ("mailbox") or a phone number. The kind decides how it is indexed for finding the learner again and
+# how it is masked.
 AddressKind = Literal["id", "mailbox", "phone"]
 
 
