@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.staff_commands import StaffChats, StaffCommands
-from bot.telegram import TelegramUpdates
+from bot.telegram import TelegramUpdates, staff_request
 from bot.voicemail_web import voicemail_webhook
 from bot.web import create_app
 from channels.mail.maildir import MaildirSource
@@ -245,7 +245,7 @@ async def test_any_staff_command_is_answered_and_crashes_nothing(
         command, args.strip(), STAFF_CHAT, TEACHER, "王老师", None, None, message_id, message_id
     )
     before = await _answers(core)
-    await telegram.staff(event, NOW)  # a refusal is an answer, never an exception
+    await telegram.staff(staff_request(event), NOW)  # a refusal is an answer, never an exception
     assert await _answers(core) > before  # and every command is answered, if only with a refusal
 
 
