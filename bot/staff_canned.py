@@ -9,12 +9,12 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import BadCommand, Refused
-from channels.telegram.events import ButtonPress, StaffCommand
 from core import canned
 from core.clocks import current_due
 from core.context import CoreContext
 from core.models import Staff, Ticket
 from core.staff import DEPARTMENTS
+from core.staff_requests import StaffRequest
 from core.ticket_moves import staff_actor
 from core.workflow import MANAGER
 
@@ -43,7 +43,7 @@ async def canned_command(
     core: CoreContext,
     session: AsyncSession,
     staff: Staff,
-    event: StaffCommand | ButtonPress,
+    request: StaffRequest,
     args: str,
     now: datetime,
 ) -> str:

@@ -9,12 +9,12 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import LIST_LIMIT, BadCommand
-from channels.telegram.events import ButtonPress, StaffCommand
 from core.clocks import current_due
 from core.context import CoreContext
 from core.models import Staff
 from core.privacy import redact
 from core.search import SearchError, found_by_contact, parse_query, search_tickets
+from core.staff_requests import StaffRequest
 from core.ticket_moves import staff_actor
 from core.workflow import MANAGER
 
@@ -23,7 +23,7 @@ async def find_command(
     core: CoreContext,
     session: AsyncSession,
     staff: Staff,
-    event: StaffCommand | ButtonPress,
+    request: StaffRequest,
     args: str,
     now: datetime,
 ) -> str:
@@ -35,7 +35,7 @@ async def find_command(
     found = await search_tickets(core, session, query, department=department, limit=LIST_LIMIT)
     tickets, total, note = found.tickets, found.total, f" {found.note}" if found.note else ""
     if query.phone_tail is not None:
-        how = f"found by /find phone tail {query.phone_tail} in Telegram chat {event.chat_id}"
+        how = f"found by /find phone tail {query.phone_tail} in {request.where.label}"
         found_by_contact(session, tickets, staff_actor(staff).label, now, how)
     where = department or "all departments"
     if not tickets:

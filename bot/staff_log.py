@@ -1,7 +1,7 @@
 """`/log <channel> <contact> <text>`: a complaint received in person or by phone, entered by staff.
 
-It goes through intake like any message (channel "staff"; the Telegram message is the idempotency key,
-so a redelivered update opens nothing twice), and the staff member who logged it becomes the ticket's
+It goes through intake like any message (channel "staff"; the staff member's message is the idempotency
+key, so a redelivered request opens nothing twice), and the staff member who logged it becomes the ticket's
 first contact (首接责任人, POLICY.md §2).
 """
 
@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.staff_queries import BadCommand
-from channels.telegram.events import StaffCommand
 from core.context import CoreContext
 from core.intake import Intake
 from core.messages import InboundMessage
 from core.models import Staff, Ticket
 from core.privacy import mask, normalize
 from core.receive import Kept, receive_or_keep
+from core.staff_requests import StaffRequest
 from core.ticket_moves import set_first_contact
 from core.ticket_queries import opening_message_id
 
@@ -54,19 +54,25 @@ def parse_log(args: str) -> LoggedComplaint:
 
 
 async def log_complaint(
-    core: CoreContext, intake: Intake, staff: Staff, event: StaffCommand, args: str, now: datetime
+    core: CoreContext, intake: Intake, staff: Staff, request: StaffRequest, args: str, now: datetime
 ) -> str:
     logged = parse_log(args)
+    # The staff member's message, unique on its channel, keys the learner's: a redelivery is a duplicate.
+    said = request.message_ref or request.key
     message = InboundMessage(
         channel="staff",
-        external_id=f"log:{event.chat_id}:{event.message_id}",
+        external_id=f"log:{request.where.channel}:{said}",
         sender_id=logged.contact,
         text=logged.text,
         received_at=now,
         phone=logged.contact if logged.kind == "phone" else None,
         email=logged.contact if logged.kind == "email" else None,
         new_ticket=True,  # staff log a complaint: never a continuation of another one
-        raw={"logged_via": logged.via, "staff_id": staff.id, "telegram_update_id": event.update_id},
+        raw={
+            "logged_via": logged.via,
+            "staff_id": staff.id,
+            "request": f"{request.where.channel}:{request.key}",
+        },
     )
     result = await receive_or_keep(intake, message, now)
     if isinstance(result, Kept):

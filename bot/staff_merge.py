@@ -8,13 +8,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import BadCommand
-from channels.telegram.events import ButtonPress, StaffCommand
 from core.cards import card_text
 from core.context import CoreContext
 from core.flood import post_card
 from core.merge import merge, unmerge
 from core.models import Staff, Ticket
 from core.outbox import enqueue
+from core.staff_requests import StaffRequest
 from core.ticket_queries import get_ticket
 
 
@@ -29,7 +29,7 @@ async def merge_command(
     core: CoreContext,
     session: AsyncSession,
     staff: Staff,
-    event: StaffCommand | ButtonPress,
+    request: StaffRequest,
     args: str,
     now: datetime,
 ) -> str:
@@ -49,7 +49,7 @@ async def unmerge_command(
     core: CoreContext,
     session: AsyncSession,
     staff: Staff,
-    event: StaffCommand | ButtonPress,
+    request: StaffRequest,
     args: str,
     now: datetime,
 ) -> str:
@@ -66,7 +66,7 @@ async def card_command(
     core: CoreContext,
     session: AsyncSession,
     staff: Staff,
-    event: StaffCommand | ButtonPress,
+    request: StaffRequest,
     args: str,
     now: datetime,
 ) -> str:
@@ -74,14 +74,13 @@ async def card_command(
     ticket = tickets[0]
     if await post_card(core, session, ticket, now):
         return f"🗂 {ticket.number}: card posted in the {ticket.department} chat"
-    if not staff.telegram_id:
-        return f"🗂 {ticket.number}: its card is in the {ticket.department} chat already"
+    # A copy to the asker privately, on the channel they asked from.
     enqueue(
         session,
         core.vault,
-        key=f"telegram:{event.update_id}:card",
-        channel="telegram",
-        recipient=str(staff.telegram_id),
+        key=request.outbox_key("card"),
+        channel=request.who.channel,
+        recipient=request.who.address,
         kind="notice-staff",
         text=await card_text(core, session, ticket),
         now=now,

@@ -144,3 +144,16 @@ async def find_by_telegram(
     if active_only:
         query = query.where(Staff.active.is_(True))
     return await session.scalar(query)
+
+
+async def find_by_address(
+    session: AsyncSession, field: str, address: str, *, active_only: bool = True
+) -> Staff | None:
+    """The member whose directory `field` (a channel's `Capabilities.staff_address`) holds `address`."""
+    column = Staff.__table__.columns.get(field)
+    if column is None:
+        raise ValueError(f"the staff directory has no field {field!r}")
+    query = select(Staff).where(column == address)
+    if active_only:
+        query = query.where(Staff.active.is_(True))
+    return await session.scalar(query.order_by(Staff.id).limit(1))

@@ -7,7 +7,7 @@
         assert server.messages_to(5001)[0]["text"].startswith("已收到")
 
 The server is Starlette served by uvicorn on 127.0.0.1 (a free port) as a task in the running event
-loop. It answers like api.telegram.org: the same routes (``/bot<token>/<method>``,
+loop (`standins.server`). It answers like api.telegram.org: the same routes (``/bot<token>/<method>``,
 ``/file/bot<token>/<path>``), the same request encodings (JSON, urlencoded and multipart form data,
 with nested values as JSON strings, which is what PTB sends), the same envelopes
 (``{"ok": true, "result": ...}`` / ``{"ok": false, "error_code": ..., "description": ...}``) and the
@@ -25,9 +25,8 @@ import hashlib
 import itertools
 import json
 import re
-import socket
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http import HTTPStatus
@@ -37,13 +36,13 @@ from urllib.parse import parse_qsl
 
 import httpx
 import telegram
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from standins.botapi_markup import MarkupError, check_reply_markup, command_entities, render_text
+from standins.server import LoopbackServer
 
 JSONDict = dict[str, Any]
 Handler = Callable[[JSONDict], Awaitable[Any]]
@@ -198,14 +197,6 @@ class _Chat:
         return data
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: Ctrl-C stays with pytest."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 def _json_response(status: int, payload: JSONDict) -> Response:
     return JSONResponse(payload, status_code=status)
 
@@ -358,8 +349,7 @@ class BotApiServer:
         self._blocked: set[int] = set()
         self._changed = asyncio.Event()
         self._closing = False
-        self._server: _QuietServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http = LoopbackServer("Bot API stand-in", host)
 
         self._handlers: dict[str, Handler] = {}
         self._names: dict[str, str] = {}
@@ -424,51 +414,16 @@ class BotApiServer:
 
     async def start(self, *, startup_timeout: float = 30.0) -> None:
         """Bind a free port on ``host`` and serve until :meth:`stop`; returns once uvicorn accepts."""
-        if self._task is not None:
+        if self._http.running:
             raise RuntimeError("BotApiServer already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self.app(),
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
         self._closing = False
-        self._server = _QuietServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="botapi-stand-in")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + startup_timeout
-        while not self._server.started:
-            if self._task.done():
-                sock.close()
-                await self._task  # re-raises what stopped uvicorn
-                raise RuntimeError("the Bot API stand-in stopped during startup")
-            if loop.time() > deadline:
-                await self.stop()
-                raise TimeoutError("the Bot API stand-in did not start in time")
-            await asyncio.sleep(0.005)
+        self.port = await self._http.start(self.app(), startup_timeout=startup_timeout)
 
     async def stop(self) -> None:
         """Wake every long poll (it answers with no updates) and shut uvicorn down."""
         self._closing = True
         self._notify()
-        server, task = self._server, self._task
-        self._server = self._task = None
-        if server is None or task is None:
-            return
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(task, timeout=5)
-        except TimeoutError:
-            server.force_exit = True
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._http.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -5,10 +5,10 @@
         ...                                                    # run the code under test
         assert api.custom_messages[0]["touser"] == "o-learner"
 
-Starlette served by uvicorn on 127.0.0.1 (a free port) as a task of the running event loop; wechatpy's
-blocking calls run in worker threads, so the loop stays free to answer them. Routes and answers as
-api.weixin.qq.com and qyapi.weixin.qq.com give them: HTTP 200 with `{"errcode": 0, "errmsg": "ok"}` or
-an error code.
+Starlette served by uvicorn on 127.0.0.1 (a free port) as a task of the running event loop
+(`standins.server`); wechatpy's blocking calls run in worker threads, so the loop stays free to answer
+them. Routes and answers as api.weixin.qq.com and qyapi.weixin.qq.com give them: HTTP 200 with
+`{"errcode": 0, "errmsg": "ok"}` or an error code.
 
 - `GET /cgi-bin/token?grant_type=client_credential&appid=&secret=` issues `TOKEN-1`, `TOKEN-2`...
   (7200 s); a wrong appid is 40013, a wrong secret 40125.
@@ -24,22 +24,19 @@ an error code.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import json
-import socket
-from collections.abc import Generator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from standins.server import LoopbackServer
 
 JSONDict = dict[str, Any]
 
@@ -78,14 +75,6 @@ class Call:
     errcode: int = 0
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: Ctrl-C stays with pytest."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 class WechatApiServer:
     """The stand-in. Observe `calls`, `token_calls`, `custom_messages`, `template_messages`,
     `robot_posts`; shape it with `fail_next`, `revoke_tokens`, `expire_tokens`, `close_window`,
@@ -108,8 +97,7 @@ class WechatApiServer:
         self.closed_windows: set[str] = set()
         self._failures: dict[str, list[tuple[int, str | None]]] = {}
         self._http_failures: dict[str, list[int]] = {}
-        self._server: _QuietServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http = LoopbackServer("WeChat API stand-in", self.host)
 
     # ------------------------------------------------------------------ where it is
 
@@ -264,35 +252,11 @@ class WechatApiServer:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        self.port = int(sock.getsockname()[1])
         app = Starlette(routes=[Route("/cgi-bin/{endpoint:path}", self._handle, methods=["GET", "POST"])])
-        config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off")
-        self._server = _QuietServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="wechat-api-stand-in")
-        deadline = asyncio.get_running_loop().time() + 5
-        while not self._server.started:
-            if self._task.done():
-                await self._task
-                raise RuntimeError("the WeChat API stand-in stopped during startup")
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError("the WeChat API stand-in did not start in time")
-            await asyncio.sleep(0.005)
+        self.port = await self._http.start(app, startup_timeout=5)
 
     async def stop(self) -> None:
-        server, task = self._server, self._task
-        self._server = self._task = None
-        if server is None or task is None:
-            return
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(task, timeout=5)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._http.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()

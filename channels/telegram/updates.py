@@ -18,6 +18,7 @@ from channels.telegram.events import (
     StaffCommand,
     StaffText,
     Unusable,
+    external_id,
 )
 from channels.telegram.parse import parse_update
 from core.classify import detect_language
@@ -25,12 +26,34 @@ from core.context import CoreContext
 from core.intake import Intake
 from core.messages import InboundMessage
 from core.receive import Aside, Kept, receive_or_keep
+from core.staff_requests import Command, Place, Press, Said, StaffAddress, StaffRequest
 
 log = logging.getLogger(__name__)
 
-StaffHandler = Callable[[StaffCommand | StaffText | ButtonPress, datetime], Awaitable[None]]
+StaffHandler = Callable[[StaffRequest, datetime], Awaitable[None]]  # the staff-command layer
 AnswerCallback = Callable[[str, str], Awaitable[None]]  # (callback query id, toast text)
 TOAST_LIMIT = 190  # Telegram shows up to 200 characters in a callback answer
+
+
+# Staff work in Telegram groups: what they say or press there, as the staff-command layer reads it.
+def staff_request(event: StaffCommand | StaffText | ButtonPress) -> StaffRequest:
+    """A staff member's command, words or button press as a channel-neutral request: the update id
+    keys it (a redelivered update is the same request), the chat and forum topic are where it was
+    said, and the sender's user id is their address (the staff directory's `telegram_id`)."""
+    who = StaffAddress("telegram", str(event.user_id), event.user_name)
+    thread = None if event.thread_id is None else str(event.thread_id)
+    where = Place("telegram", str(event.chat_id), thread)
+    key = str(event.update_id)
+    if isinstance(event, ButtonPress):  # a press is no message of its own: the answer threads under none
+        return StaffRequest(who, where, Press(event.data, event.callback_id), key)
+    own = external_id(event.chat_id, event.message_id)
+    if isinstance(event, StaffText):
+        return StaffRequest(who, where, Said(event.text), key, message_ref=own)
+    replied = event.reply_to_message_id
+    reply_to = None if replied is None else external_id(event.chat_id, replied)
+    return StaffRequest(
+        who, where, Command(event.command, event.args), key, message_ref=own, reply_to=reply_to
+    )
 
 
 def learner_locale(message: InboundMessage) -> str:
@@ -78,7 +101,7 @@ class TelegramUpdates:
             # cards in groups, whose ids are never a user's.
             await self._learner_button(event, update, now)
         elif isinstance(event, StaffCommand | StaffText | ButtonPress):
-            await self.staff(event, now)
+            await self.staff(staff_request(event), now)
         elif isinstance(event, Unusable):
             raw = json.dumps(update, ensure_ascii=False, default=str)
             await receive_or_keep(self.intake, Aside("telegram", event.external_id, raw, event.reason), now)

@@ -32,7 +32,7 @@ from channels.mail.parse import MailError, parse_mail
 from channels.mail.reader import MailReader
 from channels.telegram.events import LearnerMessage, StaffCommand, Unusable
 from channels.telegram.parse import parse_update
-from channels.telegram.updates import TelegramUpdates
+from channels.telegram.updates import TelegramUpdates, staff_request
 from channels.voicemail.spool import SpoolInbox
 from channels.voicemail.webhook import voicemail_webhook
 from channels.wechat import parse as wechat
@@ -247,7 +247,7 @@ async def test_any_staff_command_is_answered_and_crashes_nothing(
         command, args.strip(), STAFF_CHAT, TEACHER, "王老师", None, None, message_id, message_id
     )
     before = await _answers(core)
-    await telegram.staff(event, NOW)  # a refusal is an answer, never an exception
+    await telegram.staff(staff_request(event), NOW)  # a refusal is an answer, never an exception
     assert await _answers(core) > before  # and every command is answered, if only with a refusal
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.staff_commands import StaffChats, StaffCommands
+from bot.staff_commands import StaffCommands
 from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from channels.telegram.updates import TelegramUpdates
@@ -21,6 +21,7 @@ from core.models import Message, Ticket
 from core.models_delivery import OutboxRow, Unparsed
 from core.numbers import find_ticket_numbers
 from core.staff import add_staff
+from core.staff_requests import StaffRooms
 from core.state import set_state
 from core.ticket_queries import get_ticket
 from standins.botapi import BotApiServer
@@ -46,7 +47,7 @@ class Rig:
 
 
 def _poller(core: CoreContext, bot: TelegramBot, rig_now: list[datetime], holder: str) -> TelegramPoller:
-    chats = StaffChats(departments={"teaching": TEACHING_CHAT}, default=STAFF_CHAT, managers=MANAGERS_CHAT)
+    chats = StaffRooms.on("telegram", {"teaching": TEACHING_CHAT}, default=STAFF_CHAT, managers=MANAGERS_CHAT)
 
     async def answer(callback_id: str, text: str) -> None:
         await bot.answer_callback_query(callback_id, text)

@@ -15,24 +15,9 @@ import httpx
 
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port
+from tests.channels.voicemail import recorded
 
 SECRET = "voicemail-test-secret"
-
-
-def _transcript(external_id: str, text: str) -> bytes:
-    return json.dumps(
-        {
-            "schema_version": 1,
-            "source": "asterisk",
-            "external_id": external_id,
-            "caller": "+8613812348000",
-            "received_at": "2026-11-22T22:14:00+08:00",
-            "transcript": text,
-            "transcript_status": "completed",
-            "duration_s": 20,
-        },
-        ensure_ascii=False,
-    ).encode()
 
 
 def _tickets(cwd: Path, env: dict[str, str]) -> list[dict[str, object]]:
@@ -68,9 +53,9 @@ def test_the_running_service_takes_voicemail_from_the_spool_and_the_webhook(tmp_
                 except httpx.TransportError:
                     time.sleep(0.1)
             # A producer writes into tmp/ and renames into new/, as INTERFACES.md asks.
-            (spool / "tmp" / "call-1.json").write_bytes(_transcript("1.1", "老师上课总是迟到"))
+            (spool / "tmp" / "call-1.json").write_bytes(recorded.body("asterisk_full"))
             (spool / "tmp" / "call-1.json").rename(spool / "new" / "call-1.json")
-            body = _transcript("1.2", "退费申请三个月了还没到账")
+            body = recorded.body("asterisk_minimal")  # another call, from another caller
             stamp = str(int(time.time()))
             signature = hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
             answer = httpx.post(

@@ -32,24 +32,15 @@ from core.outbox import payload_text
 from core.policy import parse_policy
 from core.privacy import Vault
 from core.templates import Templates
+from tests.channels.voicemail import recorded
 
-NOW = datetime(2026, 11, 22, 22, 14, tzinfo=ZoneInfo("Asia/Shanghai"))
+NOW = datetime(2026, 9, 30, 9, 58, tzinfo=ZoneInfo("Asia/Shanghai"))  # the recorded call's
 REPO = Path(__file__).resolve().parents[3]
 
 
 def transcript(**changes: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "schema_version": 1,
-        "source": "asterisk",
-        "external_id": "1700000000.42",
-        "caller": "+8613800138000",
-        "received_at": "2026-11-22T22:14:00+08:00",
-        "transcript": "我想投诉课程老师经常迟到",
-        "transcript_status": "completed",
-        "duration_s": 31,
-    }
-    fields.update(changes)
-    return {name: value for name, value in fields.items() if value is not None}
+    """The recorded transcript with the required fields only, changed (None: the field left out)."""
+    return recorded.transcript("asterisk_minimal", **changes)
 
 
 def drop(spool: Path, name: str, content: dict[str, Any] | bytes) -> None:
@@ -106,19 +97,19 @@ def inbox(spool: Path, intake: Intake, core: CoreContext) -> SpoolInbox:
 async def test_a_transcript_file_opens_a_ticket_and_moves_to_cur(
     inbox: SpoolInbox, spool: Path, core: CoreContext
 ) -> None:
-    drop(spool, "1700000000.M1P2.pbx", transcript())
+    drop(spool, "1790733480.M1P2.pbx", recorded.body("asterisk_minimal"))  # the job's bytes, as written
     assert await inbox.scan_once(NOW) == SpoolReport(taken=1)
     [ticket] = await tickets(core)
     assert ticket.channel == "voicemail"
-    assert await inbound_texts(core) == ["我想投诉课程老师经常迟到"]
-    assert names(spool / "cur") == ["1700000000.M1P2.pbx"]
+    assert await inbound_texts(core) == ["老师上课总是迟到，课时费也没有退，请给我回个电话"]
+    assert names(spool / "cur") == ["1790733480.M1P2.pbx"]
     assert names(spool / "new") == names(spool / "tmp") == names(spool / "failed") == []
 
 
 async def test_an_empty_or_failed_transcript_still_opens_a_ticket(
     inbox: SpoolInbox, spool: Path, core: CoreContext
 ) -> None:
-    drop(spool, "silent", transcript(transcript="", transcript_status="failed"))
+    drop(spool, "silent", recorded.body("asterisk_failed"))
     assert await inbox.scan_once(NOW) == SpoolReport(taken=1)
     assert len(await tickets(core)) == 1
     assert names(spool / "cur") == ["silent"]

@@ -1,5 +1,7 @@
 """`POST /voicemail`: signed transcripts and Twilio's transcription callback become tickets.
 
+The bodies are the recorded ones of `payloads/` (`recorded`), posted as they are or with a test's changes.
+
 Signatures are built here straight from the documented algorithms (ours in INTERFACES.md, Twilio's
 "validating requests"), not with the code under test; the app runs in-process via `httpx.ASGITransport`.
 """
@@ -17,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
@@ -33,28 +35,19 @@ from core.context import CoreContext
 from core.intake import Intake
 from core.models import Base, Clock, LearnerIdentity, Message, Ticket
 from core.models_delivery import OutboxRow, Unparsed
+from tests.channels.voicemail import recorded
 
 SECRET = "voicemail-shared-secret"
 TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"
 NOW = datetime(2026, 9, 30, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a working day
 URL = "http://testserver/voicemail"
-CALLER = "+8613800138000"
-RECORDING = "RE0123456789abcdef0123456789abcdef"
-COMPLAINT = "老师上课总是迟到，课时费也没有退，请给我回个电话"
+CALLER = recorded.transcript("asterisk_minimal")["caller"]  # Twilio's callback is from the same number
+COMPLAINT = recorded.transcript("asterisk_minimal")["transcript"]
+RECORDING = recorded.twilio("twilio_completed")["RecordingSid"]
 
 
 def transcript(**changes: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "schema_version": 1,
-        "source": "asterisk",
-        "external_id": "1727661480.42",
-        "caller": CALLER,
-        "received_at": "2026-09-30T09:58:00+08:00",
-        "transcript": COMPLAINT,
-        "transcript_status": "completed",
-        "duration_s": 41,
-    }
-    return fields | changes
+    return recorded.transcript("asterisk_minimal", **changes)
 
 
 def signed(body: bytes, *, secret: str = SECRET, at: datetime = NOW) -> dict[str, str]:
@@ -75,18 +68,7 @@ def twilio_signature(url: str, params: Mapping[str, str], token: str = TWILIO_TO
 
 
 def twilio_form(**changes: str) -> dict[str, str]:
-    form = {
-        "AccountSid": "AC0123456789abcdef0123456789abcdef",
-        "CallSid": "CA0123456789abcdef0123456789abcdef",
-        "RecordingSid": RECORDING,
-        "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/AC01/Recordings/{RECORDING}",
-        "TranscriptionSid": "TR0123456789abcdef0123456789abcdef",
-        "TranscriptionText": COMPLAINT,
-        "TranscriptionStatus": "completed",
-        "From": CALLER,
-        "To": "+862150001234",
-    }
-    return form | changes
+    return recorded.twilio("twilio_completed", **changes)
 
 
 @dataclass
@@ -94,16 +76,20 @@ class Rig:
     core: CoreContext
     client: httpx.AsyncClient
 
-    async def post_json(self, fields: Mapping[str, Any], **sign: Any) -> httpx.Response:
-        body = json.dumps(fields, ensure_ascii=False).encode()
+    async def post_json(self, fields: Mapping[str, Any] | bytes, **sign: Any) -> httpx.Response:
+        """Fields, or a recorded body as it is."""
+        body = fields if isinstance(fields, bytes) else json.dumps(fields, ensure_ascii=False).encode()
         return await self.client.post("/voicemail", content=body, headers=signed(body, **sign))
 
     async def post_twilio(
-        self, form: Mapping[str, str], signature: str | None = None, path: str = "/voicemail"
+        self, form: Mapping[str, str] | bytes, signature: str | None = None, path: str = "/voicemail"
     ) -> httpx.Response:
+        """Form fields, or a recorded body as it is, signed as Twilio signs (unless `signature` is given)."""
+        body = form if isinstance(form, bytes) else urlencode(form).encode()
+        fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        headers["X-Twilio-Signature"] = signature or twilio_signature(f"http://testserver{path}", form)
-        return await self.client.post(path, content=urlencode(form).encode(), headers=headers)
+        headers["X-Twilio-Signature"] = signature or twilio_signature(f"http://testserver{path}", fields)
+        return await self.client.post(path, content=body, headers=headers)
 
     async def snapshot(self) -> dict[str, int]:
         """Rows per table: "nothing stored" means this does not change."""
@@ -148,7 +134,7 @@ async def rig(serve: Serve) -> Rig:
 
 
 async def test_a_signed_transcript_opens_a_voicemail_ticket_with_a_call_back_clock(rig: Rig) -> None:
-    response = await rig.post_json(transcript())
+    response = await rig.post_json(recorded.body("asterisk_minimal"))
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["ok"] is True and answer["created"] is True and answer["duplicate"] is False
@@ -286,7 +272,7 @@ async def test_a_database_failure_gets_500_and_the_retry_opens_the_ticket(
 
 
 async def test_a_twilio_callback_with_its_signature_opens_a_ticket_for_the_caller(rig: Rig) -> None:
-    response = await rig.post_twilio(twilio_form())
+    response = await rig.post_twilio(recorded.body("twilio_completed"))
     assert response.status_code == 200, response.text
     (ticket,) = await rig.tickets()
     assert (ticket.number, ticket.channel) == (response.json()["ticket"], "voicemail")
@@ -380,9 +366,9 @@ async def test_the_same_voicemail_by_json_and_by_twilio_form_is_one_ticket(rig: 
 @pytest.mark.parametrize("route", ["json", "twilio"])
 async def test_an_empty_failed_transcript_still_opens_a_ticket(rig: Rig, route: str) -> None:
     if route == "json":
-        response = await rig.post_json(transcript(transcript="", transcript_status="failed"))
+        response = await rig.post_json(recorded.body("asterisk_failed"))
     else:
-        response = await rig.post_twilio(twilio_form(TranscriptionText="", TranscriptionStatus="failed"))
+        response = await rig.post_twilio(recorded.body("twilio_failed"))
     assert response.status_code == 200, response.text
     assert response.json()["created"] is True
     (ticket,) = await rig.tickets()

@@ -72,6 +72,10 @@ OTHER_EVENTS = [
     ("event_location", "LOCATION"),
     ("event_templatesendjobfinish", "TEMPLATESENDJOBFINISH"),
     ("event_templatesendjobfinish_blocked", "TEMPLATESENDJOBFINISH"),
+    # Menu buttons that make the learner scan, pick pictures or a place: WeChat adds the details nested.
+    ("event_scancode_waitmsg", "scancode_waitmsg"),
+    ("event_pic_photo_or_album", "pic_photo_or_album"),
+    ("event_location_select", "location_select"),
 ]
 SUBSCRIBE = ["event_subscribe", "event_subscribe_qrscene"]
 UNUSABLE = ["miniprogrampage"]
@@ -105,6 +109,15 @@ def test_following_the_account_with_or_without_a_qr_scene(name: str) -> None:
 @pytest.mark.parametrize(("name", "event"), OTHER_EVENTS)
 def test_other_events(name: str, event: str) -> None:
     assert parse(name) == OtherEvent(event, f"{OPENID}:{CREATED}:{event}")
+
+
+def test_an_events_nested_details_are_read_as_fields_of_their_own() -> None:
+    scan = read_xml(push("event_scancode_waitmsg").encode())
+    assert scan["ScanCodeInfo"] == {"ScanType": "qrcode", "ScanResult": "RECEIPT-2025-0930-0417"}
+    pictures = read_xml(push("event_pic_photo_or_album").encode())["SendPicsInfo"]
+    assert pictures == {"Count": "1", "PicList": {"item": {"PicMd5Sum": "5a75aaca956d97be686719218f275c6b"}}}
+    place = read_xml(push("event_location_select").encode())["SendLocationInfo"]
+    assert (place["Label"], place["Poiname"]) == ("上海市黄浦区人民大道200号", "")
 
 
 def test_a_message_type_we_do_not_handle_is_kept_for_staff() -> None:
