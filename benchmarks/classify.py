@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed
 
 from core.classify import Classification, ClassificationRules, classify  # noqa: E402
+from core.classify_rules import rules_of  # noqa: E402
 from core.policy import load_policy  # noqa: E402
 
 CORPUS = ROOT / "benchmarks" / "data" / "complaints.jsonl"
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--policy", type=Path, default=None, help="a policy file (default: the built-in one)")
     args = parser.parse_args(argv)
-    rules = load_policy(args.policy).classification_rules()
+    rules = rules_of(load_policy(args.policy))
     # The same policy without the model: the baseline every figure is shown beside.
     alone = replace(rules, model=False) if rules.model else None
     examples = load_corpus()

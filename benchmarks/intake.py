@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed: benchmarks.common
 from benchmarks.common import complaint_texts, throwaway_databases  # noqa: E402
 from bot.app import channel_book  # noqa: E402
 from core.classify import Classification, classify  # noqa: E402
+from core.classify_rules import rules_of  # noqa: E402
 from core.context import CoreContext  # noqa: E402
 from core.db import create_engine, session_factory  # noqa: E402
 from core.intake import Intake, IntakeResult  # noqa: E402
@@ -90,7 +91,7 @@ def message(
 
 
 def build(count: int, seed: int, policy: Policy, vault: Vault) -> list[Step]:
-    rng, rules = random.Random(seed), policy.classification_rules()
+    rng, rules = random.Random(seed), rules_of(policy)
     corpus = complaint_texts()
     waiting: list[tuple[Step, list[str]]] = []  # learners with a question pending: last step, fields left
     steps: list[Step] = []

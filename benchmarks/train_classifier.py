@@ -34,7 +34,7 @@ from benchmarks.classify import CATEGORIES, load_corpus  # noqa: E402
 from core.classify import classify, prepared  # noqa: E402
 from core.classify_mix import with_model  # noqa: E402
 from core.classify_model import FORMAT, MODEL_FILE, Model, Opinion, features, normalise  # noqa: E402
-from core.classify_rules import ClassificationRules  # noqa: E402
+from core.classify_rules import ClassificationRules, rules_of  # noqa: E402
 from core.policy import load_policy  # noqa: E402
 
 
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=MODEL_FILE)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    rules = load_policy(None).classification_rules()
+    rules = rules_of(load_policy(None))
     data, ids = samples(rules, args.corrections)
     if args.folds > 1:
         cross_validate(rules, data, ids, args)

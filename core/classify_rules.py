@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from core.policy import Policy, PolicyError
+
 __all__ = ["CategoryRule", "ClassificationRules", "rules_from_policy"]
 
 
@@ -235,3 +237,12 @@ def _words(value: object, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(kw, str) for kw in value):
         raise TypeError(f"{where} must be a list of strings")
     return tuple(value)
+
+
+def rules_of(policy: Policy) -> ClassificationRules:
+    """The classification rules of a policy; a wrong rule is a `PolicyError` naming it, raised when the
+    application composes the core (at start-up, not at the first complaint)."""
+    try:
+        return rules_from_policy({"classification": policy.classification, "severity": policy.severity})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PolicyError(f"policy file: classification rules: {exc}") from None

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.calendar import BusinessCalendar
 from core.capabilities import ChannelBook
 from core.classify import ClassificationRules
+from core.classify_rules import rules_of
 from core.clocks import ClockKeeper
 from core.db import outbox_signal
 from core.policy import Policy
@@ -48,7 +49,7 @@ class CoreContext:
         staff_fields_known(self.channels)
         self.calendar = BusinessCalendar(self.policy.calendar.settings())
         self.clocks = ClockKeeper(self.policy, self.calendar)
-        self.rules = self.policy.classification_rules()
+        self.rules = rules_of(self.policy)
         engine = self.sessions.kw["bind"]
         if not isinstance(engine, AsyncEngine):
             raise TypeError("CoreContext.sessions must be bound to an AsyncEngine")

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.calendar import CalendarSettings
-from core.classify import ClassificationRules, rules_from_policy
 
 DEFAULT_POLICY_TEXT = resources.files("core").joinpath("policy_default.toml").read_text(encoding="utf-8")
 
@@ -205,7 +204,8 @@ class Policy(_Model):
     report: ReportPolicy = ReportPolicy()
     departments: DepartmentPolicy = DepartmentPolicy()
     staff_chat: StaffChatPolicy = StaffChatPolicy()
-    # Validated by core.classify (its own shapes); kept raw here.
+    # Kept raw here: the classifier reads and validates them (`core.classify_rules.rules_of`), so the
+    # policy does not depend on the classifier.
     classification: dict[str, Any]
     severity: dict[str, Any]
 
@@ -218,9 +218,6 @@ class Policy(_Model):
     def department_for(self, category: str) -> str:
         categories = self.classification.get("categories", {})
         return str(categories.get(category, {}).get("department", self.departments.first_contact))
-
-    def classification_rules(self) -> ClassificationRules:
-        return rules_from_policy({"classification": self.classification, "severity": self.severity})
 
 
 _UNITS = ("hours", "working_days", "major_hours", "major_working_days")
@@ -256,7 +253,6 @@ def parse_policy(text: str | None = None, *, source: str = "policy file") -> Pol
         data = _merge(data, given)
     try:
         policy = Policy.model_validate(data)
-        policy.classification_rules()  # fail at start-up, not at the first complaint
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -265,8 +261,6 @@ def parse_policy(text: str | None = None, *, source: str = "policy file") -> Pol
         if isinstance(value, str | int | float) and repr(value) not in message:
             message += f" (given: {value!r})"
         raise PolicyError(f"{source}: {where}: {message}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PolicyError(f"{source}: classification rules: {exc}") from None
     return policy
 
 

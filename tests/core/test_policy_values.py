@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.classify_rules import rules_of
 from core.policy import PolicyError, parse_policy
 
 
@@ -53,3 +54,10 @@ def test_a_bad_value_is_one_line_naming_the_key(text: str, line: str) -> None:
 def test_the_defaults_and_sensible_changes_pass() -> None:
     policy = parse_policy('[follow_up]\nquality_target = 0.9\n[calendar]\nholidays = ["2026-12-31"]')
     assert policy.follow_up.quality_target == 0.9
+
+
+def test_a_wrong_classification_rule_is_a_policy_error_naming_it() -> None:
+    # The policy keeps the rules raw; the classifier reads them when the core is composed, at start-up.
+    policy = parse_policy('[classification]\ndefault_category = "misc"\n')
+    with pytest.raises(PolicyError, match="classification rules: .*misc"):
+        rules_of(policy)
