@@ -89,3 +89,14 @@ class ChannelBook(Mapping[str, Capabilities]):
     def reaching_staff(self) -> tuple[Capabilities, ...]:
         """The channels that can tell a staff member something privately, in the listed order."""
         return tuple(c for c in self._by_name.values() if c.staff_address is not None)
+
+    def check_staff_fields(self, fields: Iterable[str]) -> None:
+        """Refuse a channel that names a staff field the directory does not hold (`fields`): found
+        when the application composes the core, not when the first alert is due."""
+        known = set(fields)
+        for capabilities in self.reaching_staff():
+            if capabilities.staff_address not in known:
+                raise ValueError(
+                    f"channel {capabilities.name!r} reaches staff by {capabilities.staff_address!r}, "
+                    "which the staff directory does not hold"
+                )

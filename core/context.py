@@ -16,9 +16,9 @@ from core.classify import ClassificationRules
 from core.classify_rules import rules_of
 from core.clocks import ClockKeeper
 from core.db import outbox_signal
+from core.models import Staff
 from core.policy import Policy
 from core.privacy import Vault
-from core.reach import staff_fields_known
 from core.redaction import Redactor
 from core.templates import Templates
 from core.wakeup import SIGNAL
@@ -46,7 +46,7 @@ class CoreContext:
     writer: Writer = field(init=False)
 
     def __post_init__(self) -> None:
-        staff_fields_known(self.channels)
+        self.channels.check_staff_fields(Staff.__table__.columns.keys())
         self.calendar = BusinessCalendar(self.policy.calendar.settings())
         self.clocks = ClockKeeper(self.policy, self.calendar)
         self.rules = rules_of(self.policy)

@@ -33,15 +33,3 @@ def private_address(channels: ChannelBook, person: Staff) -> tuple[str, str] | N
         if recipient:
             return capabilities.name, str(recipient)
     return None
-
-
-def staff_fields_known(channels: ChannelBook) -> None:
-    """Refuse a channel that names a staff field the directory does not have: found when the
-    application is composed, not when the first alert is due."""
-    columns = set(Staff.__table__.columns.keys())
-    for capabilities in channels.reaching_staff():
-        if capabilities.staff_address not in columns:
-            raise ValueError(
-                f"channel {capabilities.name!r} reaches staff by {capabilities.staff_address!r}, "
-                "which the staff directory does not hold"
-            )
