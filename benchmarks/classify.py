@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed
 
-from core.classify import Classification, ClassificationRules, classify  # noqa: E402
-from core.classify_rules import rules_of  # noqa: E402
-from core.policy import load_policy  # noqa: E402
+from core.classification.classify import Classification, ClassificationRules, classify  # noqa: E402
+from core.classification.rules import rules_of  # noqa: E402
+from core.rules.policy import load_policy  # noqa: E402
 
 CORPUS = ROOT / "benchmarks" / "data" / "complaints.jsonl"
 CATEGORIES = ("teaching", "service", "fees", "other")

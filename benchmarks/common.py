@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from core.db import create_engine, upgrade
+from core.storage.db import create_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "core" / "data" / "complaints.jsonl"
@@ -33,7 +33,7 @@ def complaint_texts() -> list[str]:
 
 
 async def migrate(url: str) -> None:
-    """The schema, as the service migrates it at start (core.db.upgrade)."""
+    """The schema, as the service migrates it at start (core.storage.db.upgrade)."""
     engine = create_engine(url)
     try:
         await upgrade(engine)

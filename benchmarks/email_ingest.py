@@ -42,11 +42,11 @@ from channels.mail.imap_connection import ImapConnection  # noqa: E402
 from channels.mail.prepared import prepare  # noqa: E402
 from channels.mail.reader import MailReader  # noqa: E402
 from core.context import CoreContext  # noqa: E402
-from core.db import create_engine, session_factory  # noqa: E402
-from core.intake import Intake  # noqa: E402
-from core.policy import parse_policy  # noqa: E402
-from core.privacy import Vault, generate_key  # noqa: E402
-from core.templates import Templates  # noqa: E402
+from core.intake.intake import Intake  # noqa: E402
+from core.rules.policy import parse_policy  # noqa: E402
+from core.rules.templates import Templates  # noqa: E402
+from core.storage.db import create_engine, session_factory  # noqa: E402
+from core.storage.privacy import Vault, generate_key  # noqa: E402
 from tests.channels.mail.dovecot import MISSING, Dovecot, tally  # noqa: E402
 
 AUTHSERV_ID = "mx.school.example"

@@ -39,16 +39,16 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed: benchmarks.common
 
 from benchmarks.common import complaint_texts, throwaway_databases  # noqa: E402
 from bot.app import channel_book  # noqa: E402
-from core.classify import Classification, classify  # noqa: E402
-from core.classify_rules import rules_of  # noqa: E402
+from core.classification.classify import Classification, classify  # noqa: E402
+from core.classification.rules import rules_of  # noqa: E402
 from core.context import CoreContext  # noqa: E402
-from core.db import create_engine, session_factory  # noqa: E402
-from core.intake import Intake, IntakeResult  # noqa: E402
+from core.intake.intake import Intake, IntakeResult  # noqa: E402
 from core.messages import InboundMessage  # noqa: E402
-from core.numbers import TicketNumber  # noqa: E402
-from core.policy import Policy, parse_policy  # noqa: E402
-from core.privacy import Vault, generate_key  # noqa: E402
-from core.templates import Templates  # noqa: E402
+from core.rules.policy import Policy, parse_policy  # noqa: E402
+from core.rules.templates import Templates  # noqa: E402
+from core.storage.db import create_engine, session_factory  # noqa: E402
+from core.storage.numbers import TicketNumber  # noqa: E402
+from core.storage.privacy import Vault, generate_key  # noqa: E402
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Monday morning, a working day
 MIN_PER_S, MIN_RATIO, PASS = 1000.0, 0.15, ("MISS", "PASS")  # the targets: intake on SQLite

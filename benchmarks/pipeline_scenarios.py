@@ -64,8 +64,8 @@ from benchmarks.pipeline_service import (
 )
 from benchmarks.pipeline_sinks import Sinks
 from benchmarks.wechat_webhook import AES_KEY, APP_ID, TOKEN
-from core.policy import parse_policy
-from core.privacy import Vault, generate_key, redact
+from core.rules.policy import parse_policy
+from core.storage.privacy import Vault, generate_key, redact
 from tests.channels.mail.dovecot import Dovecot
 
 

@@ -34,8 +34,8 @@ from sqlalchemy import text
 from benchmarks.pipeline_sinks import DESK_DOMAIN, Sinks
 from benchmarks.wechat_webhook import AES_KEY, APP_ID, TOKEN
 from bot.config import DEFAULT_DEPARTMENTS
-from core.db import create_engine
-from core.privacy import generate_key
+from core.storage.db import create_engine
+from core.storage.privacy import generate_key
 from tests.channels.mail.dovecot import Dovecot
 
 # The service's accounts, in its config; the load (pipeline_load) signs with the same secrets.
@@ -216,7 +216,8 @@ _TAKEN = re.compile(
 
 
 def mails_committed(log: str) -> dict[str, float]:
-    """Message-ID, as the log masks it (`core.privacy.redact`: `<p***@…>`; `mail_id` puts what tells the
+    """Message-ID, as the log masks it (`core.storage.privacy.redact`: `<p***@…>`; `mail_id` puts what
+    tells the
     mails apart after the @) -> when the service logged its intake (right after the commit; local time)."""
     found = {}
     for line in log.splitlines():

@@ -32,14 +32,14 @@ from benchmarks.common import migrate
 from benchmarks.sweep import sqlite_time
 from bot.app import channel_book
 from core.context import CoreContext
-from core.credit import compute_grades
-from core.db import create_engine, session_factory
-from core.numbers import TicketNumber
-from core.policy import parse_policy
-from core.privacy import Vault, generate_key
-from core.report_figures import month_figures
-from core.report_periods import month_period, quarter_period
-from core.templates import Templates
+from core.reports.credit import compute_grades
+from core.reports.figures import month_figures
+from core.reports.periods import month_period, quarter_period
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.db import create_engine, session_factory
+from core.storage.numbers import TicketNumber
+from core.storage.privacy import Vault, generate_key
 
 TZ = ZoneInfo("Asia/Shanghai")
 MONTH = datetime(2026, 10, 1, tzinfo=TZ)
@@ -205,7 +205,7 @@ async def measure(path: Path, runs: int, charts: bool) -> dict[str, list[tuple[f
                 with Timer(times, "quarter's credit grades"):
                     await compute_grades(core, session, quarter, AS_OF)
             if charts:
-                from core.report_pdf import render_report
+                from core.reports.pdf import render_report
 
                 with tempfile.TemporaryDirectory() as folder, Timer(times, "PDF and charts"):
                     render_report(figures, Path(folder), AS_OF)

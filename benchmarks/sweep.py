@@ -45,12 +45,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import channel_book
 from core.context import CoreContext
-from core.db import MIGRATIONS, create_engine, session_factory, upgrade
-from core.models import UTCDateTime
-from core.numbers import TicketNumber
-from core.policy import parse_policy
-from core.privacy import Vault, generate_key
-from core.templates import Templates
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.db import MIGRATIONS, create_engine, session_factory, upgrade
+from core.storage.models import UTCDateTime
+from core.storage.numbers import TicketNumber
+from core.storage.privacy import Vault, generate_key
 from scheduler import digest, escalation
 
 T = TypeVar("T")

@@ -1,8 +1,9 @@
-"""Train the classifier's model (core/classify_model.json) from the corpus's `dev` part, and nothing else.
+"""Train the classifier's model (core/classification/model.json) from the corpus's `dev` part, and
+nothing else.
 
     .venv/bin/python benchmarks/train_classifier.py [--corrections FILE ...] [--folds 5] [--no-write]
 
-A logistic regression over core.classify_model's features: a softmax over the categories and a separate
+A logistic regression over core.classification.model's features: a softmax over the categories and a separate
 "major or not", with an L2 penalty, fitted by full-batch Adam on a dense 0/1 matrix (numpy, here only: at
 run time the weights are dictionary lookups). Features seen in fewer than `--min-count` complaints are
 left out; weights too small to matter are dropped from the file.
@@ -31,16 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed
 
 from benchmarks.classify import CATEGORIES, load_corpus  # noqa: E402
-from core.classify import classify, prepared  # noqa: E402
-from core.classify_mix import with_model  # noqa: E402
-from core.classify_model import FORMAT, MODEL_FILE, Model, Opinion, features, normalise  # noqa: E402
-from core.classify_rules import ClassificationRules, rules_of  # noqa: E402
-from core.policy import load_policy  # noqa: E402
+from core.classification.classify import classify, prepared  # noqa: E402
+from core.classification.mix import with_model  # noqa: E402
+from core.classification.model import FORMAT, MODEL_FILE, Model, Opinion, features, normalise  # noqa: E402
+from core.classification.rules import ClassificationRules, rules_of  # noqa: E402
+from core.rules.policy import load_policy  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Sample:
-    text: str  # as the model reads it (core.classify_model.normalise)
+    text: str  # as the model reads it (core.classification.model.normalise)
     category: int | None  # index in CATEGORIES, None when not labelled
     major: float | None
 

@@ -60,11 +60,11 @@ async def _serve(port: int, var_dir: Path) -> None:
     from bot.web import create_app
     from channels.wechat.webhook import wechat_routes
     from core.context import CoreContext
-    from core.db import SQLITE_PRAGMAS, create_engine, session_factory, upgrade
-    from core.intake import Intake
-    from core.policy import parse_policy
-    from core.privacy import Vault, generate_key
-    from core.templates import Templates
+    from core.intake.intake import Intake
+    from core.rules.policy import parse_policy
+    from core.rules.templates import Templates
+    from core.storage.db import SQLITE_PRAGMAS, create_engine, session_factory, upgrade
+    from core.storage.privacy import Vault, generate_key
 
     engine = create_engine(f"sqlite+aiosqlite:///{var_dir / 'complaintbot.db'}")
     await upgrade(engine)

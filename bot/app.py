@@ -14,14 +14,14 @@ from bot.config import Settings
 from bot.metrics import Metrics
 from core.capabilities import ChannelBook
 from core.context import CoreContext
-from core.db import create_engine, session_factory
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.outbox import Sender
-from core.policy import load_policy
-from core.privacy import Vault, generate_key
-from core.redaction import Redactor
-from core.templates import Templates
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import Sender
+from core.intake.intake import Intake
+from core.rules.policy import load_policy
+from core.rules.templates import Templates
+from core.storage.db import create_engine, session_factory
+from core.storage.privacy import Vault, generate_key
+from core.storage.redaction import Redactor
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from bot.app import Application
 from bot.channel_list import build_channels
 from bot.staff_commands import StaffChats, StaffCommands
 from channels.base import AnswerButton, Channel, ChannelError, Offer, Started
-from core.dispatch import Dispatcher
+from core.delivery.dispatch import Dispatcher
 
 Say = Callable[[str], None]
 

@@ -29,11 +29,11 @@ from bot.cli_tickets import tickets_app
 from bot.cli_usage import Context, one_line_usage_errors
 from bot.config import PrivacyConfig, ServiceConfig
 from bot.errors import os_reason
-from core.db import upgrade
-from core.keycheck import check_key
-from core.policy import DEFAULT_POLICY_TEXT
-from core.privacy import generate_key
-from core.rekey import seal_clear_text
+from core.privacy.keycheck import check_key
+from core.privacy.rekey import seal_clear_text
+from core.rules.policy import DEFAULT_POLICY_TEXT
+from core.storage.db import upgrade
+from core.storage.privacy import generate_key
 
 T = TypeVar("T")
 # The order an operator meets them in; any command not named here comes after, as registered.

@@ -15,9 +15,9 @@ from rich.console import Console
 from bot.app import Application, build
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import USER_ERRORS, explain
-from core.db import current_revision
-from core.keycheck import check_key
-from core.redaction import install
+from core.privacy.keycheck import check_key
+from core.storage.db import current_revision
+from core.storage.redaction import install
 
 T = TypeVar("T")
 

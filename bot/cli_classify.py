@@ -11,7 +11,7 @@ import typer
 from bot.app import Application
 from bot.cli_base import fail, with_app
 from bot.errors import os_reason
-from core.corrections import export_rows
+from core.tickets.corrections import export_rows
 
 classify_app = typer.Typer(help="The classifier and what staff taught it.", no_args_is_help=True)
 

@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app import Application
 from bot.cli_base import fail, out, with_app
 from core.context import CoreContext
-from core.erasure import ErasureReport, erase_learner, lock_conflict
-from core.models import Learner, LearnerIdentity, Ticket
-from core.privacy import mask
-from core.ticket_queries import get_ticket
-from core.workflow import CLOSED
+from core.privacy.erasure import ErasureReport, erase_learner, lock_conflict
+from core.storage.models import Learner, LearnerIdentity, Ticket
+from core.storage.privacy import mask
+from core.tickets.queries import get_ticket
+from core.tickets.workflow import CLOSED
 
 learner_app = typer.Typer(help="Learners' personal data.", no_args_is_help=True)
 

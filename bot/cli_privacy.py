@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from bot.app import Application, privacy_keys
 from bot.cli_base import fail, out, with_app
-from core.models_delivery import Lease
-from core.privacy import generate_key
-from core.rekey import new_vault, rotate
+from core.privacy.rekey import new_vault, rotate
+from core.storage.delivery_models import Lease
+from core.storage.privacy import generate_key
 
 privacy_app = typer.Typer(help="The privacy keys.", no_args_is_help=True)
 

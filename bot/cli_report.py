@@ -14,9 +14,9 @@ from rich.text import Text
 
 from bot.app import Application
 from bot.cli_base import fail, out, with_app
-from core.credit import QuarterGrades, quarter_grades
-from core.report_figures import month_figures
-from core.report_periods import (
+from core.reports.credit import QuarterGrades, quarter_grades
+from core.reports.figures import month_figures
+from core.reports.periods import (
     PeriodError,
     month_period,
     previous_month,
@@ -53,8 +53,8 @@ def report_command(
 
     figures = with_app(action)
     if out_dir is not None:
-        from core.report_drawing import FontMissing  # matplotlib only when drawing
-        from core.report_pdf import render_report
+        from core.reports.drawing import FontMissing  # matplotlib only when drawing
+        from core.reports.pdf import render_report
 
         try:
             rendered = render_report(figures, out_dir, now)
@@ -67,7 +67,7 @@ def report_command(
     if as_json:
         print(json.dumps(figures, ensure_ascii=False, indent=2))
     elif out_dir is None:
-        from core.report_summary import summary_lines
+        from core.reports.summary import summary_lines
 
         for line in summary_lines(figures):
             out.print(line, markup=False)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from bot.app import Application
 from bot.cli_base import out, with_app
-from core.staff import add_or_restore_staff, list_staff, remove_staff
+from core.tickets.staff import add_or_restore_staff, list_staff, remove_staff
 
 staff_app = typer.Typer(help="The staff directory.", no_args_is_help=True)
 

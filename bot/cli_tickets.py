@@ -15,10 +15,10 @@ from rich.text import Text
 from bot.app import Application
 from bot.cli_base import fail, out, with_app
 from bot.cli_sweep import parse_at
-from core.search import Query, SearchError, parse_query, search_listed
-from core.ticket_moves import record_disclosure
-from core.ticket_queries import LIST_FILTERS, count_tickets, get_ticket, list_tickets
-from core.ticket_views import summary_view, ticket_view
+from core.tickets.moves import record_disclosure
+from core.tickets.queries import LIST_FILTERS, count_tickets, get_ticket, list_tickets
+from core.tickets.search import Query, SearchError, parse_query, search_listed
+from core.tickets.views import summary_view, ticket_view
 
 tickets_app = typer.Typer(help="Look at tickets.", no_args_is_help=True)
 

@@ -27,8 +27,8 @@ from bot.demo_screen import Screen, Watcher
 from bot.demo_stage import DEPARTMENT_CHATS, DESK_DOMAIN, WECHAT_TOKEN, World
 from bot.demo_story import Story
 from bot.service import Running, serve
-from core.models import Ticket
-from core.privacy import generate_key
+from core.storage.models import Ticket
+from core.storage.privacy import generate_key
 from standins.botapi import BotApiServer
 from standins.smtp import Recorder, run_smtp
 from standins.wechatapi import WechatApiServer

@@ -24,9 +24,9 @@ from wechatpy.utils import WeChatSigner
 from bot.demo_screen import Screen, Watcher
 from bot.service import Running
 from core.context import CoreContext
-from core.models import Ticket
-from core.models_delivery import OutboxRow
-from core.outbox import PENDING, SENDING
+from core.delivery.outbox import PENDING, SENDING
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Ticket
 from standins.botapi import BotApiServer
 from standins.wechatapi import WechatApiServer
 

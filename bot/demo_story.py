@@ -27,9 +27,9 @@ from bot.demo_stage import (
     ZHANG_WEI,
     Stage,
 )
-from core.models import Clock, Ticket
-from core.staff import add_staff
-from core.ticket_views import ticket_view
+from core.storage.models import Clock, Ticket
+from core.tickets.staff import add_staff
+from core.tickets.views import ticket_view
 from scheduler.monthly_report import nth_working_day
 from scheduler.sweep import sweep
 

@@ -13,13 +13,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError, NoSuchModuleError, OperationalError
 
 from bot.config import ConfigError, Settings, config_path
-from core.db import normalize_url
-from core.numbers import InvalidTicketNumber
-from core.policy import PolicyError
-from core.privacy import PrivacyKeyError
-from core.staff import StaffError
-from core.ticket_queries import TicketNotFound
-from core.workflow import WorkflowError
+from core.rules.policy import PolicyError
+from core.storage.db import normalize_url
+from core.storage.numbers import InvalidTicketNumber
+from core.storage.privacy import PrivacyKeyError
+from core.tickets.queries import TicketNotFound
+from core.tickets.staff import StaffError
+from core.tickets.workflow import WorkflowError
 
 # Our own refusals: their message is the line to print.
 OWN_ERRORS = (
@@ -36,7 +36,7 @@ URL_ERRORS = (ArgumentError, NoSuchModuleError, InvalidRequestError, ImportError
 # Errors a user can cause; anything else is a bug and keeps its traceback. The ones that bugs can raise
 # too (a SQL error with its statement, an ArgumentError while the URL is fine) are told apart by `explain`.
 USER_ERRORS = (*OWN_ERRORS, *URL_ERRORS, DBAPIError, OperationalError, OSError)
-DATABASE_MODULES = ("sqlalchemy.", "asyncpg", "aiosqlite", "core.db")
+DATABASE_MODULES = ("sqlalchemy.", "asyncpg", "aiosqlite", "core.storage.db")
 SAMPLE_URLS = "e.g. postgresql://user:password@host/dbname or sqlite:///var/complaintbot.db"
 
 

@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
 
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.models import Ticket
+from core.delivery.dispatch import Dispatcher
+from core.storage.models import Ticket
 
 # Seconds: the promise is "within seconds"; the tail shows how far a backlog stretches it.
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
@@ -60,7 +60,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    # core.dispatch_record.DeliveryObserver
+    # core.delivery.record.DeliveryObserver
     def delivered(self, lane: str, kind: str, result: str, waited: timedelta | None) -> None:
         self.results.labels(channel=lane, result=result).inc()
         if kind == "ack" and waited is not None:

@@ -18,13 +18,13 @@ from bot.app import Application, build
 from bot.channel_run import start_channels
 from bot.config import Settings
 from bot.web import create_app
-from core import canned
-from core.classify import classify
-from core.db import outbox_signal, upgrade
-from core.keycheck import check_key
-from core.queue import LaneState
-from core.redaction import install
-from core.rekey import seal_clear_text
+from core.classification.classify import classify
+from core.delivery.queue import LaneState
+from core.privacy.keycheck import check_key
+from core.privacy.rekey import seal_clear_text
+from core.storage.db import outbox_signal, upgrade
+from core.storage.redaction import install
+from core.tickets import canned
 from scheduler.delivery import Delivery
 from scheduler.runner import Schedule, Scheduler
 from scheduler.sweep import sweep

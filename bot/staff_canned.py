@@ -9,14 +9,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import BadCommand, Refused
-from core import canned
-from core.clocks import current_due
 from core.context import CoreContext
-from core.models import Staff, Ticket
-from core.staff import DEPARTMENTS
-from core.staff_requests import StaffRequest
-from core.ticket_moves import staff_actor
-from core.workflow import MANAGER
+from core.rules.clocks import current_due
+from core.storage.models import Staff, Ticket
+from core.tickets import canned
+from core.tickets.moves import staff_actor
+from core.tickets.staff import DEPARTMENTS
+from core.tickets.staff_requests import StaffRequest
+from core.tickets.workflow import MANAGER
 
 USAGE = (
     "/canned [department] lists them; managers: /canned set <department> #key <zh|en> <text> "

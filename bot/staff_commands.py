@@ -1,6 +1,6 @@
 """Staff chat-ops: `/claim TS-…`, `/reply TS-… text`, buttons on cards — carried out as core workflow moves.
 
-The layer acts on `core.staff_requests.StaffRequest`, whichever channel it came from: a channel turns
+The layer acts on `core.tickets.staff_requests.StaffRequest`, whichever channel it came from: a channel turns
 its own events into requests (Telegram: `channels.telegram.updates`). Only registered staff may act,
 and only in the chats configured for them; anything else is refused with a short reason and changes nothing (a
 refused command's transaction is rolled back). The ticket is the command's first argument or, without
@@ -32,16 +32,16 @@ from bot.staff_reports import Reply
 from channels.telegram.capabilities import CAPABILITIES as TELEGRAM
 from core.capabilities import ChannelBook
 from core.context import CoreContext
-from core.intake import Intake
-from core.merge import carried_on
-from core.models import Staff
-from core.models_delivery import OutboxRow
-from core.numbers import InvalidTicketNumber
-from core.outbox import enqueue, send_once
-from core.staff import find_by_address
-from core.staff_requests import Command, Press, Said, StaffRequest, StaffRooms
-from core.ticket_queries import TicketNotFound
-from core.workflow import NotAllowed, WorkflowError
+from core.delivery.outbox import enqueue, send_once
+from core.intake.intake import Intake
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Staff
+from core.storage.numbers import InvalidTicketNumber
+from core.tickets.merge import carried_on
+from core.tickets.queries import TicketNotFound
+from core.tickets.staff import find_by_address
+from core.tickets.staff_requests import Command, Press, Said, StaffRequest, StaffRooms
+from core.tickets.workflow import NotAllowed, WorkflowError
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import LIST_LIMIT, BadCommand
-from core.clocks import current_due
 from core.context import CoreContext
-from core.models import Staff
-from core.privacy import redact
-from core.search import SearchError, found_by_contact, parse_query, search_tickets
-from core.staff_requests import StaffRequest
-from core.ticket_moves import staff_actor
-from core.workflow import MANAGER
+from core.rules.clocks import current_due
+from core.storage.models import Staff
+from core.storage.privacy import redact
+from core.tickets.moves import staff_actor
+from core.tickets.search import SearchError, found_by_contact, parse_query, search_tickets
+from core.tickets.staff_requests import StaffRequest
+from core.tickets.workflow import MANAGER
 
 
 async def find_command(

@@ -14,14 +14,14 @@ from datetime import datetime
 
 from bot.staff_queries import BadCommand
 from core.context import CoreContext
-from core.intake import Intake
+from core.intake.intake import Intake
+from core.intake.receive import Kept, receive_or_keep
 from core.messages import InboundMessage
-from core.models import Staff, Ticket
-from core.privacy import mask, normalize
-from core.receive import Kept, receive_or_keep
-from core.staff_requests import StaffRequest
-from core.ticket_moves import set_first_contact
-from core.ticket_queries import opening_message_id
+from core.storage.models import Staff, Ticket
+from core.storage.privacy import mask, normalize
+from core.tickets.moves import set_first_contact
+from core.tickets.queries import opening_message_id
+from core.tickets.staff_requests import StaffRequest
 
 # Where the learner reached us; the ticket's channel is "staff", this is kept with the message.
 LOG_CHANNELS = ("wechat", "telegram", "email", "voicemail", "walk-in", "phone")

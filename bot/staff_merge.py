@@ -8,14 +8,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.staff_queries import BadCommand
-from core.cards import card_text
 from core.context import CoreContext
-from core.flood import post_card
-from core.merge import merge, unmerge
-from core.models import Staff, Ticket
-from core.outbox import enqueue
-from core.staff_requests import StaffRequest
-from core.ticket_queries import get_ticket
+from core.delivery.outbox import enqueue
+from core.storage.models import Staff, Ticket
+from core.tickets.cards import card_text
+from core.tickets.flood import post_card
+from core.tickets.merge import merge, unmerge
+from core.tickets.queries import get_ticket
+from core.tickets.staff_requests import StaffRequest
 
 
 async def _numbers(core: CoreContext, session: AsyncSession, args: str, usage: str) -> list[Ticket]:

@@ -12,21 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import staff_canned, staff_queries
 from bot.staff_queries import BadCommand
-from core.callback import callback_number, pending_callback, reachable_identity
-from core.canned import parse_key
 from core.context import CoreContext
-from core.followup import record_score
+from core.delivery.outbox import enqueue
 from core.messages import STAFF_LOGGED
-from core.models import LearnerIdentity, Staff, Ticket
-from core.models_delivery import OutboxRow
-from core.numbers import InvalidTicketNumber, TicketNumber
-from core.outbox import enqueue
-from core.reach import written_address
-from core.staff import DEPARTMENTS
-from core.staff_requests import StaffRequest
-from core.ticket_moves import apply_move, record_disclosure, staff_actor
-from core.ticket_queries import TicketNotFound, get_ticket, latest_inbound_ref, ticket_for_thread
-from core.workflow import MANAGER, WorkflowError, check
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import LearnerIdentity, Staff, Ticket
+from core.storage.numbers import InvalidTicketNumber, TicketNumber
+from core.tickets.callback import callback_number, pending_callback, reachable_identity
+from core.tickets.canned import parse_key
+from core.tickets.followup import record_score
+from core.tickets.moves import apply_move, record_disclosure, staff_actor
+from core.tickets.queries import TicketNotFound, get_ticket, latest_inbound_ref, ticket_for_thread
+from core.tickets.reach import written_address
+from core.tickets.staff import DEPARTMENTS
+from core.tickets.staff_requests import StaffRequest
+from core.tickets.workflow import MANAGER, WorkflowError, check
 
 # Commands that move a ticket: the text after the number is the move's detail.
 MOVES = {"claim", "plan", "done", "resolve", "transfer", "escalate", "reopen", "note", "reply", "called"}

@@ -10,16 +10,16 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.clocks import current_due
 from core.context import CoreContext
-from core.models import Learner, LearnerIdentity, Message, Staff, Ticket
-from core.models_delivery import OutboxRow
-from core.privacy import PrivacyKeyError
-from core.staff import list_staff
-from core.ticket_moves import record_disclosure, staff_actor
-from core.ticket_queries import overdue_tickets, staff_open_tickets, ticket_counts
-from core.ticket_views import summary_view
-from core.workflow import MANAGER, OPEN_STATES, STATES
+from core.rules.clocks import current_due
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Learner, LearnerIdentity, Message, Staff, Ticket
+from core.storage.privacy import PrivacyKeyError
+from core.tickets.moves import record_disclosure, staff_actor
+from core.tickets.queries import overdue_tickets, staff_open_tickets, ticket_counts
+from core.tickets.staff import list_staff
+from core.tickets.views import summary_view
+from core.tickets.workflow import MANAGER, OPEN_STATES, STATES
 
 LIST_LIMIT = 25  # tickets per answer; the rest is counted ("…and N more")
 FULL_MESSAGES = 5  # the last messages `/show full` shows

@@ -16,21 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import staff_queries
 from bot.staff_queries import BadCommand, Refused
 from core.context import CoreContext
-from core.credit import compute_grades, kept_grades
-from core.credit_scores import subject_inputs
 from core.messages import Document
-from core.models import Staff, Ticket
-from core.report_figures import month_figures
-from core.report_periods import (
+from core.reports.credit import compute_grades, kept_grades
+from core.reports.credit_scores import subject_inputs
+from core.reports.figures import month_figures
+from core.reports.periods import (
     PeriodError,
     month_period,
     previous_month,
     previous_quarter,
     quarter_period,
 )
-from core.report_render import draw_documents
-from core.report_summary import summary_lines
-from core.workflow import MANAGER
+from core.reports.render import draw_documents
+from core.reports.summary import summary_lines
+from core.storage.models import Staff, Ticket
+from core.tickets.workflow import MANAGER
 
 
 @dataclass(frozen=True)

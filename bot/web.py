@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.metrics import Metrics
 from core.context import CoreContext
-from core.dispatch import Dispatcher
+from core.delivery.dispatch import Dispatcher
 
 
 def create_app(

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict
 
 from core.capabilities import Capabilities
 from core.context import CoreContext
-from core.dispatch_record import DeliveryObserver
-from core.intake import Intake
-from core.outbox import Sender
+from core.delivery.outbox import Sender
+from core.delivery.record import DeliveryObserver
+from core.intake.intake import Intake
 
 if TYPE_CHECKING:  # every command reads the config models here; only `run` needs the web framework
     from starlette.routing import BaseRoute

@@ -10,19 +10,19 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.calendar import BusinessCalendar
 from core.capabilities import ChannelBook
-from core.classify import ClassificationRules
-from core.classify_rules import rules_of
-from core.clocks import ClockKeeper
-from core.db import outbox_signal
-from core.models import Staff
-from core.policy import Policy
-from core.privacy import Vault
-from core.redaction import Redactor
-from core.templates import Templates
-from core.wakeup import SIGNAL
-from core.writer import Writer
+from core.classification.classify import ClassificationRules
+from core.classification.rules import rules_of
+from core.rules.calendar import BusinessCalendar
+from core.rules.clocks import ClockKeeper
+from core.rules.policy import Policy
+from core.rules.templates import Templates
+from core.storage.db import outbox_signal
+from core.storage.models import Staff
+from core.storage.privacy import Vault
+from core.storage.redaction import Redactor
+from core.storage.wakeup import SIGNAL
+from core.storage.writer import Writer
 
 
 @dataclass
@@ -38,7 +38,8 @@ class CoreContext:
     staff_locale: str = "zh"
     # Directories whose files erasure may delete when a message names them (recordings); nothing else.
     file_roots: tuple[Path, ...] = ()
-    # Applied to every error text before it is stored: the configured secrets, identifiers (core.redaction).
+    # Applied to every error text before it is stored: the configured secrets, identifiers
+    # (core.storage.redaction).
     redact: Callable[[str], str] = field(default_factory=Redactor)
     calendar: BusinessCalendar = field(init=False)
     clocks: ClockKeeper = field(init=False)
@@ -53,7 +54,7 @@ class CoreContext:
         engine = self.sessions.kw["bind"]
         if not isinstance(engine, AsyncEngine):
             raise TypeError("CoreContext.sessions must be bound to an AsyncEngine")
-        # The writer's sessions fire the same outbox signal as ours (`core.wakeup`).
+        # The writer's sessions fire the same outbox signal as ours (`core.storage.wakeup`).
         self.writer = Writer(engine, info={SIGNAL: outbox_signal(self.sessions)})
 
     async def close(self) -> None:

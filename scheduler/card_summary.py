@@ -1,4 +1,4 @@
-"""The summary of new tickets whose cards were held while a staff chat was flooded (`core.flood`).
+"""The summary of new tickets whose cards were held while a staff chat was flooded (`core.tickets.flood`).
 
 Each department's held tickets are announced in one message once the oldest has waited an interval;
 the tickets are claimed in the summary's own transaction, so with several instances each is named once.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from core.context import CoreContext
-from core.flood import due_departments, summarize
+from core.tickets.flood import due_departments, summarize
 from scheduler.duty import DutyReport
 
 

@@ -1,7 +1,7 @@
 """When the outbox is sent: continuously, each lane on its own, woken by every commit that queued a message.
 
 A lane drains while it has anything to send and sleeps only when it has nothing: until a commit wakes
-it (`core.wakeup`, in this process; PostgreSQL `LISTEN/NOTIFY` from the other instances), or until its
+it (`core.storage.wakeup`, in this process; PostgreSQL `LISTEN/NOTIFY` from the other instances), or until its
 next row is due (a retry's time, a lease running out), or at the latest `safety_net` seconds. A wake-up
 that arrives during a pass is kept for the next one, so none is lost. Now and then parked rows are given
 another chance, and a lane whose oldest due message has waited more than a minute is reported.
@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from core.dispatch import Dispatcher
-from core.queue import LaneState
-from core.wakeup import CHANNEL, OutboxSignal
+from core.delivery.dispatch import Dispatcher
+from core.delivery.queue import LaneState
+from core.storage.wakeup import CHANNEL, OutboxSignal
 
 log = logging.getLogger(__name__)
 

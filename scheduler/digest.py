@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from core.context import CoreContext
-from core.models import Event, Ticket
-from core.models_delivery import OutboxRow
-from core.outbox import enqueue
-from core.ticket_queries import open_counts
+from core.delivery.outbox import enqueue
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Event, Ticket
+from core.tickets.queries import open_counts
 from scheduler.duty import DutyReport
 
 DIGEST_WINDOW = timedelta(hours=2)

@@ -26,11 +26,11 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
-from core.db import transaction
-from core.models import Base, Clock, Event, Staff, Ticket
-from core.outbox import enqueue
-from core.reach import private_address
-from core.workflow import HEAD, OPEN_STATES
+from core.delivery.outbox import enqueue
+from core.storage.db import transaction
+from core.storage.models import Base, Clock, Event, Staff, Ticket
+from core.tickets.reach import private_address
+from core.tickets.workflow import HEAD, OPEN_STATES
 from scheduler.duty import DutyReport
 
 LEARNER_TIMERS = frozenset({"confirm", "survey"})  # kept by scheduler.followup
@@ -218,7 +218,7 @@ async def _staff(session: AsyncSession, ids: set[int]) -> dict[int, Staff]:
 def _recipient(
     core: CoreContext, step: str, ticket: Ticket, owners: dict[int, Staff], heads: dict[str, list[Staff]]
 ) -> tuple[str, str, str]:
-    """(channel, recipient, label): a person privately when a channel reaches them (`core.reach`),
+    """(channel, recipient, label): a person privately when a channel reaches them (`core.tickets.reach`),
     else the department's staff chat; level 2 always goes to the managers' chat."""
     department = ticket.department
     if step == LEVEL2:
@@ -263,7 +263,7 @@ def _send(
         text=text,
         now=now,
         # A person who never opened a private chat with the bot cannot be written to: the alert then
-        # goes to their department's chat (core.outbox falls back when the send fails for good).
+        # goes to their department's chat (core.delivery.outbox falls back when the send fails for good).
         meta=(
             {"department": recipient}
             if channel == "staff"

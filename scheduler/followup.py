@@ -21,11 +21,11 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
-from core.db import transaction
-from core.followup import SURVEY, send_call_task, send_survey
-from core.models import Clock, Ticket
-from core.ticket_moves import apply_move
-from core.workflow import AWAITING_CONFIRMATION, FOLLOW_UP, SYSTEM_ACTOR
+from core.storage.db import transaction
+from core.storage.models import Clock, Ticket
+from core.tickets.followup import SURVEY, send_call_task, send_survey
+from core.tickets.moves import apply_move
+from core.tickets.workflow import AWAITING_CONFIRMATION, FOLLOW_UP, SYSTEM_ACTOR
 from scheduler.duty import DutyReport
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 (`[report] working_day`, from `[report] at`), the month before goes to the managers as the PDF with
 a short summary (Telegram: a document with a caption; e-mail: an attachment; WeCom robot: the summary
 and an overview picture). In the first month of a quarter the quarter before is graded too
-(`core.credit`: kept and acted on once) and its grades are summed up in the same message.
+(`core.reports.credit`: kept and acted on once) and its grades are summed up in the same message.
 
 The outbox key names the month, so with several instances (or a sweep run twice) only the first
 insert wins, as with the digest. A service that was down on the day sends it at its next sweep in
@@ -17,15 +17,15 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from core.calendar import BusinessCalendar
 from core.context import CoreContext
-from core.credit import QuarterGrades, quarter_grades
-from core.models_delivery import OutboxRow
-from core.outbox import enqueue
-from core.report_figures import month_figures
-from core.report_periods import Period, previous_month, previous_quarter
-from core.report_render import draw_documents
-from core.report_summary import summary_lines
+from core.delivery.outbox import enqueue
+from core.reports.credit import QuarterGrades, quarter_grades
+from core.reports.figures import month_figures
+from core.reports.periods import Period, previous_month, previous_quarter
+from core.reports.render import draw_documents
+from core.reports.summary import summary_lines
+from core.rules.calendar import BusinessCalendar
+from core.storage.delivery_models import OutboxRow
 from scheduler.duty import DutyReport
 
 

@@ -1,7 +1,7 @@
 """The retention duty (POLICY.md §7): personal data no longer needed is anonymised, statistics kept.
 
 A complaint closed more than `[retention] days_after_close` days ago has its content anonymised
-(`core.scrub.scrub_tickets`: summary, messages, attachments, outbox texts, staff's free-text event
+(`core.privacy.scrub.scrub_tickets`: summary, messages, attachments, outbox texts, staff's free-text event
 details) and gets an "anonymized" event by complaintbot. The learner's own data (name, phone, e-mail,
 channel addresses) goes only when none of their tickets still needs it: none open, none closed within
 the retention period. So a learner who complained again last month keeps their contact data for the new
@@ -15,7 +15,7 @@ claimed with an update conditioned on `anonymized_at IS NULL` (PostgreSQL also s
 instance has locked), so with several instances each ticket is anonymised and audited once. A dry
 run reads the same pages and writes nothing.
 
-Not covered: input kept as unparsed (`core.unparsed`) is linked to no learner and no ticket and stays
+Not covered: input kept as unparsed (`core.intake.unparsed`) is linked to no learner and no ticket and stays
 as it is; so do learners without any ticket.
 """
 
@@ -30,12 +30,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
-from core.db import transaction
-from core.erasure import claim_tickets, erase_learner_data, lock_conflict
-from core.models import Event, Learner, Ticket
-from core.models_delivery import OutboxRow
-from core.scrub import ERASED, scrub_outbox_row, scrub_tickets, ticketless_rows
-from core.workflow import CLOSED
+from core.privacy.erasure import claim_tickets, erase_learner_data, lock_conflict
+from core.privacy.scrub import ERASED, scrub_outbox_row, scrub_tickets, ticketless_rows
+from core.storage.db import transaction
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Event, Learner, Ticket
+from core.tickets.workflow import CLOSED
 from scheduler.duty import DutyReport
 
 BATCH = 500  # tickets per transaction: bounded locks and memory, however many fall due at once

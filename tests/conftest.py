@@ -26,14 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.app import channel_book
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.db import create_engine, session_factory, upgrade
-from core.dispatch import Dispatcher
-from core.dispatch_record import RetryPolicy
-from core.intake import Intake
-from core.models import Base
-from core.policy import parse_policy
-from core.privacy import Vault, generate_key
-from core.templates import Templates
+from core.delivery.dispatch import Dispatcher
+from core.delivery.record import RetryPolicy
+from core.intake.intake import Intake
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.db import create_engine, session_factory, upgrade
+from core.storage.models import Base
+from core.storage.privacy import Vault, generate_key
 
 DEPARTMENTS = {
     "service": "学员服务部",

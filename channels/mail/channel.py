@@ -20,9 +20,9 @@ from channels.mail.imap_connection import ImapAccount
 from channels.mail.maildir import MaildirSource
 from channels.mail.reader import MailReader
 from channels.mail.sender import MailSender, MailStaffSink, ManagerAddresses, SmtpServer
-from core.models import Staff
-from core.outbox import Sender
-from core.workflow import MANAGER
+from core.delivery.outbox import Sender
+from core.storage.models import Staff
+from core.tickets.workflow import MANAGER
 
 FIRST_CONTACT = "service"  # its address stands in for a department without one, and for absent managers
 

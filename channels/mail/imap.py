@@ -26,7 +26,7 @@ from channels.mail.parse import BATCH_BYTES, MAX_BYTES
 from channels.mail.prepared import Mail, MailReport, prepare_off_loop
 from channels.mail.read_loop import ReadLease, keep_reading, pause
 from channels.mail.reader import MailReader
-from core.state import get_state, hold_lease, set_state
+from core.storage.state import get_state, hold_lease, set_state
 
 log = logging.getLogger(__name__)
 _EXPECTED = (ImapError, aioimaplib.AioImapException, OSError, TimeoutError)  # logged without a traceback

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.state import hold_lease, release_lease
+from core.storage.state import hold_lease, release_lease
 
 log = logging.getLogger(__name__)
 

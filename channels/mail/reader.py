@@ -27,10 +27,10 @@ from channels.mail.prepared import Mail, MailReport
 from channels.mail.staff_mail import record_staff_mail, staff_addresses
 from channels.mail.trust import sender_verdict
 from core.context import CoreContext
-from core.intake import Intake
+from core.intake.intake import Intake
+from core.intake.receive import Aside, Kept, receive_or_keep
 from core.messages import InboundMessage
-from core.models import LearnerIdentity, Message, Ticket
-from core.receive import Aside, Kept, receive_or_keep
+from core.storage.models import LearnerIdentity, Message, Ticket
 
 log = logging.getLogger(__name__)
 

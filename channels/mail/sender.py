@@ -23,9 +23,9 @@ from email.message import Message
 
 from channels.mail.compose import as_message_id, compose, envelope_address
 from channels.mail.smtp import SmtpConnections, SmtpServer
+from core.delivery.outbox import LaneLimits, NotConfiguredError, PermanentSendError
 from core.messages import OutboundMessage, SendResult
-from core.outbox import LaneLimits, NotConfiguredError, PermanentSendError
-from core.privacy import mask
+from core.storage.privacy import mask
 
 __all__ = ["MailSender", "MailStaffSink", "ManagerAddresses", "SmtpServer", "address"]
 

@@ -28,8 +28,8 @@ from typing import Literal
 
 import aiosmtplib
 
-from core.outbox import PermanentSendError, TemporarySendError
-from core.privacy import mask, redact
+from core.delivery.outbox import PermanentSendError, TemporarySendError
+from core.storage.privacy import mask, redact
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import CoreContext
 from core.messages import InboundMessage, storage_key
-from core.models import Event, Message, Staff, Ticket
-from core.models_delivery import OutboxRow
-from core.numbers import find_ticket_numbers
-from core.ticket_moves import apply_move, staff_actor
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Event, Message, Staff, Ticket
+from core.storage.numbers import find_ticket_numbers
+from core.tickets.moves import apply_move, staff_actor
 
 NOTE = "note"
 _ANSWERED_CHANNELS = ("staff", "email")  # our staff mail (cards, alerts, notices), our mail to learners

@@ -26,7 +26,7 @@ from channels.telegram.poller import ALLOWED_UPDATES, TelegramPoller
 from channels.telegram.sender import GroupPacing, TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from channels.telegram.updates import TelegramUpdates
 from channels.telegram.webhook import telegram_webhook
-from core.outbox import Sender
+from core.delivery.outbox import Sender
 
 
 class TelegramStartError(ChannelError):

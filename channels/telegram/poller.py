@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import TelegramError
 
 from channels.telegram.sender import TelegramBot
-from core.state import get_state, hold_lease, release_lease, set_state
+from core.storage.state import get_state, hold_lease, release_lease, set_state
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,14 @@ from telegram.warnings import PTBDeprecationWarning
 
 from channels.telegram.capabilities import TEXT_LIMIT
 from channels.telegram.events import external_id
+from core.delivery.outbox import (
+    LaneLimits,
+    NotConfiguredError,
+    PacedError,
+    PermanentSendError,
+    TemporarySendError,
+)
 from core.messages import OutboundMessage, SendResult
-from core.outbox import LaneLimits, NotConfiguredError, PacedError, PermanentSendError, TemporarySendError
 from core.text_limits import shorten
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"

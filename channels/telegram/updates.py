@@ -1,5 +1,5 @@
 """Telegram wiring: each update parsed, then handed to the core (a learner's message or command:
-`core.receive`) or to the staff layer."""
+`core.intake.receive`) or to the staff layer."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from channels.telegram.events import (
     external_id,
 )
 from channels.telegram.parse import parse_update
-from core.classify import detect_language
+from core.classification.classify import detect_language
 from core.context import CoreContext
-from core.intake import Intake
+from core.intake.intake import Intake
+from core.intake.receive import Aside, Kept, receive_or_keep
 from core.messages import InboundMessage
-from core.receive import Aside, Kept, receive_or_keep
-from core.staff_requests import Command, Place, Press, Said, StaffAddress, StaffRequest
+from core.tickets.staff_requests import Command, Place, Press, Said, StaffAddress, StaffRequest
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class TelegramUpdates:
         await receive_or_keep(self.intake, aside, self.clock())
 
     async def _learner(self, message: InboundMessage, now: datetime) -> None:
-        """A learner's message or command, as on every channel (`core.receive`); kept aside or not,
+        """A learner's message or command, as on every channel (`core.intake.receive`); kept aside or not,
         the update is done with."""
         await receive_or_keep(self.intake, message, now, locale=learner_locale(message))
 

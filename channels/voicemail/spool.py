@@ -27,8 +27,8 @@ from watchfiles import Change, awatch
 
 from channels.voicemail.parse import MAX_BYTES, VoicemailError, parse_transcript
 from core.context import CoreContext
-from core.intake import Intake
-from core.receive import Aside, Kept, receive_or_keep
+from core.intake.intake import Intake
+from core.intake.receive import Aside, Kept, receive_or_keep
 
 log = logging.getLogger(__name__)
 

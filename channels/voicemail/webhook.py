@@ -24,9 +24,9 @@ from starlette.routing import Route
 from channels.http import BodyTooLarge, read_body
 from channels.voicemail.parse import MAX_BYTES, VoicemailError, parse_transcript, parse_twilio
 from core.context import CoreContext
-from core.intake import Intake
+from core.intake.intake import Intake
+from core.intake.receive import Aside, Kept, receive_or_keep
 from core.messages import InboundMessage
-from core.receive import Aside, Kept, receive_or_keep
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wechatpy import WeChatClient
 
-from core.outbox import TemporarySendError
-from core.privacy import Vault
-from core.state import get_state, hold_lease, release_lease, set_state
+from core.delivery.outbox import TemporarySendError
+from core.storage.privacy import Vault
+from core.storage.state import get_state, hold_lease, release_lease, set_state
 
 log = logging.getLogger(__name__)
 

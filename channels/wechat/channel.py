@@ -22,7 +22,7 @@ from channels.wechat.sender import WechatSender
 from channels.wechat.webhook import WeChatWebhook
 from channels.wechat.wecom import WecomStaffSink
 from core.context import CoreContext
-from core.outbox import Sender
+from core.delivery.outbox import Sender
 
 FIRST_CONTACT = "service"  # its robot stands in for a department without one, and for the managers
 

@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from wechatpy.replies import TextReply
 
 from core.context import CoreContext
-from core.models import Clock
-from core.models_delivery import OutboxRow
-from core.outbox import PENDING, SENT
-from core.queue import earlier_waiting
-from core.wakeup import written
+from core.delivery.outbox import PENDING, SENT
+from core.delivery.queue import earlier_waiting
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Clock
+from core.storage.wakeup import written
 
 PASSIVE_REF = "wechat:passive-reply"  # OutboxRow.external_ref of a row delivered in an HTTP response
 
@@ -40,7 +40,8 @@ async def claim_for_reply(core: CoreContext, key: str, now: datetime) -> bool:
 
 
 def _claim(session: Session, *, key: str, now: datetime) -> bool:
-    # What `core.outbox.mark_sent` does after a send, as two plain statements: it needs an async session
+    # What `core.delivery.outbox.mark_sent` does after a send, as two plain statements: it needs an async
+    # session
     # (the writer's is not), and loading the ORM objects would cost more than the statements.
     connection = session.connection()  # Core statements: the ORM's bookkeeping would double the cost
     claimed = connection.execute(_CLAIM, {"claimed_key": key, "now": now}).first()

@@ -32,9 +32,9 @@ from wechatpy.exceptions import WeChatClientException
 
 from channels.wechat.api import SharedAccessToken, WechatClient
 from channels.wechat.capabilities import TEXT_LIMIT
+from core.delivery.outbox import PermanentSendError, TemporarySendError
+from core.delivery.parts import WHOLE_TEXT
 from core.messages import OutboundMessage, SendResult
-from core.outbox import PermanentSendError, TemporarySendError
-from core.parts import WHOLE_TEXT
 
 log = logging.getLogger(__name__)
 

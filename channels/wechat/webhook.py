@@ -5,10 +5,11 @@ nothing read); with an EncodingAESKey configured, encryption (`encrypt_type=aes`
 is required (403), since a plaintext body is covered by no signature at all; the body, at most `MAX_BYTES`
 (413); no document type or entity before any parsing (400, nothing stored); the `msg_signature` over the
 ciphertext and our app id inside it (403); the same refusal for the decrypted XML. Authentic XML we
-cannot use is kept raw for staff (`core.receive`) and answered `success`. Without a key, plaintext mode
+cannot use is kept raw for staff (`core.intake.receive`) and answered `success`. Without a key, plaintext mode
 (and compatible mode's plaintext copy) is read as it comes.
 
-A learner's message goes through intake, or is a learner's command (查询进度, 新投诉: `core.receive`); the
+A learner's message goes through intake, or is a learner's command (查询进度, 新投诉: `core.intake.receive`);
+the
 response is the passive reply carrying the acknowledgement or the command's answer
 (`passive.claim_for_reply`), encrypted when a key is configured; one too long for a single message goes
 from the outbox in parts instead. WeChat gives up on a response after 5 s
@@ -52,10 +53,10 @@ from channels.wechat.parse import (
 from channels.wechat.passive import claim_for_reply, release_hold, text_reply
 from channels.wechat.security import Envelope, Forbidden, Undecryptable, fresh, signature_ok
 from core.context import CoreContext
-from core.dispatch_record import DeliveryObserver
-from core.intake import Intake, IntakeResult
+from core.delivery.record import DeliveryObserver
+from core.intake.intake import Intake, IntakeResult
+from core.intake.receive import Aside, Kept, receive_or_keep
 from core.messages import InboundMessage
-from core.receive import Aside, Kept, receive_or_keep
 
 log = logging.getLogger(__name__)
 

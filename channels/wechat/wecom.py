@@ -21,8 +21,14 @@ from typing import Any
 import httpx
 from aiolimiter import AsyncLimiter
 
+from core.delivery.outbox import (
+    LaneLimits,
+    NotConfiguredError,
+    PacedError,
+    PermanentSendError,
+    TemporarySendError,
+)
 from core.messages import OutboundMessage, SendResult
-from core.outbox import LaneLimits, NotConfiguredError, PacedError, PermanentSendError, TemporarySendError
 from core.text_limits import TextLimit
 
 DEFAULT_ROBOT_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"

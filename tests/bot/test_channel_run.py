@@ -14,9 +14,9 @@ from channels.base import Channel, ChannelConfig, ChannelError, Offer, Started
 from channels.fake import FakeChannel
 from core.capabilities import Capabilities
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.outbox import Sender
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import Sender
+from core.intake.intake import Intake
 from tests.conftest import Database
 
 

@@ -16,16 +16,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.fernet import Fernet
 
-import core.db
+import core.storage.db
 from bot.app import build
 from bot.config import Settings, load_settings
 from core.messages import InboundMessage
-from core.policy import DEFAULT_POLICY_TEXT
-from core.privacy import generate_key
-from core.search import SCAN
-from core.ticket_moves import apply_move
-from core.ticket_queries import get_ticket
-from core.workflow import Actor
+from core.rules.policy import DEFAULT_POLICY_TEXT
+from core.storage.privacy import generate_key
+from core.tickets.moves import apply_move
+from core.tickets.queries import get_ticket
+from core.tickets.search import SCAN
+from core.tickets.workflow import Actor
 from tests.bot.cli_helpers import Call, Result, complaintbot, complaintbot_many, migrated, one_error_line
 from tests.core.test_search import add_tickets
 
@@ -154,7 +154,7 @@ def seeded(init_runs: InitRuns) -> Seeded:
     async def seed() -> tuple[str, str, str]:
         app = build(settings)
         try:
-            await core.db.upgrade(app.engine)
+            await core.storage.db.upgrade(app.engine)
             january = datetime(2026, 1, 5, 10, 0, tzinfo=SHANGHAI)
             refund = InboundMessage(
                 channel="wechat",

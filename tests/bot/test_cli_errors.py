@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
 from bot import cli
 from bot.config import load_settings
-from core.privacy import generate_key
+from core.storage.privacy import generate_key
 from tests.bot.cli_helpers import Call, Result, complaintbot_many, one_error_line
 
 PASSWORD = "s3cret-pw"

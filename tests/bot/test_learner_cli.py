@@ -12,11 +12,11 @@ import pytest
 
 from bot.app import channel_book
 from core.context import CoreContext
-from core.db import create_engine, session_factory
-from core.intake import Intake
-from core.policy import parse_policy
-from core.privacy import Vault, generate_key
-from core.templates import Templates
+from core.intake.intake import Intake
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.db import create_engine, session_factory
+from core.storage.privacy import Vault, generate_key
 from tests.bot.cli_helpers import SCRIPT, Result, clean_env, complaintbot, one_error_line
 from tests.conftest import DEPARTMENTS, at
 from tests.core.erasure_story import LI, WANG, Person, everything, tell

@@ -9,10 +9,10 @@ from bot.metrics import Metrics
 from bot.web import create_app
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import NotConfiguredError
+from core.intake.intake import Intake
 from core.messages import OutboundMessage, SendResult
-from core.outbox import NotConfiguredError
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")

@@ -26,13 +26,13 @@ from channels.wechat.parse import Unusable, parse_push
 from channels.wechat.sender import WechatSender
 from channels.wechat.wecom import WecomStaffSink
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.models import Base
-from core.models_delivery import OutboxRow
-from core.outbox import enqueue
-from core.redaction import Redactor, install
-from core.unparsed import keep_unparsed
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import enqueue
+from core.intake.intake import Intake
+from core.intake.unparsed import keep_unparsed
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Base
+from core.storage.redaction import Redactor, install
 from standins.botapi import BotApiServer
 from standins.smtp import password_check, run_smtp
 from standins.wechatapi import TOKEN, WechatApiServer

@@ -19,11 +19,11 @@ from cryptography.fernet import Fernet
 from bot.app import channel_book
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.db import create_engine, session_factory
-from core.intake import Intake
-from core.policy import parse_policy
-from core.privacy import Vault
-from core.templates import Templates
+from core.intake.intake import Intake
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.db import create_engine, session_factory
+from core.storage.privacy import Vault
 from tests.bot.cli_helpers import SCRIPT, clean_env, complaintbot
 
 # Bounds for a machine doing other work: they catch a service that never starts or never stops on

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.privacy import generate_key
+from core.storage.privacy import generate_key
 from tests.bot.cli_helpers import complaintbot, one_error_line
 
 

@@ -13,14 +13,14 @@ from bot.staff_commands import StaffCommands
 from channels.fake import FakeChannel
 from core.capabilities import Capabilities, ChannelBook
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake
 from core.messages import OutboundMessage, SendResult
-from core.models_delivery import OutboxRow
-from core.numbers import find_ticket_numbers
-from core.staff import add_staff
-from core.staff_requests import Command, Place, Press, Said, StaffAddress, StaffRequest, StaffRooms
-from core.ticket_queries import get_ticket
+from core.storage.delivery_models import OutboxRow
+from core.storage.numbers import find_ticket_numbers
+from core.tickets.queries import get_ticket
+from core.tickets.staff import add_staff
+from core.tickets.staff_requests import Command, Place, Press, Said, StaffAddress, StaffRequest, StaffRooms
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")

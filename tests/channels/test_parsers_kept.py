@@ -38,11 +38,11 @@ from channels.voicemail.webhook import voicemail_webhook
 from channels.wechat import parse as wechat
 from channels.wechat.webhook import WeChatWebhook
 from core.context import CoreContext
-from core.intake import Intake
+from core.intake.intake import Intake
 from core.messages import storage_key
-from core.models import Message
-from core.models_delivery import OutboxRow, Unparsed
-from core.staff import add_staff
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Message
+from core.tickets.staff import add_staff
 from tests.channels.test_parsers_fuzz import (
     MAIL_SAMPLES,
     TELEGRAM_SAMPLES,

@@ -12,14 +12,14 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.intake import Intake
+from core.delivery.outbox import enqueue, recipient_key, send_once
+from core.intake.intake import Intake
 from core.messages import Attachment, InboundMessage
-from core.models import Base, Clock, Event, Learner, Staff, Ticket
-from core.outbox import enqueue, recipient_key, send_once
-from core.staff import add_staff
-from core.ticket_moves import apply_move, staff_actor
-from core.ticket_queries import get_ticket
-from core.workflow import CLOSED
+from core.storage.models import Base, Clock, Event, Learner, Staff, Ticket
+from core.tickets.moves import apply_move, staff_actor
+from core.tickets.queries import get_ticket
+from core.tickets.staff import add_staff
+from core.tickets.workflow import CLOSED
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ import sys
 
 from bot.app import channel_book
 from core.context import CoreContext
-from core.db import create_engine, session_factory
-from core.intake import Intake
+from core.intake.intake import Intake
 from core.messages import InboundMessage
-from core.policy import parse_policy
-from core.privacy import Vault
-from core.templates import Templates
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.db import create_engine, session_factory
+from core.storage.privacy import Vault
 from tests.conftest import at
 
 

@@ -20,15 +20,15 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.dispatch_record import RetryPolicy
-from core.followup import record_score
-from core.intake import Intake
-from core.models import Staff, Ticket
-from core.staff import add_staff
-from core.ticket_moves import apply_move, staff_actor
-from core.ticket_queries import get_ticket
-from core.workflow import WorkflowError
+from core.delivery.dispatch import Dispatcher
+from core.delivery.record import RetryPolicy
+from core.intake.intake import Intake
+from core.storage.models import Staff, Ticket
+from core.tickets.followup import record_score
+from core.tickets.moves import apply_move, staff_actor
+from core.tickets.queries import get_ticket
+from core.tickets.staff import add_staff
+from core.tickets.workflow import WorkflowError
 from scheduler import escalation, followup
 
 TEXTS = {

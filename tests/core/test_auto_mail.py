@@ -8,12 +8,12 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.kept_aside import NotAComplaint
-from core.models import Event, Ticket
-from core.models_delivery import OutboxRow, Unparsed
-from core.ticket_queries import get_ticket
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake
+from core.intake.kept_aside import NotAComplaint
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Event, Ticket
+from core.tickets.queries import get_ticket
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import chinese_calendar  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
-from core.calendar import BusinessCalendar, CalendarSettings
+from core.rules.calendar import BusinessCalendar, CalendarSettings
 
 SH = ZoneInfo("Asia/Shanghai")
 HOTLINE_OPENS, HOTLINE_CLOSES = time(9, 0), time(21, 0)
@@ -118,7 +118,7 @@ def test_2027_fallback_warns_once_per_instance_and_year(
     no_2027_data: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     cal = BusinessCalendar(CalendarSettings())
-    with caplog.at_level(logging.WARNING, logger="core.calendar"):
+    with caplog.at_level(logging.WARNING, logger="core.rules.calendar"):
         cal.is_workday(date(2026, 10, 8))  # covered year: no warning
         for offset in range(60):
             cal.is_workday(date(2027, 3, 1) + timedelta(days=offset))
@@ -126,10 +126,10 @@ def test_2027_fallback_warns_once_per_instance_and_year(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "2027" in warnings[0].getMessage()
-    assert warnings[0].name == "core.calendar"
+    assert warnings[0].name == "core.rules.calendar"
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="core.calendar"):
+    with caplog.at_level(logging.WARNING, logger="core.rules.calendar"):
         BusinessCalendar(CalendarSettings()).is_workday(date(2027, 3, 1))
     assert len(caplog.records) == 1  # a fresh instance reports the gap again
 

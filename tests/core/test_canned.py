@@ -1,4 +1,4 @@
-"""Canned replies taken in and used by two instances at once (core.canned).
+"""Canned replies taken in and used by two instances at once (core.tickets.canned).
 
 PostgreSQL lets two transactions race: the first stays open until the second has read the table or is
 about to write it. SQLite has one writer at a time, so there the second simply follows the first."""
@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from core import canned
 from core.context import CoreContext
-from core.models_records import CannedReply
-from core.templates import Templates
+from core.rules.templates import Templates
+from core.storage.record_models import CannedReply
+from core.tickets import canned
 from tests.conftest import Database, at
 
 NOW = at("2026-11-20 10:00")

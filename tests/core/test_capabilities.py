@@ -13,12 +13,12 @@ from bot.channel_list import CAPABILITIES
 from channels.fake import FakeChannel
 from core.capabilities import Capabilities, ChannelBook
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.dispatch_record import RetryPolicy
-from core.intake import Intake
-from core.models_delivery import OutboxRow
-from core.staff import add_staff
-from core.templates import Templates
+from core.delivery.dispatch import Dispatcher
+from core.delivery.record import RetryPolicy
+from core.intake.intake import Intake
+from core.rules.templates import Templates
+from core.storage.delivery_models import OutboxRow
+from core.tickets.staff import add_staff
 from scheduler import escalation
 from tests.conftest import DEPARTMENTS, at
 from tests.core.test_followup import resolved, say, view

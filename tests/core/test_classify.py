@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.classify import (
+from core.classification.classify import (
     Classification,
     ClassificationRules,
     classify,

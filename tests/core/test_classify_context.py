@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.classify import ClassificationRules, classify, parse_amounts, rules_from_policy
+from core.classification.classify import ClassificationRules, classify, parse_amounts, rules_from_policy
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "core" / "policy_default.toml"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from core.classify import ClassificationRules, classify, rules_from_policy, why
-from core.classify_model import MODEL_FILE, Model, load_model, normalise
+from core.classification.classify import ClassificationRules, classify, rules_from_policy, why
+from core.classification.model import MODEL_FILE, Model, load_model, normalise
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "core" / "policy_default.toml"
 

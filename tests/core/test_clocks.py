@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from bot.app import channel_book
 from channels.fake import FakeChannel
-from core.calendar import BusinessCalendar
-from core.clocks import ClockKeeper
 from core.context import CoreContext
-from core.intake import Intake
-from core.models import Clock, Ticket
-from core.policy import PolicyError, parse_policy
-from core.templates import Templates
+from core.intake.intake import Intake
+from core.rules.calendar import BusinessCalendar
+from core.rules.clocks import ClockKeeper
+from core.rules.policy import PolicyError, parse_policy
+from core.rules.templates import Templates
+from core.storage.models import Clock, Ticket
 from tests.conftest import at
 
 
@@ -80,7 +80,7 @@ async def test_major_complaints_run_on_tighter_clocks(
 async def test_a_year_the_calendar_library_does_not_cover_falls_back_and_warns_once(
     core: CoreContext, intake: Intake, learner_channel: FakeChannel, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="core.calendar"):
+    with caplog.at_level(logging.WARNING, logger="core.rules.calendar"):
         first = await _complain(intake, learner_channel, "2027-03-05 17:30")  # a Friday
         await _complain(intake, learner_channel, "2027-03-06 10:00", "另一件事：教室太吵")
     assert (await _clocks(core, first))["claim"].due_at == at("2027-03-08 09:30")  # Monday

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.policy import parse_policy
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake
+from core.rules.policy import parse_policy
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")

@@ -9,15 +9,15 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.erasure import ErasureReport, erase_learner
-from core.intake import Intake
-from core.models import Event, Learner, LearnerIdentity, Message, Ticket
-from core.models_delivery import OutboxRow
-from core.outbox import DEAD, NotConfiguredError, enqueue
-from core.scrub import ERASED, NOT_SENT
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import DEAD, NotConfiguredError, enqueue
+from core.intake.intake import Intake
+from core.privacy.erasure import ErasureReport, erase_learner
+from core.privacy.scrub import ERASED, NOT_SENT
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Event, Learner, LearnerIdentity, Message, Ticket
+from core.tickets.queries import get_ticket
+from core.tickets.views import ticket_view
 from tests.conftest import at
 from tests.core.erasure_story import LI, WANG, close, everything, statistics, tell
 

@@ -16,15 +16,15 @@ from sqlalchemy import ColumnElement, func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake, IntakeResult
-from core.learner_acts import parse
-from core.models import Base, Event, Ticket
-from core.models_delivery import OutboxRow
-from core.staff import add_staff
-from core.ticket_moves import apply_move, staff_actor
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake, IntakeResult
+from core.intake.learner_acts import parse
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Base, Event, Ticket
+from core.tickets.moves import apply_move, staff_actor
+from core.tickets.queries import get_ticket
+from core.tickets.staff import add_staff
+from core.tickets.views import ticket_view
 from scheduler import followup
 from tests.conftest import at
 

@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.kept_aside import IdReused
-from core.models import Learner, Message, Ticket
-from core.models_delivery import OutboxRow, Unparsed
-from core.numbers import TicketNumber
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake
+from core.intake.kept_aside import IdReused
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Learner, Message, Ticket
+from core.storage.numbers import TicketNumber
+from core.tickets.queries import get_ticket
+from core.tickets.views import ticket_view
 from tests.conftest import at
 
 

@@ -13,12 +13,8 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.dispatch_record import RetryPolicy
-from core.intake import Intake
-from core.messages import OutboundMessage, SendResult
-from core.models_delivery import OutboxRow
-from core.outbox import (
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import (
     DEAD,
     PARKED,
     PENDING,
@@ -29,9 +25,13 @@ from core.outbox import (
     TemporarySendError,
     enqueue,
 )
-from core.queue import HELD
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
+from core.delivery.queue import HELD
+from core.delivery.record import RetryPolicy
+from core.intake.intake import Intake
+from core.messages import OutboundMessage, SendResult
+from core.storage.delivery_models import OutboxRow
+from core.tickets.queries import get_ticket
+from core.tickets.views import ticket_view
 from tests.conftest import at
 from tests.core.test_outbox import Killed
 

@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake, IntakeResult
-from core.learner_commands import NEW, START, STATUS, LearnerCommand, parse_command
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake, IntakeResult
+from core.intake.learner_commands import NEW, START, STATUS, LearnerCommand, parse_command
+from core.intake.receive import receive_or_keep
 from core.messages import Attachment
-from core.models import Message, Ticket
-from core.receive import receive_or_keep
+from core.storage.models import Message, Ticket
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")

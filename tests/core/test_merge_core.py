@@ -8,15 +8,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.fake import FakeChannel
-from core.callback import pending_callback
 from core.context import CoreContext
-from core.intake import Intake
-from core.merge import merge, unmerge
-from core.models import Staff
-from core.report_figures import month_figures
-from core.report_periods import month_period
-from core.staff import add_staff
-from core.ticket_queries import get_ticket
+from core.intake.intake import Intake
+from core.reports.figures import month_figures
+from core.reports.periods import month_period
+from core.storage.models import Staff
+from core.tickets.callback import pending_callback
+from core.tickets.merge import merge, unmerge
+from core.tickets.queries import get_ticket
+from core.tickets.staff import add_staff
 from scheduler import escalation
 from tests.conftest import at
 

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from core.context import CoreContext
-from core.intake import Intake
-from core.models import Ticket
-from core.numbers import TicketNumber
+from core.intake.intake import Intake
+from core.storage.models import Ticket
+from core.storage.numbers import TicketNumber
 from tests.conftest import Database
 from tests.core.intake_worker import writer
 

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from core.numbers import (
+from core.storage.numbers import (
     InvalidTicketNumber,
     TicketNumber,
     damm_check_digit,

@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.dispatch_record import RetryPolicy
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import PENDING, SENT, TemporarySendError, enqueue, payload_text
+from core.delivery.record import RetryPolicy
 from core.messages import Button, OutboundMessage, SendResult
-from core.models_delivery import OutboxRow
-from core.outbox import PENDING, SENT, TemporarySendError, enqueue, payload_text
-from core.scrub import ERASED, scrub_outbox_row
+from core.privacy.scrub import ERASED, scrub_outbox_row
+from core.storage.delivery_models import OutboxRow
 from core.text_limits import TextLimit
 from tests.conftest import at
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.classify_rules import rules_of
-from core.policy import PolicyError, parse_policy
+from core.classification.rules import rules_of
+from core.rules.policy import PolicyError, parse_policy
 
 
 @pytest.mark.parametrize(

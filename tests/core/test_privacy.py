@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.privacy import (
+from core.storage.privacy import (
     PrivacyKeyError,
     Vault,
     generate_key,
@@ -244,7 +244,7 @@ def test_mask_dispatch(kind: str, value: str, expected: str) -> None:
 
 
 def test_redact_masks_phone_numbers_and_addresses_in_free_text() -> None:
-    from core.privacy import redact
+    from core.storage.privacy import redact
 
     text = "请打 138 1234 8000 或 +86-139-0000-1111，邮箱 li.ming@example.com；订单号 20261122138123480001"
     assert (

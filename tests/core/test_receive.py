@@ -8,11 +8,11 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake, IntakeResult
-from core.models import Ticket
-from core.models_delivery import Unparsed
-from core.receive import Aside, Kept, receive_or_keep
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake, IntakeResult
+from core.intake.receive import Aside, Kept, receive_or_keep
+from core.storage.delivery_models import Unparsed
+from core.storage.models import Ticket
 from tests.conftest import at
 
 NOW = at("2026-11-23 10:00")

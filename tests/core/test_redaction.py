@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from core.redaction import SECRET, RedactingFilter, Redactor, install
+from core.storage.redaction import SECRET, RedactingFilter, Redactor, install
 
 BOT_TOKEN = "7234567890:AAH3kx9vQ2mPz8LwTn5Rb1Yc4Df6Gh7Jk0L"
 OPENID = "oLVPpjqs9BhvzwPj5A-vTYAX3GLc"

@@ -12,16 +12,16 @@ from sqlalchemy import func, select
 from bot.app import channel_book
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.intake import Intake
-from core.keycheck import check_key
-from core.models import Learner, Ticket
-from core.models_delivery import OutboxRow, Unparsed
-from core.outbox import recipient_key
-from core.policy import parse_policy
-from core.privacy import PrivacyKeyError, Vault, generate_key
-from core.rekey import ENCRYPTED, rotate, seal_clear_text
-from core.templates import Templates
-from core.unparsed import keep_unparsed
+from core.delivery.outbox import recipient_key
+from core.intake.intake import Intake
+from core.intake.unparsed import keep_unparsed
+from core.privacy.keycheck import check_key
+from core.privacy.rekey import ENCRYPTED, rotate, seal_clear_text
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Learner, Ticket
+from core.storage.privacy import PrivacyKeyError, Vault, generate_key
 from tests.conftest import DEPARTMENTS, Database, at
 
 NOW = at("2026-11-23 10:00")

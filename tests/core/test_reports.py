@@ -22,19 +22,19 @@ from sqlalchemy import func, select
 
 from bot.app import channel_book
 from core.context import CoreContext
-from core.credit import compute_grades, quarter_grades
-from core.db import create_engine, session_factory
-from core.models import Clock, Event, Staff, Ticket
-from core.models_delivery import OutboxRow
-from core.models_records import CreditGrade
-from core.outbox import payload_text
-from core.policy import PolicyError, parse_policy
-from core.privacy import Vault, generate_key
-from core.report_figures import month_figures
-from core.report_pdf import render_report
-from core.report_periods import PeriodError, month_period, quarter_period
-from core.templates import Templates
-from core.workflow import OPEN_STATES
+from core.delivery.outbox import payload_text
+from core.reports.credit import compute_grades, quarter_grades
+from core.reports.figures import month_figures
+from core.reports.pdf import render_report
+from core.reports.periods import PeriodError, month_period, quarter_period
+from core.rules.policy import PolicyError, parse_policy
+from core.rules.templates import Templates
+from core.storage.db import create_engine, session_factory
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Clock, Event, Staff, Ticket
+from core.storage.privacy import Vault, generate_key
+from core.storage.record_models import CreditGrade
+from core.tickets.workflow import OPEN_STATES
 from tests.conftest import DEPARTMENTS
 from tests.core.report_history import History, build_history
 

@@ -1,4 +1,4 @@
-"""Searching many tickets (core.search): every match counted, and a cut-short scan said."""
+"""Searching many tickets (core.tickets.search): every match counted, and a cut-short scan said."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import insert
 
 from core.context import CoreContext
-from core.models import Learner, Ticket
-from core.search import SCAN, parse_query, search_listed, search_tickets
+from core.storage.models import Learner, Ticket
+from core.tickets.search import SCAN, parse_query, search_listed, search_tickets
 from tests.conftest import at
 
 NOW = at("2026-11-20 10:00")

@@ -9,15 +9,15 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake, IntakeResult
-from core.models import Event, Ticket
-from core.second_instance import open_second_instance
-from core.staff import add_staff
-from core.ticket_moves import apply_move, staff_actor
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
-from core.workflow import LEARNER, Actor, NotAllowed, WorkflowError
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake, IntakeResult
+from core.storage.models import Event, Ticket
+from core.tickets.moves import apply_move, staff_actor
+from core.tickets.queries import get_ticket
+from core.tickets.second_instance import open_second_instance
+from core.tickets.staff import add_staff
+from core.tickets.views import ticket_view
+from core.tickets.workflow import LEARNER, Actor, NotAllowed, WorkflowError
 from tests.conftest import at
 
 TEACHING = "老师上课总是迟到，讲课照本宣科，教学质量很差"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from core.context import CoreContext
-from core.staff import StaffError, add_or_restore_staff, add_staff, find_by_telegram, list_staff, remove_staff
+from core.tickets.staff import (
+    StaffError,
+    add_or_restore_staff,
+    add_staff,
+    find_by_telegram,
+    list_staff,
+    remove_staff,
+)
 from tests.conftest import at
 
 NOW = at("2026-11-23 09:00")

@@ -6,8 +6,8 @@ import asyncio
 from datetime import timedelta
 
 from core.context import CoreContext
-from core.db import create_engine, session_factory
-from core.state import get_state, hold_lease, release_lease, set_state
+from core.storage.db import create_engine, session_factory
+from core.storage.state import get_state, hold_lease, release_lease, set_state
 from tests.conftest import Database, at
 
 NOW = at("2026-11-23 10:00")

@@ -11,13 +11,13 @@ from sqlalchemy import Connection, select, text
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.db import create_engine
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.models import Base
-from core.models_delivery import OutboxRow, Unparsed
-from core.templates import Templates
-from core.unparsed import keep_unparsed
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake
+from core.intake.unparsed import keep_unparsed
+from core.rules.templates import Templates
+from core.storage.db import create_engine
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Base
 from tests.conftest import Database, at
 
 NOW = at("2026-11-23 10:00")

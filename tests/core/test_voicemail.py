@@ -16,15 +16,15 @@ from channels.fake import FakeChannel
 from channels.voicemail.parse import message as voicemail_message
 from channels.voicemail.parse import parse_transcript
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import payload_text
+from core.intake.intake import Intake
 from core.messages import InboundMessage
-from core.models import Clock, Event, Learner, Ticket
-from core.models_delivery import OutboxRow
-from core.outbox import payload_text
-from core.ticket_moves import apply_move
-from core.ticket_queries import get_ticket
-from core.workflow import Actor, WorkflowError
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Clock, Event, Learner, Ticket
+from core.tickets.moves import apply_move
+from core.tickets.queries import get_ticket
+from core.tickets.workflow import Actor, WorkflowError
 from tests.conftest import at
 
 CALLER = "+8613812348000"

@@ -9,12 +9,12 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.intake import Intake
-from core.models import Clock, Event, Staff, Ticket
-from core.ticket_moves import apply_move, staff_actor
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
-from core.workflow import SYSTEM_ACTOR, Actor, NotAllowed, WorkflowError, check
+from core.intake.intake import Intake
+from core.storage.models import Clock, Event, Staff, Ticket
+from core.tickets.moves import apply_move, staff_actor
+from core.tickets.queries import get_ticket
+from core.tickets.views import ticket_view
+from core.tickets.workflow import SYSTEM_ACTOR, Actor, NotAllowed, WorkflowError, check
 from tests.conftest import at
 
 

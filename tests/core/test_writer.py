@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import Connection, event, func, insert, select
 from sqlalchemy.orm import Session
 
-import core.intake_open as intake_module
+import core.intake.opening as intake_module
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.db import create_engine
-from core.intake import Intake
-from core.models import Message, Ticket, TicketCounter
-from core.writer import Writer
+from core.intake.intake import Intake
+from core.storage.db import create_engine
+from core.storage.models import Message, Ticket, TicketCounter
+from core.storage.writer import Writer
 from tests.conftest import Database, at
 
 NOW = at("2026-11-23 10:00")

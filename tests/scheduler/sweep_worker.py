@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 
 from bot.app import channel_book
 from core.context import CoreContext
-from core.db import create_engine, session_factory
-from core.policy import parse_policy
-from core.privacy import Vault
-from core.templates import Templates
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.db import create_engine, session_factory
+from core.storage.privacy import Vault
 from scheduler.sweep import sweep
 
 

@@ -17,14 +17,14 @@ import pytest
 from bot.app import channel_book
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.db import create_engine, outbox_signal, session_factory
-from core.dispatch import Dispatcher
-from core.dispatch_record import RetryPolicy
-from core.intake import Intake
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import TemporarySendError
+from core.delivery.record import RetryPolicy
+from core.intake.intake import Intake
 from core.messages import OutboundMessage, SendResult
-from core.outbox import TemporarySendError
-from core.policy import parse_policy
-from core.templates import Templates
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.db import create_engine, outbox_signal, session_factory
 from scheduler.delivery import Delivery
 from tests.conftest import Database
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.intake import Intake
-from core.models_delivery import OutboxRow
-from core.outbox import payload_text
+from core.delivery.outbox import payload_text
+from core.intake.intake import Intake
+from core.storage.delivery_models import OutboxRow
 from scheduler import digest
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.conftest import at

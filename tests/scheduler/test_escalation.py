@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.models import Clock, Event, Staff
-from core.models_delivery import OutboxRow
-from core.outbox import PermanentSendError, payload_text
-from core.staff import add_staff
-from core.ticket_moves import apply_move, staff_actor
-from core.ticket_queries import get_ticket, list_tickets
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import PermanentSendError, payload_text
+from core.intake.intake import Intake
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Clock, Event, Staff
+from core.tickets.moves import apply_move, staff_actor
+from core.tickets.queries import get_ticket, list_tickets
+from core.tickets.staff import add_staff
 from scheduler import escalation
 from tests.conftest import at
 

@@ -9,17 +9,17 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 
 from channels.fake import FakeChannel
-from core.calendar import BusinessCalendar
 from core.context import CoreContext
-from core.intake import Intake
-from core.models_delivery import OutboxRow
-from core.models_records import CreditGrade
-from core.outbox import payload_text, to_message
-from core.policy import parse_policy
-from core.staff import add_staff
-from core.templates import Templates
-from core.ticket_moves import apply_move, staff_actor
-from core.ticket_queries import get_ticket
+from core.delivery.outbox import payload_text, to_message
+from core.intake.intake import Intake
+from core.rules.calendar import BusinessCalendar
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.delivery_models import OutboxRow
+from core.storage.record_models import CreditGrade
+from core.tickets.moves import apply_move, staff_actor
+from core.tickets.queries import get_ticket
+from core.tickets.staff import add_staff
 from scheduler import monthly_report
 from scheduler.sweep import sweep
 from tests.conftest import DEPARTMENTS, at

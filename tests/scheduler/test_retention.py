@@ -12,12 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from core.context import CoreContext
-from core.db import create_engine, session_factory
-from core.intake import Intake
-from core.models import Event, Learner, Ticket
-from core.models_delivery import OutboxRow
-from core.scrub import ERASED
-from core.ticket_queries import get_ticket
+from core.intake.intake import Intake
+from core.privacy.scrub import ERASED
+from core.storage.db import create_engine, session_factory
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Event, Learner, Ticket
+from core.tickets.queries import get_ticket
 from scheduler import retention
 from tests.conftest import Database, at
 from tests.core.erasure_story import LI, WANG, Person, close, everything, statistics, tell

@@ -15,13 +15,13 @@ from sqlalchemy import select
 
 from channels.fake import FakeChannel
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.models import Clock, Event, Ticket
-from core.models_delivery import OutboxRow
-from core.outbox import payload_text
-from core.staff import add_staff
-from core.ticket_moves import apply_move, staff_actor
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import payload_text
+from core.intake.intake import Intake
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Clock, Event, Ticket
+from core.tickets.moves import apply_move, staff_actor
+from core.tickets.staff import add_staff
 from scheduler.escalation import plan
 from tests.conftest import Database, at
 

@@ -34,8 +34,8 @@ from sqlalchemy import func, select
 
 from channels.mail.imap_connection import ImapAccount
 from core.context import CoreContext
-from core.models import Message, Ticket
-from core.models_delivery import OutboxRow, Unparsed
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Message, Ticket
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 MISSING = None if os.path.exists(DOVECOT) else f"no Dovecot ({DOVECOT}): apt-get install dovecot-imapd"

@@ -11,9 +11,9 @@ from aiosmtpd.controller import Controller
 from channels.fake import FakeChannel
 from channels.mail.sender import MailSender, SmtpServer
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.outbox import LaneLimits
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import LaneLimits
+from core.intake.intake import Intake
 from standins.smtp import HOST, Recorder, SmtpStandIn, free_port
 from tests.channels.mail.test_sender import FROM, ack
 from tests.conftest import at

@@ -24,11 +24,11 @@ from channels.mail.parse import parse_mail
 from channels.mail.prepared import Mail, MailReport
 from channels.mail.reader import MailReader, Outcome
 from core.context import CoreContext
-from core.db import create_engine, session_factory
-from core.intake import Intake
-from core.models_delivery import Unparsed
-from core.state import get_state
-from core.templates import Templates
+from core.intake.intake import Intake
+from core.rules.templates import Templates
+from core.storage.db import create_engine, session_factory
+from core.storage.delivery_models import Unparsed
+from core.storage.state import get_state
 from tests.channels.mail.dovecot import MISSING, Dovecot, complaint_mail, tally
 from tests.conftest import DEPARTMENTS, Database
 

@@ -13,8 +13,8 @@ import pytest
 from channels.mail.imap import ImapSource
 from channels.mail.reader import MailReader
 from core.context import CoreContext
-from core.intake import Intake
-from core.redaction import Redactor, install
+from core.intake.intake import Intake
+from core.storage.redaction import Redactor, install
 from tests.bot.test_no_secrets_leak import assert_nothing_leaked
 from tests.channels.mail.dovecot import Dovecot
 

@@ -10,10 +10,10 @@ from channels.mail.prepared import prepare
 from channels.mail.reader import MailReader
 from channels.mail.sender import MailSender, SmtpServer
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.models import Ticket
-from core.numbers import find_ticket_numbers
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake
+from core.storage.models import Ticket
+from core.storage.numbers import find_ticket_numbers
 from standins.smtp import SmtpStandIn
 from tests.channels.mail.dovecot import complaint_mail
 from tests.conftest import at

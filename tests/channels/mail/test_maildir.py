@@ -20,9 +20,9 @@ from channels.mail.maildir import MaildirSource, batches
 from channels.mail.prepared import prepare
 from channels.mail.reader import MailReader
 from core.context import CoreContext
-from core.intake import Intake
-from core.models import Message
-from core.models_delivery import OutboxRow
+from core.intake.intake import Intake
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Message
 from tests.channels.mail.dovecot import complaint_mail, tally
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

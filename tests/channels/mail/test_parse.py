@@ -29,9 +29,9 @@ from channels.mail.parse import (
 )
 from channels.mail.quotes import trim_quoted
 from channels.mail.text import decode_bytes
-from core.intake import Intake
+from core.intake.intake import Intake
 from core.messages import Attachment, InboundMessage
-from core.numbers import TicketNumber, find_ticket_numbers
+from core.storage.numbers import TicketNumber, find_ticket_numbers
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = sorted(path.name for path in DATA.iterdir() if path.is_file())  # corpus/ has its own test

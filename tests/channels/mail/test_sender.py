@@ -21,12 +21,8 @@ from channels.mail.channel import email_senders
 from channels.mail.compose import references_of, subject_of
 from channels.mail.sender import MailSender, MailStaffSink, SmtpServer
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.dispatch_record import RetryPolicy
-from core.intake import Intake
-from core.messages import OutboundMessage
-from core.models_delivery import OutboxRow
-from core.outbox import (
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import (
     DEAD,
     PENDING,
     SENT,
@@ -35,8 +31,12 @@ from core.outbox import (
     Sender,
     TemporarySendError,
 )
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
+from core.delivery.record import RetryPolicy
+from core.intake.intake import Intake
+from core.messages import OutboundMessage
+from core.storage.delivery_models import OutboxRow
+from core.tickets.queries import get_ticket
+from core.tickets.views import ticket_view
 from standins.smtp import Certificate, Recorder, SmtpStandIn, free_port, password_check, run_smtp
 from tests.conftest import at
 

@@ -11,10 +11,10 @@ from sqlalchemy import func, select, update
 from channels.mail.prepared import prepare
 from channels.mail.reader import MailReader
 from core.context import CoreContext
-from core.intake import Intake
-from core.models import Event, Staff, Ticket
-from core.models_delivery import OutboxRow
-from core.staff import add_staff, remove_staff
+from core.intake.intake import Intake
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Event, Staff, Ticket
+from core.tickets.staff import add_staff, remove_staff
 from tests.channels.mail.dovecot import complaint_mail, tally
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

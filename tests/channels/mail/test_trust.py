@@ -19,16 +19,16 @@ from channels.mail.reader import MailReader
 from channels.mail.sender import MailSender, SmtpServer
 from channels.mail.trust import sender_verdict
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.dispatch_record import RetryPolicy
-from core.intake import Intake
+from core.delivery.dispatch import Dispatcher
+from core.delivery.record import RetryPolicy
+from core.intake.intake import Intake
 from core.messages import OutboundMessage
-from core.models import Event, Learner, Ticket
-from core.models_delivery import OutboxRow
-from core.policy import parse_policy
-from core.staff import add_staff
-from core.ticket_moves import apply_move, staff_actor
-from core.ticket_queries import get_ticket
+from core.rules.policy import parse_policy
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Event, Learner, Ticket
+from core.tickets.moves import apply_move, staff_actor
+from core.tickets.queries import get_ticket
+from core.tickets.staff import add_staff
 from standins.smtp import SmtpStandIn
 from tests.channels.mail.dovecot import complaint_mail
 from tests.conftest import at

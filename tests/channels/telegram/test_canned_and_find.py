@@ -7,10 +7,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core.models import Event
-from core.models_records import CannedReply
-from core.search import SCAN, parse_query, search_listed
-from core.templates import Templates
+from core.rules.templates import Templates
+from core.storage.models import Event
+from core.storage.record_models import CannedReply
+from core.tickets.search import SCAN, parse_query, search_listed
 from tests.channels.telegram.test_staff_commands import (
     CASHIER,
     FEES,

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from core.models import Ticket
-from core.models_delivery import OutboxRow
-from core.outbox import SENT, enqueue
+from core.delivery.outbox import SENT, enqueue
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Ticket
 from scheduler import card_summary
 from tests.channels.telegram.test_staff_commands import (
     LEARNER,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.numbers import find_ticket_numbers
+from core.storage.numbers import find_ticket_numbers
 from tests.channels.telegram import test_flow
 from tests.channels.telegram.test_flow import LEARNER, TEACHER, TEACHING_CHAT, Rig
 

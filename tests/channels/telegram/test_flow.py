@@ -15,15 +15,15 @@ from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from channels.telegram.updates import TelegramUpdates
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.models import Message, Ticket
-from core.models_delivery import OutboxRow, Unparsed
-from core.numbers import find_ticket_numbers
-from core.staff import add_staff
-from core.staff_requests import StaffRooms
-from core.state import set_state
-from core.ticket_queries import get_ticket
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Message, Ticket
+from core.storage.numbers import find_ticket_numbers
+from core.storage.state import set_state
+from core.tickets.queries import get_ticket
+from core.tickets.staff import add_staff
+from core.tickets.staff_requests import StaffRooms
 from standins.botapi import BotApiServer
 from tests.conftest import at
 

@@ -3,7 +3,7 @@ characters, through the real client and the Bot API stand-in, on SQLite and Post
 
 from __future__ import annotations
 
-from core.numbers import find_ticket_numbers
+from core.storage.numbers import find_ticket_numbers
 from tests.channels.telegram.test_staff_commands import FEES, LEARNER, TEACHER, TEACHING, TEACHING_CHAT, Rig
 
 

@@ -18,13 +18,13 @@ from channels.fake import FakeChannel
 from channels.mail.sender import MailSender, SmtpServer
 from channels.wechat.api import SharedAccessToken, WechatClient, token_fetcher
 from channels.wechat.sender import WechatSender
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.models import Clock, Event, Message, Ticket
-from core.numbers import find_ticket_numbers
-from core.outbox import Sender
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import Sender
+from core.intake.intake import Intake
+from core.storage.models import Clock, Event, Message, Ticket
+from core.storage.numbers import find_ticket_numbers
+from core.tickets.queries import get_ticket
+from core.tickets.views import ticket_view
 from standins.smtp import SmtpStandIn, run_smtp
 from standins.wechatapi import WechatApiServer
 from tests.channels.telegram.test_staff_commands import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.staff import add_staff, remove_staff
+from core.tickets.staff import add_staff, remove_staff
 from tests.channels.telegram.test_staff_commands import (  # noqa: F401 - `rig` is the fixture
     LEARNER,
     TEACHER,

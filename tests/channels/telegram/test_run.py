@@ -6,7 +6,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from core.numbers import find_ticket_numbers
+from core.storage.numbers import find_ticket_numbers
 from standins.botapi import BotApiServer
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port

@@ -20,17 +20,17 @@ from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from channels.telegram.updates import TelegramUpdates
 from core.context import CoreContext
-from core.corrections import export_rows
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.models import Event, Learner, Ticket
-from core.models_delivery import OutboxRow
-from core.numbers import find_ticket_numbers
-from core.outbox import Sender
-from core.staff import add_staff
-from core.state import set_state
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import Sender
+from core.intake.intake import Intake
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Event, Learner, Ticket
+from core.storage.numbers import find_ticket_numbers
+from core.storage.state import set_state
+from core.tickets.corrections import export_rows
+from core.tickets.queries import get_ticket
+from core.tickets.staff import add_staff
+from core.tickets.views import ticket_view
 from standins.botapi import BotApiServer
 from tests.conftest import at
 

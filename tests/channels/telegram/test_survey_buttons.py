@@ -17,13 +17,13 @@ from channels.telegram.poller import TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from channels.telegram.updates import TelegramUpdates
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.numbers import find_ticket_numbers
-from core.outbox import Sender
-from core.staff import add_staff
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import Sender
+from core.intake.intake import Intake
+from core.storage.numbers import find_ticket_numbers
+from core.tickets.queries import get_ticket
+from core.tickets.staff import add_staff
+from core.tickets.views import ticket_view
 from standins.botapi import BotApiServer
 from tests.conftest import at
 

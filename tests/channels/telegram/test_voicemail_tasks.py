@@ -7,9 +7,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from channels.voicemail.parse import message as voicemail_message
-from core.intake import Intake
-from core.models import Clock
-from core.ticket_queries import get_ticket
+from core.intake.intake import Intake
+from core.storage.models import Clock
+from core.tickets.queries import get_ticket
 from tests.channels.telegram.test_staff_commands import (
     HEAD,
     LEARNER,

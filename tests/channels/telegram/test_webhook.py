@@ -30,11 +30,11 @@ from channels.base import Started
 from channels.telegram.channel import TelegramChannel
 from channels.telegram.webhook import TELEGRAM_SECRET_HEADER
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
-from core.models import Base, Ticket
-from core.models_delivery import OutboxRow, Unparsed
-from core.numbers import find_ticket_numbers
+from core.delivery.dispatch import Dispatcher
+from core.intake.intake import Intake
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Base, Ticket
+from core.storage.numbers import find_ticket_numbers
 from standins.botapi import BotApiServer
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port

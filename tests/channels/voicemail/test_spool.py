@@ -23,15 +23,15 @@ from bot.app import channel_book
 from channels.voicemail.parse import MAX_BYTES, parse_transcript
 from channels.voicemail.spool import SpoolInbox, SpoolReport
 from core.context import CoreContext
-from core.db import create_engine, session_factory
-from core.intake import Intake
+from core.delivery.outbox import payload_text
+from core.intake.intake import Intake
 from core.messages import InboundMessage
-from core.models import Message, Ticket
-from core.models_delivery import OutboxRow, Unparsed
-from core.outbox import payload_text
-from core.policy import parse_policy
-from core.privacy import Vault
-from core.templates import Templates
+from core.rules.policy import parse_policy
+from core.rules.templates import Templates
+from core.storage.db import create_engine, session_factory
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Message, Ticket
+from core.storage.privacy import Vault
 from tests.channels.voicemail import recorded
 
 NOW = datetime(2026, 9, 30, 9, 58, tzinfo=ZoneInfo("Asia/Shanghai"))  # the recorded call's

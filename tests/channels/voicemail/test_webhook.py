@@ -32,9 +32,9 @@ from bot.web import create_app
 from channels.voicemail.parse import MAX_BYTES
 from channels.voicemail.webhook import voicemail_webhook
 from core.context import CoreContext
-from core.intake import Intake
-from core.models import Base, Clock, LearnerIdentity, Message, Ticket
-from core.models_delivery import OutboxRow, Unparsed
+from core.intake.intake import Intake
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Base, Clock, LearnerIdentity, Message, Ticket
 from tests.channels.voicemail import recorded
 
 SECRET = "voicemail-shared-secret"

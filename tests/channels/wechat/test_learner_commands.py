@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 
-from core.models import Ticket
-from core.numbers import find_ticket_numbers
+from core.storage.models import Ticket
+from core.storage.numbers import find_ticket_numbers
 from tests.channels.wechat.signing import text_xml
 from tests.channels.wechat.test_webhook import TS, Rig, reply_content, serve  # noqa: F401
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.numbers import find_ticket_numbers
+from core.storage.numbers import find_ticket_numbers
 from standins.wechatapi import WechatApiServer
 from tests.bot.cli_helpers import SCRIPT, clean_env
 from tests.bot.test_service import free_port

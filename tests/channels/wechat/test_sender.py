@@ -16,16 +16,16 @@ from channels.fake import FakeChannel
 from channels.wechat.api import AccessToken, SharedAccessToken, WechatClient, cgi_base, token_fetcher
 from channels.wechat.sender import WINDOW_REASONS, WechatSender, template_data
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import DEAD, PENDING, SENT, PermanentSendError, TemporarySendError, enqueue
+from core.delivery.parts import WHOLE_TEXT
+from core.intake.intake import Intake
 from core.messages import OutboundMessage
-from core.models import Ticket
-from core.models_delivery import OutboxRow
-from core.outbox import DEAD, PENDING, SENT, PermanentSendError, TemporarySendError, enqueue
-from core.parts import WHOLE_TEXT
-from core.state import get_state
-from core.ticket_queries import get_ticket
-from core.ticket_views import ticket_view
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Ticket
+from core.storage.state import get_state
+from core.tickets.queries import get_ticket
+from core.tickets.views import ticket_view
 from standins.wechatapi import CUSTOM, TEMPLATE, TOKEN, WechatApiServer
 from tests.conftest import at
 

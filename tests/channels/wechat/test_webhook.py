@@ -24,13 +24,13 @@ from channels.fake import FakeChannel
 from channels.wechat.passive import PASSIVE_REF
 from channels.wechat.webhook import WeChatWebhook
 from core.context import CoreContext
-from core.db import outbox_signal
-from core.dispatch import Dispatcher
-from core.intake import Intake, IntakeResult
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import enqueue
+from core.intake.intake import Intake, IntakeResult
 from core.messages import InboundMessage, OutboundMessage
-from core.models import Base, Message, Ticket
-from core.models_delivery import OutboxRow, Unparsed
-from core.outbox import enqueue
+from core.storage.db import outbox_signal
+from core.storage.delivery_models import OutboxRow, Unparsed
+from core.storage.models import Base, Message, Ticket
 from scheduler.delivery import Delivery
 from tests.channels.wechat import signing
 from tests.channels.wechat.recorded import push

@@ -16,12 +16,19 @@ from channels.wechat.channel import wechat_senders
 from channels.wechat.sender import WechatSender
 from channels.wechat.wecom import MARKDOWN_LIMIT, TEXT_LIMIT, WecomStaffSink, cut, payload
 from core.context import CoreContext
-from core.dispatch import Dispatcher
-from core.intake import Intake
+from core.delivery.dispatch import Dispatcher
+from core.delivery.outbox import (
+    PENDING,
+    SENT,
+    NotConfiguredError,
+    PermanentSendError,
+    TemporarySendError,
+    enqueue,
+)
+from core.intake.intake import Intake
 from core.messages import Document, OutboundMessage
-from core.models import Ticket
-from core.models_delivery import OutboxRow
-from core.outbox import PENDING, SENT, NotConfiguredError, PermanentSendError, TemporarySendError, enqueue
+from core.storage.delivery_models import OutboxRow
+from core.storage.models import Ticket
 from standins.wechatapi import ROBOT, WechatApiServer
 from tests.conftest import DEPARTMENTS, at
 

@@ -1,0 +1,101 @@
+"""What a complaint says that does not count toward its severity, sentence by sentence.
+
+A learner writes around the point: a matter that is closed ("上回被盗刷的事你们已经报警处理了，钱也追回来了"),
+a threat in jest ("崩得我都想报警了，笑死"), the price of a course that is not in dispute ("课程价格1980我
+觉得还行"). Each is recognised by cue words of the policy file, within one sentence, so that the rest of the
+complaint is judged on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+from opencc_purepy import OpenCC
+
+from core.classification.keywords import CJK
+from core.classification.rules import ClassificationRules
+
+__all__ = ["jest_sentences", "simplified", "without_closed_matters", "without_waived_amounts"]
+
+# A sentence ends at a stop, a question or exclamation mark, a semicolon or a line break.
+_SENTENCE_END = re.compile(r"[。！？!?;；\n]+|\.(?:\s+|$)")
+
+
+@lru_cache(maxsize=1)
+def _converter() -> OpenCC:
+    return OpenCC("t2s")
+
+
+def simplified(text: str) -> str:
+    """The text in simplified characters: the keyword lists are written in them, learners in Hong Kong,
+    Taiwan and abroad write "學費", "退費", "幾個人"."""
+    if not CJK.search(text):
+        return text
+    return str(_converter().convert(text))
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, its closing punctuation included."""
+    spans, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.end()))
+        start = match.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def _has(sentence: str, cues: Sequence[str]) -> str | None:
+    return next((cue for cue in cues if cue.lower() in sentence), None)
+
+
+def without_closed_matters(text: str, rules: ClassificationRules) -> tuple[str, list[str]]:
+    """The text without its sentences about a matter already closed: a past cue and a settled cue, and
+    nothing saying it is still open ("上次说已经处理了，结果还没退" stays). The complaint is what remains;
+    when nothing remains, the text is kept whole."""
+    if not rules.settled_cues or not rules.past_cues:
+        return text, []
+    lowered = text.lower()
+    kept, reasons = [], []
+    for start, end in _sentences(text):
+        sentence = lowered[start:end]
+        settled, past = _has(sentence, rules.settled_cues), _has(sentence, rules.past_cues)
+        if settled and past and not _has(sentence, rules.unsettled_cues):
+            reasons.append(f"a closed matter ({past!r}, {settled!r}) left out")
+            kept.append(" " * (end - start))
+        else:
+            kept.append(text[start:end])
+    rest = "".join(kept)
+    if not rest.strip():
+        return text, []
+    return rest, reasons
+
+
+def without_waived_amounts(text: str, rules: ClassificationRules) -> str:
+    """The text with the sentences blanked in which the learner says an amount is not at stake: a price
+    found fair, a course someone else paid for ("my employer covered it", "一分没花")."""
+    if not rules.amount_waivers:
+        return text
+    lowered = text.lower()
+    parts = []
+    for start, end in _sentences(text):
+        waived = _has(lowered[start:end], rules.amount_waivers)
+        parts.append(" " * (end - start) if waived else text[start:end])
+    return "".join(parts)
+
+
+def jest_sentences(text: str, rules: ClassificationRules) -> list[tuple[int, int, str]]:
+    """(start, end, cue) of the sentences said in jest ("哈哈", "开玩笑", "lol"): a threat in them is not
+    meant. Not those that say it is no joke ("我不是开玩笑")."""
+    if not rules.jest_cues:
+        return []
+    lowered = text.lower()
+    found = []
+    for start, end in _sentences(text):
+        sentence = lowered[start:end]
+        cue = _has(sentence, rules.jest_cues)
+        if cue and not _has(sentence, rules.earnest_cues):
+            found.append((start, end, cue))
+    return found
