@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from starlette.routing import BaseRoute
 
 from bot.app import Application
 from bot.channel_list import build_channels
-from bot.staff_commands import StaffChats, StaffCommands
+from bot.staff_commands import StaffCommands
 from channels.base import AnswerButton, Channel, ChannelError, Offer, Started
 from core.delivery.dispatch import Dispatcher
+from core.tickets.staff_requests import StaffRooms
 
 Say = Callable[[str], None]
 
@@ -30,10 +30,8 @@ def utc_now() -> datetime:
 def offer(application: Application) -> Offer:
     """What the application offers every channel it starts."""
 
-    def staff_commands(rooms: Any, answer: AnswerButton) -> StaffCommands:
-        # A channel's staff rooms (Telegram's `StaffRooms`) carry the fields `StaffChats` checks against.
-        chats = StaffChats(departments=rooms.departments, default=rooms.default, managers=rooms.managers)
-        return StaffCommands(application.core, chats, answer, application.intake)
+    def staff_commands(rooms: StaffRooms, answer: AnswerButton) -> StaffCommands:
+        return StaffCommands(application.core, rooms, answer, application.intake)
 
     return Offer(
         core=application.core,

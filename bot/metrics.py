@@ -66,7 +66,7 @@ class Metrics:
         if kind == "ack" and waited is not None:
             self.acknowledgement.labels(channel=lane).observe(max(waited.total_seconds(), 0.0))
 
-    # core.intake.Intake.observe
+    # core.intake.intake.Intake.observe
     def received(self, channel: str, seconds: float) -> None:
         self.intake.labels(channel=channel).observe(seconds)
 

@@ -14,8 +14,7 @@ canned replies in `bot.staff_canned`, `/find` in `bot.staff_find`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +28,6 @@ from bot.staff_merge import card_command, merge_command, unmerge_command
 from bot.staff_moves import MAX_ANSWER, TICKET_COMMANDS, on_ticket, reply, thread_ticket, ticket_of
 from bot.staff_queries import BadCommand, Refused
 from bot.staff_reports import Reply
-from channels.telegram.capabilities import CAPABILITIES as TELEGRAM
 from core.capabilities import ChannelBook
 from core.context import CoreContext
 from core.delivery.outbox import enqueue, send_once
@@ -76,32 +74,18 @@ PRESS_NOTICE = 190  # the short notice that answers a press (Telegram shows up t
 AnswerButton = Callable[[str, str], Awaitable[None]]
 
 
-# The bridge for Telegram's staff chats as `complaintbot run` configures them (chat ids), until the
-# Telegram channel hands over its `StaffRooms` and the application its channel book.
-@dataclass(frozen=True)
-class StaffChats:
-    """Which Telegram chat serves whom, by chat id: each department's, the default one, the managers'."""
-
-    departments: Mapping[str, int]
-    default: int | None
-    managers: int | None
-
-    def rooms(self) -> StaffRooms:
-        return StaffRooms.on(TELEGRAM.name, self.departments, self.default, self.managers)
-
-
 class StaffCommands:
     def __init__(
         self,
         core: CoreContext,
-        rooms: StaffRooms | StaffChats,
+        rooms: StaffRooms,
         answer_button: AnswerButton,
         intake: Intake | None = None,
         *,
         channels: ChannelBook | None = None,
     ) -> None:
         self.core = core
-        self.rooms = rooms.rooms() if isinstance(rooms, StaffChats) else rooms
+        self.rooms = rooms  # where each department's staff may act, on the channels they act from
         self.answer_button = answer_button
         self.intake = intake if intake is not None else Intake(core)
         # The channels staff act from: each names the staff directory's field of its addresses (the

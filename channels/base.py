@@ -22,6 +22,7 @@ from core.context import CoreContext
 from core.delivery.outbox import Sender
 from core.delivery.record import DeliveryObserver
 from core.intake.intake import Intake
+from core.tickets.staff_requests import StaffRooms
 
 if TYPE_CHECKING:  # every command reads the config models here; only `run` needs the web framework
     from starlette.routing import BaseRoute
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # every command reads the config models here; only `run` need
 AnswerButton = Callable[[str, str], Awaitable[None]]
 # The application's staff-command layer, for a channel staff give commands on: given where that
 # channel's staff rooms are and how to answer a pressed button, the handler of each staff event.
-StaffCommandsFactory = Callable[[Any, AnswerButton], Callable[[Any, datetime], Awaitable[None]]]
+StaffCommandsFactory = Callable[[StaffRooms, AnswerButton], Callable[[Any, datetime], Awaitable[None]]]
 
 
 class ChannelError(Exception):

@@ -30,8 +30,10 @@ class Capabilities:
     `calls_back`: a message here is a call to return: the call-back clock runs for it.
     `staff_address`: the staff directory's field holding a member's private address on this channel,
     if staff can be told privately here (escalation alerts, a call-back number on claim).
-    `reply_window`: how long after the learner's last message they can still be written to, if limited.
-    `text_limit`: how long one message may be; longer texts go in parts.
+    `reply_window`: how long after the learner's last message they can still be written to, if limited
+    (for the reader: the channel's sender reports a closed window when it meets one).
+    `text_limit`: how long one message may be; the channel's sender states the same limit to the
+    dispatcher, which sends longer texts in parts.
     """
 
     name: str

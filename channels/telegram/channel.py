@@ -27,6 +27,7 @@ from channels.telegram.sender import GroupPacing, TelegramBot, TelegramSender, T
 from channels.telegram.updates import TelegramUpdates
 from channels.telegram.webhook import telegram_webhook
 from core.delivery.outbox import Sender
+from core.tickets.staff_requests import StaffRooms
 
 
 class TelegramStartError(ChannelError):
@@ -34,23 +35,26 @@ class TelegramStartError(ChannelError):
 
 
 @dataclass(frozen=True)
-class StaffRooms:
-    """Which Telegram chat serves whom: each department's, the default staff chat, the managers'.
-    Handed to the application's staff-command layer, which checks a command came from the right one."""
+class StaffChats:
+    """Which Telegram chat serves whom, by chat id: each department's, the default staff chat, the
+    managers'. The staff sink writes to them; the staff-command layer gets them as neutral rooms."""
 
     departments: Mapping[str, int]
     default: int | None
     managers: int | None
 
+    def rooms(self) -> StaffRooms:
+        return StaffRooms.on(CAPABILITIES.name, self.departments, self.default, self.managers)
 
-def staff_rooms(config: TelegramConfig, departments: Mapping[str, Mapping[str, Any]]) -> StaffRooms:
+
+def staff_chats(config: TelegramConfig, departments: Mapping[str, Mapping[str, Any]]) -> StaffChats:
     """From `[channels.telegram]` and each `[departments.<key>] telegram_chat_id`."""
     own = {
         key: int(section["telegram_chat_id"])
         for key, section in departments.items()
         if section.get("telegram_chat_id") is not None
     }
-    return StaffRooms(departments=own, default=config.staff_chat_id, managers=config.manager_chat_id)
+    return StaffChats(departments=own, default=config.staff_chat_id, managers=config.manager_chat_id)
 
 
 @dataclass
@@ -73,7 +77,7 @@ async def connect(config: TelegramConfig, offer: Offer) -> TelegramParts:
         # PTB's InvalidToken message repeats the token: keep it out of the terminal and the logs.
         reason = "the token was rejected" if isinstance(exc, InvalidToken) else str(exc)
         raise TelegramStartError(f"cannot connect: {reason}") from exc
-    rooms = staff_rooms(config, offer.departments)
+    rooms = staff_chats(config, offer.departments)
     pacing = GroupPacing()  # one per bot: both senders write to the staff groups
     senders: dict[str, Sender] = {"telegram": TelegramSender(bot, pacing)}
     sink_chats = {key: rooms.departments.get(key, rooms.default) for key in offer.core.department_names}
@@ -90,7 +94,7 @@ async def connect(config: TelegramConfig, offer: Offer) -> TelegramParts:
     updates = TelegramUpdates(
         offer.core,
         offer.intake,
-        offer.staff_commands(rooms, answer),
+        offer.staff_commands(rooms.rooms(), answer),
         clock=offer.clock,
         bot_username=bot.username,
         answer_callback=answer,

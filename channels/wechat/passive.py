@@ -40,9 +40,8 @@ async def claim_for_reply(core: CoreContext, key: str, now: datetime) -> bool:
 
 
 def _claim(session: Session, *, key: str, now: datetime) -> bool:
-    # What `core.delivery.outbox.mark_sent` does after a send, as two plain statements: it needs an async
-    # session
-    # (the writer's is not), and loading the ORM objects would cost more than the statements.
+    # What `core.delivery.outbox.mark_sent` does after a send, as two plain statements: it needs an
+    # async session (the writer's is not), and loading the ORM objects would cost more than the statements.
     connection = session.connection()  # Core statements: the ORM's bookkeeping would double the cost
     claimed = connection.execute(_CLAIM, {"claimed_key": key, "now": now}).first()
     if claimed is None:  # taken by the dispatcher, or by an earlier delivery of the same message

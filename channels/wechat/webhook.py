@@ -8,9 +8,8 @@ ciphertext and our app id inside it (403); the same refusal for the decrypted XM
 cannot use is kept raw for staff (`core.intake.receive`) and answered `success`. Without a key, plaintext mode
 (and compatible mode's plaintext copy) is read as it comes.
 
-A learner's message goes through intake, or is a learner's command (查询进度, 新投诉: `core.intake.receive`);
-the
-response is the passive reply carrying the acknowledgement or the command's answer
+A learner's message goes through intake, or is a learner's command (查询进度, 新投诉:
+`core.intake.receive`); the response is the passive reply carrying the acknowledgement or the command's answer
 (`passive.claim_for_reply`), encrypted when a key is configured; one too long for a single message goes
 from the outbox in parts instead. WeChat gives up on a response after 5 s
 and retries up to three times, so: intake runs as a task of its own, shared by every delivery of the

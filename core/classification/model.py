@@ -3,7 +3,7 @@
 Keyword rules fit the words they were written for; a learner's new wording slips past them. The model
 reads the whole text instead: character n-grams (one to three characters of Chinese, two and three of
 anything) and English words and word pairs, each worth a learnt weight per category and one for "major".
-It is trained offline from the labelled corpus's development part (`python -m core.classify_train`) and
+It is trained offline from the labelled corpus's development part (`benchmarks/train_classifier.py`) and
 stored as a JSON file of weights in this package: nothing is downloaded or learnt at run time, and a
 decision is a few hundred dictionary lookups. The features it weighs most are its "why".
 """

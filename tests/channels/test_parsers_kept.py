@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.staff_commands import StaffChats, StaffCommands
+from bot.staff_commands import StaffCommands
 from bot.web import create_app
 from channels.mail.maildir import MaildirSource
 from channels.mail.parse import MailError, parse_mail
@@ -43,6 +43,7 @@ from core.messages import storage_key
 from core.storage.delivery_models import OutboxRow, Unparsed
 from core.storage.models import Message
 from core.tickets.staff import add_staff
+from core.tickets.staff_requests import StaffRooms
 from tests.channels.test_parsers_fuzz import (
     MAIL_SAMPLES,
     TELEGRAM_SAMPLES,
@@ -212,7 +213,7 @@ async def telegram(sqlite_only: None, core: CoreContext, intake: Intake) -> Tele
         await add_staff(
             session, name="王老师", department="service", role="staff", now=NOW, telegram_id=str(TEACHER)
         )
-    chats = StaffChats(departments={"service": STAFF_CHAT}, default=STAFF_CHAT, managers=None)
+    chats = StaffRooms.on("telegram", departments={"service": STAFF_CHAT}, default=STAFF_CHAT, managers=None)
 
     async def answer(callback_id: str, text: str) -> None:
         pass

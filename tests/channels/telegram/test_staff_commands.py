@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import staff_queries
-from bot.staff_commands import StaffChats, StaffCommands
+from bot.staff_commands import StaffCommands
 from channels.telegram.poller import OFFSET_KEY, TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from channels.telegram.updates import TelegramUpdates
@@ -30,6 +30,7 @@ from core.storage.state import set_state
 from core.tickets.corrections import export_rows
 from core.tickets.queries import get_ticket
 from core.tickets.staff import add_staff
+from core.tickets.staff_requests import StaffRooms
 from core.tickets.views import ticket_view
 from standins.botapi import BotApiServer
 from tests.conftest import at
@@ -99,7 +100,9 @@ class Rig:
 
 
 def _poller(core: CoreContext, bot: TelegramBot, clock: list[datetime]) -> TelegramPoller:
-    chats = StaffChats(departments={"teaching": TEACHING_CHAT}, default=STAFF_CHAT, managers=MANAGERS_CHAT)
+    chats = StaffRooms.on(
+        "telegram", departments={"teaching": TEACHING_CHAT}, default=STAFF_CHAT, managers=MANAGERS_CHAT
+    )
 
     async def answer(callback_id: str, text: str) -> None:
         await bot.answer_callback_query(callback_id, text)

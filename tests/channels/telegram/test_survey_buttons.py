@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.staff_commands import StaffChats, StaffCommands
+from bot.staff_commands import StaffCommands
 from channels.telegram.poller import TelegramPoller
 from channels.telegram.sender import TelegramBot, TelegramSender, TelegramStaffSink, make_bot
 from channels.telegram.updates import TelegramUpdates
@@ -23,6 +23,7 @@ from core.intake.intake import Intake
 from core.storage.numbers import find_ticket_numbers
 from core.tickets.queries import get_ticket
 from core.tickets.staff import add_staff
+from core.tickets.staff_requests import StaffRooms
 from core.tickets.views import ticket_view
 from standins.botapi import BotApiServer
 from tests.conftest import at
@@ -77,8 +78,8 @@ async def rig(core: CoreContext, botapi: BotApiServer) -> AsyncIterator[Rig]:
         await bot.answer_callback_query(callback_id, text)
 
     intake = Intake(core)
-    staff_chats = StaffChats(
-        departments={"teaching": TEACHING_CHAT}, default=STAFF_CHAT, managers=MANAGERS_CHAT
+    staff_chats = StaffRooms.on(
+        "telegram", departments={"teaching": TEACHING_CHAT}, default=STAFF_CHAT, managers=MANAGERS_CHAT
     )
     updates = TelegramUpdates(
         core,
