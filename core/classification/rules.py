@@ -246,4 +246,4 @@ def rules_of(policy: Policy) -> ClassificationRules:
     try:
         return rules_from_policy({"classification": policy.classification, "severity": policy.severity})
     except (KeyError, TypeError, ValueError) as exc:
-        raise PolicyError(f"policy file: classification rules: {exc}") from None
+        raise PolicyError(f"{policy.source}: classification rules: {exc}") from None

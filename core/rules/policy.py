@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core.rules.calendar import CalendarSettings
 
@@ -191,6 +199,8 @@ class DepartmentPolicy(_Model):
 
 
 class Policy(_Model):
+    # Where the policy was read from, for errors found after loading (the classification rules).
+    _source: str = PrivateAttr("policy file")
     calendar: CalendarPolicy = CalendarPolicy()
     hotline: HotlinePolicy = HotlinePolicy()
     intake: IntakePolicy = IntakePolicy()
@@ -208,6 +218,10 @@ class Policy(_Model):
     # policy does not depend on the classifier.
     classification: dict[str, Any]
     severity: dict[str, Any]
+
+    @property
+    def source(self) -> str:
+        return self._source
 
     def stage(self, name: str) -> StageRule:
         try:
@@ -261,6 +275,7 @@ def parse_policy(text: str | None = None, *, source: str = "policy file") -> Pol
         if isinstance(value, str | int | float) and repr(value) not in message:
             message += f" (given: {value!r})"
         raise PolicyError(f"{source}: {where}: {message}") from None
+    policy._source = source
     return policy
 
 

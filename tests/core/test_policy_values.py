@@ -58,6 +58,6 @@ def test_the_defaults_and_sensible_changes_pass() -> None:
 
 def test_a_wrong_classification_rule_is_a_policy_error_naming_it() -> None:
     # The policy keeps the rules raw; the classifier reads them when the core is composed, at start-up.
-    policy = parse_policy('[classification]\ndefault_category = "misc"\n')
-    with pytest.raises(PolicyError, match=r"classification rules: .*misc"):
+    policy = parse_policy('[classification]\ndefault_category = "misc"\n', source="/etc/school.toml")
+    with pytest.raises(PolicyError, match=r"^/etc/school.toml: classification rules: .*misc"):
         rules_of(policy)
