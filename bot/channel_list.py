@@ -2,26 +2,40 @@
 is the order `run` starts them in, and where the core picks the first channel that fits (staff are told
 privately on the first listed that reaches them, an earlier channel's staff lane wins over a later one's).
 
-Each channel's `[channels.<name>]` section is its own config model, named in `bot.config.ChannelsConfig`
-(the configuration is read by every command, so it imports the light config models, not the channels).
+Each channel is listed twice: its light half (what it can do, for the core; its `[channels.<name>]` model,
+for the configuration every command reads) and the channel itself, imported only by what runs it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.config import ChannelsConfig
+from channels.base import ChannelConfig
 from channels.mail.capabilities import CAPABILITIES as MAIL
+from channels.mail.config import EmailConfig
 from channels.telegram.capabilities import CAPABILITIES as TELEGRAM
+from channels.telegram.config import TelegramConfig
 from channels.voicemail.capabilities import CAPABILITIES as VOICEMAIL
+from channels.voicemail.config import VoicemailConfig
 from channels.wechat.capabilities import CAPABILITIES as WECHAT
+from channels.wechat.config import WechatConfig
+from core.capabilities import Capabilities
 
 if TYPE_CHECKING:
+    from bot.config import ChannelsConfig
     from channels.base import Channel
 
-# What each channel can do, for the core (`core.capabilities.ChannelBook`). Every command composes the
-# core, so this list is the channels' light capability modules, in the same order as `channel_classes`.
-CAPABILITIES = (TELEGRAM, WECHAT, MAIL, VOICEMAIL)
+# Each channel's light half, in the order of `channel_classes`: what it can do, for the core
+# (`core.capabilities.ChannelBook`), and the model of its `[channels.<name>]` section (`bot.config`).
+# Every command reads the configuration and composes the core, so only light modules are named here.
+LIGHT: tuple[tuple[Capabilities, type[ChannelConfig]], ...] = (
+    (TELEGRAM, TelegramConfig),
+    (WECHAT, WechatConfig),
+    (MAIL, EmailConfig),
+    (VOICEMAIL, VoicemailConfig),
+)
+CAPABILITIES = tuple(capabilities for capabilities, _ in LIGHT)
+SECTIONS = {capabilities.name: model for capabilities, model in LIGHT}
 
 
 def channel_classes() -> tuple[type[Channel], ...]:

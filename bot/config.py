@@ -10,17 +10,14 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 
+from bot.channel_list import SECTIONS
 from channels.base import ChannelConfig
-from channels.mail.config import EmailConfig
-from channels.telegram.config import TelegramConfig
-from channels.voicemail.config import VoicemailConfig
-from channels.wechat.config import WechatConfig
 
 DEFAULT_CONFIG = Path("complaintbot.toml")
 DEFAULT_DEPARTMENTS = {
@@ -53,14 +50,12 @@ class WebConfig(_Section):
     port: int = Field(8080, ge=0, le=65535)
 
 
-class ChannelsConfig(_Section):
-    """`[channels.<name>]`: each channel's own model (`channels/<name>/config.py`), under the name of a
-    channel in `bot.channel_list.channel_classes()`."""
+_Model = TypeVar("_Model", bound=ChannelConfig)
 
-    telegram: TelegramConfig = TelegramConfig()
-    wechat: WechatConfig = WechatConfig()
-    email: EmailConfig = EmailConfig()
-    voicemail: VoicemailConfig = VoicemailConfig()
+
+class ChannelsConfig(_Section):
+    """`[channels.<name>]`: each channel's own model (`channels/<name>/config.py`), one field per channel
+    listed in `bot.channel_list` (the fields are made from that list: a new channel adds no line here)."""
 
     def section(self, name: str) -> ChannelConfig:
         section = getattr(self, name)
@@ -69,6 +64,25 @@ class ChannelsConfig(_Section):
 
     def sections(self) -> list[ChannelConfig]:
         return [self.section(name) for name in type(self).model_fields]
+
+    def of(self, model: type[_Model]) -> _Model:
+        """The section whose model is `model` (typed, for code that knows which channel it reads)."""
+        for section in self.sections():
+            if isinstance(section, model):
+                return section
+        raise LookupError(f"no channel is configured by {model.__name__}")
+
+
+if TYPE_CHECKING:
+    _Channels = ChannelsConfig
+else:
+    # The real section model: one field per listed channel, its default that channel's defaults.
+    _Channels = create_model(
+        "ChannelsConfig",
+        __base__=ChannelsConfig,
+        __module__=__name__,
+        **{name: (model, Field(default_factory=model)) for name, model in SECTIONS.items()},
+    )
 
 
 class PolicyConfig(_Section):
@@ -84,10 +98,24 @@ class PrivacyConfig(_Section):
 
 
 class DepartmentConfig(_Section):
+    """`[departments.<key>]`: the department's name, and its address on each channel that has one (the
+    keys come from the channels' config models, `ChannelConfig.department_keys`)."""
+
     name: str | None = None
-    telegram_chat_id: int | None = None
-    email: str | None = None
-    wecom_robot_key: str | None = None
+
+    def secrets(self) -> list[str | None]:
+        return [getattr(self, key) for model in SECTIONS.values() for key in model.department_secrets]
+
+
+if TYPE_CHECKING:
+    _Department = DepartmentConfig
+else:
+    _Department = create_model(
+        "DepartmentConfig",
+        __base__=DepartmentConfig,
+        __module__=__name__,
+        **{key: field for model in SECTIONS.values() for key, field in model.department_keys.items()},
+    )
 
 
 class TicketsConfig(_Section):
@@ -119,10 +147,10 @@ class Settings(BaseSettings):
     service: ServiceConfig = ServiceConfig()
     database: DatabaseConfig = DatabaseConfig()
     web: WebConfig = WebConfig()
-    channels: ChannelsConfig = ChannelsConfig()
+    channels: _Channels = Field(default_factory=_Channels)
     policy: PolicyConfig = PolicyConfig()
     privacy: PrivacyConfig = PrivacyConfig()
-    departments: dict[str, DepartmentConfig] = Field(default_factory=dict)
+    departments: dict[str, _Department] = Field(default_factory=dict)
     tickets: TicketsConfig = TicketsConfig()
     templates: TemplatesConfig = TemplatesConfig()
     staff: StaffConfig = StaffConfig()
@@ -153,7 +181,7 @@ class Settings(BaseSettings):
             *(value for section in self.channels.sections() for value in section.secrets()),
             make_url(self.database_url()).password,
             *self.privacy.keys(),
-            *(department.wecom_robot_key for department in self.departments.values()),
+            *(value for department in self.departments.values() for value in department.secrets()),
         ]
         return [str(value) for value in values if value]
 

@@ -43,6 +43,13 @@ class ChannelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # The keys this channel adds to every `[departments.<key>]` section (a department's own address on
+    # the channel), as pydantic's `create_model` takes them: name -> (type, default). The channel reads
+    # them from `Offer.departments`.
+    department_keys: ClassVar[dict[str, tuple[Any, Any]]] = {}
+    # Those of them that are secrets (kept out of logs like the section's own `secrets()`).
+    department_secrets: ClassVar[tuple[str, ...]] = ()
+
     def missing(self) -> str | None:
         """Why the channel cannot run as configured (the line `run` prints), or None: configured."""
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -11,6 +11,9 @@ from channels.base import ChannelConfig
 
 
 class EmailConfig(ChannelConfig):
+    # A department's mailbox (one address or several, comma-separated), where its cards go.
+    department_keys: ClassVar[dict[str, tuple[Any, Any]]] = {"email": (str | None, None)}
+
     imap_host: str | None = None
     imap_port: int = 993
     imap_user: str | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
@@ -13,6 +13,8 @@ from channels.base import ChannelConfig
 class TelegramConfig(ChannelConfig):
     _WEBHOOK_URL: ClassVar[re.Pattern[str]] = re.compile(r"https?://[^/\s?#]+(/\S*)?")
     _WEBHOOK_SECRET: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]{1,256}")
+    # A department's own staff chat (else its cards go to `staff_chat_id`).
+    department_keys: ClassVar[dict[str, tuple[Any, Any]]] = {"telegram_chat_id": (int | None, None)}
 
     token: str | None = None
     base_url: str | None = None

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from channels.base import ChannelConfig
 
 
 class WechatConfig(ChannelConfig):
+    # A department's WeCom group robot (its webhook key, a secret).
+    department_keys: ClassVar[dict[str, tuple[Any, Any]]] = {"wecom_robot_key": (str | None, None)}
+    department_secrets: ClassVar[tuple[str, ...]] = ("wecom_robot_key",)
+
     token: str | None = None
     app_id: str | None = None
     app_secret: str | None = None

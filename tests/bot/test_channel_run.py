@@ -9,7 +9,7 @@ from typing import ClassVar
 from bot.app import Application
 from bot.channel_list import CAPABILITIES, channel_classes
 from bot.channel_run import start_channels
-from bot.config import ChannelsConfig, Settings
+from bot.config import Settings
 from channels.base import Channel, ChannelConfig, ChannelError, Offer, Started
 from channels.fake import FakeChannel
 from core.capabilities import Capabilities
@@ -114,11 +114,12 @@ async def test_a_fallback_staff_lane_is_taken_only_when_no_channel_brought_one(
 
 def test_every_listed_channel_has_its_own_section_and_capabilities() -> None:
     """A channel added to the list without its `[channels.<name>]` section (or the other way) fails here."""
-    config = ChannelsConfig()
+    config = Settings().channels
     channels = channel_classes()
-    assert list(ChannelsConfig.model_fields) == [c.name for c in channels]
+    assert list(type(config).model_fields) == [c.name for c in channels]
     assert all(type(config.section(c.name)) is c.config_model for c in channels)
     assert list(CAPABILITIES) == [c.capabilities for c in channels]
+    assert all(config.of(c.config_model) is config.section(c.name) for c in channels)
 
 
 async def test_a_channel_that_cannot_start_is_skipped_with_its_reason(

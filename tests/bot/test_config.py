@@ -9,6 +9,7 @@ import pytest
 
 from bot.app import channel_report
 from bot.config import ConfigError, load_settings
+from channels.telegram.config import TelegramConfig
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +36,7 @@ def test_no_file_at_all_runs_on_the_defaults() -> None:
 def test_nested_environment_variable_overrides_one_key(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(site / "complaintbot.toml", '[channels.telegram]\ntoken = "from-file"\nstaff_chat_id = -100123\n')
     monkeypatch.setenv("COMPLAINTBOT_CHANNELS__TELEGRAM__TOKEN", "123:from-env")
-    telegram = load_settings().channels.telegram
+    telegram = load_settings().channels.of(TelegramConfig)
     assert telegram.token == "123:from-env"
     assert telegram.staff_chat_id == -100123  # the rest of the table still comes from the file
     assert dict(channel_report(load_settings()))["telegram"] is None  # configured now
@@ -86,3 +87,29 @@ def test_a_section_variable_that_is_not_json_is_a_config_error(monkeypatch: pyte
     monkeypatch.setenv("COMPLAINTBOT_WEB", "port=9000")
     with pytest.raises(ConfigError, match="web"):
         load_settings()
+
+
+def test_each_channel_brings_its_department_keys(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`[departments.<key>]` takes the keys the channels declare, and keeps their secrets out of logs."""
+    write(
+        site / "complaintbot.toml",
+        '[departments.finance]\nname = "财务"\ntelegram_chat_id = -1001\nemail = "fin@school.cn"\n'
+        'wecom_robot_key = "robot-secret"\n',
+    )
+    monkeypatch.setenv("COMPLAINTBOT_DEPARTMENTS__FINANCE__TELEGRAM_CHAT_ID", "-1002")
+    settings = load_settings()
+    finance = settings.departments["finance"].model_dump()
+    assert finance == {
+        "name": "财务",
+        "telegram_chat_id": -1002,
+        "email": "fin@school.cn",
+        "wecom_robot_key": "robot-secret",
+    }
+    assert "robot-secret" in settings.secrets() and "fin@school.cn" not in settings.secrets()
+
+
+def test_a_department_key_no_channel_declares_is_refused_in_one_line(site: Path) -> None:
+    write(site / "complaintbot.toml", '[departments.finance]\nemial = "fin@school.cn"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert "departments.finance.emial" in str(refused.value) and "\n" not in str(refused.value)

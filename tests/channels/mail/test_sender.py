@@ -19,6 +19,7 @@ from channels.base import ChannelError
 from channels.fake import FakeChannel
 from channels.mail.channel import email_senders
 from channels.mail.compose import references_of, subject_of
+from channels.mail.config import EmailConfig
 from channels.mail.sender import MailSender, MailStaffSink, SmtpServer
 from core.context import CoreContext
 from core.delivery.dispatch import Dispatcher
@@ -394,7 +395,8 @@ def test_senders_from_the_configuration() -> None:
 
     def senders_of(settings: Settings, **kwargs: Any) -> dict[str, Sender]:
         departments = {key: d.model_dump() for key, d in settings.departments.items()}
-        return email_senders(settings.channels.email, departments, settings.department_names(), **kwargs)
+        config = settings.channels.of(EmailConfig)
+        return email_senders(config, departments, settings.department_names(), **kwargs)
 
     assert senders_of(Settings()) == {}
     senders = senders_of(settings)

@@ -28,6 +28,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.web import create_app
 from channels.base import Started
 from channels.telegram.channel import TelegramChannel
+from channels.telegram.config import TelegramConfig
 from channels.telegram.webhook import TELEGRAM_SECRET_HEADER
 from core.context import CoreContext
 from core.delivery.dispatch import Dispatcher
@@ -104,7 +105,7 @@ async def rig(
     application = Application(
         settings, db.engine, core, Intake(core), Dispatcher(core.sessions, core.vault, {})
     )
-    channel = TelegramChannel(settings.channels.telegram)
+    channel = TelegramChannel(settings.channels.of(TelegramConfig))
     started = await start_channel(channel, application, offer(application))
     app = create_app(core, started.routes)
     async with httpx.AsyncClient(

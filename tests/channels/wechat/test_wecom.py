@@ -13,6 +13,7 @@ from sqlalchemy import select
 from bot.config import Settings
 from channels.fake import FakeChannel
 from channels.wechat.channel import wechat_senders
+from channels.wechat.config import WechatConfig
 from channels.wechat.sender import WechatSender
 from channels.wechat.wecom import MARKDOWN_LIMIT, TEXT_LIMIT, WecomStaffSink, cut, payload
 from core.context import CoreContext
@@ -189,7 +190,7 @@ async def test_a_long_alert_is_one_robot_post_and_a_long_notice_goes_in_parts(
 
 
 async def test_wechat_senders_are_built_from_the_settings(core: CoreContext, api: WechatApiServer) -> None:
-    assert wechat_senders(Settings().channels.wechat, {}, core) == {}
+    assert wechat_senders(Settings().channels.of(WechatConfig), {}, core) == {}
     settings = Settings(
         channels={
             "wechat": {
@@ -204,7 +205,7 @@ async def test_wechat_senders_are_built_from_the_settings(core: CoreContext, api
         departments={"service": {"wecom_robot_key": "robot-service"}, "finance": {"name": "财务部"}},
     )
     departments = {key: d.model_dump() for key, d in settings.departments.items()}
-    senders = wechat_senders(settings.channels.wechat, departments, core)
+    senders = wechat_senders(settings.channels.of(WechatConfig), departments, core)
     assert set(senders) == {"wechat", "wecom-staff"}
     wechat, robot = senders["wechat"], senders["wecom-staff"]
     assert isinstance(wechat, WechatSender) and wechat.template_id == "TPL-complaint"
