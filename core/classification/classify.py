@@ -94,12 +94,21 @@ def classify(text: str, rules: ClassificationRules, model: Model | None = None) 
     category, confident = _category(hits, rules, matcher, reasons, amount is not None)
 
     severity, leaks = rule_severity(doc, hits, amount, rules, matcher, reasons)
-    # The model can change a guessed category or a general severity; a clear category that is already major
-    # it could only override, at model_override (above 1: never): then it is not asked.
-    undecided = not confident or severity != MAJOR or rules.model_override <= 1
+    # The model can change a guessed category or a general severity, or take back a major that rests on words
+    # alone; a clear category that is major by an amount it could only override, at model_override (above
+    # 1: never): then it is not asked.
+    firm = amount is not None and amount >= rules.major_amount_yuan
+    undecided = (
+        not confident
+        or severity != MAJOR
+        or rules.model_override <= 1
+        or (rules.model_not_major > 0 and not firm and not leaks)
+    )
     if rules.model and undecided and (model := model or load_model()) is not None:
         opinion = model.opinion(normalise(raw))
-        category, confident, severity = with_model(category, confident, severity, opinion, rules, reasons)
+        category, confident, severity = with_model(
+            category, confident, severity, opinion, rules, reasons, firm
+        )
     if leaks:
         category, severity, confident = DATA_LEAK_CATEGORY, MAJOR, True
         reasons += [f"{leak} -> {DATA_LEAK_CATEGORY}, {MAJOR}" for leak in leaks]

@@ -2,14 +2,17 @@
 the model decides where they are unsure or silent, and may add "major" that the rules missed.
 
 A missed major complaint loses the managers' alert, a false one only hurries a general complaint, so the
-model can make a complaint major but never takes "major" away from the rules.
+model makes a complaint major at a modest probability (`model_major`) and takes "major" away from the rules
+only when it is nearly sure it is not (`model_not_major`), and only a major the rules found in a threat,
+group or safety word: those are where a new wording fools a keyword ("同学说要去投诉，我没这个打算",
+"我们宿舍就我一个人"). An amount at stake and a data leak are facts the policy names; they stay major.
 """
 
 from __future__ import annotations
 
 from core.classification.model import Opinion
 from core.classification.rules import ClassificationRules
-from core.classification.severity import MAJOR
+from core.classification.severity import GENERAL, MAJOR
 
 __all__ = ["MODEL_REASON", "with_model"]
 
@@ -24,9 +27,10 @@ def with_model(
     opinion: Opinion,
     rules: ClassificationRules,
     reasons: list[str],
+    firm: bool = False,
 ) -> tuple[str, bool, str]:
     """Category, confidence and severity once the model's opinion is weighed; the model's part in them
-    goes to `reasons`."""
+    goes to `reasons`. `firm`: the rules' "major" rests on an amount at stake, which the model leaves."""
     sure = opinion.probability >= rules.model_category_sure
     if opinion.category != category and (
         (not confident and sure) or opinion.probability >= rules.model_override
@@ -41,6 +45,9 @@ def with_model(
     if severity != MAJOR and opinion.major >= rules.model_major:
         severity = MAJOR
         reasons.append(f"model: major {opinion.major:.0%} ({', '.join(opinion.major_words())})")
+    elif severity == MAJOR and not firm and opinion.major < rules.model_not_major:
+        severity = GENERAL
+        reasons.append(f"model: not major, {opinion.major:.0%} (the rules' words above taken back)")
     return category, confident, severity
 
 
