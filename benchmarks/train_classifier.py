@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed
 
 from benchmarks.classify import CATEGORIES, load_corpus  # noqa: E402
 from core.classification.classify import classify, prepared  # noqa: E402
-from core.classification.mix import with_model  # noqa: E402
+from core.classification.mix import firm, with_model  # noqa: E402
 from core.classification.model import FORMAT, MODEL_FILE, Model, Opinion, features, normalise  # noqa: E402
 from core.classification.rules import ClassificationRules, rules_of  # noqa: E402
 from core.rules.policy import load_policy  # noqa: E402
@@ -180,9 +180,9 @@ def cross_validate(
                         model_major=major_at,
                         model_not_major=not_major,
                     )
-                    firm = got.amount_yuan is not None and got.amount_yuan >= rules.major_amount_yuan
+                    stands = firm(got.reasons, prepared(example.text, rules)[0].lower(), rules)
                     category, _, severity = with_model(
-                        category, got.confident, severity, opinions[i], mixed, [], firm
+                        category, got.confident, severity, opinions[i], mixed, [], stands
                     )
                 rows.append((example.category, example.severity, category, severity))
             print(evaluate(name, rows))

@@ -88,8 +88,8 @@ class ClassificationRules:
     # The model shipped with the package (core.classification.model) beside the rules: where the rules'
     # category is a guess, the model's is taken when it is at least model_category_sure; it overrides a
     # clear rules' category only at model_override or more (above 1: never); it makes a complaint major at
-    # model_major; below model_not_major it takes back a major the rules found in a threat, group or safety
-    # word (never one from an amount or a data leak; 0: never).
+    # model_major; below model_not_major it takes back a major that rests on a threat word alone (not one
+    # the learner says they mean; 0: never).
     model: bool = False
     model_category_sure: float = 0.5
     model_override: float = 1.01
