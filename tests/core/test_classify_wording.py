@@ -1,0 +1,122 @@
+"""The rules alone (model off) on wordings that keyword lists used to miss: hazards named without a safety
+word, personal data handed on, threats that are someone else's or imagined, prices not in dispute, and a
+closed matter told in the same sentence as a new one. Each case is a class of phrasing, not a corpus line."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from core.classification.classify import ClassificationRules, classify, rules_from_policy
+
+POLICY_FILE = Path(__file__).resolve().parents[2] / "core" / "policy_default.toml"
+
+
+@pytest.fixture(scope="module")
+def rules() -> ClassificationRules:
+    with POLICY_FILE.open("rb") as f:
+        return replace(rules_from_policy(tomllib.load(f)), model=False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "放学路上有个男的一直跟了一路，好几个女生都不敢走那条道",
+        "配电箱旁边一股焦味，问了半天也没人来看",
+        "楼道里有人私拉电线给电瓶车充电",
+        "二楼阳台栏杆太矮，小朋友爬上去掉下去怎么办",
+        "电线皮破了，里面的铜丝都看得见",
+        "洗手间门锁坏了，昨天有陌生人闯进来",
+        "吊灯的螺丝松动了，正好在讲台上方",
+        "走廊里一股燃气味，好几天了",
+        "the shuttle driver smelled like he was drunk",
+        "there are exposed wires next to the sink in room 3",
+        "a kid went under in the pool and the staff didn't notice",
+        "the gate opens onto the road and little ones run straight out",
+    ],
+)
+def test_a_hazard_without_a_safety_word_is_major(text: str, rules: ClassificationRules) -> None:
+    assert classify(text, rules).severity == "major"
+
+
+def test_hurtful_words_are_no_injury(rules: ClassificationRules) -> None:
+    result = classify("班主任在群里说的话挺伤人的", rules)
+    assert (result.category, result.severity) == ("service", "general")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "顾问把我的微信推给了外面的合作机构，现在天天有人加我",
+        "我的身份证号怎么会在一家中介手里？",
+        "课程顾问把我们的电话给了一家做贷款的，天天有人打来",
+        "my ID card copy ended up in a sales group chat",
+        "my passport scan was emailed to the whole evening group",
+    ],
+)
+def test_data_passed_on_is_a_leak(text: str, rules: ClassificationRules) -> None:
+    result = classify(text, rules)
+    assert (result.category, result.severity, result.data_leak) == ("other", "major", True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "舍友说要去12315投诉你们，我没那个想法，只是想问作业什么时候批改",
+        "my classmate said he would sue, I just want the homework marked on time",
+        "如果我是脾气大的人，早就去找媒体了。不过我只想前台态度好点",
+        "要是换个人早就去消协了，我只想顾问回一下消息",
+        "本来想发到小红书的，客服后来道歉了，就这样吧",
+        "I was ready to go to the press but the refund arrived, the invoice still has a typo though",
+        "有人在抖音直播上课内容，老师也不管",
+        "someone in the group chat said they're going to the newspapers, I only want the slides",
+    ],
+)
+def test_a_threat_not_the_writers_own_or_imagined_is_general(text: str, rules: ClassificationRules) -> None:
+    assert classify(text, rules).severity == "general"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "下个月再不退我就把你们挂红书",
+        "still no refund, next stop is the local news",
+    ],
+)
+def test_a_threat_by_slang_is_major(text: str, rules: ClassificationRules) -> None:
+    assert classify(text, rules).severity == "major"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "整门课三千二我觉得挺值，就是想换一本练习册",
+        "学费两千六能接受，就是教材到得太晚",
+        "the 3,900 fee, no issue there, I only need the receipt re-issued",
+        "my employer paid the 2,500 directly, I just need the certificate",
+        "上次那笔三千的退款早就到账了，现在是想改一下上课时间",
+    ],
+)
+def test_an_amount_not_at_stake_is_general(text: str, rules: ClassificationRules) -> None:
+    assert classify(text, rules).severity == "general"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "上次说的插座冒火花已经修好了，这次是想说空调太吵",
+        "上周报的扶手松动已经修好了，谢谢，就是报修流程太慢",
+        "之前那段裸露的电线已经包好了，现在就剩投影仪有点暗",
+    ],
+)
+def test_a_fixed_hazard_in_the_same_sentence_as_a_new_matter_is_general(
+    text: str, rules: ClassificationRules
+) -> None:
+    assert classify(text, rules).severity == "general"
+
+
+def test_a_fixed_hazard_with_a_complaint_still_open_stays_major(rules: ClassificationRules) -> None:
+    assert classify("上次说漏电已经修好了，结果今天插座又冒火花", rules).severity == "major"
