@@ -68,7 +68,8 @@ _MIN_CONTEXT_AMOUNT = 100
 _MONEY_WORDS = re.compile(
     r"学费|费|钱|交|付|退|扣|收|贷|价|款|每期|卡里|卡上|划走|(?<![a-z])(?:tuition|fees?|charg\w*|paid|pay\w*|price\w*"
     r"|costs?|refund\w*|loans?|deposit|money|spent|spend\w*|dropped|wasted|owe\w*|installments?|instalments?"
-    r"|contract|back|card|bank|statement|took|taken|all[ -]in|in total|total)(?![a-z])",
+    r"|contract|back|card|bank|statement|took|taken|all[ -]in|in total|total|keep\w*|kept|return\w*"
+    r")(?![a-z])",
     re.I,
 )
 # A shorthand ("8k的课程", "15k on this bootcamp") priced a course: what else would be counted in thousands?

@@ -120,3 +120,60 @@ def test_a_fixed_hazard_in_the_same_sentence_as_a_new_matter_is_general(
 
 def test_a_fixed_hazard_with_a_complaint_still_open_stays_major(rules: ClassificationRules) -> None:
     assert classify("上次说漏电已经修好了，结果今天插座又冒火花", rules).severity == "major"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "这期学员几乎都没收到结业证书",
+        "那批的人基本都说作业没人批改",
+        "同批学员都发现讲义印错了",
+        "整个周六班的课连着停了两次",
+        "整个焊接班一学期没摸过焊枪",
+        "我们这届考试全军覆没，模拟题跟真题完全不是一回事",
+    ],
+)
+def test_several_learners_counted_without_a_number_is_major(text: str, rules: ClassificationRules) -> None:
+    assert classify(text, rules).severity == "major"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "这个课都在念PPT，听不下去",
+        "这个班主任说话太难听",
+        "整个课程的安排都很乱",
+    ],
+)
+def test_a_class_or_course_alone_is_no_group(text: str, rules: ClassificationRules) -> None:
+    assert classify(text, rules).severity == "general"
+
+
+@pytest.mark.parametrize(
+    ("text", "at_least"),
+    [
+        ("they cancelled my place and now want to keep 1500 of what I paid", 1500),
+        ("I withdrew in time and you still haven't returned my 2,300", 2300),
+        ("分了十二期，一期五百多，机构说没就没了", 6000),
+    ],
+)
+def test_an_amount_kept_returned_or_in_instalments_is_at_stake(
+    text: str, at_least: int, rules: ClassificationRules
+) -> None:
+    result = classify(text, rules)
+    assert result.severity == "major"
+    assert result.amount_yuan is not None and result.amount_yuan >= at_least
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("老师讲得挺好，可是楼上天天砸墙，吵得受不了", "other"),
+        ("实训课老师全程自己操作，不让我们自己动手", "teaching"),
+    ],
+)
+def test_words_that_only_look_like_a_hazard_are_general(
+    text: str, category: str, rules: ClassificationRules
+) -> None:
+    result = classify(text, rules)
+    assert (result.category, result.severity) == (category, "general")
