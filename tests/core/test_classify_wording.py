@@ -177,3 +177,31 @@ def test_words_that_only_look_like_a_hazard_are_general(
 ) -> None:
     result = classify(text, rules)
     assert (result.category, result.severity) == (category, "general")
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        # A teacher's or class teacher's attitude is service, what they teach is teaching.
+        ("讲课的老师骂人，问两遍就说我们笨", "service"),
+        ("班主任对我们冷言冷语，还大呼小叫", "service"),
+        ("答疑老师回复全是复制粘贴的套话", "service"),
+        ("the advisor told me to figure it out myself and walked off", "service"),
+        ("a sales rep keeps texting me about upgrades", "service"),
+        ("the workbook has no answer key for unit 4", "teaching"),
+        # Classes cancelled or moved, and kitchen, dorm and shuttle staff, are other.
+        ("老师请假，整整两周的课都停了", "other"),
+        ("教务把两门课排得时间冲突了", "other"),
+        ("宿舍楼的宿管十点就锁门", "other"),
+        ("厨房给孩子们吃过期的面包", "other"),
+        ("the shuttle driver leaves five minutes early every day", "other"),
+        ("recorded lessons won't load on my android phone", "other"),
+        # Fees with no fee word of their own.
+        ("补考费之前从来没提过，现在要交", "fees"),
+        ("I withdrew in week one and I'm still owed the difference", "fees"),
+    ],
+)
+def test_category_by_whose_attitude_and_what_changed(
+    text: str, category: str, rules: ClassificationRules
+) -> None:
+    assert classify(text, rules).category == category
