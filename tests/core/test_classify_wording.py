@@ -205,3 +205,24 @@ def test_category_by_whose_attitude_and_what_changed(
     text: str, category: str, rules: ClassificationRules
 ) -> None:
     assert classify(text, rules).category == category
+
+
+def test_an_amount_at_the_end_of_a_sentence_counts(rules: ClassificationRules) -> None:
+    result = classify(
+        "I left within the cooling-off period and you still haven't returned my 2,750. Please act.", rules
+    )
+    assert (result.category, result.severity, result.amount_yuan) == ("fees", "major", 2750)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("the lathe in the workshop has been broken for a month, we can't practise", "teaching"),
+        ("the vending machine on the second floor keeps my coins", "other"),
+        ("老师挺好，就是新的选课系统太难用了", "other"),
+    ],
+)
+def test_practice_equipment_is_teaching_and_machines_of_the_building_other(
+    text: str, category: str, rules: ClassificationRules
+) -> None:
+    assert classify(text, rules).category == category
