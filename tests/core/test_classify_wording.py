@@ -36,6 +36,8 @@ def rules() -> ClassificationRules:
         "there are exposed wires next to the sink in room 3",
         "a kid went under in the pool and the staff didn't notice",
         "the gate opens onto the road and little ones run straight out",
+        "一楼大厅地面湿滑，也没放提示牌",
+        "the stairs by the canteen are slippery every morning",
     ],
 )
 def test_a_hazard_without_a_safety_word_is_major(text: str, rules: ClassificationRules) -> None:
@@ -220,6 +222,7 @@ def test_an_amount_at_the_end_of_a_sentence_counts(rules: ClassificationRules) -
         ("the lathe in the workshop has been broken for a month, we can't practise", "teaching"),
         ("the vending machine on the second floor keeps my coins", "other"),
         ("老师挺好，就是新的选课系统太难用了", "other"),
+        ("they gave us the wrong exam date in the reminder", "other"),
     ],
 )
 def test_practice_equipment_is_teaching_and_machines_of_the_building_other(
