@@ -11,7 +11,7 @@ left out; weights too small to matter are dropped from the file.
 Before writing, it measures what the model adds to the rules without looking at any test part: each of
 `--folds` parts of `dev` is classified by a model trained on the others (out of fold), and the rules
 alone, the model alone and the two together (at the policy's thresholds and a few others) are compared,
-on the whole of `dev` and on batch 4 (written after the rules, so the rules are not fitted to it).
+on the whole of `dev`, on batch 1 (the ordinary mix) and on batches 4 and 5 (the hard cases).
 
 Corrections exported by `complaintbot classify export` add labelled examples: a category correction
 teaches the category only, a severity correction "major or not" only.
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed
 
 from benchmarks.classify import CATEGORIES, load_corpus  # noqa: E402
 from core.classification.classify import classify, prepared  # noqa: E402
-from core.classification.mix import with_model  # noqa: E402
+from core.classification.mix import firm, with_model  # noqa: E402
 from core.classification.model import FORMAT, MODEL_FILE, Model, Opinion, features, normalise  # noqa: E402
 from core.classification.rules import ClassificationRules, rules_of  # noqa: E402
 from core.rules.policy import load_policy  # noqa: E402
@@ -143,14 +143,20 @@ def cross_validate(
             opinions[i] = model.opinion(data[i].text)
     alone = replace(rules, model=False)
     by_rules = {i: classify(corpus[ids[i]].text, alone) for i in dev}
-    settings: list[tuple[str, tuple[float, float, float] | None]] = [("rules alone", None)]
+    settings: list[tuple[str, tuple[float, float, float, float] | None]] = [("rules alone", None)]
     settings += [
-        (f"rules+model sure {sure:g} override {override:g} major {major:g}", (sure, override, major))
-        for sure, override, major in args.grid
+        (f"rules+model sure {sure:g} override {override:g} major {major:g} not {not_major:g}", setting)
+        for setting in args.grid
+        for sure, override, major, not_major in [setting]
     ]
-    parts = (("dev", ""), ("batch 4 of dev (not fitted by the rules)", "d"))
-    for part, prefix in parts:
-        chosen = [i for i in dev if ids[i].startswith(prefix)]
+    # Batch 1 is the ordinary mix (a quarter major); the later batches aim at the hard cases (half major).
+    parts = (
+        ("dev", ("",)),
+        ("batch 1 of dev (the ordinary mix)", ("c",)),
+        ("batches 4 and 5 of dev (the hard cases)", ("d", "e")),
+    )
+    for part, prefixes in parts:
+        chosen = [i for i in dev if ids[i].startswith(prefixes)]
         print(f"\n{part}, out of fold ({len(chosen)} complaints):")
         rows = []
         for i in chosen:
@@ -164,19 +170,32 @@ def cross_validate(
                 example, got = corpus[ids[i]], by_rules[i]
                 category, severity = got.category, got.severity
                 if setting is not None and not got.data_leak:  # a leak decides both, as in classify()
-                    sure, override, major_at = setting
+                    sure, override, major_at, not_major = setting
                     mixed = replace(
-                        rules, model_category_sure=sure, model_override=override, model_major=major_at
+                        rules,
+                        model_category_sure=sure,
+                        model_override=override,
+                        model_major=major_at,
+                        model_not_major=not_major,
                     )
+                    stands = firm(got.reasons, prepared(example.text, rules)[0].lower(), rules)
                     category, _, severity = with_model(
-                        category, got.confident, severity, opinions[i], mixed, []
+                        category, got.confident, severity, opinions[i], mixed, [], stands
                     )
                 rows.append((example.category, example.severity, category, severity))
             print(evaluate(name, rows))
 
 
-def _grid(text: str) -> list[tuple[float, float, float]]:
-    return [tuple(float(v) for v in item.split(":")) for item in text.split(",")]  # type: ignore[misc]
+def _grid(text: str) -> list[tuple[float, float, float, float]]:
+    """sure:override:major[:not_major],... (not_major 0 when left out)."""
+    settings = []
+    for item in text.split(","):
+        values = [float(v) for v in item.split(":")]
+        if len(values) not in (3, 4):
+            raise argparse.ArgumentTypeError(f"{item!r}: sure:override:major[:not_major]")
+        sure, override, major, *rest = values
+        settings.append((sure, override, major, rest[0] if rest else 0.0))
+    return settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -191,8 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--grid",
         type=_grid,
-        default=_grid("0.5:1.01:0.5,0.5:0.9:0.6,0.5:0.9:0.7,0.5:0.9:0.8"),
-        help="combinations to compare, sure:override:major,...",
+        default=_grid("0.5:1.01:0.5:0.15,0.5:1.01:0.65,0.5:1.01:0.65:0.15,0.5:1.01:0.65:0.25,0.5:0.9:0.65:0.15"),
+        help="combinations to compare, sure:override:major[:not_major],...",
     )
     parser.add_argument("--out", type=Path, default=MODEL_FILE)
     parser.add_argument("--no-write", action="store_true")

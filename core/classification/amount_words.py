@@ -37,10 +37,11 @@ _SOME = re.compile(r"[好大]?几(?=[千万])")
 _GE_W = re.compile(r"(?<=[一二两三四五六七八九十几0-9])个(多|半)?\s*[wW](?![A-Za-z])")
 
 _COUNT = r"[0-9]+|[一二两三四五六七八九十]+|" + "|".join(_UNITS)
-# A sum per period: "每个月八百多", "每期六百", "月供1200"; "399 a month", "600 per month", "200 monthly".
+# A sum per period: "每个月八百多", "每期六百", "一期七百多", "月供1200"; "399 a month", "600 per month",
+# "200 monthly".
 _NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?|[一二两三四五六七八九十百千万零]+"
 _PER_PERIOD = re.compile(
-    rf"(?:每个?月|每期|月供|每月)[^，,。！？!?0-9一二两三四五六七八九十]{{0,4}}(?P<zh>{_NUMBER})"
+    rf"(?:每个?月|每期|一期|月供|每月)[^，,。！？!?0-9一二两三四五六七八九十]{{0,4}}(?P<zh>{_NUMBER})"
     rf"|(?<![0-9.])(?P<en>[0-9][0-9,]*(?:\.[0-9]+)?)\s*(?:yuan|rmb|kuai)?\s*(?:a|per|/|each)\s*(?:month|instal+ment)",
     re.I,
 )

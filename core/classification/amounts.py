@@ -68,7 +68,8 @@ _MIN_CONTEXT_AMOUNT = 100
 _MONEY_WORDS = re.compile(
     r"学费|费|钱|交|付|退|扣|收|贷|价|款|每期|卡里|卡上|划走|(?<![a-z])(?:tuition|fees?|charg\w*|paid|pay\w*|price\w*"
     r"|costs?|refund\w*|loans?|deposit|money|spent|spend\w*|dropped|wasted|owe\w*|installments?|instalments?"
-    r"|contract|back|card|bank|statement|took|taken|all[ -]in|in total|total)(?![a-z])",
+    r"|contract|back|card|bank|statement|took|taken|all[ -]in|in total|total|keep\w*|kept|return\w*"
+    r")(?![a-z])",
     re.I,
 )
 # A shorthand ("8k的课程", "15k on this bootcamp") priced a course: what else would be counted in thousands?
@@ -137,7 +138,9 @@ def _is_paid(text: str, start: int, end: int, value: Decimal) -> bool:
 
 def _is_bare_sum(numeral: str, text: str, start: int, end: int, value: Decimal) -> bool:
     """A plain number of 1000 or more among money words: "charged 4,200", "多付的1280"."""
-    if value < 1000 or _measure_follows(text, end) or text[end : end + 1] in ("%", "."):
+    # "1,850." ends a sentence; "1.5.2" is a version number.
+    decimal = text[end : end + 1] == "." and text[end + 1 : end + 2].isdigit()
+    if value < 1000 or _measure_follows(text, end) or text[end : end + 1] == "%" or decimal:
         return False
     if "," not in numeral and (len(numeral) > 7 or numeral.startswith("0")):
         return False  # a phone number, an order or ID number

@@ -21,6 +21,7 @@ __all__ = ["jest_sentences", "simplified", "without_closed_matters", "without_wa
 
 # A sentence ends at a stop, a question or exclamation mark, a semicolon or a line break.
 _SENTENCE_END = re.compile(r"[。！？!?;；\n]+|\.(?:\s+|$)")
+_CLAUSE_END = re.compile(r"[。！？!?;；\n，,]+|\.(?:\s+|$)")
 
 
 @lru_cache(maxsize=1)
@@ -38,8 +39,12 @@ def simplified(text: str) -> str:
 
 def _sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence, its closing punctuation included."""
+    return _spans(text, _SENTENCE_END)
+
+
+def _spans(text: str, ends: re.Pattern[str]) -> list[tuple[int, int]]:
     spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
+    for match in ends.finditer(text):
         spans.append((start, match.end()))
         start = match.end()
     if start < len(text):
@@ -57,9 +62,23 @@ def without_closed_matters(text: str, rules: ClassificationRules) -> tuple[str, 
     when nothing remains, the text is kept whole."""
     if not rules.settled_cues or not rules.past_cues:
         return text, []
+    rest, reasons = _without_closed(text, _sentences(text), rules)
+    if not rest.strip():
+        # One sentence that closes a matter and raises another ("上次漏电的事已经处理了，这次是插座不够用"):
+        # its clauses are judged instead.
+        rest, reasons = _without_closed(text, _spans(text, _CLAUSE_END), rules)
+    if not rest.strip():
+        return text, []
+    return rest, reasons
+
+
+def _without_closed(
+    text: str, spans: list[tuple[int, int]], rules: ClassificationRules
+) -> tuple[str, list[str]]:
+    """The text with the spans about a closed matter blanked, and why."""
     lowered = text.lower()
     kept, reasons = [], []
-    for start, end in _sentences(text):
+    for start, end in spans:
         sentence = lowered[start:end]
         settled, past = _has(sentence, rules.settled_cues), _has(sentence, rules.past_cues)
         if settled and past and not _has(sentence, rules.unsettled_cues):
@@ -67,10 +86,7 @@ def without_closed_matters(text: str, rules: ClassificationRules) -> tuple[str, 
             kept.append(" " * (end - start))
         else:
             kept.append(text[start:end])
-    rest = "".join(kept)
-    if not rest.strip():
-        return text, []
-    return rest, reasons
+    return "".join(kept), reasons
 
 
 def without_waived_amounts(text: str, rules: ClassificationRules) -> str:

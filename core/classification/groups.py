@@ -95,8 +95,13 @@ class GroupPatterns:
         if collectives and zh_people:
             collective = re.compile(
                 rf"(?:(?:(?:我们|咱们)[这那]?[个一]?(?:{collectives})的?(?:{zh_people})?"
+                # "这期学员几乎都…", "那期的人基本都…": without 我们, only with the people named.
+                rf"|[这那][个一]?(?:{collectives})的?(?:{zh_people})"
                 rf"|(?:整个|整)[\u4e00-\u9fff]{{0,4}}?(?:{collectives})的?(?:{zh_people})"
-                rf"|同一?(?:{collectives})(?:进来|报名|入学|上课)?的(?:{zh_people})?){_ADVERBS}{_ALL_OR_NONE}"
+                rf"|同一?(?:{collectives})(?:(?:进来|报名|入学|上课)?的(?:{zh_people})?|(?:{zh_people}))"
+                rf"){_ADVERBS}{_ALL_OR_NONE}"
+                # "整个周末班的课都停了", "整个实验班一学期…": a whole class, named by what it is.
+                rf"|整个[\u4e00-\u9fff]{{1,4}}?班(?![主级长])"
                 # "整整一个班的进度都落下了": a whole collective, counted as one.
                 rf"|(?:整整|一整)[一个]{{0,2}}(?:{collectives}))"
             )

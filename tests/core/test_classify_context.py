@@ -244,7 +244,8 @@ def test_a_leak_only_heard_of_is_not_one(rules: ClassificationRules) -> None:
 
 
 def test_without_the_context_lists_the_old_reading_returns(rules: ClassificationRules) -> None:
-    bare = replace(rules, jest_cues=(), settled_cues=(), amount_waivers=(), threat_disowners=())
+    # The rules alone: the model may take back a joking threat of its own accord (test_classify_model).
+    bare = replace(rules, jest_cues=(), settled_cues=(), amount_waivers=(), threat_disowners=(), model=False)
     assert severity("笑死，app又崩了，崩得我都想报警了", bare) == "major"
     assert severity("课程价格1980我觉得挺合理，就是作业太少", bare) == "major"
     assert severity("上次多扣的两千块已经退到账了，谢谢。这次想问发票什么时候开", bare) == "major"
