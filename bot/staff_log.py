@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.channel_list import CAPABILITIES
 from bot.staff_queries import BadCommand
 from core.context import CoreContext
 from core.intake.intake import Intake
@@ -23,8 +24,9 @@ from core.tickets.moves import set_first_contact
 from core.tickets.queries import opening_message_id
 from core.tickets.staff_requests import StaffRequest
 
-# Where the learner reached us; the ticket's channel is "staff", this is kept with the message.
-LOG_CHANNELS = ("wechat", "telegram", "email", "voicemail", "walk-in", "phone")
+# Where the learner reached us: any listed channel, or in person and by a call to a staff member. The
+# ticket's channel is "staff"; this is kept with the message.
+LOG_CHANNELS = (*(channel.name for channel in CAPABILITIES), "walk-in", "phone")
 USAGE = f"usage: /log <{'|'.join(LOG_CHANNELS)}> <phone or e-mail> <what the learner said>"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _PHONE = re.compile(r"\+?[0-9()\-]+")
