@@ -92,7 +92,7 @@ class Story(Stage):
         await self.opened("anna", "email")
         await self.screen.beat()
         self.voicemail(
-            CALLER, "你好，我孩子的课表两周里改了三次，都没人提前通知，请给我回个电话。", "vm-0001"
+            CALLER, "你好，我打了三次前台电话都没人接，留言也没人回，请给我回个电话。", "vm-0001"
         )
         await self.opened("caller", "voicemail")
         await self.screen.beat()
@@ -155,7 +155,7 @@ class Story(Stage):
 
         await self.staff("孙老师", FRONT_DESK, f"/claim {caller}")
         await self.status_is(caller, "investigating")
-        await self.staff("孙老师", FRONT_DESK, f"/called {caller} 已回电家长，说明了排课变更原因并道歉。")
+        await self.staff("孙老师", FRONT_DESK, f"/called {caller} 已回电家长，为前台漏接电话道歉。")
 
         async def called_back() -> bool:
             async with self.core.sessions() as session:
