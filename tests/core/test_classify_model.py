@@ -63,10 +63,13 @@ def test_without_the_model_the_rules_decide_alone(rules: ClassificationRules) ->
 def test_the_model_never_takes_away_a_major_that_rests_on_an_amount(rules: ClassificationRules) -> None:
     # A model that finds every complaint general and teaching, with certainty.
     doubter = Model(("teaching", "service", "fees", "other"), (9.0, 0.0, 0.0, 0.0, -9.0), {}, "a test")
-    result = classify("退费一直拖着，我交的8000元到现在还没退回来", rules, doubter)
+    text = "退费一直拖着，我交的8000元到现在还没退回来"
+    result = classify(text, rules, doubter)
     assert result.severity == "major"
     assert "amount 8000 yuan >= 1000" in result.reasons
-    assert result.category == "fees"  # the rules were sure; the model may override only at model_override
+    # The rules were sure of the category: the model overrides it at model_override, never above 1.
+    assert result.category == "teaching" and any("the rules' overridden" in r for r in result.reasons)
+    assert classify(text, replace(rules, model_override=1.01), doubter).category == "fees"
 
 
 def test_where_the_rules_guess_the_model_decides_and_says_why(rules: ClassificationRules) -> None:
