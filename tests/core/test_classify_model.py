@@ -106,12 +106,14 @@ def test_a_threat_the_model_is_sure_is_none_is_taken_back_and_the_card_says_so(
     # Someone else's threat, in words the disowner list does not know.
     text = "隔壁班那位大哥天天嚷嚷要去教育局举报，跟我没关系，我就是想问下周的课表"
     assert classify(text, replace(rules, model=False)).severity == "major"  # the rules read a threat
-    result = classify(text, rules, DOUBTER)
+    # Off in the default policy (the rules now know these wordings); an operator may turn it on.
+    doubting = replace(rules, model_not_major=0.15)
+    result = classify(text, doubting, DOUBTER)
     assert result.severity == "general"
     assert any(reason.startswith("model: not major, 0%") for reason in result.reasons)
     assert "general: " in why(result) and "not major" in why(result)
-    # At model_not_major 0 (the operator's choice) the rules' reading stands.
-    assert classify(text, replace(rules, model_not_major=0.0), DOUBTER).severity == "major"
+    # At model_not_major 0 (the default) the rules' reading stands.
+    assert classify(text, rules, DOUBTER).severity == "major"
 
 
 @pytest.mark.parametrize(
@@ -127,7 +129,7 @@ def test_a_major_resting_on_more_than_a_threat_word_stands_whatever_the_model_sa
     rules: ClassificationRules, text: str
 ) -> None:
     assert classify(text, replace(rules, model=False)).severity == "major"
-    assert classify(text, rules, DOUBTER).severity == "major"
+    assert classify(text, replace(rules, model_not_major=0.15), DOUBTER).severity == "major"
 
 
 @pytest.mark.parametrize(
