@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 else:
     # The real section model: one field per listed channel, its default that channel's defaults.
     _Channels = create_model(
-        "ChannelsConfig",
+        "ChannelSections",
         __base__=ChannelsConfig,
         __module__=__name__,
         **{name: (model, Field(default_factory=model)) for name, model in SECTIONS.items()},
@@ -107,14 +107,27 @@ class DepartmentConfig(_Section):
         return [getattr(self, key) for model in SECTIONS.values() for key in model.department_secrets]
 
 
+def _department_keys() -> dict[str, Any]:
+    """Every channel's department keys, each declared once: two channels claiming one key (or "name")
+    would read each other's values, a secret not declared would never be hidden."""
+    keys: dict[str, Any] = {}
+    for channel, model in SECTIONS.items():
+        undeclared = set(model.department_secrets) - set(model.department_keys)
+        if undeclared:
+            raise TypeError(f"channel {channel}: secrets {sorted(undeclared)} are not department_keys")
+        for key, field in model.department_keys.items():
+            if key in keys or key in DepartmentConfig.model_fields:
+                raise TypeError(f"channel {channel}: the department key {key!r} is taken")
+            keys[key] = field
+    return keys
+
+
 if TYPE_CHECKING:
     _Department = DepartmentConfig
 else:
+    # Named apart from the static class above, so that the two are never mistaken for one another.
     _Department = create_model(
-        "DepartmentConfig",
-        __base__=DepartmentConfig,
-        __module__=__name__,
-        **{key: field for model in SECTIONS.values() for key, field in model.department_keys.items()},
+        "DepartmentSection", __base__=DepartmentConfig, __module__=__name__, **_department_keys()
     )
 
 

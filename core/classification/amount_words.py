@@ -41,7 +41,8 @@ _COUNT = r"[0-9]+|[一二两三四五六七八九十]+|" + "|".join(_UNITS)
 # "200 monthly".
 _NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?|[一二两三四五六七八九十百千万零]+"
 _PER_PERIOD = re.compile(
-    rf"(?:每个?月|每期|一期|月供|每月)[^，,。！？!?0-9一二两三四五六七八九十]{{0,4}}(?P<zh>{_NUMBER})"
+    # "一期" is an instalment ("一期五百"), not the first phase of a course ("一期的课程1980").
+    rf"(?:每个?月|每期|一期(?![的课班])|月供|每月)[^，,。！？!?0-9一二两三四五六七八九十]{{0,4}}(?P<zh>{_NUMBER})"
     rf"|(?<![0-9.])(?P<en>[0-9][0-9,]*(?:\.[0-9]+)?)\s*(?:yuan|rmb|kuai)?\s*(?:a|per|/|each)\s*(?:month|instal+ment)",
     re.I,
 )

@@ -97,9 +97,24 @@ def without_waived_amounts(text: str, rules: ClassificationRules) -> str:
     lowered = text.lower()
     parts = []
     for start, end in _sentences(text):
-        waived = _has(lowered[start:end], rules.amount_waivers)
+        waived = _waiver(lowered[start:end], rules.amount_waivers)
         parts.append(" " * (end - start) if waived else text[start:end])
     return "".join(parts)
+
+
+# Right before a waiver, these turn it round: "谁能接受", "不觉得值", "还没全额到账", "无法接受".
+_TURNED = frozenset("不没无谁难怎")
+
+
+def _waiver(sentence: str, cues: Sequence[str]) -> str | None:
+    """A waiver said as such in the sentence, not one a negation or a question turns round."""
+    for cue in cues:
+        at = sentence.find(cue.lower())
+        while at >= 0:
+            if not _TURNED.intersection(sentence[max(at - 2, 0) : at]):
+                return cue
+            at = sentence.find(cue.lower(), at + 1)
+    return None
 
 
 def jest_sentences(text: str, rules: ClassificationRules) -> list[tuple[int, int, str]]:

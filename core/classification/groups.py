@@ -100,8 +100,9 @@ class GroupPatterns:
                 rf"|(?:整个|整)[\u4e00-\u9fff]{{0,4}}?(?:{collectives})的?(?:{zh_people})"
                 rf"|同一?(?:{collectives})(?:(?:进来|报名|入学|上课)?的(?:{zh_people})?|(?:{zh_people}))"
                 rf"){_ADVERBS}{_ALL_OR_NONE}"
-                # "整个周末班的课都停了", "整个实验班一学期…": a whole class, named by what it is.
-                rf"|整个[\u4e00-\u9fff]{{1,4}}?班(?![主级长])"
+                # "整个周末班的课都停了", "整个实验班一学期…": a whole class, named by what it is; not the
+                # course the writer signed up for ("我报的是整个暑假班") nor its length ("整个培训班下来").
+                rf"|(?<!报的是)(?<!报了)整个[\u4e00-\u9fff]{{1,4}}?班(?![主级长]|下来|结束|期间)"
                 # "整整一个班的进度都落下了": a whole collective, counted as one.
                 rf"|(?:整整|一整)[一个]{{0,2}}(?:{collectives}))"
             )
