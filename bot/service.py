@@ -37,17 +37,32 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+async def _address(server: uvicorn.Server) -> str | None:
+    """The web app's address once it answers (the port the system chose for port 0), None if it stopped
+    first."""
+    while not server.started:
+        if server.should_exit:
+            return None
+        await asyncio.sleep(0.05)  # uvicorn offers no event for this
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
 async def _tell(story: Story, server: uvicorn.Server, application: Application) -> None:
     """Run `story` once the web app answers, then stop the service."""
     try:
-        while not server.started:
-            if server.should_exit:
-                return
-            await asyncio.sleep(0.05)  # uvicorn offers no event for this
-        host, port = server.servers[0].sockets[0].getsockname()[:2]
-        await story(Running(application, f"http://{host}:{port}"))
+        address = await _address(server)
+        if address is not None:
+            await story(Running(application, address))
     finally:
         server.should_exit = True
+
+
+async def _announce(server: uvicorn.Server, say: Callable[[str], None]) -> None:
+    """With `[web] port = 0` the system picks the port: say which once it is bound."""
+    address = await _address(server)
+    if address is not None:
+        say(f"web: {address} (/healthz, /metrics)")
 
 
 def listen_dsn(engine: AsyncEngine) -> str | None:
@@ -154,17 +169,22 @@ async def serve(settings: Settings, *, story: Story | None = None, console: Cons
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, server.handle_exit, sig, None)
-            say(f"web: http://{settings.web.host}:{settings.web.port} (/healthz, /metrics)")
+            announcing = None
+            if settings.web.port:
+                say(f"web: http://{settings.web.host}:{settings.web.port} (/healthz, /metrics)")
+            else:
+                announcing = asyncio.create_task(_announce(server, say))
             telling = asyncio.create_task(_tell(story, server, application)) if story else None
             try:
                 await server.serve()
             finally:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
-                if telling is not None and not telling.done():  # stopped by a signal: the story ends too
-                    telling.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await telling
+                for task in (telling, announcing):  # stopped by a signal: the story ends too
+                    if task is not None and not task.done():
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
             if telling is not None:
                 telling.result()  # the story's own error, if it had one
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 import stat
@@ -183,3 +184,31 @@ def test_run_reports_what_waits_in_the_outbox_and_why(first_run: Stopped, site: 
     assert third.returncode == 0, third.stderr
     shown = " ".join(complaintbot(site, "tickets", "show", number).stdout.split())  # however it wraps
     assert "not delivered" in shown and "card via staff: pending after 0 attempt(s)" in shown, shown
+
+
+def test_with_port_zero_run_says_the_port_the_system_chose(tmp_path: Path) -> None:
+    err = tmp_path / "run.err"
+    with err.open("w") as stderr:
+        process = subprocess.Popen(
+            [SCRIPT, "run"],
+            cwd=tmp_path,
+            stdout=stderr,
+            stderr=stderr,
+            env=clean_env(COMPLAINTBOT_WEB__PORT="0"),
+        )
+        try:
+            deadline, said = time.monotonic() + START_TIMEOUT, None
+            while said is None and time.monotonic() < deadline and process.poll() is None:
+                said = re.search(r"web: (http://127\.0\.0\.1:(\d+)) \(/healthz, /metrics\)", err.read_text())
+                time.sleep(0.1)
+            assert said is not None, f"no web line within {START_TIMEOUT}s: {err.read_text()}"
+            assert int(said.group(2)) > 0
+            # The address it says is where it answers.
+            assert httpx.get(f"{said.group(1)}/healthz", timeout=5).json()["status"] == "ok"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=STOP_TIMEOUT) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert "127.0.0.1:0 " not in err.read_text()
