@@ -150,7 +150,8 @@ class Watcher:
     @staticmethod
     def _document_name(params: dict[str, Any]) -> str:
         document = params.get("document")
-        name = getattr(document, "filename", None) or getattr(document, "name", None)
+        # The stand-in records an uploaded file as a mapping (its filename, type and size).
+        name = document.get("filename") if isinstance(document, dict) else getattr(document, "filename", None)
         return str(name or "document")
 
     def _mail(self, rcpt_tos: list[str], content: bytes) -> None:

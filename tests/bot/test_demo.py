@@ -3,6 +3,7 @@ not from the screen."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 from contextlib import closing
@@ -29,6 +30,8 @@ def test_the_demo_runs_the_whole_story_and_keeps_its_database(tmp_path: Path) ->
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert not elsewhere.exists()
     assert "<svg" in picture.read_text(encoding="utf-8")
+    # The managers' monthly report arrives as a file the screen names.
+    assert re.search(r"📎 report-\d{4}-\d{2}\.pdf", done.stdout), done.stdout[-3000:]
 
     with closing(sqlite3.connect(kept / "complaintbot.db")) as db:
         tickets = {
