@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed
 
 from benchmarks.classify import CATEGORIES, load_corpus  # noqa: E402
 from core.classification.classify import classify, prepared  # noqa: E402
-from core.classification.mix import firm, with_model  # noqa: E402
+from core.classification.mix import with_model  # noqa: E402
 from core.classification.model import FORMAT, MODEL_FILE, Model, Opinion, features, normalise  # noqa: E402
 from core.classification.rules import ClassificationRules, rules_of  # noqa: E402
 from core.rules.policy import load_policy  # noqa: E402
@@ -144,11 +144,10 @@ def cross_validate(
             opinions[i] = model.opinion(data[i].text)
     alone = replace(rules, model=False)
     by_rules = {i: classify(corpus[ids[i]].text, alone) for i in dev}
-    settings: list[tuple[str, tuple[float, float, float, float] | None]] = [("rules alone", None)]
+    settings: list[tuple[str, tuple[float, float, float] | None]] = [("rules alone", None)]
     settings += [
-        (f"rules+model sure {sure:g} override {override:g} major {major:g} not {not_major:g}", setting)
-        for setting in args.grid
-        for sure, override, major, not_major in [setting]
+        (f"rules+model sure {sure:g} override {override:g} major {major:g}", (sure, override, major))
+        for sure, override, major in args.grid
     ]
     # Batch 1 is the ordinary mix (a quarter major); the later batches aim at the hard cases (half major).
     parts = (
@@ -173,31 +172,26 @@ def cross_validate(
                 example, got = corpus[ids[i]], by_rules[i]
                 category, severity = got.category, got.severity
                 if setting is not None and not got.data_leak:  # a leak decides both, as in classify()
-                    sure, override, major_at, not_major = setting
+                    sure, override, major_at = setting
                     mixed = replace(
-                        rules,
-                        model_category_sure=sure,
-                        model_override=override,
-                        model_major=major_at,
-                        model_not_major=not_major,
+                        rules, model_category_sure=sure, model_override=override, model_major=major_at
                     )
-                    stands = firm(got.reasons, prepared(example.text, rules)[0].lower(), rules)
                     category, _, severity = with_model(
-                        category, got.confident, severity, opinions[i], mixed, [], stands
+                        category, got.confident, severity, opinions[i], mixed, []
                     )
                 rows.append((example.category, example.severity, category, severity))
             print(evaluate(name, rows))
 
 
-def _grid(text: str) -> list[tuple[float, float, float, float]]:
-    """sure:override:major[:not_major],... (not_major 0 when left out)."""
+def _grid(text: str) -> list[tuple[float, float, float]]:
+    """sure:override:major,..."""
     settings = []
     for item in text.split(","):
         values = [float(v) for v in item.split(":")]
-        if len(values) not in (3, 4):
-            raise argparse.ArgumentTypeError(f"{item!r}: sure:override:major[:not_major]")
-        sure, override, major, *rest = values
-        settings.append((sure, override, major, rest[0] if rest else 0.0))
+        if len(values) != 3:
+            raise argparse.ArgumentTypeError(f"{item!r}: sure:override:major")
+        sure, override, major = values
+        settings.append((sure, override, major))
     return settings
 
 
@@ -213,8 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--grid",
         type=_grid,
-        default=_grid("0.5:1.01:0.5:0.15,0.5:1.01:0.65,0.5:1.01:0.65:0.15,0.5:1.01:0.65:0.25,0.5:0.9:0.65:0.15"),
-        help="combinations to compare, sure:override:major[:not_major],...",
+        default=_grid("0.5:1.01:0.65,0.5:0.7:0.6,0.5:0.7:0.65,0.5:0.7:0.7"),
+        help="combinations to compare, sure:override:major,...",
     )
     parser.add_argument("--out", type=Path, default=MODEL_FILE)
     parser.add_argument("--no-write", action="store_true")

@@ -20,7 +20,7 @@ from core.classification.context import simplified, without_closed_matters, with
 from core.classification.keywords import CJK, Hit, segment
 from core.classification.matcher import Matcher
 from core.classification.matcher import matcher as compiled
-from core.classification.mix import MODEL_REASON, firm, with_model
+from core.classification.mix import MODEL_REASON, with_model
 from core.classification.model import Model, load_model, normalise
 from core.classification.rules import ClassificationRules, rules_from_policy
 from core.classification.severity import GENERAL, MAJOR, SEVERITY_REASONS, rule_severity, without_hotlines
@@ -94,21 +94,12 @@ def classify(text: str, rules: ClassificationRules, model: Model | None = None) 
     category, confident = _category(hits, rules, matcher, reasons, amount is not None)
 
     severity, leaks = rule_severity(doc, hits, amount, rules, matcher, reasons)
-    # The model can change a guessed category or a general severity, or take back a major that rests on a
-    # threat word alone; a clear category that is firmly major it could only override, at model_override
-    # (above 1: never): then it is not asked.
-    stands = bool(leaks) or (severity == MAJOR and firm(reasons, raw.lower(), rules))
-    undecided = (
-        not confident
-        or severity != MAJOR
-        or rules.model_override <= 1
-        or (rules.model_not_major > 0 and not stands)
-    )
+    # The model can change a guessed category or a general severity; a clear category that is already major
+    # it could only override, at model_override (above 1: never): then it is not asked.
+    undecided = not confident or severity != MAJOR or rules.model_override <= 1
     if rules.model and undecided and (model := model or load_model()) is not None:
         opinion = model.opinion(normalise(raw))
-        category, confident, severity = with_model(
-            category, confident, severity, opinion, rules, reasons, stands
-        )
+        category, confident, severity = with_model(category, confident, severity, opinion, rules, reasons)
     if leaks:
         category, severity, confident = DATA_LEAK_CATEGORY, MAJOR, True
         reasons += [f"{leak} -> {DATA_LEAK_CATEGORY}, {MAJOR}" for leak in leaks]

@@ -2,23 +2,16 @@
 the model decides where they are unsure or silent, and may add "major" that the rules missed.
 
 A missed major complaint loses the managers' alert, a false one only hurries a general complaint, so the
-model makes a complaint major at a modest probability (`model_major`) and takes "major" away from the rules
-only when it is nearly sure it is not (`model_not_major`), and only a major that rests on a threat word
-alone: that is where a new wording fools a keyword (someone else's threat, a what-if, a joke the jest list
-does not know: "同学说要去投诉，我没这个打算"). An amount at stake, several learners, a hazard and a data
-leak stand, and so does a threat the learner says they mean ("I'm not joking").
+model can make a complaint major but never takes "major" away from the rules.
 """
 
 from __future__ import annotations
 
 from core.classification.model import Opinion
 from core.classification.rules import ClassificationRules
-from core.classification.severity import GENERAL, MAJOR
+from core.classification.severity import MAJOR
 
-__all__ = ["MODEL_REASON", "firm", "with_model"]
-
-# A rules' major resting on one of these stands whatever the model says (core.classification.severity).
-_FIRM = ("amount ", "group: ", "safety: ", "data leak: ")
+__all__ = ["MODEL_REASON", "with_model"]
 
 # How the reason begins when the model chose the category (the staff card shows the rest).
 MODEL_REASON = "model category: "
@@ -31,10 +24,9 @@ def with_model(
     opinion: Opinion,
     rules: ClassificationRules,
     reasons: list[str],
-    firm: bool = False,
 ) -> tuple[str, bool, str]:
     """Category, confidence and severity once the model's opinion is weighed; the model's part in them
-    goes to `reasons`. `firm`: the rules' "major" stands whatever the model says (see `firm`)."""
+    goes to `reasons`."""
     sure = opinion.probability >= rules.model_category_sure
     if opinion.category != category and (
         (not confident and sure) or opinion.probability >= rules.model_override
@@ -49,18 +41,7 @@ def with_model(
     if severity != MAJOR and opinion.major >= rules.model_major:
         severity = MAJOR
         reasons.append(f"model: major {opinion.major:.0%} ({', '.join(opinion.major_words())})")
-    elif severity == MAJOR and not firm and opinion.major < rules.model_not_major:
-        severity = GENERAL
-        reasons.append(f"model: not major, {opinion.major:.0%} (the rules' words above taken back)")
     return category, confident, severity
-
-
-def firm(reasons: list[str] | tuple[str, ...], lowered: str, rules: ClassificationRules) -> bool:
-    """Whether the rules' "major" (their `reasons`) stands whatever the model says: it rests on more than a
-    threat word, or the learner says they mean it (an earnest cue in the lower-cased text)."""
-    return any(reason.startswith(_FIRM) for reason in reasons) or any(
-        cue.lower() in lowered for cue in rules.earnest_cues
-    )
 
 
 def _shown(opinion: Opinion) -> str:

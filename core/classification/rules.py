@@ -88,13 +88,11 @@ class ClassificationRules:
     # The model shipped with the package (core.classification.model) beside the rules: where the rules'
     # category is a guess, the model's is taken when it is at least model_category_sure; it overrides a
     # clear rules' category only at model_override or more (above 1: never); it makes a complaint major at
-    # model_major; below model_not_major it takes back a major that rests on a threat word alone (not one
-    # the learner says they mean; 0: never).
+    # model_major.
     model: bool = False
     model_category_sure: float = 0.5
     model_override: float = 1.01
     model_major: float = 0.5
-    model_not_major: float = 0.0
     category_rules: tuple[CategoryRule, ...] = field(init=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -115,11 +113,8 @@ class ClassificationRules:
         if self.major_amount_yuan < 0:
             raise ValueError(f"major_amount_yuan must not be negative, got {self.major_amount_yuan}")
         weights = (self.strong_weight, self.weak_weight, self.safety_weight, self.amount_weight)
-        thresholds = (self.model_category_sure, self.model_override, self.model_major, self.model_not_major)
-        if not all(p >= 0 for p in thresholds):
+        if not all(p >= 0 for p in (self.model_category_sure, self.model_override, self.model_major)):
             raise ValueError("model thresholds must not be negative")
-        if self.model_not_major > self.model_major:
-            raise ValueError("model_not_major must not be above model_major")
         if min(*weights, self.min_margin) < 0:
             raise ValueError("classification weights and min_margin must not be negative")
         names = [name for name, _ in self.categories]
@@ -220,7 +215,6 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         model_category_sure=_share(classification, "model_category_sure", 0.5),
         model_override=_share(classification, "model_override", 1.01),
         model_major=_share(classification, "model_major", 0.5),
-        model_not_major=_share(classification, "model_not_major", 0.0),
     )
 
 

@@ -60,7 +60,7 @@ def test_without_the_model_the_rules_decide_alone(rules: ClassificationRules) ->
     assert not any(reason.startswith("model") for reason in alone.reasons)
 
 
-def test_the_model_never_takes_away_a_major_that_rests_on_an_amount(rules: ClassificationRules) -> None:
+def test_the_model_never_takes_major_away_from_the_rules(rules: ClassificationRules) -> None:
     # A model that finds every complaint general and teaching, with certainty.
     doubter = Model(("teaching", "service", "fees", "other"), (9.0, 0.0, 0.0, 0.0, -9.0), {}, "a test")
     text = "退费一直拖着，我交的8000元到现在还没退回来"
@@ -96,50 +96,12 @@ def test_the_model_reads_any_amount_of_the_same_shape_alike() -> None:
     assert normalise("Paid  ６,５00") == normalise("paid 3,200") == "paid 0,000"
 
 
-# A model sure that every complaint is general (and teaching).
-DOUBTER = Model(("teaching", "service", "fees", "other"), (9.0, 0.0, 0.0, 0.0, -9.0), {}, "a test")
-
-
-def test_a_threat_the_model_is_sure_is_none_is_taken_back_and_the_card_says_so(
-    rules: ClassificationRules,
-) -> None:
-    # Someone else's threat, in words the disowner list does not know.
-    text = "隔壁班那位大哥天天嚷嚷要去教育局举报，跟我没关系，我就是想问下周的课表"
-    assert classify(text, replace(rules, model=False)).severity == "major"  # the rules read a threat
-    # Off in the default policy (the rules now know these wordings); an operator may turn it on.
-    doubting = replace(rules, model_not_major=0.15)
-    result = classify(text, doubting, DOUBTER)
-    assert result.severity == "general"
-    assert any(reason.startswith("model: not major, 0%") for reason in result.reasons)
-    assert "general: " in why(result) and "not major" in why(result)
-    # At model_not_major 0 (the default) the rules' reading stands.
-    assert classify(text, rules, DOUBTER).severity == "major"
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "我们班二十多个人都被多扣了课时费",  # several learners
-        "实训室的插座漏电，我被电了一下",  # a hazard
-        "I'm not joking, I will go to the police",  # a threat the learner says they mean
-        "销售把我的身份证照片发到了他们的群里",  # a data leak
-    ],
-)
-def test_a_major_resting_on_more_than_a_threat_word_stands_whatever_the_model_says(
-    rules: ClassificationRules, text: str
-) -> None:
-    assert classify(text, replace(rules, model=False)).severity == "major"
-    assert classify(text, replace(rules, model_not_major=0.15), DOUBTER).severity == "major"
-
-
 @pytest.mark.parametrize(
     ("key", "value"),
     [
         ("model", "yes"),
         ("model_major", "high"),
         ("model_category_sure", -0.5),
-        ("model_not_major", -0.1),
-        ("model_not_major", 0.9),  # above model_major: a complaint could be major and not at once
     ],
 )
 def test_the_policy_rejects_wrong_model_settings(policy: dict[str, Any], key: str, value: object) -> None:
