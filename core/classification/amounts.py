@@ -83,6 +83,14 @@ _YEAR = re.compile(r"(?:19[5-9][0-9]|20[0-9]{2})")
 _YEAR_BEFORE = re.compile(
     r"(?:(?<![a-z])(?:in|from|since|until|till|before|after|of|year)\s+|在|从|自)$", re.I
 )
+# A bare number right after one of these names something: a phone's last digits, an extension, a learner's
+# or a room's number.
+_LABEL_BEFORE = re.compile(
+    r"(?:尾号|分机|分机号|工号|学号|编号|座号|房间|房号|教室|电话|手机|号码|订单号|单号|"
+    r"(?<![a-z])(?:ext|extension|room|no|number|id|order|ticket|student)\.?\s*(?:#|no\.?)?)"
+    r"\s*(?:是|为|:|：|#)?\s*$",
+    re.I,
+)
 # Nobody pays a school this much: such a "sum" is an ID or a slip of the keyboard, and keeping
 # it would overflow the ticket's money column.
 _MAX_AMOUNT = Decimal(10**10)
@@ -146,6 +154,8 @@ def _is_bare_sum(numeral: str, text: str, start: int, end: int, value: Decimal) 
         return False  # a phone number, an order or ID number
     if _YEAR.fullmatch(numeral) and _YEAR_BEFORE.search(text, max(0, start - 8), start):
         return False
+    if _LABEL_BEFORE.search(text, max(0, start - 12), start):
+        return False  # "尾号3365", "学号2023", "room 1203": a number that names, not a sum
     return _money_nearby(text, start, end, _CONTEXT_BEFORE)
 
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from core.classification.amounts import parse_amounts
 from core.classification.context import simplified, without_closed_matters, without_waived_amounts
 from core.classification.keywords import CJK, Hit, segment
-from core.classification.matcher import Matcher
+from core.classification.matcher import DAMAGE, FIXTURE, PRACTICE, SAFETY, Matcher
 from core.classification.matcher import matcher as compiled
 from core.classification.mix import MODEL_REASON, with_model
 from core.classification.model import Model, load_model, normalise
@@ -135,6 +135,24 @@ def why(result: Classification, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def _moved_to_practice(
+    hits: dict[str, list[Hit]], rules: ClassificationRules, matcher: Matcher, reasons: list[str]
+) -> dict[str, float]:
+    """The safety and damage words that weigh for the practice category, by weight, when a practice place or
+    machine is named: "实训室电焊机漏电" is broken lab equipment (teaching), not the buildings' wiring."""
+    places = hits.get(PRACTICE)
+    if rules.practice_category is None or not places or hits.get(FIXTURE):
+        return {}
+    found = {hit.keyword for kind in (SAFETY, DAMAGE) for hit in hits.get(kind, ())}
+    if not found:
+        return {}
+    # Each word keeps the heaviest weight it had for any category ("broken" weighs 3 for the buildings').
+    weights = {kw: max((w[kw] for _, w in matcher.categories if kw in w), default=1.0) for kw in found}
+    words = ", ".join(sorted(found))
+    reasons.append(f"practice equipment ({places[0].keyword}): {words} -> {rules.practice_category}")
+    return weights
+
+
 def _category(
     hits: dict[str, list[Hit]],
     rules: ClassificationRules,
@@ -143,10 +161,16 @@ def _category(
     has_amount: bool,
 ) -> tuple[str, bool]:
     scores: list[tuple[str, float]] = []
+    moved = _moved_to_practice(hits, rules, matcher, reasons)
     for name, weights in matcher.categories:
         counts: dict[str, int] = {}
         for hit in hits.get(name, ()):
-            counts[hit.keyword] = counts.get(hit.keyword, 0) + 1
+            if hit.keyword not in moved or name == rules.practice_category:
+                counts[hit.keyword] = counts.get(hit.keyword, 0) + 1
+        weights = {**weights, **moved} if name == rules.practice_category else weights
+        if name == rules.practice_category:
+            for keyword in moved.keys() - counts.keys():
+                counts[keyword] = 1
         for keyword, n in counts.items():
             weight = weights[keyword]
             shown = "" if weight == 1 else f" ({weight:g})"

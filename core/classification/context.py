@@ -102,8 +102,12 @@ def without_waived_amounts(text: str, rules: ClassificationRules) -> str:
     return "".join(parts)
 
 
-# Right before a waiver, these turn it round: "谁能接受", "不觉得值", "还没全额到账", "无法接受".
+# Right before a waiver, these turn it round: "谁能接受", "不觉得值", "还没全额到账", "无法接受";
+# "not worth it", "wasn't fair", "hardly a fair price".
 _TURNED = frozenset("不没无谁难怎")
+_TURNED_EN = re.compile(r"(?:\bnot|n't|\bnever|\bhardly|\bno longer)\s+(?:[a-z]+\s+){0,2}$")
+# A waiver asked ("学费能接受吗？", "is that a fair price?") waives nothing: its clause ends in a question.
+_ASKED = re.compile(r"[^，,。.!！;；]*?(?:[?？]|[吗么呢][。.?？]?\s*$)")
 
 
 def _waiver(sentence: str, cues: Sequence[str]) -> str | None:
@@ -111,7 +115,10 @@ def _waiver(sentence: str, cues: Sequence[str]) -> str | None:
     for cue in cues:
         at = sentence.find(cue.lower())
         while at >= 0:
-            if not _TURNED.intersection(sentence[max(at - 2, 0) : at]):
+            turned = _TURNED.intersection(sentence[max(at - 2, 0) : at]) or _TURNED_EN.search(
+                sentence, max(at - 24, 0), at
+            )
+            if not turned and not _ASKED.match(sentence, at + len(cue)):
                 return cue
             at = sentence.find(cue.lower(), at + 1)
     return None

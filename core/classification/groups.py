@@ -28,13 +28,18 @@ __all__ = ["GroupPatterns", "find_group"]
 
 _EN_NUMBERS = {
     "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-    "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "a dozen": 12, "dozens": 24,
+    "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+    "a dozen": 12, "dozens": 24,
 }  # fmt: skip
+# "15 of us", "most of my classmates", "20 of the class", "all nine" say who shares it; "a lot of students"
+# does not.
+_SELF_MARKED = re.compile(
+    rf"of\s+(?:us|my|our|the\s+class)(?![a-z])|all\s+(?:[0-9]+|{'|'.join(_EN_NUMBERS)})(?:\s|$)"
+)
 _ZH_COUNT = r"[0-9]+|[一二两三四五六七八九十几百]+"
 _MARKER_REACH = 12  # characters after the count where the marker may stand, in the same clause
 _CLAUSE_END = re.compile(r"[，,。！？!?;；:：\n]|\.\s")
-# "15 of us", "most of my classmates", "20 of the class" say who shares it; "a lot of students" does not.
-_SELF_MARKED = re.compile(r"of\s+(?:us|my|our|the\s+class)(?![a-z])|all\s+[0-9]+\s")
 _ADVERBS = "(?:基本上|基本|几乎|差不多|大多|全|也)?"
 _ALL_OR_NONE = "(?:都|全都|没有?一个|没有?人)"
 # "我们几个女生", "我们班好几个同学", "我和另外四个人", "我们这一期三十来号人", "同期的十一个人", "me and a
@@ -43,6 +48,9 @@ _ALL_OR_NONE = "(?:都|全都|没有?一个|没有?人)"
 _OURS = r"(?:(?:我们|咱们)(?:另外|其他|其余)?|另外|其余|(?<![a-z])me\s+and)"
 # Between a measure word and the people counted, what they did: "五六个要转的同学", not "3个月的学员".
 _WHO_DID = r"(?:(?![月天年周节课小星])[\u4e00-\u9fff]{1,5}的)?"
+# A count stressed as a lower bound is of those who share the complaint: "至少五个人", "at least six
+# children".
+_AT_LEAST = re.compile(r"(?:至少|起码|(?<![a-z])(?:at least|as many as|no fewer than))\s*$")
 _RANGE = re.compile(r"([一二三四五六七八九])[一二三四五六七八九](?=十|百|个|$)")
 
 
@@ -88,6 +96,9 @@ class GroupPatterns:
             )
         if en_nouns:  # "all 25 students": everyone of a counted group
             counts.append(rf"(?<![a-z])(?P<who>all\s+[0-9]+\s+(?:{en_nouns}))(?![a-z])")
+        if en_people:  # "all nine have been taught…": everyone of a group counted before
+            numbers = _alternatives(_EN_NUMBERS)
+            counts.append(rf"(?<![a-z])(?P<who>all\s+(?:[0-9]+|{numbers}))\s+(?=have|had|are|were|of)")
         collectives = _alternatives(w for w in rules.group_collectives if CJK.search(w))
         en_collectives = _alternatives(w for w in rules.group_collectives if not CJK.search(w))
         collective = whole = part = None
@@ -116,7 +127,7 @@ class GroupPatterns:
             whole = re.compile(
                 rf"(?<![a-z])(?:whole|entire"
                 rf"|(?:nobody|no one|everyone|everybody|none)\s+(?:in|of)\s+(?:the|our|my))"
-                rf"\s+(?:[a-z]+\s+){{0,2}}?(?:{en_collectives})(?![a-z])"
+                rf"\s+(?:[a-z0-9-]+\s+){{0,2}}?(?:{en_collectives})(?![a-z])"
             )
             if en_quantifiers:
                 part = re.compile(
@@ -134,6 +145,7 @@ def find_group(text: str, rules: ClassificationRules, patterns: GroupPatterns) -
             ours = m.groupdict().get("other") or patterns.ours.search(text, max(0, m.start() - 10), m.start())
             # "the seven others in my level", "我们仨": the writer is one of them.
             ours = ours or m.groupdict().get("part") or m.groupdict().get("who") in ("others", "我们", "咱们")
+            ours = ours or _stressed(text, m.start())
             if ours or _SELF_MARKED.match(m.group("who")) or _marked(text, m.end(), rules):
                 return m.group().strip()
     for whole in (patterns.collective, patterns.whole):
@@ -145,6 +157,16 @@ def find_group(text: str, rules: ClassificationRules, patterns: GroupPatterns) -
             if _marked(text, m.end(), rules):
                 return m.group().strip()
     return None
+
+
+def _stressed(text: str, start: int) -> bool:
+    """A count stressed as a lower bound ("至少五个人都被踢了"), unless it is a class's size
+    ("我们班至少三十个人", "at least 30 students in the room")."""
+    before = text[max(0, start - 14) : start]
+    return bool(_AT_LEAST.search(before)) and not _SIZE_OF.search(before + text[start : start + 24])
+
+
+_SIZE_OF = re.compile(r"班|教室|(?<![a-z])(?:class|room|group)(?![a-z])")
 
 
 def _marked(text: str, end: int, rules: ClassificationRules) -> bool:

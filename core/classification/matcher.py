@@ -15,7 +15,8 @@ from core.classification.keywords import KeywordSet
 from core.classification.rules import ClassificationRules
 
 __all__ = [
-    "CONTACT", "DATUM", "DISCLOSURE", "GROUP", "LEAK", "OWN_DEALINGS", "SAFETY", "THIRD_PARTY", "THREAT",
+    "CONTACT", "DAMAGE", "DATUM", "DISCLOSURE", "FIXTURE", "GROUP", "LEAK", "OWN_DEALINGS", "PRACTICE",
+    "SAFETY", "THIRD_PARTY", "THREAT",
     "Matcher", "matcher",
 ]  # fmt: skip
 
@@ -29,6 +30,7 @@ THREAT, GROUP, SAFETY, LEAK, DATUM, DISCLOSURE = (
     "disclosure",
 )
 THIRD_PARTY, CONTACT, OWN_DEALINGS = "third party", "contact", "own dealings"
+PRACTICE, FIXTURE, DAMAGE = "practice", "fixture", "damage"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class Matcher:
     categories: tuple[tuple[str, dict[str, float]], ...]  # category -> keyword -> weight
     groups: GroupPatterns
     hotlines: re.Pattern[str] | None  # the threat keywords that are numbers
+    # Someone other than the writer saying something: "我老公说", "my sister says", "someone else in my class
+    # said" (severity._theirs leaves out the one spoken to: "我跟老公说", "I told my husband").
+    others_said: re.Pattern[str] | None = None
 
 
 def matcher(rules: ClassificationRules) -> Matcher:
@@ -68,6 +73,7 @@ def _build_matcher(rules: ClassificationRules) -> Matcher:
         (LEAK, rules.data_leak_keywords), (DATUM, rules.personal_data_words),
         (DISCLOSURE, rules.disclosure_words), (THIRD_PARTY, rules.third_party_words),
         (CONTACT, rules.contact_words), (OWN_DEALINGS, rules.own_dealings_words),
+        (PRACTICE, rules.practice_words), (FIXTURE, rules.fixture_words), (DAMAGE, rules.damage_words),
     ):  # fmt: skip
         for keyword in dict.fromkeys(word.strip() for word in words):
             roles.setdefault(keyword, []).append(role)
@@ -78,4 +84,25 @@ def _build_matcher(rules: ClassificationRules) -> Matcher:
         categories=tuple(categories),
         groups=GroupPatterns.build(rules),
         hotlines=re.compile(rf"(?<![0-9])(?:{'|'.join(numbers)})(?![0-9])") if numbers else None,
+        others_said=_others_said(rules),
     )
+
+
+# How far the word of saying may stand after the person: "someone else in my class said".
+_SAID_REACH = 20
+
+
+def _others_said(rules: ClassificationRules) -> re.Pattern[str] | None:
+    if not rules.threat_others or not rules.threat_said:
+        return None
+    others, said = (
+        "|".join(_word(w) for w in sorted({w.strip().lower() for w in words}, key=len, reverse=True))
+        for words in (rules.threat_others, rules.threat_said)
+    )
+    return re.compile(rf"(?:{others}).{{0,{_SAID_REACH}}}?(?:{said})")
+
+
+def _word(word: str) -> str:
+    """A word of the text: an English one whole ("mum", not the start of "minimum")."""
+    pattern = r"\s+".join(map(re.escape, word.split()))
+    return rf"(?<![a-z]){pattern}(?![a-z])" if word.isascii() else pattern

@@ -56,6 +56,10 @@ class ClassificationRules:
     negation_cues: tuple[str, ...] = ()
     # Words before a threat in its clause that make it someone else's or never made: "朋友说…找了媒体".
     threat_disowners: tuple[str, ...] = ()
+    # A person other than the writer, then a word of saying, before a threat in its clause: the threat is
+    # theirs ("我老公说要去找市场监管", "my sister says she'll report you to 12315").
+    threat_others: tuple[str, ...] = ()
+    threat_said: tuple[str, ...] = ()
     # A platform named in a clause with a sighting word and no posting word is where the learner saw the
     # school, not a threat: "抖音上看到你们的广告才报的名".
     threat_sightings: tuple[str, ...] = ()
@@ -84,6 +88,13 @@ class ClassificationRules:
     earnest_cues: tuple[str, ...] = ()
     # An amount of money counts for this category (fees), at this weight, besides its words.
     amount_category: str | None = None
+    # Where a practice place or machine is named ("实训室", "lab", "教练车") and no fixture of the building,
+    # the safety words and the words of damage ("坏了", "broken") found weigh for this category (teaching:
+    # broken lab equipment), not for the buildings'.
+    practice_category: str | None = None
+    practice_words: tuple[str, ...] = ()
+    fixture_words: tuple[str, ...] = ()  # the building's, wherever they are: "实训室空调坏了" is not teaching
+    damage_words: tuple[str, ...] = ()
     amount_weight: float = 0.0
     # The model shipped with the package (core.classification.model) beside the rules: where the rules'
     # category is a guess, the model's is taken when it is at least model_category_sure; it overrides a
@@ -103,8 +114,10 @@ class ClassificationRules:
             self.personal_data_words, self.disclosure_words,
             self.negation_cues, self.negation_lapses, self.safety_topic_words, self.third_party_words,
             self.contact_words, self.own_dealings_words, self.settled_cues, self.past_cues,
-            self.threat_disowners, self.unsettled_cues, self.amount_waivers, self.jest_cues,
-            self.earnest_cues, self.safety_topic_cues, self.threat_sightings, self.threat_posting,
+            self.threat_disowners, self.threat_others, self.threat_said, self.unsettled_cues,
+            self.amount_waivers, self.jest_cues, self.earnest_cues, self.safety_topic_cues,
+            self.threat_sightings, self.threat_posting, self.practice_words, self.damage_words,
+            self.fixture_words,
         ]  # fmt: skip
         blank = [kw for kws in lists for kw in kws if not kw.strip() or kw.strip() == "*"]
         if blank:
@@ -119,7 +132,7 @@ class ClassificationRules:
             raise ValueError("classification weights and min_margin must not be negative")
         names = [name for name, _ in self.categories]
         unknown = {name for name, _ in (*self.strong_keywords, *self.weak_keywords)} - set(names)
-        for named in (self.safety_category, self.amount_category):
+        for named in (self.safety_category, self.amount_category, self.practice_category):
             if named is not None and named not in names:
                 unknown.add(named)
         if unknown:
@@ -158,12 +171,8 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
     default_category = classification["default_category"]
     if default_category not in categories_table:
         raise ValueError(f"classification.default_category {default_category!r} is not a category")
-    safety_category = classification.get("safety_category")
-    if safety_category is not None and not isinstance(safety_category, str):
-        raise TypeError(f"classification.safety_category must be a category name, got {safety_category!r}")
-    amount_category = classification.get("amount_category")
-    if amount_category is not None and not isinstance(amount_category, str):
-        raise TypeError(f"classification.amount_category must be a category name, got {amount_category!r}")
+    named = ("safety_category", "amount_category", "practice_category")
+    safety_category, amount_category, practice_category = (_category_name(classification, k) for k in named)
     min_people = severity.get("group_min_people", 3)
     if isinstance(min_people, bool) or not isinstance(min_people, int) or min_people < 2:
         raise TypeError(f"severity.group_min_people must be a whole number of 2 or more, got {min_people!r}")
@@ -201,6 +210,8 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         contact_words=optional(severity, "contact_words", "severity"),
         own_dealings_words=optional(severity, "own_dealings_words", "severity"),
         threat_disowners=optional(severity, "threat_disowners", "severity"),
+        threat_others=optional(severity, "threat_others", "severity"),
+        threat_said=optional(severity, "threat_said", "severity"),
         threat_sightings=optional(severity, "threat_sightings", "severity"),
         threat_posting=optional(severity, "threat_posting", "severity"),
         settled_cues=optional(severity, "settled_cues", "severity"),
@@ -210,12 +221,23 @@ def rules_from_policy(policy: Mapping[str, Any]) -> ClassificationRules:
         jest_cues=optional(severity, "jest_cues", "severity"),
         earnest_cues=optional(severity, "earnest_cues", "severity"),
         amount_category=amount_category,
+        practice_category=practice_category,
+        practice_words=optional(classification, "practice_words", "classification"),
+        fixture_words=optional(classification, "fixture_words", "classification"),
+        damage_words=optional(classification, "damage_words", "classification"),
         amount_weight=float(_number(classification.get("amount_weight", 0), "classification.amount_weight")),
         model=_flag(classification.get("model", False), "classification.model"),
         model_category_sure=_share(classification, "model_category_sure", 0.5),
         model_override=_share(classification, "model_override", 1.01),
         model_major=_share(classification, "model_major", 0.5),
     )
+
+
+def _category_name(table: Mapping[str, Any], key: str) -> str | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"classification.{key} must be a category name, got {value!r}")
+    return value
 
 
 def _flag(value: object, where: str) -> bool:

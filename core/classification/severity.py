@@ -66,7 +66,7 @@ def rule_severity(
             cue = _negation(doc, hit, clauses, rules.negation_cues, rules.negation_lapses)
             unmeant = None  # a threat not meant: someone else's, in jest, where the school was seen
             if kind == THREAT and not cue:
-                cue = _negation(doc, hit, clauses, rules.threat_disowners, ())
+                cue = _negation(doc, hit, clauses, rules.threat_disowners, ()) or _theirs(doc, hit, matcher)
             if kind == THREAT and not cue:
                 jest = next((said for start, end, said in jests if start <= hit.start < end), None)
                 seen = _sighting(doc, hit, clauses, rules)
@@ -115,6 +115,30 @@ def _negation(
     if any(lapse.lower() in before for lapse in lapses):
         return None  # "本来不想去消协的，但是…": what the learner meant not to do, until now
     return next((cue for cue in cues if cue.lower() in before), None)
+
+
+def _theirs(doc: Text, hit: Hit, matcher: Matcher) -> str | None:
+    """Someone else saying it before the threat in its sentence: "我老公说要去找市场监管", "my sister says
+    she'll report you to 12315", "我弟弟听了很生气，说要去找媒体曝光" (the policy counts the writer's own
+    threats only). Not when the writer speaks to them ("我跟老公说…") or takes it up in a clause of their
+    own ("我老公说得对，我明天就去12315")."""
+    if matcher.others_said is None:
+        return None
+    ends = [m.end() for m in _SENTENCE_END.finditer(doc.lowered, 0, hit.start)]
+    start = ends[-1] if ends else 0
+    for found in matcher.others_said.finditer(doc.lowered, start, hit.start):
+        spoken_to = _SPOKEN_TO.search(doc.lowered, max(start, found.start() - 12), found.start())
+        if not spoken_to and not _WRITER_AGAIN.search(doc.lowered, found.end(), hit.start):
+            return found.group()
+    return None
+
+
+# Before the person, these make them the one spoken to: "我跟老公说了…", "I told my husband I'd…".
+_SPOKEN_TO = re.compile(
+    r"(?:跟|和|对|给|告诉|问)我?的?$|(?<![a-z])(?:told|tell|asked|ask|to|with)\s+(?:my\s+|our\s+)?$"
+)
+# A clause of the writer's own after what the other said: "…，我明天就去", "…, and I will".
+_WRITER_AGAIN = re.compile(r"[，,;；]\s*(?:(?:and|so|but)\s+)?(?:我|咱|(?<![a-z])(?:i|we)(?![a-z]))")
 
 
 def _sighting(doc: Text, hit: Hit, clauses: Sequence[int], rules: ClassificationRules) -> str | None:

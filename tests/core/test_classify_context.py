@@ -18,8 +18,9 @@ POLICY_FILE = Path(__file__).resolve().parents[2] / "core" / "policy_default.tom
 
 @pytest.fixture(scope="module")
 def rules() -> ClassificationRules:
+    # The rules alone: what they read in a text must not change when the shipped model is retrained.
     with POLICY_FILE.open("rb") as f:
-        return rules_from_policy(tomllib.load(f))
+        return replace(rules_from_policy(tomllib.load(f)), model=False)
 
 
 def severity(text: str, rules: ClassificationRules) -> str:

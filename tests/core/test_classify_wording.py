@@ -221,6 +221,12 @@ def test_an_amount_at_the_end_of_a_sentence_counts(rules: ClassificationRules) -
         ("the vending machine on the second floor keeps my coins", "other"),
         ("老师挺好，就是新的选课系统太难用了", "other"),
         ("they gave us the wrong exam date in the reminder", "other"),
+        # A hazard of practice equipment is broken lab equipment; one of the building stays the building's.
+        ("实训室电焊机漏电，差点电到人", "teaching"),
+        ("Broken welding screen. Sparks!", "teaching"),
+        ("教练车刹车失灵好几次了", "teaching"),
+        ("实训室空调坏了，今天三十八度，有个同学直接晕过去了", "other"),
+        ("教室插座漏电，碰一下就麻", "other"),
     ],
 )
 def test_practice_equipment_is_teaching_and_machines_of_the_building_other(
