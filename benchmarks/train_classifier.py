@@ -12,7 +12,7 @@ Before writing, it measures what the model adds to the rules without looking at 
 `--folds` parts of `dev` is classified by a model trained on the others (out of fold), and the rules
 alone, the model alone and the two together (at the policy's thresholds and a few others) are compared,
 on the whole of `dev`, on batch 1 (the ordinary mix), on batches 4 and 5 (the hard cases), on batches 6
-and 7 (ordinary traffic the rules were never fitted to) and on batches 8 to 10 (the latest ordinary traffic).
+and 7 (ordinary traffic the rules were never fitted to) and on batches 8 to 12 (the latest ordinary traffic).
 
 Corrections exported by `complaintbot classify export` add labelled examples: a category correction
 teaches the category only, a severity correction "major or not" only.
@@ -156,8 +156,8 @@ def cross_validate(
         ("batches 4 and 5 of dev (the hard cases)", ("d", "e")),
         # Written after the rules were fitted to batches 4 and 5, never fitted themselves.
         ("batches 6 and 7 of dev (ordinary traffic, not fitted by the rules)", ("f", "g")),
-        # The latest ordinary traffic; the rules were fitted to what batches 8 and 10 showed them.
-        ("batches 8 to 10 of dev (ordinary traffic)", ("h", "i", "j")),
+        # The latest ordinary traffic; the rules were fitted to what batches 8 to 12 showed them.
+        ("batches 8 to 12 of dev (ordinary traffic)", ("h", "i", "j", "k", "l")),
     )
     for part, prefixes in parts:
         chosen = [i for i in dev if ids[i].startswith(prefixes)]

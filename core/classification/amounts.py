@@ -48,13 +48,15 @@ _W_WITH_DIGIT = re.compile(r"(?<=[0-9])[wW](?=[0-9](?![0-9]))")
 _SUFFIX = re.compile(r"\s*(?:多|余|来)?\s*(?:元|块|圆|人民币|(?:RMB|CNY|yuan|kuai)(?![A-Za-z]))", re.I)
 _APPROX = re.compile(r"多|余|来")
 _NOT_MONEY_AFTER = frozenset(
-    "字个人名位次遍步米里公克斤本页题道词句行条张天年月日周小分秒倍份件所家户号级期节课届批"
+    "字个人名位次遍步米里公克斤本页题道词句行条张天年月日周小分秒倍份件所家户号级期节课届批门科"
 )
 # A number right after paying, or right before "学费", is money even without 元: learners write
 # "交了5800" and "19800的学费". Only from 100 up, so "一共3" of anything stays out, and not when a
 # unit, another currency or the rest of a date follows.
 _PAID_BEFORE = re.compile(
-    r"(?:交了|付了|花了|交的|付的|学费|费用|花费|一共|总共|共计|(?<![A-Za-z])paid)\s*(?:是|为|了)?\s*$", re.I
+    r"(?:交了|付了|花了|交的|付的|报了|买了|续了|充了|学费|费用|花费|一共|总共|共计|(?:课|班)(?:一年|一学期|每年|每学期)"
+    r"|(?<![A-Za-z])paid)\s*(?:是|为|了)?\s*$",
+    re.I,
 )
 _FEE_AFTER = re.compile(r"\s*的?(?:学费|培训费|报名费|费用)")
 _NOT_MONEY_WORDS = re.compile(

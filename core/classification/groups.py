@@ -140,7 +140,9 @@ def find_group(text: str, rules: ClassificationRules, patterns: GroupPatterns) -
     """The words that show several learners share the complaint, or None. `text` is lower-cased."""
     for pattern in patterns.counts:
         for m in pattern.finditer(text):
-            if m.groupdict().get("n") and _count_value(m.group("n")) < rules.group_min_people:
+            # "two other mums": the writer's side is one more.
+            others = 1 if m.groupdict().get("other") else 0
+            if m.groupdict().get("n") and _count_value(m.group("n")) + others < rules.group_min_people:
                 continue
             ours = m.groupdict().get("other") or patterns.ours.search(text, max(0, m.start() - 10), m.start())
             # "the seven others in my level", "我们仨": the writer is one of them.
@@ -171,8 +173,17 @@ _SIZE_OF = re.compile(r"班|教室|(?<![a-z])(?:class|room|group)(?![a-z])")
 
 def _marked(text: str, end: int, rules: ClassificationRules) -> bool:
     """A marker of a shared act in the clause right after a count: "都", "被", " have", " failed"."""
+    # "several parents in the Saturday art class have…": the marker after where they are.
+    where = _WHERE.match(text, end)
+    end = where.end() if where else end
     tail = _CLAUSE_END.split(text[end : end + _MARKER_REACH], maxsplit=1)[0]
     return any(marker.lower() in tail for marker in rules.group_markers)
+
+
+_WHERE = re.compile(
+    r"\s+(?:in|from|at)\s+(?:the|our|my|this|his|her)\s+(?:[a-z0-9'-]+\s+){0,3}?"
+    r"(?:class|group|cohort|course|batch|level|programme|program)(?![a-z])"
+)
 
 
 def _count_value(number: str) -> int:

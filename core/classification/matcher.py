@@ -89,7 +89,7 @@ def _build_matcher(rules: ClassificationRules) -> Matcher:
 
 
 # How far the word of saying may stand after the person: "someone else in my class said".
-_SAID_REACH = 20
+_SAID_REACH = 30
 
 
 def _others_said(rules: ClassificationRules) -> re.Pattern[str] | None:

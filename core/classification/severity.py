@@ -137,8 +137,11 @@ def _theirs(doc: Text, hit: Hit, matcher: Matcher) -> str | None:
 _SPOKEN_TO = re.compile(
     r"(?:跟|和|对|给|告诉|问)我?的?$|(?<![a-z])(?:told|tell|asked|ask|to|with)\s+(?:my\s+|our\s+)?$"
 )
-# A clause of the writer's own after what the other said: "…，我明天就去", "…, and I will".
-_WRITER_AGAIN = re.compile(r"[，,;；]\s*(?:(?:and|so|but)\s+)?(?:我|咱|(?<![a-z])(?:i|we)(?![a-z]))")
+# A clause of the writer's own after what the other said: "…，我明天就去", "…，这口气我咽不下", "…, and I
+# will".
+_WRITER_AGAIN = re.compile(
+    r"[，,;；]\s*(?:[^，,。；;]{0,4}?[我咱]|(?:(?:and|so|but)\s+)?(?<![a-z])(?:i|we)(?![a-z]))"
+)
 
 
 def _sighting(doc: Text, hit: Hit, clauses: Sequence[int], rules: ClassificationRules) -> str | None:

@@ -31,6 +31,9 @@ def rules() -> ClassificationRules:
         "My classmate's mum told me she'll post about your rude manager on Douyin.",
         "Someone else in my class said she's reporting the deposit policy to 12315.",
         "My husband wanted to post about this on Xiaohongshu, but I'd rather sort it out with you.",
+        "孩子他妈说要把这事发微博，我拦住了，就是隔壁琴房声音太大",
+        "Another parent in the waiting area was threatening to call the newspaper about the car park.",
+        "本来打算打12315的，后来王老师主动打电话道歉了，就算了",
     ],
 )
 def test_a_threat_someone_else_makes_is_general(text: str, rules: ClassificationRules) -> None:
@@ -45,6 +48,8 @@ def test_a_threat_someone_else_makes_is_general(text: str, rules: Classification
         "我老公说得对，我明天就去12315",  # and takes it up
         "I told my husband I will go to the newspapers about this",
         "老师说投诉也没用，我还是要去12315",
+        # "所有家长的面说": the parents heard it; the threat is the writer's.
+        "班主任当着所有家长的面说孩子拖后腿，这口气我咽不下，准备去教育部门反映",
     ],
 )
 def test_the_writers_own_threat_beside_someone_elses_is_major(text: str, rules: ClassificationRules) -> None:
@@ -59,6 +64,7 @@ def test_the_writers_own_threat_beside_someone_elses_is_major(text: str, rules: 
         "I really like the course, the 3,200 price was worth it. The receipt has my name spelled wrong.",
         "我妈帮我交的学费，一万二，不是我的钱，就想问一下合同里这条合不合理？",
         "回我电话吧，考试费交的比别人多了一百多，尾号3365",
+        "The fee (4,800) is fine by me, honestly good value. My only problem is the pace.",
     ],
 )
 def test_an_amount_waived_or_a_number_that_names_is_general(text: str, rules: ClassificationRules) -> None:
@@ -72,6 +78,8 @@ def test_an_amount_waived_or_a_number_that_names_is_general(text: str, rules: Cl
         "It was not worth it, I paid 5000 for nothing",
         "学费3000能接受吗？现在又要加钱",
         "charged 4,200 for a course that never started",
+        "报了8800的CPA班，说好的专属规划师找了三次都不回",
+        "孩子的少儿编程课一年6800，学了半年还在拖积木",
     ],
 )
 def test_an_amount_with_a_waiver_turned_round_stays_major(text: str, rules: ClassificationRules) -> None:
@@ -89,6 +97,8 @@ def test_an_amount_with_a_waiver_turned_round_stays_major(text: str, rules: Clas
         "18 families sent a joint letter to the centre director and nobody replied",
         "Our company enrolled 9 employees. All nine have been taught general conversation only.",
         "The whole Korean B1 class has been waiting 10 days for the exam info",
+        "My wife was shouted at by the front desk manager, and two other mums told me the same happened.",
+        "Hi, several parents in the Saturday art class have noticed the teacher draws the same picture",
     ],
 )
 def test_several_learners_counted_is_major(text: str, rules: ClassificationRules) -> None:
