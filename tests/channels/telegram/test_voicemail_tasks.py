@@ -87,7 +87,7 @@ async def test_the_button_closes_the_call_back_and_a_caller_id_reaches_no_ones_t
     queued["message"]["contact"] = {"phone_number": CALLER, "first_name": "Ming", "user_id": LEARNER}
     await rig.round()
     before = rig.botapi.texts_to(LEARNER)
-    number = await _voicemail(rig, "900.2", "我再投诉一次，老师又迟到了，请回电")
+    number = await _voicemail(rig, "900.2", "我再投诉一次，老师讲课太快了根本听不懂，请回电")
     assert rig.botapi.texts_to(LEARNER) == before
     card = next(m for m in rig.botapi.messages_to(TEACHING_CHAT) if number in m["text"])
     rig.botapi.callback(TEACHING_CHAT, TEACHER, card["message_id"], f"called:{number}")
