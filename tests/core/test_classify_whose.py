@@ -5,21 +5,14 @@ is a class of phrasing, with its counterpart that must not change."""
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import replace
-from pathlib import Path
-
 import pytest
 
-from core.classification.classify import ClassificationRules, classify, rules_from_policy
-
-POLICY_FILE = Path(__file__).resolve().parents[2] / "core" / "policy_default.toml"
+from core.classification.classify import ClassificationRules, classify
 
 
 @pytest.fixture(scope="module")
-def rules() -> ClassificationRules:
-    with POLICY_FILE.open("rb") as f:
-        return replace(rules_from_policy(tomllib.load(f)), model=False)
+def rules(rules_alone: ClassificationRules) -> ClassificationRules:
+    return rules_alone
 
 
 @pytest.mark.parametrize(

@@ -4,21 +4,14 @@ closed matter told in the same sentence as a new one. Each case is a class of ph
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import replace
-from pathlib import Path
-
 import pytest
 
-from core.classification.classify import ClassificationRules, classify, rules_from_policy
-
-POLICY_FILE = Path(__file__).resolve().parents[2] / "core" / "policy_default.toml"
+from core.classification.classify import ClassificationRules, classify
 
 
 @pytest.fixture(scope="module")
-def rules() -> ClassificationRules:
-    with POLICY_FILE.open("rb") as f:
-        return replace(rules_from_policy(tomllib.load(f)), model=False)
+def rules(rules_alone: ClassificationRules) -> ClassificationRules:
+    return rules_alone
 
 
 @pytest.mark.parametrize(
