@@ -76,7 +76,7 @@ _MONEY_WORDS = re.compile(
 )
 # A shorthand ("8k的课程", "15k on this bootcamp") priced a course: what else would be counted in thousands?
 _COURSE_WORDS = re.compile(
-    r"课|班|培训|(?<![a-z])(?:course|bootcamp|class|program+e?|training)(?![a-z])", re.I
+    r"课|班|培训|营|(?<![a-z])(?:course|bootcamp|camp|class|program+e?|training)(?![a-z])", re.I
 )
 _CONTEXT_BEFORE, _CONTEXT_AFTER = 60, 20
 _SENTENCE_END = re.compile(r"[。！？!?;；\n]|\.\s")
