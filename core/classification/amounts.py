@@ -48,7 +48,7 @@ _W_WITH_DIGIT = re.compile(r"(?<=[0-9])[wW](?=[0-9](?![0-9]))")
 _SUFFIX = re.compile(r"\s*(?:多|余|来)?\s*(?:元|块|圆|人民币|(?:RMB|CNY|yuan|kuai)(?![A-Za-z]))", re.I)
 _APPROX = re.compile(r"多|余|来")
 _NOT_MONEY_AFTER = frozenset(
-    "字个人名位次遍步米里公克斤本页题道词句行条张天年月日周小分秒倍份件所家户号级期节课届批门科"
+    "字个人名位次遍步米里公克斤本页题道词句行条张天年月日周小分秒倍份件所家户号级期节课届批门科春夏秋冬季版"
 )
 # A number right after paying, or right before "学费", is money even without 元: learners write
 # "交了5800" and "19800的学费". Only from 100 up, so "一共3" of anything stays out, and not when a
@@ -88,8 +88,8 @@ _YEAR_BEFORE = re.compile(
 # A bare number right after one of these names something: a phone's last digits, an extension, a learner's
 # or a room's number.
 _LABEL_BEFORE = re.compile(
-    r"(?:尾号|分机|分机号|工号|学号|编号|座号|房间|房号|教室|电话|手机|号码|订单号|单号|"
-    r"(?<![a-z])(?:ext|extension|room|no|number|id|order|ticket|student)\.?\s*(?:#|no\.?)?)"
+    r"(?:尾号|分机|分机号|工号|学号|编号|座号|房号|教室|电话|手机|号码|订单号|单号|"
+    r"(?<![a-z])(?:ext|extension|room|no|number|id|order|ticket|student (?:id|no|number))\.?\s*(?:#|no\.?)?)"
     r"\s*(?:是|为|:|：|#)?\s*$",
     re.I,
 )

@@ -91,35 +91,60 @@ def _without_closed(
 
 def without_waived_amounts(text: str, rules: ClassificationRules) -> str:
     """The text with the sentences blanked in which the learner says an amount is not at stake: a price
-    found fair, a course someone else paid for ("my employer covered it", "一分没花")."""
+    found fair, a course someone else paid for ("my employer covered it", "一分没花"). What a contrast
+    after the waiver brings up stays: "钱也退了一半，剩下的1500还没退", "fair until you added 1500"."""
     if not rules.amount_waivers:
         return text
     lowered = text.lower()
     parts = []
     for start, end in _sentences(text):
-        waived = _waiver(lowered[start:end], rules.amount_waivers)
-        parts.append(" " * (end - start) if waived else text[start:end])
+        sentence = lowered[start:end]
+        at = _waiver(sentence, rules.amount_waivers)
+        if at is None:
+            parts.append(text[start:end])
+            continue
+        turn = _CONTRAST.search(sentence, at)
+        upto = start + (turn.start() if turn else len(sentence))
+        parts.append(" " * (upto - start) + text[upto:end])
     return "".join(parts)
+
+
+# After a waiver, these bring up another sum: "…，但…", "剩下的…", "还差…", "but…", "until you added…".
+_CONTRAST = re.compile(
+    r"但|可是|可|不过|却|剩下|剩余|还差|还有|另外|另收|又收|又要|(?<![a-z])(?:but|until|except|however|only|then)(?![a-z])"
+)
 
 
 # Right before a waiver, these turn it round: "谁能接受", "不觉得值", "还没全额到账", "无法接受";
 # "not worth it", "wasn't fair", "hardly a fair price".
 _TURNED = frozenset("不没无谁难怎")
-_TURNED_EN = re.compile(r"(?:\bnot|n't|\bnever|\bhardly|\bno longer)\s+(?:[a-z]+\s+){0,2}$")
+_TURNED_EN = re.compile(
+    r"(?:\bnot|n't|\bnever|\bhardly|\bno longer|\bnobody|\bno one|\bfar from)\s+(?:[a-z']+\s+){0,4}$"
+)
+# A waiver someone else claims ("客服说已经到账", "they told me it was refunded") or the learner then denies
+# ("…到账，可我卡里根本没有") waives nothing.
+_REPORTED = re.compile(r"(?:说|说是|称|(?<![a-z])(?:said|says|told me|claim\w*))\s*$")
+_DENIED = re.compile(
+    r"[^。.!！?？;；]{0,16}?(?:根本没|没有到|没到账|没收到|还没|并没|(?<![a-z])(?:never|not|hasn't|didn't|haven't)\s+"
+    r"(?:arrived|received|come|came|got|shown|in my))"
+)
 # A waiver asked ("学费能接受吗？", "is that a fair price?") waives nothing: its clause ends in a question.
 _ASKED = re.compile(r"[^，,。.!！;；]*?(?:[?？]|[吗么呢][。.?？]?\s*$)")
 
 
-def _waiver(sentence: str, cues: Sequence[str]) -> str | None:
-    """A waiver said as such in the sentence, not one a negation or a question turns round."""
+def _waiver(sentence: str, cues: Sequence[str]) -> int | None:
+    """Where a waiver said as such ends in the sentence: not one a negation or a question turns round,
+    someone else claims or the learner then denies."""
     for cue in cues:
         at = sentence.find(cue.lower())
         while at >= 0:
+            end = at + len(cue)
             turned = _TURNED.intersection(sentence[max(at - 2, 0) : at]) or _TURNED_EN.search(
-                sentence, max(at - 24, 0), at
+                sentence, max(at - 40, 0), at
             )
-            if not turned and not _ASKED.match(sentence, at + len(cue)):
-                return cue
+            disowned = _REPORTED.search(sentence, max(at - 6, 0), at) or _DENIED.match(sentence, end)
+            if not turned and not disowned and not _ASKED.match(sentence, end):
+                return end
             at = sentence.find(cue.lower(), at + 1)
     return None
 

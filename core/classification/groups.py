@@ -98,7 +98,9 @@ class GroupPatterns:
             counts.append(rf"(?<![a-z])(?P<who>all\s+[0-9]+\s+(?:{en_nouns}))(?![a-z])")
         if en_people:  # "all nine have been taught…": everyone of a group counted before
             numbers = _alternatives(_EN_NUMBERS)
-            counts.append(rf"(?<![a-z])(?P<who>all\s+(?:[0-9]+|{numbers}))\s+(?=have|had|are|were|of)")
+            counts.append(
+                rf"(?<![a-z])(?P<who>all\s+(?:[0-9]+|{numbers}))\s+(?=(?:have|had|are|were)(?![a-z]))"
+            )
         collectives = _alternatives(w for w in rules.group_collectives if CJK.search(w))
         en_collectives = _alternatives(w for w in rules.group_collectives if not CJK.search(w))
         collective = whole = part = None
@@ -165,10 +167,17 @@ def _stressed(text: str, start: int) -> bool:
     """A count stressed as a lower bound ("至少五个人都被踢了"), unless it is a class's size
     ("我们班至少三十个人", "at least 30 students in the room")."""
     before = text[max(0, start - 14) : start]
-    return bool(_AT_LEAST.search(before)) and not _SIZE_OF.search(before + text[start : start + 24])
+    if not _AT_LEAST.search(before) or _ASKED_OF.search(text[max(0, start - 24) : start]):
+        return False
+    return not _SIZE_OF.search(before + text[start : start + 24])
 
 
-_SIZE_OF = re.compile(r"班|教室|(?<![a-z])(?:class|room|group)(?![a-z])")
+_SIZE_OF = re.compile(r"班(?!主任)|教室|(?<![a-z])(?:class|room|group)(?![a-z])")
+# The staff asked ("我问了至少三个人", "I've talked to at least three people"): not learners sharing it.
+_ASKED_OF = re.compile(
+    r"(?:问了|问过|找了|找过|打给|咨询了|联系了|(?<![a-z])(?:talked to|spoke to|spoken to|asked|called|"
+    r"emailed|contacted|rang))\s*(?:了|过)?\s*(?:至少|起码|at least)\s*$"
+)
 
 
 def _marked(text: str, end: int, rules: ClassificationRules) -> bool:

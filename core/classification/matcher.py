@@ -103,6 +103,7 @@ def _others_said(rules: ClassificationRules) -> re.Pattern[str] | None:
 
 
 def _word(word: str) -> str:
-    """A word of the text: an English one whole ("mum", not the start of "minimum")."""
+    """A word of the text: an English one whole ("mum", not the start of "minimum"); a Chinese one not inside
+    a longer word ("别人" in "别人家" is a house, "朋友" in "朋友圈" a feed)."""
     pattern = r"\s+".join(map(re.escape, word.split()))
-    return rf"(?<![a-z]){pattern}(?![a-z])" if word.isascii() else pattern
+    return rf"(?<![a-z]){pattern}(?![a-z])" if word.isascii() else rf"{pattern}(?![家圈])"

@@ -124,24 +124,30 @@ def _theirs(doc: Text, hit: Hit, matcher: Matcher) -> str | None:
     own ("我老公说得对，我明天就去12315")."""
     if matcher.others_said is None:
         return None
-    ends = [m.end() for m in _SENTENCE_END.finditer(doc.lowered, 0, hit.start)]
-    start = ends[-1] if ends else 0
-    for found in matcher.others_said.finditer(doc.lowered, start, hit.start):
-        spoken_to = _SPOKEN_TO.search(doc.lowered, max(start, found.start() - 12), found.start())
-        if not spoken_to and not _WRITER_AGAIN.search(doc.lowered, found.end(), hit.start):
+    text = doc.lowered
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, hit.start)]
+    # The person may be named in the clause before the threat's ("我弟弟听了很生气，说要去…"), no further.
+    clauses = [m.end() for m in _THEIR_CLAUSE.finditer(text, ends[-1] if ends else 0, hit.start)]
+    start = max(ends[-1] if ends else 0, clauses[-2] if len(clauses) > 1 else 0)
+    for found in matcher.others_said.finditer(text, start, hit.start):
+        spoken_to = _SPOKEN_TO.search(text, max(start, found.start() - 12), found.start())
+        if not spoken_to and not _WRITER_AGAIN.search(text, found.end(), hit.start):
             return found.group()
     return None
 
 
-# Before the person, these make them the one spoken to: "我跟老公说了…", "I told my husband I'd…".
+_THEIR_CLAUSE = re.compile(r"[，,;；:：]")
+
+
+# Before the person, these make them the one spoken to ("我跟老公说了…", "I told my husband I'd…") or the
+# writer ("作为孩子妈妈…", "as a parent I…").
 _SPOKEN_TO = re.compile(
-    r"(?:跟|和|对|给|告诉|问)我?的?$|(?<![a-z])(?:told|tell|asked|ask|to|with)\s+(?:my\s+|our\s+)?$"
+    r"(?:跟|和|对|给|告诉|问|作为|我是)我?的?$"
+    r"|(?<![a-z])(?:told|tell|asked|ask|to|with|as|i'm|i am)\s+(?:my\s+|our\s+|a\s+|an\s+)?$"
 )
-# A clause of the writer's own after what the other said: "…，我明天就去", "…，这口气我咽不下", "…, and I
-# will".
-_WRITER_AGAIN = re.compile(
-    r"[，,;；]\s*(?:[^，,。；;]{0,4}?[我咱]|(?:(?:and|so|but)\s+)?(?<![a-z])(?:i|we)(?![a-z]))"
-)
+# The writer taking it up after what the other said: "…，我明天就去", "…，这口气我咽不下", "my friend said
+# this school was good but I'm filing…".
+_WRITER_AGAIN = re.compile(r"[我咱]|(?<![a-z])(?:i|we|i'm|i'll|we're|we'll)(?![a-z])")
 
 
 def _sighting(doc: Text, hit: Hit, clauses: Sequence[int], rules: ClassificationRules) -> str | None:

@@ -220,6 +220,7 @@ def test_an_amount_at_the_end_of_a_sentence_counts(rules: ClassificationRules) -
         ("教练车刹车失灵好几次了", "teaching"),
         ("实训室空调坏了，今天三十八度，有个同学直接晕过去了", "other"),
         ("教室插座漏电，碰一下就麻", "other"),
+        ("The toilet next to the lab has been broken for two weeks.", "other"),
     ],
 )
 def test_practice_equipment_is_teaching_and_machines_of_the_building_other(
