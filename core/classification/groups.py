@@ -87,7 +87,7 @@ class GroupPatterns:
         if en_quantifiers and en_nouns:
             counts.append(
                 rf"(?<![a-z])(?:{en_quantifiers})\s+(?P<who>of\s+(?:us(?![a-z])|(?:my|our)\s+(?:{en_nouns}))"
-                rf"|(?:of\s+(?:the\s+)?)?(?:{en_nouns})(?![a-z]))"
+                rf"|(?:of\s+)?(?:the\s+)?(?:{en_nouns})(?![a-z]))"
             )
             # "18 of the 20 people in my class": a part counted out of a whole.
             counts.append(

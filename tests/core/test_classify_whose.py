@@ -27,6 +27,8 @@ def rules(rules_alone: ClassificationRules) -> ClassificationRules:
         "孩子他妈说要把这事发微博，我拦住了，就是隔壁琴房声音太大",
         "Another parent in the waiting area was threatening to call the newspaper about the car park.",
         "本来打算打12315的，后来王老师主动打电话道歉了，就算了",
+        "My colleague joked he'd report you to the authorities, but honestly I just want an answer.",
+        "另一位家长说要去12315投诉，我倒没这个打算，只是希望班主任回消息及时一点。",
     ],
 )
 def test_a_threat_someone_else_makes_is_general(text: str, rules: ClassificationRules) -> None:
@@ -102,6 +104,9 @@ def test_an_amount_with_a_waiver_turned_round_stays_major(text: str, rules: Clas
         "The whole Korean B1 class has been waiting 10 days for the exam info",
         "My wife was shouted at by the front desk manager, and two other mums told me the same happened.",
         "Hi, several parents in the Saturday art class have noticed the teacher draws the same picture",
+        "All the parents in our WeChat group have the same problem: the class teacher never replies.",
+        "Me and the others in the Tuesday group all feel the new teacher doesn't know React at all.",
+        "Every learner in the March nursing cohort was charged an extra exam registration fee.",
     ],
 )
 def test_several_learners_counted_is_major(text: str, rules: ClassificationRules) -> None:
